@@ -1,0 +1,1 @@
+"""Vendor credentials as Prefect Blocks, the clients they build, and the shared HTTP policy."""

@@ -1,0 +1,1 @@
+"""How flows are served and scheduled: polling for leads, the reconciler, webhook-triggered runs."""

@@ -1,0 +1,1 @@
+"""Prefect flows: the client's journey as code, one flow per stage."""

@@ -1,0 +1,1 @@
+"""The ledger: leadflow's source of truth (DESIGN.md, principle 1)."""

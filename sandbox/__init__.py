@@ -1,0 +1,1 @@
+"""Stateful emulators of every vendor API on loopback: leadflow's embedded default."""

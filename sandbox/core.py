@@ -1,0 +1,129 @@
+"""The sandbox's shared machinery: state, ids, counters, credentials, faults, webhooks, people.
+
+Every vendor module (sandbox/vendors/<vendor>.py) receives one `Sandbox` and builds a FastAPI
+router from it. Vendors keep their objects in `sandbox.state.bucket(vendor)` and must hold
+`sandbox.state.lock` while they read-modify-write it, so concurrent requests never lose or
+duplicate an object. What a vendor creates is counted with `sandbox.state.created(vendor, kind)`,
+which is how a test proves that nothing was created twice.
+
+Contract for a vendor module:
+
+    VENDOR = "pipedrive"                       # also its URL prefix: /pipedrive/...
+    DEFAULT_CREDENTIALS = {"api_token": "..."} # what the sandbox accepts, printed on start
+    def build_router(sandbox: Sandbox) -> fastapi.APIRouter: ...
+
+A vendor router is created with `sandbox.vendor_router(VENDOR)`, which attaches fault injection
+to every route. Simulated people are registered with `sandbox.register_role(PersonRole(...))`;
+webhooks are sent with `sandbox.webhooks.deliver(...)`.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter
+
+VENDORS: tuple[str, ...] = ("facebook", "pipedrive", "docusign", "asaas", "hostinger", "whatsapp")
+
+
+class SandboxState:
+    """All vendors' objects under one re-entrant lock, with id sequences and creation counters."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._buckets: dict[str, dict[str, Any]] = {}
+        self._sequences: Counter[tuple[str, str]] = Counter()
+        self._created: Counter[tuple[str, str]] = Counter()
+
+    def bucket(self, vendor: str) -> dict[str, Any]:
+        """The vendor's own mutable namespace (a dict of collections it lays out itself)."""
+        with self.lock:
+            return self._buckets.setdefault(vendor, {})
+
+    def next_id(self, vendor: str, kind: str, start: int = 1) -> int:
+        """The next integer id of `kind` at `vendor`, never reused until reset."""
+        with self.lock:
+            key = (vendor, kind)
+            if self._sequences[key] == 0:
+                self._sequences[key] = start - 1
+            self._sequences[key] += 1
+            return self._sequences[key]
+
+    def created(self, vendor: str, kind: str) -> None:
+        """Count one object of `kind` created at `vendor`."""
+        with self.lock:
+            self._created[(vendor, kind)] += 1
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Objects created so far, per vendor and kind."""
+        with self.lock:
+            result: dict[str, dict[str, int]] = {}
+            for (vendor, kind), count in sorted(self._created.items()):
+                result.setdefault(vendor, {})[kind] = count
+            return result
+
+    def dump(self) -> dict[str, Any]:
+        """A snapshot of every vendor's state (for the admin API and debugging)."""
+        import copy
+
+        with self.lock:
+            return copy.deepcopy(self._buckets)
+
+    def reset(self) -> None:
+        with self.lock:
+            self._buckets.clear()
+            self._sequences.clear()
+            self._created.clear()
+
+
+@dataclass
+class PersonRole:
+    """A simulated person who acts on objects waiting for them (deal to win, envelope to sign...).
+
+    `pending` lists the ids waiting for this person; `accept` is the happy outcome (win, sign,
+    pay) and `refuse` the other one (lose, decline), or None where there is none. Each action
+    changes the vendor's state and fires that vendor's webhook, exactly as the vendor would.
+    """
+
+    name: str
+    vendor: str
+    pending: Callable[[], list[str]]
+    accept: Callable[[str], Any]
+    refuse: Callable[[str], Any] | None = None
+
+
+@dataclass
+class Sandbox:
+    """One running sandbox: state, credentials, fault injection, webhook delivery and people."""
+
+    seed: int = 0
+    credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+    webhook_targets: dict[str, str] = field(default_factory=dict)
+    public_base_url: str = "http://127.0.0.1:8765"
+    state: SandboxState = field(default_factory=SandboxState)
+    roles: dict[str, PersonRole] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from sandbox.faults import FaultInjector
+        from sandbox.webhooks import WebhookSender
+
+        self.random = random.Random(self.seed)
+        self.faults = FaultInjector(seed=self.seed)
+        self.webhooks = WebhookSender(self.faults)
+
+    def base_url(self, vendor: str) -> str:
+        return f"{self.public_base_url}/{vendor}"
+
+    def vendor_router(self, vendor: str) -> APIRouter:
+        """A router whose every route passes through fault injection for `vendor`."""
+        from fastapi import Depends
+
+        return APIRouter(dependencies=[Depends(self.faults.dependency(vendor))])
+
+    def register_role(self, role: PersonRole) -> None:
+        self.roles[role.name] = role

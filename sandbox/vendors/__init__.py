@@ -1,0 +1,1 @@
+"""One module per emulated vendor; each exposes VENDOR, DEFAULT_CREDENTIALS and build_router()."""

@@ -1,0 +1,1 @@
+"""Prefect tasks: one business operation on one vendor or on the ledger each."""

@@ -1,0 +1,1 @@
+"""The webhook service: verify a vendor's signature, store the delivery, acknowledge, trigger."""
