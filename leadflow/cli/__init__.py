@@ -52,5 +52,5 @@ def main() -> None:
     try:
         app()
     except ConfigError as exc:
-        err_console.print(f"[red]leadflow: {exc}[/red]", highlight=False)
+        err_console.print(f"[red]leadflow: {exc}[/red]", highlight=False, soft_wrap=True)
         sys.exit(2)
