@@ -1,0 +1,1186 @@
+"""DocuSign eSignature v2.1 emulator: where a won deal becomes a contract, signed or declined.
+
+After Pipedrive says a deal is won, leadflow gets an access token with the OAuth JWT grant
+(`POST /oauth/token`, an RS256 assertion signed with the integration's private key), creates an
+envelope from the contract template (`templateId`, `templateRoles` with role "Cliente",
+`customFields` carrying the journey id, `transactionId` for idempotency, `status: sent`) and waits
+for the signer. DocuSign Connect then posts a JSON message (`envelope-completed` or
+`envelope-declined`) signed with `X-DocuSign-Signature-1` (base64 HMAC-SHA256 of the raw body).
+
+This module reproduces DocuSign's published contract (the eSignature v2.1 Swagger, the Connect
+sample and the OAuth pages named in tests/contracts/docusign/SOURCE.md): the OAuth server under
+`/docusign/oauth` (real host account-d.docusign.com) and the REST API under
+`/docusign/restapi/v2.1/accounts/{accountId}` (real base_uri demo.docusign.net, as `userinfo`
+tells a client), DocuSign's `{errorCode, message}` errors, hourly and burst limits with their
+headers, the per-envelope polling limit, and the simulated "signer" who signs or declines.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from sandbox.core import PersonRole, Sandbox
+
+VENDOR = "docusign"
+
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+DEMO_AUTH_HOST = "account-d.docusign.com"
+TOKEN_LIFETIME_SECONDS = 3600
+TRANSACTION_ID_LIFETIME = timedelta(days=7)
+TEMPLATE_ROLE = "Cliente"
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DECLINE_REASONS = ("Valores diferentes do combinado", "Vou revisar com meu contador")
+
+
+def _generate_private_key_pem() -> str:
+    """A fresh RSA key for this process: the integration's key pair, as DocuSign's admin makes."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode("ascii")
+
+
+DEFAULT_CREDENTIALS: dict[str, str] = {
+    # JWT `iss`: the app's integration key (client id).
+    "integration_key": "5c3d9f0a-7b1e-4a55-9c02-2f6f0e7d1a11",
+    # JWT `sub`: the user the app impersonates (consent is assumed granted in the sandbox).
+    "user_id": "8f1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+    "account_id": "a1b2c3d4-e5f6-4789-8abc-def012345678",
+    # JWT `aud`: the bare auth host. The real demo host is account-d.docusign.com; the sandbox
+    # also accepts its own host[:port] (the OAuth server lives at <sandbox>/docusign/oauth).
+    "auth_host": DEMO_AUTH_HOST,
+    # The app's RSA private key (PKCS#8 PEM), generated when the sandbox starts so that a client
+    # can sign assertions; the sandbox verifies them with the matching public key. A configured
+    # `public_key_pem` (and no private key) verifies a client's own key instead.
+    "private_key_pem": _generate_private_key_pem(),
+    # The Connect HMAC secret: each message carries X-DocuSign-Signature-1 computed with it.
+    "connect_hmac_key": "sandbox-docusign-connect-hmac-key-0000000000000000",
+    # The contract template with one signer role, "Cliente".
+    "template_id": "2e4f6a8c-0b1d-4e3f-a5b7-c9d1e3f5a7b9",
+}
+
+logger = logging.getLogger(__name__)
+
+
+def _timestamp(moment: datetime | None = None) -> str:
+    """DocuSign's date-time format: UTC with seven fractional digits and `Z`."""
+    moment = moment or datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def _parse_timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value.rstrip("Z")[:26]).replace(tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# Limits and errors
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DocuSignLimits:
+    """The account's hourly and 30-second burst API limits and the per-envelope GET limit.
+
+    DocuSign's defaults are 3,000 calls per hour, a burst of 200 per 30 s in the demo
+    environment, and about one GET per envelope every 15 minutes. The sandbox defaults far higher
+    so tests and benchmarks are never throttled unless they lower the limits on purpose.
+    """
+
+    hourly_limit: int = 1_000_000
+    burst_limit: int = 100_000
+    burst_window_seconds: float = 30.0
+    envelope_polls_per_hour: int = 100_000
+
+
+@dataclass
+class _Usage:
+    hour: int = -1
+    hourly: int = 0
+    burst_started: float = 0.0
+    burst: int = 0
+    polls: dict[str, int] = field(default_factory=dict)
+
+
+class DocuSignError(Exception):
+    """A refusal DocuSign answers with `{errorCode, message}` (definitions.errorDetails)."""
+
+    def __init__(self, status_code: int, error_code: str, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_code = error_code
+        self.message = message
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(
+            status_code=self.status_code,
+            content={"errorCode": self.error_code, "message": self.message},
+        )
+
+
+class OAuthError(Exception):
+    """A refusal of the OAuth server: `{"error": ..., "error_description": ...}`."""
+
+    def __init__(self, error: str, description: str, status_code: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status_code = status_code
+
+
+# --------------------------------------------------------------------------------------------
+# Request bodies
+# --------------------------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    # DocuSign ignores properties it does not use, and so does the sandbox (extra="ignore"), but
+    # every property leadflow sends is typed strictly: DocuSign's booleans are strings.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class TextCustomField(_Body):
+    name: str = Field(min_length=1)
+    value: str = ""
+    show: str = "false"
+    required: str = "false"
+    fieldId: str | None = None  # noqa: N815 (DocuSign's own property names)
+    configurationType: str | None = None  # noqa: N815
+
+
+class CustomFields(_Body):
+    textCustomFields: list[TextCustomField] = Field(default_factory=list)  # noqa: N815
+    listCustomFields: list[dict[str, Any]] = Field(default_factory=list)  # noqa: N815
+
+
+class TemplateRole(_Body):
+    roleName: str  # noqa: N815
+    name: str | None = None
+    email: str | None = None
+    clientUserId: str | None = None  # noqa: N815
+    routingOrder: str | None = None  # noqa: N815
+    tabs: dict[str, Any] | None = None
+
+
+class EventNotification(_Body):
+    url: str
+    includeHMAC: Literal["true", "false"] = "false"  # noqa: N815
+    requireAcknowledgment: Literal["true", "false"] = "false"  # noqa: N815
+    events: list[str] | None = None
+    envelopeEvents: list[dict[str, Any]] | None = None  # noqa: N815
+    eventData: dict[str, Any] | None = None  # noqa: N815
+
+
+class EnvelopeDefinition(_Body):
+    templateId: str | None = None  # noqa: N815
+    templateRoles: list[TemplateRole] = Field(default_factory=list)  # noqa: N815
+    emailSubject: str | None = None  # noqa: N815
+    emailBlurb: str | None = Field(default=None, max_length=10_000)  # noqa: N815
+    status: str | None = None
+    customFields: CustomFields | None = None  # noqa: N815
+    transactionId: str | None = Field(default=None, min_length=1, max_length=100)  # noqa: N815
+    eventNotification: EventNotification | None = None  # noqa: N815
+    documents: list[dict[str, Any]] | None = None
+    compositeTemplates: list[dict[str, Any]] | None = None  # noqa: N815
+
+
+class EnvelopeUpdate(_Body):
+    status: str | None = None
+    voidedReason: str | None = None  # noqa: N815
+
+
+@dataclass
+class _Delivery:
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+# --------------------------------------------------------------------------------------------
+# The emulator
+# --------------------------------------------------------------------------------------------
+
+
+class DocuSignEmulator:
+    """One DocuSign account: tokens, templates, envelopes, Connect and the account's limits."""
+
+    def __init__(self, sandbox: Sandbox, limits: DocuSignLimits | None = None) -> None:
+        self.sandbox = sandbox
+        self.default_limits = limits or DocuSignLimits()
+        self._usage = _Usage()
+        self._usage_lock = threading.Lock()
+        # Look-up keys -> envelope ids, guarded by the state lock: idempotent creates and
+        # custom-field searches must not scan every envelope. Only ever added to; every hit is
+        # re-checked against the stored envelope, so a state reset leaves nothing wrong.
+        self._by_transaction_id: dict[str, set[str]] = {}
+        self._by_custom_field: dict[tuple[str, str], set[str]] = {}
+
+    # -- configuration -------------------------------------------------------------------
+    @property
+    def credentials(self) -> dict[str, str]:
+        return {**DEFAULT_CREDENTIALS, **self.sandbox.credentials.get(VENDOR, {})}
+
+    @property
+    def limits(self) -> DocuSignLimits:
+        """The limits in force; `state.bucket("docusign")["limits"]` (plain JSON) changes them."""
+        with self.sandbox.state.lock:
+            stored = self.sandbox.state.bucket(VENDOR).setdefault(
+                "limits", dataclasses.asdict(self.default_limits)
+            )
+            return DocuSignLimits(**stored)
+
+    def _bucket(self, kind: str) -> dict[str, Any]:
+        with self.sandbox.state.lock:
+            return self.sandbox.state.bucket(VENDOR).setdefault(kind, {})
+
+    def templates(self) -> dict[str, dict[str, Any]]:
+        """The account's templates: the configured contract template with its signer role."""
+        template_id = self.credentials["template_id"]
+        return {
+            template_id: {
+                "templateId": template_id,
+                "name": "Contrato de prestação de serviços",
+                "emailSubject": "Contrato de prestação de serviços",
+                "roles": {TEMPLATE_ROLE: "signer"},
+            }
+        }
+
+    def _public_key(self) -> Any:
+        credentials = self.credentials
+        if credentials.get("public_key_pem") and (
+            "private_key_pem" not in self.sandbox.credentials.get(VENDOR, {})
+        ):
+            return serialization.load_pem_public_key(credentials["public_key_pem"].encode())
+        private = serialization.load_pem_private_key(
+            credentials["private_key_pem"].encode(), password=None
+        )
+        return private.public_key()  # type: ignore[union-attr]
+
+    def _guid(self) -> str:
+        return str(uuid.UUID(int=self.sandbox.random.getrandbits(128), version=4))
+
+    # -- OAuth ---------------------------------------------------------------------------
+    def issue_token(
+        self, grant_type: str | None, assertion: str | None, own_host: str
+    ) -> dict[str, Any]:
+        """Verify a JWT-grant assertion as DocuSign does and mint a one-hour access token.
+
+        `aud` must be the bare auth host (account-d.docusign.com by default); the sandbox also
+        accepts its own host as the request reached it and as `public_base_url` names it.
+        """
+        if grant_type != JWT_BEARER_GRANT:
+            raise OAuthError("unsupported_grant_type", "The grant type is not supported.")
+        if not assertion:
+            raise OAuthError("invalid_request", "The assertion is missing.")
+        credentials = self.credentials
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.PyJWTError:
+            raise OAuthError("invalid_grant", "The assertion is not a valid JWT.") from None
+        if header.get("alg") != "RS256":
+            raise OAuthError("invalid_grant", "The assertion must be signed with RS256.")
+        try:
+            claims = jwt.decode(
+                assertion,
+                self._public_key(),
+                algorithms=["RS256"],
+                audience=[
+                    credentials["auth_host"],
+                    own_host,
+                    urlsplit(self.sandbox.public_base_url).netloc,
+                ],
+                options={"require": ["iss", "sub", "aud", "iat", "exp"]},
+                leeway=30,
+            )
+        except jwt.ExpiredSignatureError:
+            raise OAuthError("invalid_grant", "The assertion has expired.") from None
+        except jwt.InvalidAudienceError:
+            raise OAuthError(
+                "invalid_grant", f"The audience must be the bare host {credentials['auth_host']}."
+            ) from None
+        except jwt.InvalidSignatureError:
+            raise OAuthError("invalid_grant", "no_valid_keys_or_signatures") from None
+        except jwt.PyJWTError as error:
+            raise OAuthError("invalid_grant", f"The assertion is invalid: {error}.") from None
+        if claims["iss"] != credentials["integration_key"]:
+            raise OAuthError("invalid_grant", "issuer_not_found")
+        if claims["sub"] != credentials["user_id"]:
+            raise OAuthError("invalid_grant", "user_not_found")
+        if int(claims["exp"]) - int(claims["iat"]) > TOKEN_LIFETIME_SECONDS:
+            raise OAuthError("invalid_grant", "The assertion's exp is more than 1 hour after iat.")
+        scopes = set(str(claims.get("scope", "")).split())
+        if not {"signature", "impersonation"} <= scopes:
+            raise OAuthError(
+                "consent_required", "The scope must include signature and impersonation."
+            )
+        token = base64.urlsafe_b64encode(self.sandbox.random.randbytes(48)).decode().rstrip("=")
+        with self.sandbox.state.lock:
+            # Stored by digest: the admin API's state dump must not reveal live tokens.
+            self._bucket("tokens")[_token_digest(token)] = {
+                "user_id": claims["sub"],
+                "expires_at": time.time() + TOKEN_LIFETIME_SECONDS,
+            }
+            self.sandbox.state.created(VENDOR, "access_token")
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": TOKEN_LIFETIME_SECONDS,
+        }
+
+    def token_user(self, request: Request) -> str | None:
+        """The user a request's Bearer token stands for, or None if it is not a live token."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        with self.sandbox.state.lock:
+            record = self._bucket("tokens").get(_token_digest(token))
+        if record is None or record["expires_at"] < time.time():
+            return None
+        return str(record["user_id"])
+
+    def userinfo(self, user_id: str) -> dict[str, Any]:
+        credentials = self.credentials
+        return {
+            "sub": user_id,
+            "name": "Leadflow Sandbox",
+            "given_name": "Leadflow",
+            "family_name": "Sandbox",
+            "created": "2024-01-01T00:00:00.000Z",
+            "email": "contratos@leadflow.example",
+            "accounts": [
+                {
+                    "account_id": credentials["account_id"],
+                    "is_default": True,
+                    "account_name": "Leadflow Sandbox",
+                    "base_uri": self.sandbox.base_url(VENDOR),
+                }
+            ],
+        }
+
+    # -- limits --------------------------------------------------------------------------
+    def admit(self, envelope_poll: str | None) -> dict[str, str]:
+        """Count one API call; raise DocuSign's 429 (or the polling 400) when over a limit."""
+        limits = self.limits
+        now = time.time()
+        hour = int(now // 3600)
+        with self._usage_lock:
+            usage = self._usage
+            if usage.hour != hour:
+                usage.hour, usage.hourly, usage.polls = hour, 0, {}
+            if now - usage.burst_started >= limits.burst_window_seconds:
+                usage.burst_started, usage.burst = now, 0
+            headers = {
+                "X-RateLimit-Limit": str(limits.hourly_limit),
+                "X-RateLimit-Reset": str((hour + 1) * 3600),
+                "X-BurstLimit-Limit": str(limits.burst_limit),
+            }
+            if usage.hourly >= limits.hourly_limit:
+                headers |= {"X-RateLimit-Remaining": "0", "X-BurstLimit-Remaining": "0"}
+                raise _ThrottledError(
+                    DocuSignError(
+                        429,
+                        "HOURLY_APIINVOCATION_LIMIT_EXCEEDED",
+                        "The maximum number of hourly API invocations has been exceeded. "
+                        f"The hourly limit is {limits.hourly_limit}.",
+                    ),
+                    headers | {"Retry-After": str((hour + 1) * 3600 - int(now))},
+                )
+            if usage.burst >= limits.burst_limit:
+                headers |= {
+                    "X-RateLimit-Remaining": str(limits.hourly_limit - usage.hourly),
+                    "X-BurstLimit-Remaining": "0",
+                }
+                wait = max(1, round(limits.burst_window_seconds - (now - usage.burst_started)))
+                raise _ThrottledError(
+                    DocuSignError(
+                        429,
+                        "BURST_APIINVOCATION_LIMIT_EXCEEDED",
+                        "The maximum number of API invocations in the burst window has been "
+                        f"exceeded. The burst limit is {limits.burst_limit}.",
+                    ),
+                    headers | {"Retry-After": str(wait)},
+                )
+            usage.hourly += 1
+            usage.burst += 1
+            headers |= {
+                "X-RateLimit-Remaining": str(limits.hourly_limit - usage.hourly),
+                "X-BurstLimit-Remaining": str(limits.burst_limit - usage.burst),
+            }
+            if envelope_poll is not None:
+                polls = usage.polls.get(envelope_poll, 0) + 1
+                usage.polls[envelope_poll] = polls
+                if polls > limits.envelope_polls_per_hour:
+                    raise _ThrottledError(
+                        DocuSignError(
+                            400,
+                            "HOURLY_ENVELOPE_POLLING_LIMIT_EXCEEDED",
+                            "The polling limit for this envelope has been exceeded. "
+                            "Use DocuSign Connect instead of polling.",
+                        ),
+                        headers,
+                    )
+            return headers
+
+    # -- envelopes -----------------------------------------------------------------------
+    def create_envelope(
+        self, account_id: str, body: EnvelopeDefinition
+    ) -> tuple[int, dict[str, Any]]:
+        """Create (or, for a known transactionId, return) an envelope: (status code, summary)."""
+        status = body.status or "created"
+        if status not in ("created", "sent"):
+            raise DocuSignError(
+                400,
+                "INVALID_ENVELOPE_STATUS",
+                "An envelope can only be created with status 'created' or 'sent'.",
+            )
+        if body.templateId is None and not body.documents and not body.compositeTemplates:
+            raise DocuSignError(
+                400,
+                "ENVELOPE_IS_INCOMPLETE",
+                "The Envelope is not Complete. A Complete Envelope Requires Documents, "
+                "Recipients, Tabs, and a Subject Line.",
+            )
+        if body.templateId is None:
+            raise DocuSignError(
+                400,
+                "INVALID_REQUEST_BODY",
+                "The sandbox creates envelopes from templates only (templateId).",
+            )
+        template = self.templates().get(body.templateId)
+        if template is None:
+            raise DocuSignError(
+                400, "TEMPLATE_ID_INVALID", f"Invalid template ID: {body.templateId}."
+            )
+        recipients = self._signers(body.templateRoles, template)
+        subject = body.emailSubject or template["emailSubject"]
+        if len(subject) > 100:
+            raise DocuSignError(
+                400,
+                "EMAIL_SUBJECT_TOO_LONG",
+                "The email subject is longer than the maximum of 100 characters.",
+            )
+        text_fields = []
+        for index, custom in enumerate(
+            body.customFields.textCustomFields if body.customFields else [], start=1
+        ):
+            if len(custom.value) > 100:
+                raise DocuSignError(
+                    400,
+                    "CUSTOM_FIELD_VALUE_TOO_LONG",
+                    f"The value of custom field '{custom.name}' exceeds 100 characters.",
+                )
+            text_fields.append(
+                {
+                    "fieldId": custom.fieldId or str(10_000_000 + index),
+                    "name": custom.name,
+                    "show": custom.show,
+                    "required": custom.required,
+                    "value": custom.value,
+                }
+            )
+        with self.sandbox.state.lock:
+            envelopes = self._bucket("envelopes")
+            if body.transactionId is not None:
+                existing = self._by_transaction(body.transactionId)
+                if existing is not None:
+                    return 201, self._summary(existing, existing["statusChangedDateTime"])
+            now = _timestamp()
+            envelope_id = self._guid()
+            envelope: dict[str, Any] = {
+                "envelopeId": envelope_id,
+                "accountId": account_id,
+                "status": status,
+                "emailSubject": subject,
+                "emailBlurb": body.emailBlurb or "",
+                "templateId": body.templateId,
+                "transactionId": body.transactionId,
+                "createdDateTime": now,
+                "lastModifiedDateTime": now,
+                "statusChangedDateTime": now,
+                "customFields": {"textCustomFields": text_fields, "listCustomFields": []},
+                "recipients": recipients,
+                "eventNotification": (
+                    body.eventNotification.model_dump() if body.eventNotification else None
+                ),
+            }
+            if status == "sent":
+                self._mark_sent(envelope, now)
+            envelopes[envelope_id] = envelope
+            self._index(envelope)
+            self.sandbox.state.created(VENDOR, "envelope")
+            summary = self._summary(envelope, now)
+        if status == "sent":
+            self._connect(envelope_id, "envelope-sent")
+        return 201, summary
+
+    def _signers(self, roles: list[TemplateRole], template: dict[str, Any]) -> list[dict[str, Any]]:
+        signers = []
+        for index, role in enumerate(roles, start=1):
+            if role.roleName not in template["roles"]:
+                raise DocuSignError(
+                    400,
+                    "INVALID_ROLE_NAME",
+                    f"The role name '{role.roleName}' does not match a role of the template.",
+                )
+            if not role.name or not role.name.strip():
+                raise DocuSignError(
+                    400,
+                    "INVALID_USERNAME_FOR_RECIPIENT",
+                    "The user name for the recipient is invalid.",
+                )
+            if not role.email or not EMAIL.match(role.email):
+                raise DocuSignError(
+                    400,
+                    "INVALID_EMAIL_ADDRESS_FOR_RECIPIENT",
+                    "The email address for the recipient is invalid. The recipient Id follows.",
+                )
+            signers.append(
+                {
+                    "recipientId": str(index),
+                    "recipientIdGuid": self._guid(),
+                    "roleName": role.roleName,
+                    "name": role.name,
+                    "email": role.email,
+                    "clientUserId": role.clientUserId,
+                    "routingOrder": role.routingOrder or "1",
+                    "status": "created",
+                    "recipientType": "signer",
+                    "tabs": role.tabs or {},
+                }
+            )
+        if not signers:
+            raise DocuSignError(
+                400,
+                "ENVELOPE_IS_INCOMPLETE",
+                "The Envelope is not Complete. A Complete Envelope Requires Documents, "
+                "Recipients, Tabs, and a Subject Line.",
+            )
+        return signers
+
+    @staticmethod
+    def _mark_sent(envelope: dict[str, Any], now: str) -> None:
+        envelope.update(status="sent", sentDateTime=now, initialSentDateTime=now)
+        envelope["statusChangedDateTime"] = now
+        for signer in envelope["recipients"]:
+            signer.update(status="sent", sentDateTime=now)
+
+    def _by_transaction(self, transaction_id: str) -> dict[str, Any] | None:
+        horizon = datetime.now(UTC) - TRANSACTION_ID_LIFETIME
+        envelopes = self._bucket("envelopes")
+        for envelope_id in sorted(self._by_transaction_id.get(transaction_id, ())):
+            envelope = envelopes.get(envelope_id)
+            if (
+                envelope is not None
+                and envelope["transactionId"] == transaction_id
+                and _parse_timestamp(envelope["createdDateTime"]) >= horizon
+            ):
+                return envelope
+        return None
+
+    def _index(self, envelope: dict[str, Any]) -> None:
+        envelope_id = envelope["envelopeId"]
+        if envelope["transactionId"] is not None:
+            self._by_transaction_id.setdefault(envelope["transactionId"], set()).add(envelope_id)
+        for custom in envelope["customFields"]["textCustomFields"]:
+            key = (custom["name"], custom["value"])
+            self._by_custom_field.setdefault(key, set()).add(envelope_id)
+
+    def _list_space(
+        self,
+        custom_field: tuple[str, str] | None,
+        envelope_ids: set[str] | None,
+        transaction_ids: set[str] | None,
+    ) -> list[dict[str, Any]]:
+        """The envelopes a listing must look at: the narrowest index's candidates, or all."""
+        envelopes = self._bucket("envelopes")
+        narrowed: set[str] | None = envelope_ids
+        if transaction_ids is not None:
+            ids = set().union(*(self._by_transaction_id.get(t, set()) for t in transaction_ids))
+            narrowed = ids if narrowed is None else narrowed & ids
+        if custom_field is not None:
+            ids = self._by_custom_field.get(custom_field, set())
+            narrowed = ids if narrowed is None else narrowed & ids
+        if narrowed is None:
+            return list(envelopes.values())
+        return [envelopes[i] for i in narrowed if i in envelopes]
+
+    @staticmethod
+    def _summary(envelope: dict[str, Any], status_time: str) -> dict[str, Any]:
+        return {
+            "envelopeId": envelope["envelopeId"],
+            "uri": f"/envelopes/{envelope['envelopeId']}",
+            "statusDateTime": status_time,
+            "status": envelope["status"],
+        }
+
+    def _view(self, envelope: dict[str, Any], include_recipients: bool) -> dict[str, Any]:
+        """The `envelope` object of GET …/envelopes/{id} (DocuSign booleans are strings)."""
+        envelope_id = envelope["envelopeId"]
+        base = f"/envelopes/{envelope_id}"
+        credentials = self.credentials
+        view: dict[str, Any] = {
+            "envelopeId": envelope_id,
+            "status": envelope["status"],
+            "emailSubject": envelope["emailSubject"],
+            "emailBlurb": envelope["emailBlurb"],
+            "envelopeUri": base,
+            "documentsUri": f"{base}/documents",
+            "recipientsUri": f"{base}/recipients",
+            "attachmentsUri": f"{base}/attachments",
+            "customFieldsUri": f"{base}/custom_fields",
+            "templatesUri": f"{base}/templates",
+            "notificationUri": f"{base}/notification",
+            "certificateUri": f"{base}/documents/certificate",
+            "documentsCombinedUri": f"{base}/documents/combined",
+            "createdDateTime": envelope["createdDateTime"],
+            "lastModifiedDateTime": envelope["lastModifiedDateTime"],
+            "statusChangedDateTime": envelope["statusChangedDateTime"],
+            "customFields": json.loads(json.dumps(envelope["customFields"])),
+            "signingLocation": "online",
+            "enableWetSign": "true",
+            "allowMarkup": "false",
+            "allowReassign": "true",
+            "is21CFRPart11": "false",
+            "isSignatureProviderEnvelope": "false",
+            "purgeState": "unpurged",
+            "envelopeIdStamping": "true",
+            "autoNavigation": "true",
+            "hasComments": "false",
+            "anySigner": None,
+            "envelopeLocation": "current_site",
+            "sender": {
+                "userName": "Leadflow Sandbox",
+                "userId": credentials["user_id"],
+                "accountId": credentials["account_id"],
+                "email": "contratos@leadflow.example",
+            },
+        }
+        view = {k: v for k, v in view.items() if v is not None}
+        if envelope["transactionId"] is not None:
+            view["transactionId"] = envelope["transactionId"]
+        for key in (
+            "sentDateTime",
+            "initialSentDateTime",
+            "deliveredDateTime",
+            "completedDateTime",
+            "declinedDateTime",
+            "voidedDateTime",
+            "voidedReason",
+        ):
+            if envelope.get(key) is not None:
+                view[key] = envelope[key]
+        if include_recipients:
+            view["recipients"] = self._recipients(envelope)
+        return view
+
+    @staticmethod
+    def _recipients(envelope: dict[str, Any]) -> dict[str, Any]:
+        signers = []
+        for signer in envelope["recipients"]:
+            entry = {k: v for k, v in signer.items() if v is not None and k != "tabs"}
+            signers.append(entry)
+        return {
+            "signers": signers,
+            "carbonCopies": [],
+            "certifiedDeliveries": [],
+            "recipientCount": str(len(signers)),
+            "currentRoutingOrder": "1",
+        }
+
+    def get_envelope(self, envelope_id: str, include: set[str]) -> dict[str, Any]:
+        with self.sandbox.state.lock:
+            envelope = self._bucket("envelopes").get(envelope_id)
+            if envelope is None:
+                raise _envelope_not_found()
+            return self._view(envelope, include_recipients="recipients" in include)
+
+    def list_envelopes(
+        self,
+        from_date: datetime | None,
+        to_date: datetime | None,
+        statuses: set[str] | None,
+        custom_field: tuple[str, str] | None,
+        envelope_ids: set[str] | None,
+        transaction_ids: set[str] | None,
+        include: set[str],
+    ) -> list[dict[str, Any]]:
+        """Envelopes matching every filter, oldest first (what `GET …/envelopes` lists)."""
+        found = []
+        with self.sandbox.state.lock:
+            for envelope in self._list_space(custom_field, envelope_ids, transaction_ids):
+                changed = _parse_timestamp(envelope["statusChangedDateTime"])
+                if from_date is not None and changed < from_date:
+                    continue
+                if to_date is not None and changed > to_date:
+                    continue
+                if statuses is not None and envelope["status"] not in statuses:
+                    continue
+                if envelope_ids is not None and envelope["envelopeId"] not in envelope_ids:
+                    continue
+                if transaction_ids is not None and envelope["transactionId"] not in (
+                    transaction_ids
+                ):
+                    continue
+                if custom_field is not None:
+                    name, value = custom_field
+                    fields = envelope["customFields"]["textCustomFields"]
+                    if not any(f["name"] == name and f["value"] == value for f in fields):
+                        continue
+                found.append(self._view(envelope, include_recipients="recipients" in include))
+        found.sort(key=lambda e: (e["createdDateTime"], e["envelopeId"]))
+        return found
+
+    def update_envelope(self, envelope_id: str, body: EnvelopeUpdate) -> dict[str, Any]:
+        """PUT …/envelopes/{id}: send a draft (`sent`) or void an unfinished envelope."""
+        event = None
+        with self.sandbox.state.lock:
+            envelope = self._bucket("envelopes").get(envelope_id)
+            if envelope is None:
+                raise _envelope_not_found()
+            now = _timestamp()
+            if body.status == "voided":
+                if envelope["status"] in ("completed", "declined", "voided"):
+                    raise DocuSignError(
+                        400,
+                        "ENVELOPE_CANNOT_VOID_INVALID_STATE",
+                        "Only envelopes in the 'Sent' or 'Delivered' states may be voided.",
+                    )
+                if not body.voidedReason:
+                    raise DocuSignError(
+                        400, "INVALID_REQUEST_PARAMETER", "A voided reason is required."
+                    )
+                envelope.update(status="voided", voidedDateTime=now, voidedReason=body.voidedReason)
+                envelope["statusChangedDateTime"] = now
+                event = "envelope-voided"
+            elif body.status == "sent":
+                if envelope["status"] != "created":
+                    raise DocuSignError(
+                        400,
+                        "ENVELOPE_INVALID_STATUS",
+                        "Only a draft envelope (status 'created') can be sent.",
+                    )
+                self._mark_sent(envelope, now)
+                event = "envelope-sent"
+            elif body.status is not None:
+                raise DocuSignError(
+                    400,
+                    "INVALID_REQUEST_PARAMETER",
+                    "The envelope status can only be changed to 'sent' or 'voided'.",
+                )
+            envelope["lastModifiedDateTime"] = now
+        if event is not None:
+            self._connect(envelope_id, event)
+        return {"envelopeId": envelope_id}
+
+    # -- the signer ----------------------------------------------------------------------
+    def sent_envelope_ids(self) -> list[str]:
+        with self.sandbox.state.lock:
+            return [
+                e["envelopeId"]
+                for e in sorted(
+                    self._bucket("envelopes").values(), key=lambda e: e["createdDateTime"]
+                )
+                if e["status"] in ("sent", "delivered")
+            ]
+
+    def complete(self, envelope_id: str) -> dict[str, Any]:
+        """The signer opens and signs: delivered, then completed, and Connect is told."""
+        with self.sandbox.state.lock:
+            envelope = self._pending(envelope_id)
+            now = _timestamp()
+            envelope.setdefault("deliveredDateTime", now)
+            envelope.update(status="completed", completedDateTime=now)
+            envelope["statusChangedDateTime"] = envelope["lastModifiedDateTime"] = now
+            for signer in envelope["recipients"]:
+                signer.update(status="completed", deliveredDateTime=now, signedDateTime=now)
+            view = self._view(envelope, include_recipients=True)
+        self._connect(envelope_id, "envelope-completed")
+        return view
+
+    def decline(self, envelope_id: str) -> dict[str, Any]:
+        """The signer opens and declines with a reason, and Connect is told."""
+        reason = self.sandbox.random.choice(DECLINE_REASONS)
+        with self.sandbox.state.lock:
+            envelope = self._pending(envelope_id)
+            now = _timestamp()
+            envelope.setdefault("deliveredDateTime", now)
+            envelope.update(status="declined", declinedDateTime=now)
+            envelope["statusChangedDateTime"] = envelope["lastModifiedDateTime"] = now
+            for signer in envelope["recipients"]:
+                signer.update(
+                    status="declined",
+                    deliveredDateTime=now,
+                    declinedDateTime=now,
+                    declinedReason=reason,
+                )
+            view = self._view(envelope, include_recipients=True)
+        self._connect(envelope_id, "envelope-declined")
+        return view
+
+    def _pending(self, envelope_id: str) -> dict[str, Any]:
+        envelope = self._bucket("envelopes").get(envelope_id)
+        if envelope is None:
+            raise _envelope_not_found()
+        if envelope["status"] not in ("sent", "delivered"):
+            raise DocuSignError(
+                400,
+                "ENVELOPE_INVALID_STATUS",
+                f"Envelope {envelope_id} is {envelope['status']}, not waiting for a signature.",
+            )
+        return envelope
+
+    # -- Connect -------------------------------------------------------------------------
+    def connect_message(self, envelope_id: str, event: str) -> dict[str, Any]:
+        """The Connect JSON SIM message for `event` (connect.schema-v2.json's layout)."""
+        credentials = self.credentials
+        with self.sandbox.state.lock:
+            envelope = self._bucket("envelopes")[envelope_id]
+            summary = self._view(envelope, include_recipients=True)
+            account_id = envelope["accountId"]
+        return {
+            "event": event,
+            "apiVersion": "v2.1",
+            "uri": f"/restapi/v2.1/accounts/{account_id}/envelopes/{envelope_id}",
+            "retryCount": 0,
+            "configurationId": 10_000_001,
+            "generatedDateTime": _timestamp(),
+            "data": {
+                "accountId": account_id,
+                "userId": credentials["user_id"],
+                "envelopeId": envelope_id,
+                "envelopeSummary": summary,
+            },
+        }
+
+    def _connect(self, envelope_id: str, event: str) -> None:
+        """Post the message to the account's Connect URL and to the envelope's own listener.
+
+        The account-level configuration (the admin API's webhook target) always signs with the
+        HMAC key. An envelope's `eventNotification` is honoured for the events it lists
+        (`events` names or `envelopeEvents[].envelopeEventStatusCode`, all when it lists none)
+        and signed only when it asks for `includeHMAC: "true"`.
+        """
+        message = self.connect_message(envelope_id, event)
+        body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+        deliveries: list[_Delivery] = []
+        account_url = self.sandbox.webhook_targets.get(VENDOR)
+        if account_url:
+            deliveries.append(_Delivery(account_url, body, self._headers(body, signed=True)))
+        with self.sandbox.state.lock:
+            notification = self._bucket("envelopes")[envelope_id].get("eventNotification")
+        if notification and _wants(notification, event):
+            signed = notification.get("includeHMAC") == "true"
+            deliveries.append(
+                _Delivery(notification["url"], body, self._headers(body, signed=signed))
+            )
+        for delivery in deliveries:
+            try:
+                self.sandbox.webhooks.deliver(
+                    vendor=VENDOR, url=delivery.url, body=delivery.body, headers=delivery.headers
+                )
+            except Exception:  # a delivery problem must not undo the signature
+                # No URL in the log: a listener URL may carry credentials.
+                logger.warning("docusign connect message could not be queued", exc_info=True)
+
+    def _headers(self, body: bytes, signed: bool) -> dict[str, str]:
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        if signed:
+            key = self.credentials["connect_hmac_key"].encode()
+            digest = hmac.new(key, body, hashlib.sha256).digest()
+            headers["X-Authorization-Digest"] = "HMACSHA256"
+            headers["X-DocuSign-Signature-1"] = base64.b64encode(digest).decode("ascii")
+        return headers
+
+
+class _ThrottledError(Exception):
+    def __init__(self, error: DocuSignError, headers: dict[str, str]) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.headers = headers
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _envelope_not_found() -> DocuSignError:
+    return DocuSignError(
+        404,
+        "ENVELOPE_DOES_NOT_EXIST",
+        "The envelope specified either does not exist or you have no rights to it.",
+    )
+
+
+def _wants(notification: dict[str, Any], event: str) -> bool:
+    names = set(notification.get("events") or [])
+    for item in notification.get("envelopeEvents") or []:
+        code = str(item.get("envelopeEventStatusCode", "")).lower()
+        if code:
+            names.add(f"envelope-{code}")
+    return not names or event in names
+
+
+def _parse_query_date(value: str, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise DocuSignError(
+            400,
+            "INVALID_REQUEST_PARAMETER",
+            f"The request contained at least one invalid parameter. Invalid value for '{name}'.",
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _validation_error(error: ValidationError | RequestValidationError) -> DocuSignError:
+    details = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+    return DocuSignError(
+        400,
+        "INVALID_REQUEST_BODY",
+        f"The request body is missing or improperly formatted. {details}",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The router
+# --------------------------------------------------------------------------------------------
+
+
+def _route_class(emulator: DocuSignEmulator) -> type[APIRoute]:
+    """REST routes: Bearer token, account check, limits and DocuSign's error body on any error."""
+
+    class DocuSignRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+            is_oauth = self.path.startswith("/oauth")
+
+            async def docusign_handler(request: Request) -> Response:
+                if is_oauth:
+                    try:
+                        return await handler(request)
+                    except OAuthError as error:
+                        return JSONResponse(
+                            status_code=error.status_code,
+                            content={"error": error.error, "error_description": error.description},
+                        )
+                headers: dict[str, str] = {}
+                try:
+                    user = emulator.token_user(request)
+                    if user is None:
+                        raise DocuSignError(
+                            401,
+                            "AUTHORIZATION_INVALID_TOKEN",
+                            "The access token provided is expired, revoked or malformed.",
+                        )
+                    account_id = request.path_params.get("account_id")
+                    if account_id != emulator.credentials["account_id"]:
+                        raise DocuSignError(
+                            400,
+                            "USER_DOES_NOT_BELONG_TO_SPECIFIED_ACCOUNT",
+                            "The specified User is not a member of the specified Account.",
+                        )
+                    poll = (
+                        request.path_params.get("envelope_id") if request.method == "GET" else None
+                    )
+                    headers = emulator.admit(poll)
+                    response = await handler(request)
+                except _ThrottledError as throttled:
+                    headers = throttled.headers
+                    response = throttled.error.response()
+                except DocuSignError as error:
+                    response = error.response()
+                except (ValidationError, RequestValidationError) as error:
+                    response = _validation_error(error).response()
+                for name, value in headers.items():
+                    response.headers[name] = value
+                return response
+
+            return docusign_handler
+
+    return DocuSignRoute
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        payload = json.loads(await request.body() or b"null")
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise DocuSignError(
+            400, "INVALID_REQUEST_BODY", "The request body is missing or improperly formatted."
+        )
+    return payload
+
+
+def _host_of(request: Request) -> str:
+    return request.headers.get("host") or urlsplit(str(request.base_url)).netloc
+
+
+GATEWAY_REASONS = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+def render_fault(status: int, headers: dict[str, str]) -> Response:
+    """The body of an injected fault as DocuSign sends it (the fault injector's renderer).
+
+    A 429 or 500 comes from the eSignature API, as `{errorCode, message}`; 502-504 come from
+    the load balancer in front of it, as plain text.
+    """
+    if status == 429:
+        error = DocuSignError(
+            429,
+            "BURST_APIINVOCATION_LIMIT_EXCEEDED",
+            "The maximum number of API invocations in the burst window has been exceeded.",
+        )
+    elif status == 500:
+        error = DocuSignError(500, "UNSPECIFIED_ERROR", "An unexpected error occurred.")
+    else:
+        reason = GATEWAY_REASONS.get(status, "Error")
+        return PlainTextResponse(f"{status} {reason}", status_code=status, headers=headers)
+    response = error.response()
+    response.headers.update(headers)
+    return response
+
+
+def build_router(sandbox: Sandbox, limits: DocuSignLimits | None = None) -> APIRouter:
+    """The OAuth server and the eSignature REST API, mounted by the app at /docusign."""
+    emulator = DocuSignEmulator(sandbox, limits)
+    router = sandbox.vendor_router(VENDOR)
+    router.route_class = _route_class(emulator)
+    sandbox.faults.register_renderer(VENDOR, render_fault)
+    sandbox.register_role(
+        PersonRole(
+            name="signer",
+            vendor=VENDOR,
+            pending=emulator.sent_envelope_ids,
+            accept=emulator.complete,
+            refuse=emulator.decline,
+        )
+    )
+    api = "/restapi/v2.1/accounts/{account_id}"
+
+    @router.post("/oauth/token")
+    async def oauth_token(request: Request) -> Response:
+        # Parsed by hand: python-multipart (Starlette's form parser) is not a dependency.
+        if not request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            raise OAuthError("invalid_request", "The body must be form-urlencoded.")
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        token = emulator.issue_token(
+            form.get("grant_type", [None])[0],
+            form.get("assertion", [None])[0],
+            _host_of(request),
+        )
+        return JSONResponse(token, headers={"Cache-Control": "no-store"})
+
+    @router.get("/oauth/userinfo")
+    async def oauth_userinfo(request: Request) -> Response:
+        user = emulator.token_user(request)
+        if user is None:
+            raise OAuthError("invalid_token", "The access token is invalid or expired.", 401)
+        return JSONResponse(emulator.userinfo(user))
+
+    @router.post(api + "/envelopes")
+    async def create_envelope(account_id: str, request: Request) -> Response:
+        body = EnvelopeDefinition.model_validate(await _json_object(request))
+        status, summary = await run_in_threadpool(emulator.create_envelope, account_id, body)
+        return JSONResponse(status_code=status, content=summary)
+
+    @router.get(api + "/envelopes")
+    async def list_envelopes(account_id: str, request: Request) -> Response:
+        q = request.query_params
+        envelope_ids = set(q["envelope_ids"].split(",")) if q.get("envelope_ids") else None
+        transaction_ids = set(q["transaction_ids"].split(",")) if q.get("transaction_ids") else None
+        if q.get("from_date") is None and envelope_ids is None and transaction_ids is None:
+            raise DocuSignError(
+                400,
+                "INVALID_REQUEST_PARAMETER",
+                "The request contained at least one invalid parameter. Query parameter "
+                "'from_date' must be set to a valid DateTime, or 'envelope_ids' or "
+                "'transaction_ids' must be specified.",
+            )
+        from_date = _parse_query_date(q["from_date"], "from_date") if q.get("from_date") else None
+        to_date = _parse_query_date(q["to_date"], "to_date") if q.get("to_date") else None
+        custom_field = None
+        if q.get("custom_field"):
+            name, sep, value = q["custom_field"].partition("=")
+            if not sep or not name:
+                raise DocuSignError(
+                    400,
+                    "INVALID_REQUEST_PARAMETER",
+                    "The request contained at least one invalid parameter. "
+                    "'custom_field' must be of the form name=value.",
+                )
+            custom_field = (name, value)
+        statuses = {s.strip() for s in q["status"].split(",")} if q.get("status") else None
+        include = set(q.get("include", "").split(","))
+        try:
+            start = int(q.get("start_position", "0"))
+            count = int(q.get("count", "1000"))
+        except ValueError:
+            raise DocuSignError(
+                400,
+                "INVALID_REQUEST_PARAMETER",
+                "The request contained at least one invalid parameter. "
+                "'start_position' and 'count' must be integers.",
+            ) from None
+        if start < 0 or not 1 <= count <= 1000:
+            raise DocuSignError(
+                400,
+                "INVALID_REQUEST_PARAMETER",
+                "The request contained at least one invalid parameter. "
+                "'count' must be between 1 and 1000 and 'start_position' not negative.",
+            )
+        found = emulator.list_envelopes(
+            from_date, to_date, statuses, custom_field, envelope_ids, transaction_ids, include
+        )
+        page = found[start : start + count]
+        content: dict[str, Any] = {
+            "resultSetSize": str(len(page)),
+            "totalSetSize": str(len(found)),
+            "startPosition": str(start),
+            "endPosition": str(start + len(page) - 1 if page else start),
+            "envelopes": page,
+        }
+        if start + count < len(found):
+            content["nextUri"] = (
+                f"/accounts/{account_id}/envelopes?start_position={start + count}&count={count}"
+            )
+        return JSONResponse(content)
+
+    @router.get(api + "/envelopes/{envelope_id}")
+    async def get_envelope(account_id: str, envelope_id: str, request: Request) -> Response:
+        include = set(request.query_params.get("include", "").split(","))
+        return JSONResponse(emulator.get_envelope(envelope_id, include))
+
+    @router.put(api + "/envelopes/{envelope_id}")
+    async def update_envelope(account_id: str, envelope_id: str, request: Request) -> Response:
+        body = EnvelopeUpdate.model_validate(await _json_object(request))
+        return JSONResponse(await run_in_threadpool(emulator.update_envelope, envelope_id, body))
+
+    return router

@@ -1,0 +1,1584 @@
+"""Pipedrive emulator: where a qualified lead becomes a person and a deal that is won or lost.
+
+leadflow's journey reaches Pipedrive right after the data-quality gate: it looks the person up by
+e-mail and phone (API v2 search, exact match), creates or updates it, creates the deal carrying
+leadflow's lead id in a custom field (a v1 dealField whose key is a 40-hex-char hash), leaves notes
+(v1), and waits for a salesperson to win or lose the deal, which Pipedrive announces with a v2
+webhook (`{meta, data, previous}`) authenticated by HTTP Basic auth.
+
+This module reproduces Pipedrive's published contract (its OpenAPI v1/v2 files; the parts used
+are listed in tests/contracts/pipedrive/SOURCE.md) strictly enough that a client which works here
+works against Pipedrive: `x-api-token` or Bearer auth with Pipedrive's 401 body, the
+`{success, data, additional_data}` envelope and its error twin, v2 cursor and v1 offset
+pagination, custom-field keys and value shapes checked, the per-token burst limit with its
+`x-ratelimit-*` headers and the company's daily token budget (each operation's `x-token-cost`),
+both answered with 429. It also registers the simulated "salesperson" who wins or loses open
+deals. Searches by exact match use an index, so the emulator keeps pace with benchmark volumes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from starlette.concurrency import run_in_threadpool
+
+from sandbox.core import PersonRole, Sandbox
+
+VENDOR = "pipedrive"
+
+DEFAULT_CREDENTIALS: dict[str, str] = {
+    # Sent by clients as the `x-api-token` header (the legacy `?api_token=` is accepted too).
+    "api_token": "sandbox-pipedrive-api-token-0000000000000000",
+    # Sent as `Authorization: Bearer ...` (what an OAuth app would hold).
+    "oauth_access_token": "sandbox-pipedrive-oauth-access-token",
+    # The company the sandbox pretends to be: webhook `meta.host` is `<domain>.pipedrive.com`.
+    "company_domain": "leadflow-sandbox",
+    "company_id": "13000001",
+    "user_id": "21000001",
+}
+
+logger = logging.getLogger(__name__)
+
+FIELD_KEY = re.compile(r"^[0-9a-f]{40}$")
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+ERROR_INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
+DEAL_STATUSES = ("open", "won", "lost")
+# Only these custom field types are searchable (v2 persons/deals search `fields` description).
+SEARCHABLE_FIELD_TYPES = frozenset(
+    {"address", "varchar", "text", "varchar_auto", "double", "monetary", "phone"}
+)
+PIPELINE_ID = 1
+STAGES: dict[int, str] = {1: "Lead In", 2: "Contact Made", 3: "Proposal Made", 4: "Negotiations"}
+# Each operation's `x-token-cost` in Pipedrive's OpenAPI files (v1.yaml, v2.yaml), by route.
+TOKEN_COSTS: dict[tuple[str, str], int] = {
+    ("GET", "/api/v2/persons"): 10,
+    ("POST", "/api/v2/persons"): 5,
+    ("GET", "/api/v2/persons/{person_id}"): 1,
+    ("PATCH", "/api/v2/persons/{person_id}"): 5,
+    ("GET", "/api/v2/persons/search"): 20,
+    ("GET", "/api/v2/deals"): 10,
+    ("POST", "/api/v2/deals"): 5,
+    ("GET", "/api/v2/deals/{deal_id}"): 1,
+    ("PATCH", "/api/v2/deals/{deal_id}"): 5,
+    ("GET", "/api/v2/deals/search"): 20,
+    ("GET", "/api/v2/dealFields"): 10,
+    ("GET", "/api/v2/personFields"): 10,
+    ("GET", "/api/v1/dealFields"): 20,
+    ("POST", "/api/v1/dealFields"): 10,
+    ("GET", "/api/v1/personFields"): 20,
+    ("POST", "/api/v1/personFields"): 10,
+    ("GET", "/api/v1/notes"): 20,
+    ("POST", "/api/v1/notes"): 10,
+    ("GET", "/api/v1/webhooks"): 10,
+    ("POST", "/api/v1/webhooks"): 10,
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): 6,
+}
+LOST_REASONS = ("Preço acima do orçamento", "Sem resposta do cliente", "Escolheu um concorrente")
+
+
+# --------------------------------------------------------------------------------------------
+# Settings, errors, time
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PipedriveLimits:
+    """Pipedrive's two limits: the burst per token and the company's daily token budget.
+
+    Burst: requests per token in a rolling window (the Essential api_token plan allows 20 per
+    2 s). Daily budget: every call spends its `x-token-cost` (POST /deals 5, a search 20...) from
+    the company's budget, reset at midnight UTC. `daily_write_limit` feeds the older
+    `x-daily-requests-left` header (POST/PUT/PATCH count). The sandbox defaults far higher than
+    any plan so tests and benchmarks are never throttled unless they lower a limit on purpose.
+    """
+
+    burst_limit: int = 100_000
+    window_seconds: float = 2.0
+    daily_write_limit: int = 10_000_000
+    daily_token_budget: int = 1_000_000_000
+
+
+@dataclass
+class _Window:
+    started: float
+    count: int = 0
+
+
+@dataclass
+class _RateLimiter:
+    limits: Callable[[], PipedriveLimits]
+    windows: dict[str, _Window] = field(default_factory=dict)
+    day: date | None = None
+    daily_writes: dict[str, int] = field(default_factory=dict)
+    tokens_spent: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def admit(self, token: str, is_write: bool, cost: int) -> tuple[str | None, dict[str, str]]:
+        """Count one request; (the refusal's error text or None, the headers to send)."""
+        now = time.monotonic()
+        limits = self.limits()
+        today = datetime.now(UTC).date()
+        with self.lock:
+            if self.day != today:
+                self.day, self.daily_writes, self.tokens_spent = today, {}, 0
+            window = self.windows.get(token)
+            if window is None or now - window.started >= limits.window_seconds:
+                window = self.windows[token] = _Window(started=now)
+            refusal = None
+            retry_after = 0
+            if window.count >= limits.burst_limit:
+                refusal = "Request over limit"
+                retry_after = max(1, round(limits.window_seconds - (now - window.started)))
+            elif self.tokens_spent + cost > limits.daily_token_budget:
+                refusal = "Daily API token budget exceeded"
+                midnight = datetime.combine(today, datetime.min.time(), UTC) + timedelta(days=1)
+                retry_after = max(1, int((midnight - datetime.now(UTC)).total_seconds()))
+            else:
+                window.count += 1
+                self.tokens_spent += cost
+                if is_write:
+                    self.daily_writes[token] = self.daily_writes.get(token, 0) + 1
+            headers = {
+                "x-ratelimit-limit": str(limits.burst_limit),
+                "x-ratelimit-remaining": str(max(0, limits.burst_limit - window.count)),
+                "x-ratelimit-reset": str(
+                    max(1, round(limits.window_seconds - (now - window.started)))
+                ),
+                "x-daily-requests-left": str(
+                    max(0, limits.daily_write_limit - self.daily_writes.get(token, 0))
+                ),
+            }
+            if refusal is not None:
+                headers["retry-after"] = str(retry_after)
+            return refusal, headers
+
+
+class PipedriveError(Exception):
+    """A refusal Pipedrive answers with `{success: false, error, error_info, data, ...}`."""
+
+    def __init__(self, status_code: int, error: str, error_info: str = ERROR_INFO) -> None:
+        super().__init__(error)
+        self.status_code = status_code
+        self.error = error
+        self.error_info = error_info
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(
+            status_code=self.status_code,
+            content={
+                "success": False,
+                "error": self.error,
+                "error_info": self.error_info,
+                "data": None,
+                "additional_data": None,
+            },
+        )
+
+
+class WebhookValidationError(Exception):
+    """POST /v1/webhooks answers bad input with its own `{status, success, errors}` body."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(str(errors))
+        self.errors = errors
+
+
+def _now() -> str:
+    """Pipedrive v2 timestamps: UTC, second precision, `Z` suffix."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _v1_time() -> str:
+    """Pipedrive v1 timestamps (notes, fields): `YYYY-MM-DD HH:MM:SS` in UTC."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _validation_message(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(p) for p in item["loc"]) or "body"
+        parts.append(f"{location}: {item['msg']}")
+    return "Validation failed: " + "; ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Request bodies (what Pipedrive accepts; extra keys are refused like the v2 API does)
+# --------------------------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ContactEntry(_Body):
+    """One e-mail or phone of a person (v2 uses the plural `emails`/`phones` arrays)."""
+
+    value: str = Field(min_length=1)
+    primary: StrictBool = False
+    label: str = "work"
+
+
+class PersonBody(_Body):
+    name: str | None = Field(default=None, min_length=1)
+    owner_id: int | None = None
+    org_id: int | None = None
+    emails: list[ContactEntry] | None = None
+    phones: list[ContactEntry] | None = None
+    visible_to: int | None = None
+    label_ids: list[int] | None = None
+    job_title: str | None = None
+    birthday: str | None = None
+    notes: str | None = None
+    marketing_status: Literal["no_consent", "unsubscribed", "subscribed", "archived"] | None = None
+    custom_fields: dict[str, Any] | None = None
+
+
+class DealBody(_Body):
+    title: str | None = Field(default=None, min_length=1)
+    owner_id: int | None = None
+    person_id: int | None = None
+    org_id: int | None = None
+    pipeline_id: int | None = None
+    stage_id: int | None = None
+    value: float | None = None
+    currency: str | None = None
+    status: Literal["open", "won", "lost"] | None = None
+    probability: float | None = None
+    lost_reason: str | None = None
+    visible_to: int | None = None
+    expected_close_date: str | None = None
+    label_ids: list[int] | None = None
+    custom_fields: dict[str, Any] | None = None
+
+    @field_validator("value", "probability", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float | None):
+            raise ValueError("must be a number")
+        return float(value) if value is not None else None
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        if value is not None and not CURRENCY.match(value):
+            raise ValueError("must be an ISO 4217 currency code such as BRL")
+        return value
+
+    @field_validator("expected_close_date")
+    @classmethod
+    def _date(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError("must be a date in the format YYYY-MM-DD") from None
+            if len(value) != 10:
+                raise ValueError("must be a date in the format YYYY-MM-DD")
+        return value
+
+
+FieldEntity = Literal["deal", "person"]
+
+
+class FieldBody(_Body):
+    name: str = Field(min_length=1, max_length=255)
+    field_type: Literal[
+        "address", "date", "daterange", "double", "enum", "monetary", "org", "people", "phone",
+        "set", "text", "time", "timerange", "user", "varchar", "varchar_auto", "visible_to",
+    ]  # fmt: skip
+    options: list[dict[str, Any]] | None = None
+    add_visible_flag: StrictBool = True
+
+
+class NoteBody(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)  # the spec says additionalProperties
+
+    content: str = Field(min_length=1)
+    deal_id: int | None = None
+    person_id: int | None = None
+    org_id: int | None = None
+    lead_id: str | None = None
+    project_id: int | None = None
+    user_id: int | None = None
+    pinned_to_deal_flag: StrictBool | int | None = None
+    pinned_to_person_flag: StrictBool | int | None = None
+
+
+class WebhookBody(_Body):
+    subscription_url: str
+    event_action: Literal["create", "change", "delete", "*"]
+    event_object: Literal[
+        "activity", "deal", "lead", "note", "organization", "person", "pipeline", "product",
+        "stage", "user", "*",
+    ]  # fmt: skip
+    name: str = Field(min_length=1, max_length=255)
+    user_id: int | None = None
+    http_auth_user: str | None = None
+    http_auth_password: str | None = None
+    version: Literal["1.0", "2.0"] = "2.0"
+
+
+class _ExactIndex:
+    """Exact-match keys -> ids, so an exact search (leadflow's look-up before every create) does
+    not scan every person or deal: the emulator must stay fast with the benchmarks' volumes.
+
+    Entries are only ever added. A search re-checks each candidate against the stored record,
+    so a stale entry (an e-mail that changed, a state reset) costs a check, never a wrong hit.
+    """
+
+    INDEXED: ClassVar[dict[str, frozenset[str]]] = {
+        "person": frozenset({"name", "email", "phone", "custom_fields"}),
+        "deal": frozenset({"title", "custom_fields"}),
+    }
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str, str], set[int]] = {}
+
+    @staticmethod
+    def _forms(field_name: str, value: str) -> set[str]:
+        forms = {value.casefold()}
+        digits = _digits(value)
+        if field_name == "phone" and len(digits) >= 6:
+            forms.add("#" + digits)
+        return forms
+
+    def add(self, entity: str, terms: Iterable[tuple[str, str]], object_id: int) -> None:
+        for field_name, value in terms:
+            for form in self._forms(field_name, value):
+                self._keys.setdefault((entity, field_name, form), set()).add(object_id)
+
+    def candidates(self, entity: str, fields: set[str], term: str) -> set[int] | None:
+        """Ids that may match `term` exactly in `fields`; None when a field is not indexed."""
+        if not fields <= self.INDEXED[entity]:
+            return None
+        found: set[int] = set()
+        for field_name in fields:
+            for form in self._forms(field_name, term):
+                found |= self._keys.get((entity, field_name, form), set())
+        return found
+
+
+# --------------------------------------------------------------------------------------------
+# The emulator
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Delivery:
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+class PipedriveEmulator:
+    """Persons, deals, fields, notes and webhook subscriptions of one Pipedrive company."""
+
+    def __init__(self, sandbox: Sandbox, limits: PipedriveLimits | None = None) -> None:
+        self.sandbox = sandbox
+        self.default_limits = limits or PipedriveLimits()
+        self.limiter = _RateLimiter(lambda: self.limits)
+        self._index = _ExactIndex()
+
+    # -- configuration -------------------------------------------------------------------
+    @property
+    def credentials(self) -> dict[str, str]:
+        return {**DEFAULT_CREDENTIALS, **self.sandbox.credentials.get(VENDOR, {})}
+
+    @property
+    def company_id(self) -> int:
+        return int(self.credentials["company_id"])
+
+    @property
+    def user_id(self) -> int:
+        return int(self.credentials["user_id"])
+
+    @property
+    def limits(self) -> PipedriveLimits:
+        """The limits in force; `state.bucket("pipedrive")["limits"]` (plain JSON) changes them."""
+        with self.sandbox.state.lock:
+            stored = self.sandbox.state.bucket(VENDOR).setdefault(
+                "limits", dataclasses.asdict(self.default_limits)
+            )
+            return PipedriveLimits(**stored)
+
+    def _bucket(self, kind: str) -> dict[int, dict[str, Any]]:
+        with self.sandbox.state.lock:
+            return self.sandbox.state.bucket(VENDOR).setdefault(kind, {})
+
+    def authenticate(self, request: Request) -> str | None:
+        """The token the request is authenticated with, or None (Pipedrive answers 401)."""
+        credentials = self.credentials
+        token = request.headers.get("x-api-token") or request.query_params.get("api_token")
+        if token is not None:
+            return token if token == credentials["api_token"] else None
+        authorization = request.headers.get("authorization", "")
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value == credentials["oauth_access_token"]:
+            return value
+        return None
+
+    # -- custom fields -------------------------------------------------------------------
+    def _new_field_key(self) -> str:
+        """A 40-hex-char key, reproducible from the sandbox seed like Pipedrive's random hash."""
+        return hashlib.sha1(self.sandbox.random.randbytes(20), usedforsecurity=False).hexdigest()
+
+    def _check_custom_fields(
+        self, values: dict[str, Any] | None, entity: FieldEntity
+    ) -> dict[str, Any]:
+        if not values:
+            return {}
+        known = {f["key"]: f for f in self._bucket(f"{entity}_fields").values()}
+        for key, value in values.items():
+            if not FIELD_KEY.match(key):
+                raise PipedriveError(
+                    400, f"Custom field key '{key}' is not a valid 40-character field hash"
+                )
+            if key not in known:
+                raise PipedriveError(400, f"Custom field '{key}' does not exist")
+            if isinstance(value, list) and not value:
+                raise PipedriveError(400, f"Custom field '{key}': use null to clear a set, not []")
+            field_type = known[key]["field_type"]
+            if (
+                field_type in {"varchar", "varchar_auto", "text", "phone"}
+                and value is not None
+                and not isinstance(value, str)
+            ):
+                raise PipedriveError(400, f"Custom field '{key}' ({field_type}) must be a string")
+            if field_type == "varchar" and isinstance(value, str) and len(value) > 255:
+                raise PipedriveError(400, f"Custom field '{key}' is longer than 255 characters")
+            if value is not None:
+                _check_typed_value(key, field_type, value, known[key]["options"] or [])
+        return dict(values)
+
+    def _custom_field_defaults(self, entity: FieldEntity) -> dict[str, Any]:
+        fields = self._bucket(f"{entity}_fields").values()
+        return {f["key"]: None for f in fields if f["is_custom"]}
+
+    def create_field(self, entity: FieldEntity, body: FieldBody) -> dict[str, Any]:
+        """A custom deal or person field (v1 dealFields / personFields) with a 40-hex key."""
+        with self.sandbox.state.lock:
+            fields = self._bucket(f"{entity}_fields")
+            field_id = self.sandbox.state.next_id(VENDOR, f"{entity}_field", start=12500)
+            record = {
+                "id": field_id,
+                "key": self._new_field_key(),
+                "name": body.name,
+                "order_nr": len(fields) + 1,
+                "field_type": body.field_type,
+                "add_time": _v1_time(),
+                "update_time": _v1_time(),
+                "last_updated_by_user_id": self.user_id,
+                "created_by_user_id": self.user_id,
+                "active_flag": True,
+                "edit_flag": True,
+                "index_visible_flag": True,
+                "details_visible_flag": True,
+                "add_visible_flag": body.add_visible_flag,
+                "important_flag": False,
+                "bulk_edit_allowed": True,
+                "searchable_flag": body.field_type in SEARCHABLE_FIELD_TYPES,
+                "filtering_allowed": True,
+                "sortable_flag": True,
+                "mandatory_flag": False,
+                "options": [
+                    {"id": index, "label": str(option.get("label", ""))}
+                    for index, option in enumerate(body.options or [], start=1)
+                ]
+                or None,
+                "is_custom": True,
+            }
+            fields[field_id] = record
+            self.sandbox.state.created(VENDOR, f"{entity}_field")
+            return self._field_view(record)
+
+    def list_fields(self, entity: FieldEntity) -> list[dict[str, Any]]:
+        with self.sandbox.state.lock:
+            fields = sorted(self._bucket(f"{entity}_fields").items())
+            return [self._field_view(f) for _, f in fields]
+
+    def list_fields_v2(self, entity: FieldEntity) -> list[tuple[int, dict[str, Any]]]:
+        """(id, field) pairs in the v2 shape: `field_code` is the v1 `key`."""
+        with self.sandbox.state.lock:
+            fields = sorted(self._bucket(f"{entity}_fields").items())
+            return [
+                (
+                    field_id,
+                    {
+                        "field_name": f["name"],
+                        "field_code": f["key"],
+                        "description": None,
+                        "field_type": f["field_type"],
+                        "options": [dict(o) for o in f["options"]] if f["options"] else None,
+                        "subfields": None,
+                        "is_custom_field": f["is_custom"],
+                        "is_optional_response_field": False,
+                    },
+                )
+                for field_id, f in fields
+            ]
+
+    @staticmethod
+    def _field_view(record: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in record.items() if k != "is_custom"}
+
+    # -- persons -------------------------------------------------------------------------
+    def _person_view(self, person: dict[str, Any]) -> dict[str, Any]:
+        return json.loads(json.dumps(person))
+
+    def create_person(self, body: PersonBody) -> dict[str, Any]:
+        if body.name is None:
+            raise PipedriveError(400, "Validation failed: name: Field required")
+        custom = self._check_custom_fields(body.custom_fields, "person")
+        first, _, last = body.name.strip().partition(" ")
+        with self.sandbox.state.lock:
+            person_id = self.sandbox.state.next_id(VENDOR, "person")
+            now = _now()
+            person = {
+                "id": person_id,
+                "name": body.name,
+                "first_name": first,
+                "last_name": last,
+                "owner_id": body.owner_id or self.user_id,
+                "org_id": body.org_id,
+                "add_time": now,
+                "update_time": now,
+                "emails": _contacts(body.emails),
+                "phones": _contacts(body.phones),
+                "is_deleted": False,
+                "visible_to": body.visible_to or 3,
+                "label_ids": body.label_ids or [],
+                "picture_id": None,
+                "job_title": body.job_title,
+                "birthday": body.birthday,
+                "custom_fields": {**self._custom_field_defaults("person"), **custom},
+            }
+            self._bucket("persons")[person_id] = person
+            self._index_person(person)
+            self.sandbox.state.created(VENDOR, "person")
+            view = self._person_view(person)
+        self._notify("create", "person", view, None)
+        return view
+
+    def get_person(self, person_id: int) -> dict[str, Any]:
+        with self.sandbox.state.lock:
+            person = self._bucket("persons").get(person_id)
+            if person is None or person["is_deleted"]:
+                raise PipedriveError(404, "Person not found")
+            return self._person_view(person)
+
+    def update_person(self, person_id: int, body: PersonBody) -> dict[str, Any]:
+        changes = body.model_dump(exclude_unset=True)
+        if "name" in changes and changes["name"] is None:
+            raise PipedriveError(400, "Validation failed: name: must not be null")
+        if "custom_fields" in changes:
+            changes["custom_fields"] = self._check_custom_fields(changes["custom_fields"], "person")
+        with self.sandbox.state.lock:
+            person = self._bucket("persons").get(person_id)
+            if person is None or person["is_deleted"]:
+                raise PipedriveError(404, "Person not found")
+            previous: dict[str, Any] = {}
+            for key, value in changes.items():
+                if key in ("emails", "phones"):
+                    value = _contacts(getattr(body, key))
+                if key == "custom_fields":
+                    merged = {**person["custom_fields"], **value}
+                    if merged != person["custom_fields"]:
+                        previous[key] = person["custom_fields"]
+                        person[key] = merged
+                    continue
+                if person.get(key) != value:
+                    previous[key] = person.get(key)
+                    person[key] = value
+                if key == "name" and value:
+                    first, _, last = str(value).strip().partition(" ")
+                    person["first_name"], person["last_name"] = first, last
+            if previous:
+                person["update_time"] = _now()
+                self._index_person(person)
+            view = self._person_view(person)
+        if previous:
+            self._notify("change", "person", view, previous)
+        return view
+
+    def list_persons(self) -> list[dict[str, Any]]:
+        with self.sandbox.state.lock:
+            return [
+                self._person_view(p)
+                for _, p in sorted(self._bucket("persons").items())
+                if not p["is_deleted"]
+            ]
+
+    def search_persons(
+        self, term: str, fields: set[str], exact: bool, organization_id: int | None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """(id, item) pairs in id order, as v2 `persons/search` shapes them."""
+        searchable = self._searchable_keys("person")
+        found = []
+        with self.sandbox.state.lock:
+            for person_id, person in self._search_space("person", term, fields, exact):
+                if person["is_deleted"]:
+                    continue
+                if organization_id is not None and person["org_id"] != organization_id:
+                    continue
+                candidates: list[tuple[str, str]] = []
+                if "name" in fields:
+                    candidates.append(("name", person["name"]))
+                if "email" in fields:
+                    candidates += [("email", e["value"]) for e in person["emails"]]
+                if "phone" in fields:
+                    candidates += [("phone", p["value"]) for p in person["phones"]]
+                if "notes" in fields and person.get("notes"):
+                    candidates.append(("notes", person["notes"]))
+                if "custom_fields" in fields:
+                    candidates += [
+                        ("custom_fields", str(v))
+                        for k, v in person["custom_fields"].items()
+                        if k in searchable and v is not None
+                    ]
+                score = _best_score(term, candidates, exact)
+                if score is None:
+                    continue
+                found.append(
+                    (
+                        person_id,
+                        {
+                            "result_score": score,
+                            "item": {
+                                "id": person_id,
+                                "type": "person",
+                                "name": person["name"],
+                                "phones": [p["value"] for p in person["phones"]],
+                                "emails": [e["value"] for e in person["emails"]],
+                                "visible_to": person["visible_to"],
+                                "owner": {"id": person["owner_id"]},
+                                "organization": None,
+                                "custom_fields": [
+                                    str(v)
+                                    for k, v in person["custom_fields"].items()
+                                    if k in searchable and v is not None
+                                ],
+                                "notes": [person["notes"]] if person.get("notes") else [],
+                            },
+                        },
+                    )
+                )
+        return found
+
+    def _search_space(
+        self, entity: FieldEntity, term: str, fields: set[str], exact: bool
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """The records a search must look at, in id order: index candidates when it can."""
+        records = self._bucket(f"{entity}s")
+        ids = self._index.candidates(entity, fields, term) if exact else None
+        if ids is None:
+            return sorted(records.items())
+        return [(i, records[i]) for i in sorted(ids) if i in records]
+
+    def _index_person(self, person: dict[str, Any]) -> None:
+        terms = [("name", person["name"])]
+        terms += [("email", e["value"]) for e in person["emails"]]
+        terms += [("phone", p["value"]) for p in person["phones"]]
+        terms += [
+            ("custom_fields", str(v)) for v in person["custom_fields"].values() if v is not None
+        ]
+        self._index.add("person", terms, person["id"])
+
+    def _index_deal(self, deal: dict[str, Any]) -> None:
+        terms = [("title", deal["title"])]
+        terms += [
+            ("custom_fields", str(v)) for v in deal["custom_fields"].values() if v is not None
+        ]
+        self._index.add("deal", terms, deal["id"])
+
+    def _searchable_keys(self, entity: FieldEntity) -> set[str]:
+        with self.sandbox.state.lock:
+            return {
+                f["key"]
+                for f in self._bucket(f"{entity}_fields").values()
+                if f["is_custom"] and f["field_type"] in SEARCHABLE_FIELD_TYPES
+            }
+
+    # -- deals ---------------------------------------------------------------------------
+    def _deal_view(self, deal: dict[str, Any]) -> dict[str, Any]:
+        return json.loads(json.dumps(deal))
+
+    def create_deal(self, body: DealBody) -> dict[str, Any]:
+        if body.title is None:
+            raise PipedriveError(400, "Validation failed: title: Field required")
+        custom = self._check_custom_fields(body.custom_fields, "deal")
+        status = body.status or "open"
+        if body.lost_reason is not None and status != "lost":
+            raise PipedriveError(400, "lost_reason can only be set when the deal status is lost")
+        stage_id = body.stage_id or 1
+        if stage_id not in STAGES:
+            raise PipedriveError(400, f"Stage {stage_id} not found")
+        if body.pipeline_id is not None and body.pipeline_id != PIPELINE_ID:
+            raise PipedriveError(400, f"Pipeline {body.pipeline_id} not found")
+        with self.sandbox.state.lock:
+            if body.person_id is not None and body.person_id not in self._bucket("persons"):
+                raise PipedriveError(400, f"Person with id {body.person_id} does not exist")
+            deal_id = self.sandbox.state.next_id(VENDOR, "deal")
+            now = _now()
+            deal = {
+                "id": deal_id,
+                "title": body.title,
+                "creator_user_id": self.user_id,
+                "owner_id": body.owner_id or self.user_id,
+                "person_id": body.person_id,
+                "org_id": body.org_id,
+                "pipeline_id": PIPELINE_ID,
+                "stage_id": stage_id,
+                "value": body.value if body.value is not None else 0,
+                "currency": body.currency or "BRL",
+                "add_time": now,
+                "update_time": now,
+                "stage_change_time": now,
+                "is_deleted": False,
+                "is_archived": False,
+                "status": "open",
+                "probability": body.probability,
+                "lost_reason": None,
+                "visible_to": body.visible_to or 3,
+                "close_time": None,
+                "won_time": None,
+                "lost_time": None,
+                "expected_close_date": body.expected_close_date,
+                "label_ids": body.label_ids or [],
+                "origin": "API",
+                "origin_id": None,
+                "channel": None,
+                "channel_id": None,
+                "arr": None,
+                "mrr": None,
+                "acv": None,
+                "custom_fields": {**self._custom_field_defaults("deal"), **custom},
+            }
+            if status != "open":
+                _set_status(deal, status, body.lost_reason, now)
+            self._bucket("deals")[deal_id] = deal
+            self._index_deal(deal)
+            self.sandbox.state.created(VENDOR, "deal")
+            view = self._deal_view(deal)
+        self._notify("create", "deal", view, None)
+        return view
+
+    def get_deal(self, deal_id: int) -> dict[str, Any]:
+        with self.sandbox.state.lock:
+            deal = self._bucket("deals").get(deal_id)
+            if deal is None or deal["is_deleted"]:
+                raise PipedriveError(404, "Deal not found")
+            return self._deal_view(deal)
+
+    def update_deal(
+        self, deal_id: int, body: DealBody, change_source: str = "api"
+    ) -> dict[str, Any]:
+        """Apply a PATCH; a status change stamps won/lost/close times like Pipedrive does."""
+        changes = body.model_dump(exclude_unset=True)
+        for required in ("title", "status"):
+            if required in changes and changes[required] is None:
+                raise PipedriveError(400, f"Validation failed: {required}: must not be null")
+        if "custom_fields" in changes:
+            changes["custom_fields"] = self._check_custom_fields(changes["custom_fields"], "deal")
+        if "stage_id" in changes and changes["stage_id"] not in STAGES:
+            raise PipedriveError(400, f"Stage {changes['stage_id']} not found")
+        with self.sandbox.state.lock:
+            deal = self._bucket("deals").get(deal_id)
+            if deal is None or deal["is_deleted"]:
+                raise PipedriveError(404, "Deal not found")
+            new_status = changes.get("status", deal["status"])
+            if changes.get("lost_reason") is not None and new_status != "lost":
+                raise PipedriveError(
+                    400, "lost_reason can only be set when the deal status is lost"
+                )
+            if (
+                "person_id" in changes
+                and changes["person_id"] is not None
+                and changes["person_id"] not in self._bucket("persons")
+            ):
+                raise PipedriveError(400, f"Person with id {changes['person_id']} does not exist")
+            before = dict(deal)
+            now = _now()
+            for key, value in changes.items():
+                if key in ("status", "lost_reason"):
+                    continue
+                if key == "custom_fields":
+                    deal[key] = {**deal[key], **value}
+                else:
+                    deal[key] = value
+            if new_status != before["status"] or "lost_reason" in changes:
+                _set_status(deal, new_status, changes.get("lost_reason"), now)
+            if deal["stage_id"] != before["stage_id"]:
+                deal["stage_change_time"] = now
+            previous = {k: before[k] for k in deal if k != "update_time" and deal[k] != before[k]}
+            if previous:
+                previous["update_time"] = before["update_time"]
+                deal["update_time"] = now
+                self._index_deal(deal)
+            view = self._deal_view(deal)
+        if previous:
+            self._notify("change", "deal", view, previous, change_source=change_source)
+        return view
+
+    def list_deals(
+        self, person_id: int | None, status: str | None, ids: set[int] | None
+    ) -> list[dict[str, Any]]:
+        with self.sandbox.state.lock:
+            return [
+                self._deal_view(d)
+                for deal_id, d in sorted(self._bucket("deals").items())
+                if not d["is_deleted"]
+                and not d["is_archived"]
+                and (person_id is None or d["person_id"] == person_id)
+                and (status is None or d["status"] == status)
+                and (ids is None or deal_id in ids)
+            ]
+
+    def search_deals(
+        self,
+        term: str,
+        fields: set[str],
+        exact: bool,
+        person_id: int | None,
+        organization_id: int | None,
+        status: str | None,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        searchable = self._searchable_keys("deal")
+        found = []
+        with self.sandbox.state.lock:
+            persons = self._bucket("persons")
+            for deal_id, deal in self._search_space("deal", term, fields, exact):
+                if deal["is_deleted"]:
+                    continue
+                if person_id is not None and deal["person_id"] != person_id:
+                    continue
+                if organization_id is not None and deal["org_id"] != organization_id:
+                    continue
+                if status is not None and deal["status"] != status:
+                    continue
+                custom_values = [
+                    str(v)
+                    for k, v in deal["custom_fields"].items()
+                    if k in searchable and v is not None
+                ]
+                candidates: list[tuple[str, str]] = []
+                if "title" in fields:
+                    candidates.append(("title", deal["title"]))
+                if "custom_fields" in fields:
+                    candidates += [("custom_fields", v) for v in custom_values]
+                if "notes" in fields:
+                    candidates += [
+                        ("notes", n["content"])
+                        for n in self._bucket("notes").values()
+                        if n["deal_id"] == deal_id and n["active_flag"]
+                    ]
+                score = _best_score(term, candidates, exact)
+                if score is None:
+                    continue
+                person = persons.get(deal["person_id"]) if deal["person_id"] else None
+                found.append(
+                    (
+                        deal_id,
+                        {
+                            "result_score": score,
+                            "item": {
+                                "id": deal_id,
+                                "type": "deal",
+                                "title": deal["title"],
+                                "value": deal["value"],
+                                "currency": deal["currency"],
+                                "status": deal["status"],
+                                "visible_to": deal["visible_to"],
+                                "owner": {"id": deal["owner_id"]},
+                                "stage": {"id": deal["stage_id"], "name": STAGES[deal["stage_id"]]},
+                                "person": (
+                                    {"id": person["id"], "name": person["name"]} if person else None
+                                ),
+                                "organization": None,
+                                "custom_fields": custom_values,
+                                "notes": [],
+                                "is_archived": deal["is_archived"],
+                            },
+                        },
+                    )
+                )
+        return found
+
+    # -- notes ---------------------------------------------------------------------------
+    def create_note(self, body: NoteBody) -> dict[str, Any]:
+        targets = (body.deal_id, body.person_id, body.org_id, body.lead_id, body.project_id)
+        if all(t is None for t in targets):
+            raise PipedriveError(
+                400, "Note must be attached to a deal, person, organization, lead or project"
+            )
+        with self.sandbox.state.lock:
+            deal = self._bucket("deals").get(body.deal_id) if body.deal_id else None
+            person = self._bucket("persons").get(body.person_id) if body.person_id else None
+            if body.deal_id is not None and deal is None:
+                raise PipedriveError(404, f"Deal with id {body.deal_id} not found")
+            if body.person_id is not None and person is None:
+                raise PipedriveError(404, f"Person with id {body.person_id} not found")
+            note_id = self.sandbox.state.next_id(VENDOR, "note")
+            note = {
+                "id": note_id,
+                "active_flag": True,
+                "add_time": _v1_time(),
+                "update_time": _v1_time(),
+                "content": body.content,
+                "deal_id": body.deal_id,
+                "person_id": body.person_id,
+                "org_id": body.org_id,
+                "lead_id": body.lead_id,
+                "project_id": body.project_id,
+                "user_id": body.user_id or self.user_id,
+                "last_update_user_id": body.user_id or self.user_id,
+                "deal": {"title": deal["title"]} if deal else None,
+                "person": {"name": person["name"]} if person else None,
+                "organization": None,
+                "pinned_to_deal_flag": bool(body.pinned_to_deal_flag),
+                "pinned_to_person_flag": bool(body.pinned_to_person_flag),
+                "pinned_to_organization_flag": False,
+                "pinned_to_project_flag": False,
+                "user": {
+                    "email": "vendas@leadflow.example",
+                    "icon_url": "",
+                    "is_you": True,
+                    "name": "Leadflow Sandbox",
+                },
+            }
+            self._bucket("notes")[note_id] = note
+            self.sandbox.state.created(VENDOR, "note")
+            view = json.loads(json.dumps(note))
+        self._notify("create", "note", view, None)
+        return view
+
+    def list_notes(self, deal_id: int | None, person_id: int | None) -> list[dict[str, Any]]:
+        with self.sandbox.state.lock:
+            return [
+                json.loads(json.dumps(n))
+                for _, n in sorted(self._bucket("notes").items())
+                if n["active_flag"]
+                and (deal_id is None or n["deal_id"] == deal_id)
+                and (person_id is None or n["person_id"] == person_id)
+            ]
+
+    # -- webhooks ------------------------------------------------------------------------
+    def create_webhook(self, body: WebhookBody) -> dict[str, Any]:
+        if not re.match(r"^https?://[^\s/]+", body.subscription_url):
+            raise WebhookValidationError({"subscription_url": ["invalid or non-reachable URL"]})
+        with self.sandbox.state.lock:
+            hooks = self._bucket("webhooks")
+            if sum(1 for h in hooks.values() if h["is_active"]) >= 40:
+                raise WebhookValidationError({"limit": ["Webhooks limit (40) reached"]})
+            webhook_id = self.sandbox.state.next_id(VENDOR, "webhook")
+            hook = {
+                "id": webhook_id,
+                "company_id": self.company_id,
+                "owner_id": self.user_id,
+                "user_id": body.user_id or self.user_id,
+                "event_action": body.event_action,
+                "event_object": body.event_object,
+                "subscription_url": body.subscription_url,
+                "version": body.version,
+                "is_active": 1,
+                "add_time": _now(),
+                "remove_time": None,
+                "type": "general",
+                "http_auth_user": body.http_auth_user,
+                "http_auth_password": body.http_auth_password,
+                "remove_reason": None,
+                "last_delivery_time": None,
+                "last_http_status": None,
+                "admin_id": self.user_id,
+                "name": body.name,
+            }
+            hooks[webhook_id] = hook
+            self.sandbox.state.created(VENDOR, "webhook")
+            return dict(hook)
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        with self.sandbox.state.lock:
+            return [dict(h) for _, h in sorted(self._bucket("webhooks").items()) if h["is_active"]]
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        with self.sandbox.state.lock:
+            hook = self._bucket("webhooks").get(webhook_id)
+            if hook is None or not hook["is_active"]:
+                raise PipedriveError(404, "Webhook not found")
+            hook["is_active"] = 0
+            hook["remove_time"] = _now()
+            hook["remove_reason"] = "user"
+
+    def _notify(
+        self,
+        action: str,
+        entity: str,
+        data: dict[str, Any],
+        previous: dict[str, Any] | None,
+        change_source: str = "api",
+    ) -> None:
+        """Send one v2 webhook per matching subscription, as Pipedrive does after a change.
+
+        Deliveries are made outside the state lock. Only version 2.0 subscriptions are served;
+        a 1.0 subscription is stored but never called (leadflow does not use v1 payloads).
+        """
+        deliveries: list[_Delivery] = []
+        with self.sandbox.state.lock:
+            for hook in self._bucket("webhooks").values():
+                if not hook["is_active"] or hook["version"] != "2.0":
+                    continue
+                if hook["event_action"] not in ("*", action):
+                    continue
+                if hook["event_object"] not in ("*", entity):
+                    continue
+                payload = {
+                    "meta": {
+                        "action": action,
+                        "entity": entity,
+                        "version": "2.0",
+                        "company_id": str(self.company_id),
+                        "user_id": str(self.user_id),
+                        "id": str(uuid.UUID(int=self.sandbox.random.getrandbits(128), version=4)),
+                        "entity_id": str(data["id"]),
+                        "webhook_id": str(hook["id"]),
+                        "webhook_owner_id": str(hook["owner_id"]),
+                        "permitted_user_ids": [str(self.user_id)],
+                        "attempt": 1,
+                        "host": f"{self.credentials['company_domain']}.pipedrive.com",
+                        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                        "change_source": change_source,
+                        "is_bulk_edit": False,
+                        "type": "general",
+                        "correlation_id": str(
+                            uuid.UUID(int=self.sandbox.random.getrandbits(128), version=4)
+                        ),
+                    },
+                    "data": data,
+                    "previous": previous,
+                }
+                headers = {"Content-Type": "application/json", "User-Agent": "Pipedrive Webhooks"}
+                if hook["http_auth_user"] is not None:
+                    token = f"{hook['http_auth_user']}:{hook['http_auth_password'] or ''}"
+                    headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode(
+                        "ascii"
+                    )
+                body = json.dumps(payload, separators=(",", ":")).encode()
+                deliveries.append(_Delivery(hook["subscription_url"], body, headers))
+                hook["last_delivery_time"] = _now()
+        for delivery in deliveries:
+            try:
+                self.sandbox.webhooks.deliver(
+                    vendor=VENDOR, url=delivery.url, body=delivery.body, headers=delivery.headers
+                )
+            except Exception:  # a delivery problem must not fail the API call that caused it
+                # No URL in the log: a subscription URL may carry credentials.
+                logger.warning("pipedrive webhook could not be queued", exc_info=True)
+
+    # -- the salesperson -----------------------------------------------------------------
+    def open_deal_ids(self) -> list[str]:
+        with self.sandbox.state.lock:
+            return [
+                str(deal_id)
+                for deal_id, deal in sorted(self._bucket("deals").items())
+                if deal["status"] == "open" and not deal["is_deleted"]
+            ]
+
+    def win_deal(self, deal_id: str) -> dict[str, Any]:
+        """The salesperson closes the deal as won in Pipedrive's app (`change_source: app`)."""
+        self._require_open(deal_id)
+        return self.update_deal(int(deal_id), DealBody(status="won"), change_source="app")
+
+    def lose_deal(self, deal_id: str) -> dict[str, Any]:
+        """The salesperson marks the deal lost, giving one of the usual reasons."""
+        self._require_open(deal_id)
+        reason = self.sandbox.random.choice(LOST_REASONS)
+        return self.update_deal(
+            int(deal_id), DealBody(status="lost", lost_reason=reason), change_source="app"
+        )
+
+    def _require_open(self, deal_id: str) -> None:
+        deal = self.get_deal(int(deal_id))
+        if deal["status"] != "open":
+            raise PipedriveError(400, f"Deal {deal_id} is {deal['status']}, not open")
+
+
+def _check_typed_value(
+    key: str, field_type: str, value: Any, options: list[dict[str, Any]]
+) -> None:
+    """v2 value shapes: enum is one option id, set a list of option ids, double a number."""
+    option_ids = {option["id"] for option in options}
+    if field_type == "enum" and (isinstance(value, bool) or value not in option_ids):
+        raise PipedriveError(400, f"Custom field '{key}' (enum) must be one of its option ids")
+    if field_type == "set" and not (
+        isinstance(value, list) and all(not isinstance(v, bool) and v in option_ids for v in value)
+    ):
+        raise PipedriveError(400, f"Custom field '{key}' (set) must be a list of its option ids")
+    if field_type == "double" and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise PipedriveError(400, f"Custom field '{key}' (double) must be a number")
+
+
+def _contacts(entries: list[ContactEntry] | None) -> list[dict[str, Any]]:
+    if not entries:
+        return []
+    items = [e.model_dump() for e in entries]
+    if not any(item["primary"] for item in items):
+        items[0]["primary"] = True
+    return items
+
+
+def _set_status(deal: dict[str, Any], status: str, lost_reason: str | None, now: str) -> None:
+    deal["status"] = status
+    if status == "won":
+        deal.update(won_time=now, close_time=now, lost_time=None, lost_reason=None)
+    elif status == "lost":
+        deal.update(lost_time=now, close_time=now, won_time=None, lost_reason=lost_reason)
+    else:
+        deal.update(won_time=None, lost_time=None, close_time=None, lost_reason=None)
+
+
+def _digits(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit())
+
+
+def _best_score(term: str, candidates: Iterable[tuple[str, str]], exact: bool) -> float | None:
+    """Pipedrive's relevance, simplified: 1.0 for a full match, 0.5 for a partial one.
+
+    Matching ignores case. Phones also match on their digits alone, so `+55 11 99999-8888`
+    is found by `5511999998888` (Pipedrive normalises phone numbers for search).
+    """
+    wanted = term.casefold()
+    best: float | None = None
+    for kind, value in candidates:
+        text = value.casefold()
+        full = text == wanted or (
+            kind == "phone" and len(_digits(term)) >= 6 and _digits(value) == _digits(term)
+        )
+        if full:
+            return 1.0
+        partial = wanted in text or (
+            kind == "phone" and len(_digits(term)) >= 6 and _digits(term) in _digits(value)
+        )
+        if not exact and partial:
+            best = 0.5
+    return best
+
+
+# --------------------------------------------------------------------------------------------
+# Pagination
+# --------------------------------------------------------------------------------------------
+
+
+def _encode_cursor(last_id: int) -> str:
+    raw = json.dumps({"field": "id", "id": last_id, "sortDirection": "asc"}).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded))
+        return int(data["id"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise PipedriveError(400, "Invalid cursor") from None
+
+
+def _limit(limit: int | None) -> int:
+    if limit is None:
+        return 100
+    if limit < 1 or limit > 500:
+        raise PipedriveError(400, "limit must be between 1 and 500")
+    return limit
+
+
+def _cursor_page(
+    rows: list[tuple[int, Any]], limit: int | None, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """One v2 page of `rows` (already in id order) after the cursor's id."""
+    size = _limit(limit)
+    after = _decode_cursor(cursor)
+    remaining = [(row_id, row) for row_id, row in rows if row_id > after]
+    page = remaining[:size]
+    next_cursor = _encode_cursor(page[-1][0]) if len(remaining) > size else None
+    return [row for _, row in page], next_cursor
+
+
+def _offset_page(
+    rows: list[Any], start: int, limit: int | None
+) -> tuple[list[Any], dict[str, Any]]:
+    size = _limit(limit)
+    if start < 0:
+        raise PipedriveError(400, "start must be a non-negative integer")
+    page = rows[start : start + size]
+    more = start + size < len(rows)
+    return page, {
+        "start": start,
+        "limit": size,
+        "more_items_in_collection": more,
+        "next_start": start + size if more else None,
+    }
+
+
+def _bool_param(value: str | None, name: str) -> bool:
+    if value is None:
+        return False
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise PipedriveError(400, f"{name} must be a boolean")
+
+
+def _int_param(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise PipedriveError(400, f"{name} must be an integer") from None
+
+
+def _search_fields(raw: str | None, allowed: tuple[str, ...]) -> set[str]:
+    if raw is None:
+        return set(allowed)
+    fields = {f.strip() for f in raw.split(",") if f.strip()}
+    unknown = fields - set(allowed)
+    if unknown or not fields:
+        raise PipedriveError(400, f"fields must be a comma-separated list of: {', '.join(allowed)}")
+    return fields
+
+
+def _search_term(term: str | None, exact: bool) -> str:
+    if term is None:
+        raise PipedriveError(400, "term is required")
+    if len(term) < (1 if exact else 2):
+        raise PipedriveError(
+            400, "term must be at least 2 characters long (1 when exact_match is used)"
+        )
+    return term
+
+
+def _ok(data: Any, additional_data: Any = None, status_code: int = 200) -> JSONResponse:
+    content: dict[str, Any] = {"success": True, "data": data}
+    if additional_data is not None:
+        content["additional_data"] = additional_data
+    return JSONResponse(status_code=status_code, content=content)
+
+
+# --------------------------------------------------------------------------------------------
+# The router
+# --------------------------------------------------------------------------------------------
+
+
+def _route_class(emulator: PipedriveEmulator) -> type[APIRoute]:
+    """Routes that authenticate, rate-limit and translate every error into Pipedrive's bodies.
+
+    FastAPI has no router-level exception handlers, so the translation wraps each route's
+    handler; this also keeps FastAPI's own `{"detail": ...}` 422 from ever reaching a client.
+    """
+
+    class PipedriveRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+            template = self.path.removeprefix(f"/{VENDOR}")  # as mounted by the app
+            cost = max((TOKEN_COSTS.get((m, template), 1) for m in self.methods), default=1)
+
+            async def pipedrive_handler(request: Request) -> Response:
+                token = emulator.authenticate(request)
+                if token is None:
+                    return JSONResponse(
+                        status_code=401,
+                        content={
+                            "success": False,
+                            "error": "unauthorized access",
+                            "errorCode": 401,
+                            "error_info": ERROR_INFO,
+                            "data": None,
+                            "additional_data": None,
+                        },
+                    )
+                is_write = request.method in ("POST", "PUT", "PATCH")
+                refusal, headers = emulator.limiter.admit(token, is_write, cost)
+                if refusal is not None:
+                    response: Response = JSONResponse(
+                        status_code=429,
+                        content={
+                            "success": False,
+                            "error": refusal,
+                            "errorCode": 429,
+                            "error_info": ERROR_INFO,
+                            "data": None,
+                            "additional_data": None,
+                        },
+                    )
+                else:
+                    try:
+                        response = await handler(request)
+                    except PipedriveError as error:
+                        response = error.response()
+                    except WebhookValidationError as error:
+                        response = JSONResponse(
+                            status_code=400,
+                            content={"status": "error", "success": False, "errors": error.errors},
+                        )
+                    except ValidationError as error:
+                        response = PipedriveError(400, _validation_message(error)).response()
+                    except RequestValidationError as error:
+                        message = "; ".join(
+                            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                            for e in error.errors()
+                        )
+                        response = PipedriveError(400, f"Validation failed: {message}").response()
+                for name, value in headers.items():
+                    response.headers[name] = value
+                return response
+
+            return pipedrive_handler
+
+    return PipedriveRoute
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        raise PipedriveError(400, "Request body is not valid JSON") from None
+
+
+def _object_body(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise PipedriveError(400, "Request body must be a JSON object")
+    return payload
+
+
+def _add_field_routes(
+    router: APIRouter, emulator: PipedriveEmulator, entity: FieldEntity, path: str
+) -> None:
+    async def add_field(request: Request) -> Response:
+        body = FieldBody.model_validate(_object_body(await _json_body(request)))
+        return _ok(emulator.create_field(entity, body))
+
+    async def list_fields(request: Request) -> Response:
+        q = request.query_params
+        page, pagination = _offset_page(
+            emulator.list_fields(entity),
+            _int_param(q.get("start"), "start") or 0,
+            _int_param(q.get("limit"), "limit"),
+        )
+        return _ok(page, {"pagination": pagination})
+
+    async def list_fields_v2(request: Request) -> Response:
+        q = request.query_params
+        page, next_cursor = _cursor_page(
+            emulator.list_fields_v2(entity), _int_param(q.get("limit"), "limit"), q.get("cursor")
+        )
+        return _ok(page, {"next_cursor": next_cursor})
+
+    router.add_api_route(path, add_field, methods=["POST"], name=f"add_{entity}_field")
+    router.add_api_route(path, list_fields, methods=["GET"], name=f"list_{entity}_fields")
+    v2_path = path.replace("/api/v1/", "/api/v2/")
+    router.add_api_route(v2_path, list_fields_v2, methods=["GET"], name=f"list_{entity}_fields_v2")
+
+
+GATEWAY_REASONS = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+def render_fault(status: int, headers: dict[str, str]) -> Response:
+    """The body of an injected fault as Pipedrive sends it (the fault injector's renderer).
+
+    A 429 or 500 comes from Pipedrive itself, in its JSON envelope; 502-504 come from the
+    gateway in front of it, as plain text.
+    """
+    if status in (429, 500):
+        error = "Request over limit" if status == 429 else "Internal server error"
+        return JSONResponse(
+            status_code=status,
+            headers=headers,
+            content={
+                "success": False,
+                "error": error,
+                "errorCode": status,
+                "error_info": ERROR_INFO,
+                "data": None,
+                "additional_data": None,
+            },
+        )
+    reason = GATEWAY_REASONS.get(status, "Error")
+    return PlainTextResponse(f"{status} {reason}", status_code=status, headers=headers)
+
+
+def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> APIRouter:
+    """Pipedrive's v1 and v2 paths, mounted by the app at /pipedrive."""
+    emulator = PipedriveEmulator(sandbox, limits)
+    router = sandbox.vendor_router(VENDOR)
+    router.route_class = _route_class(emulator)
+    sandbox.faults.register_renderer(VENDOR, render_fault)
+    sandbox.register_role(
+        PersonRole(
+            name="salesperson",
+            vendor=VENDOR,
+            pending=emulator.open_deal_ids,
+            accept=emulator.win_deal,
+            refuse=emulator.lose_deal,
+        )
+    )
+
+    # Persons (v2)
+    @router.post("/api/v2/persons")
+    async def add_person(request: Request) -> Response:
+        body = PersonBody.model_validate(_object_body(await _json_body(request)))
+        return _ok(await run_in_threadpool(emulator.create_person, body))
+
+    @router.get("/api/v2/persons/search")
+    async def search_persons(request: Request) -> Response:
+        q = request.query_params
+        exact = _bool_param(q.get("exact_match"), "exact_match")
+        term = _search_term(q.get("term"), exact)
+        fields = _search_fields(
+            q.get("fields"), ("custom_fields", "email", "notes", "phone", "name")
+        )
+        found = emulator.search_persons(
+            term, fields, exact, _int_param(q.get("organization_id"), "organization_id")
+        )
+        page, next_cursor = _cursor_page(
+            found, _int_param(q.get("limit"), "limit"), q.get("cursor")
+        )
+        return _ok({"items": page}, {"next_cursor": next_cursor})
+
+    @router.get("/api/v2/persons")
+    async def list_persons(request: Request) -> Response:
+        q = request.query_params
+        rows = [(p["id"], p) for p in emulator.list_persons()]
+        page, next_cursor = _cursor_page(rows, _int_param(q.get("limit"), "limit"), q.get("cursor"))
+        return _ok(page, {"next_cursor": next_cursor})
+
+    @router.get("/api/v2/persons/{person_id}")
+    async def get_person(person_id: int) -> Response:
+        return _ok(emulator.get_person(person_id))
+
+    @router.patch("/api/v2/persons/{person_id}")
+    async def update_person(person_id: int, request: Request) -> Response:
+        body = PersonBody.model_validate(_object_body(await _json_body(request)))
+        return _ok(await run_in_threadpool(emulator.update_person, person_id, body))
+
+    # Deals (v2)
+    @router.post("/api/v2/deals")
+    async def add_deal(request: Request) -> Response:
+        body = DealBody.model_validate(_object_body(await _json_body(request)))
+        return _ok(await run_in_threadpool(emulator.create_deal, body))
+
+    @router.get("/api/v2/deals/search")
+    async def search_deals(request: Request) -> Response:
+        q = request.query_params
+        exact = _bool_param(q.get("exact_match"), "exact_match")
+        term = _search_term(q.get("term"), exact)
+        fields = _search_fields(q.get("fields"), ("custom_fields", "notes", "title"))
+        status = q.get("status")
+        if status is not None and status not in DEAL_STATUSES:
+            raise PipedriveError(400, "status must be one of: open, won, lost")
+        found = emulator.search_deals(
+            term,
+            fields,
+            exact,
+            _int_param(q.get("person_id"), "person_id"),
+            _int_param(q.get("organization_id"), "organization_id"),
+            status,
+        )
+        page, next_cursor = _cursor_page(
+            found, _int_param(q.get("limit"), "limit"), q.get("cursor")
+        )
+        return _ok({"items": page}, {"next_cursor": next_cursor})
+
+    @router.get("/api/v2/deals")
+    async def list_deals(request: Request) -> Response:
+        q = request.query_params
+        status = q.get("status")
+        if status is not None and status not in (*DEAL_STATUSES, "deleted"):
+            raise PipedriveError(400, "status must be one of: open, won, lost, deleted")
+        ids = None
+        if q.get("ids"):
+            ids = {_int_param(v, "ids") or 0 for v in q["ids"].split(",")}
+        deals = emulator.list_deals(_int_param(q.get("person_id"), "person_id"), status, ids)
+        page, next_cursor = _cursor_page(
+            [(d["id"], d) for d in deals], _int_param(q.get("limit"), "limit"), q.get("cursor")
+        )
+        return _ok(page, {"next_cursor": next_cursor})
+
+    @router.get("/api/v2/deals/{deal_id}")
+    async def get_deal(deal_id: int) -> Response:
+        return _ok(emulator.get_deal(deal_id))
+
+    @router.patch("/api/v2/deals/{deal_id}")
+    async def update_deal(deal_id: int, request: Request) -> Response:
+        body = DealBody.model_validate(_object_body(await _json_body(request)))
+        return _ok(await run_in_threadpool(emulator.update_deal, deal_id, body))
+
+    # Deal and person fields (v1)
+    for entity, path in (("deal", "/api/v1/dealFields"), ("person", "/api/v1/personFields")):
+        _add_field_routes(router, emulator, entity, path)
+
+    # Notes (v1)
+    @router.post("/api/v1/notes")
+    async def add_note(request: Request) -> Response:
+        body = NoteBody.model_validate(_object_body(await _json_body(request)))
+        return _ok(await run_in_threadpool(emulator.create_note, body))
+
+    @router.get("/api/v1/notes")
+    async def list_notes(request: Request) -> Response:
+        q = request.query_params
+        notes = emulator.list_notes(
+            _int_param(q.get("deal_id"), "deal_id"), _int_param(q.get("person_id"), "person_id")
+        )
+        page, pagination = _offset_page(
+            notes, _int_param(q.get("start"), "start") or 0, _int_param(q.get("limit"), "limit")
+        )
+        return _ok(page, {"pagination": pagination})
+
+    # Webhooks (v1)
+    @router.post("/api/v1/webhooks")
+    async def add_webhook(request: Request) -> Response:
+        payload = _object_body(await _json_body(request))
+        try:
+            body = WebhookBody.model_validate(payload)
+        except ValidationError as error:
+            errors: dict[str, list[str]] = {}
+            for item in error.errors():
+                key = str(item["loc"][0]) if item["loc"] else "body"
+                errors.setdefault(key, []).append(item["msg"])
+            raise WebhookValidationError(errors) from None
+        hook = emulator.create_webhook(body)
+        return JSONResponse(
+            status_code=201, content={"status": "ok", "success": True, "data": hook}
+        )
+
+    @router.get("/api/v1/webhooks")
+    async def list_webhooks() -> Response:
+        return JSONResponse(
+            content={"status": "ok", "success": True, "data": emulator.list_webhooks()}
+        )
+
+    @router.delete("/api/v1/webhooks/{webhook_id}")
+    async def delete_webhook(webhook_id: int) -> Response:
+        emulator.delete_webhook(webhook_id)
+        return JSONResponse(content={"status": "ok", "success": True})
+
+    return router
