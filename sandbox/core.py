@@ -107,17 +107,40 @@ class Sandbox:
     public_base_url: str = "http://127.0.0.1:8765"
     state: SandboxState = field(default_factory=SandboxState)
     roles: dict[str, PersonRole] = field(default_factory=dict)
+    # vendor -> the DEFAULT_CREDENTIALS of each mounted vendor module (filled by create_app);
+    # `credentials` holds only overrides, so a vendor can tell a configured value from a default.
+    default_credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+    # vendor -> its emulator object, for admin routes and people that act on it in-process
+    emulators: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from sandbox.faults import FaultInjector
+        from sandbox.people import PeopleEngine
         from sandbox.webhooks import WebhookSender
 
         self.random = random.Random(self.seed)
         self.faults = FaultInjector(seed=self.seed)
         self.webhooks = WebhookSender(self.faults)
+        self.people = PeopleEngine(self)
 
     def base_url(self, vendor: str) -> str:
         return f"{self.public_base_url}/{vendor}"
+
+    def base_urls(self) -> dict[str, str]:
+        """Each mounted vendor's base URL, as a client's Block needs it."""
+        return {vendor: self.base_url(vendor) for vendor in self.default_credentials}
+
+    def effective_credentials(self) -> dict[str, dict[str, str]]:
+        """What each mounted vendor accepts right now: its defaults overlaid with overrides."""
+        return {
+            vendor: {**defaults, **self.credentials.get(vendor, {})}
+            for vendor, defaults in self.default_credentials.items()
+        }
+
+    def close(self) -> None:
+        """Stop the background threads (people, webhook delivery); the state stays readable."""
+        self.people.stop()
+        self.webhooks.close()
 
     def vendor_router(self, vendor: str) -> APIRouter:
         """A router whose every route passes through fault injection for `vendor`."""

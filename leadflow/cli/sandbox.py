@@ -1,0 +1,48 @@
+"""`leadflow sandbox`: serve every vendor's emulator on loopback, leadflow's embedded default.
+
+    leadflow sandbox serve [--host 127.0.0.1] [--port 8765] [--seed 0] [--no-people]
+
+On start it prints each vendor's base URL and the credentials the sandbox accepts, which is
+what a user types into leadflow's Blocks (or any other client). It binds to loopback unless
+told otherwise: the sandbox accepts well-known credentials, so exposing it is a deliberate act.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Serve the vendor sandbox (Facebook, Pipedrive, DocuSign, Asaas, Hostinger, WhatsApp).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind; loopback by default.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.", min=0)] = 8765,
+    seed: Annotated[int, typer.Option(help="Seed for ids, faults and simulated people.")] = 0,
+    people: Annotated[
+        bool, typer.Option("--people/--no-people", help="Run the simulated people.")
+    ] = True,
+) -> None:
+    """Serve the sandbox in the foreground until Ctrl-C."""
+    from sandbox.server import serve as serve_sandbox
+
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        err_console.print(
+            f"[yellow]warning: binding {host}: the sandbox's credentials are public; "
+            "anyone who can reach this address can use it[/yellow]"
+        )
+    try:
+        serve_sandbox(seed=seed, host=host, port=port, people=people)
+    except OSError as error:
+        err_console.print(f"[red]leadflow sandbox: cannot listen on {host}:{port}: {error}[/red]")
+        raise typer.Exit(1) from None

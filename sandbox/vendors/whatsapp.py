@@ -1,0 +1,539 @@
+"""WhatsApp Cloud API emulator: how leadflow sends the PIX code and the welcome message.
+
+`POST /{version}/{phone_number_id}/messages` sends a text or a template message and answers
+with a `wamid`; what happens next arrives as status webhooks (`sent`, `delivered`, `read`, or
+`failed` with `errors[]`) signed with `X-Hub-Signature-256`, exactly as Meta sends them. The rules
+that make a real integration fail are enforced:
+
+- the 24-hour customer-service window: free-form text to a number that has not written in the
+  last 24 hours is refused with 131047 (only templates may open a conversation);
+- templates must exist in the requested language (132001) with the right number of body
+  parameters (132000); the list is configurable through the admin API;
+- throughput per phone number (130429) and the per-recipient pair rate (131056), both
+  configurable and off-by-default-high so tests and benchmarks are not throttled unless asked;
+- a landline or a number without WhatsApp is accepted, then fails with 131026 in a webhook.
+
+The admin API (mounted at /__sandbox__/whatsapp) simulates an inbound message (which opens the
+number's window and fires the inbound webhook), replaces the template list, and verifies a
+receiver with Meta's `hub.*` handshake before making it the webhook target.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sandbox.core import Sandbox
+from sandbox.vendors.facebook import (
+    GraphError,
+    SubscribeBody,
+    TraceIds,
+    graph_fault_renderer,
+    graph_route_class,
+    graph_token,
+    hub_signature_headers,
+    invalid_token_error,
+    meta_json,
+    verify_callback,
+)
+
+VENDOR = "whatsapp"
+WINDOW_SECONDS = 24 * 3600
+ERROR_CODES_URL = "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
+
+DEFAULT_CREDENTIALS: dict[str, str] = {
+    "phone_number_id": "106540352242922",
+    "waba_id": "102290129340398",
+    "display_phone_number": "5511940000000",
+    "access_token": "EAAsandboxWhatsAppSystemUserToken0leadflow00000000",
+    "app_secret": "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b",
+    "verify_token": "leadflow-sandbox-verify-token",
+}
+
+DEFAULT_TEMPLATES: list[dict[str, Any]] = [
+    {"name": "hello_world", "language": "en_US", "category": "utility", "body_parameters": 0},
+    {"name": "pix_cobranca", "language": "pt_BR", "category": "utility", "body_parameters": 2},
+    {"name": "boas_vindas", "language": "pt_BR", "category": "utility", "body_parameters": 1},
+]
+
+
+@dataclass(frozen=True)
+class WhatsAppLimits:
+    """Throughput per phone number and the pair rate; 0 disables the pair rate."""
+
+    messages_per_second: int = 100_000
+    pair_interval_seconds: float = 0.0
+    read_probability: float = 0.7
+
+
+# -- the request body, as the contract's `Message` schema has it -------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextObject(_Body):
+    body: str = Field(min_length=1, max_length=4096)
+    preview_url: bool = False
+
+
+class Language(_Body):
+    code: str = Field(min_length=2)
+    policy: Literal["deterministic"]  # required by the contract's LanguageObject
+
+
+class Parameter(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+
+
+class Component(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["header", "body", "button"]
+    sub_type: str | None = None
+    index: str | int | None = None
+    parameters: list[Parameter] = Field(default_factory=list)
+
+
+class TemplateObject(_Body):
+    name: str = Field(min_length=1)
+    language: Language
+    components: list[Component] = Field(default_factory=list)
+
+
+class Context(_Body):
+    message_id: str
+
+
+class MessageBody(_Body):
+    messaging_product: Literal["whatsapp"]
+    recipient_type: Literal["individual", "group"]
+    to: str = Field(min_length=1)
+    type: Literal["text", "template"]
+    text: TextObject | None = None
+    template: TemplateObject | None = None
+    context: Context | None = None
+    biz_opaque_callback_data: str | None = Field(None, max_length=512)
+
+
+class InboundMessage(BaseModel):
+    """Admin: a WhatsApp user writes to the business (opens the 24-hour window)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_: str = Field(alias="from", min_length=8)
+    text: str = "Olá!"
+    name: str = "Cliente"
+    timestamp: int | None = None
+
+
+class TemplateDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    language: str = "pt_BR"
+    category: Literal["utility", "marketing", "authentication"] = "utility"
+    body_parameters: int = Field(0, ge=0)
+
+
+def _invalid_parameter(details: str) -> GraphError:
+    return GraphError(
+        "(#100) Invalid parameter",
+        100,
+        error_data={"messaging_product": "whatsapp", "details": details},
+    )
+
+
+def _validation_details(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = "".join(
+        f"['{part}']" if isinstance(part, str) else f"[{part}]" for part in first["loc"][1:]
+    )
+    head = str(first["loc"][0]) if first["loc"] else "body"
+    return f"Param {head}{where}: {first['msg']}"
+
+
+def digits(number: str) -> str:
+    return "".join(ch for ch in number if ch.isdigit())
+
+
+def is_brazilian_landline(wa_id: str) -> bool:
+    """+55, a 2-digit area code, then 8 digits starting 2-5: a fixed line without WhatsApp."""
+    return wa_id.startswith("55") and len(wa_id) == 12 and wa_id[4] in "2345"
+
+
+@dataclass
+class _Sent:
+    id: str
+    to: str
+    wa_id: str
+    type: str
+    template: str | None
+    category: str
+    sent_at: int
+    status: str
+    biz_opaque_callback_data: str | None
+
+
+class WhatsAppEmulator:
+    """Messages, windows and templates in `sandbox.state.bucket("whatsapp")`."""
+
+    def __init__(self, sandbox: Sandbox, limits: WhatsAppLimits | None = None) -> None:
+        self.sandbox = sandbox
+        self.default_limits = limits or WhatsAppLimits()
+        self.trace_ids = TraceIds(sandbox)
+        self._rate_lock = threading.Lock()
+        self._recent: deque[float] = deque()
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        return {**DEFAULT_CREDENTIALS, **self.sandbox.credentials.get(VENDOR, {})}
+
+    def _bucket(self) -> dict[str, Any]:
+        with self.sandbox.state.lock:
+            bucket = self.sandbox.state.bucket(VENDOR)
+            if "templates" not in bucket:
+                bucket["templates"] = [dict(t) for t in DEFAULT_TEMPLATES]
+                bucket["messages"] = {}
+                bucket["windows"] = {}
+                bucket["last_sent_to"] = {}
+                bucket["limits"] = asdict(self.default_limits)
+            return bucket
+
+    @property
+    def limits(self) -> WhatsAppLimits:
+        """The limits in force; the admin API changes them in the bucket (plain JSON)."""
+        with self.sandbox.state.lock:
+            return WhatsAppLimits(**self._bucket()["limits"])
+
+    def authenticate(self, request: Request) -> None:
+        token = graph_token(request)
+        if token is None or not secrets.compare_digest(token, self.credentials["access_token"]):
+            raise invalid_token_error()
+
+    # -- sending --------------------------------------------------------------------------
+    def send(self, phone_number_id: str, payload: Any) -> dict[str, Any]:
+        """Validate and accept one message; the status webhooks follow from the sender thread."""
+        if phone_number_id != self.credentials["phone_number_id"]:
+            raise GraphError(
+                f"Unsupported post request. Object with ID '{phone_number_id}' does not exist, "
+                "cannot be loaded due to missing permissions, or does not support this operation.",
+                100,
+                type_="GraphMethodException",
+                subcode=33,
+            )
+        if not isinstance(payload, dict):
+            raise _invalid_parameter("The request body must be a JSON object")
+        try:
+            body = MessageBody.model_validate(payload)
+        except ValidationError as error:
+            raise _invalid_parameter(_validation_details(error)) from None
+        wa_id = digits(body.to)
+        if not 8 <= len(wa_id) <= 15:
+            raise _invalid_parameter(f"Param to: '{body.to}' is not a valid phone number")
+        limits = self.limits
+        now = time.time()
+        self._admit_throughput(limits, now)
+        category = "service"
+        template_name: str | None = None
+        if body.type == "text":
+            if body.text is None:
+                raise _invalid_parameter("Param text is required for type text")
+            self._require_open_window(wa_id, now)
+        else:
+            if body.template is None:
+                raise _invalid_parameter("Param template is required for type template")
+            category = self._check_template(body.template)
+            template_name = body.template.name
+        bucket = self._bucket()
+        with self.sandbox.state.lock:
+            last = bucket["last_sent_to"].get(wa_id)
+            if (
+                limits.pair_interval_seconds
+                and last is not None
+                and now - last < limits.pair_interval_seconds
+            ):
+                raise GraphError(
+                    "(#131056) (Business Account, Consumer Account) pair rate limit hit",
+                    131056,
+                    error_data={
+                        "messaging_product": "whatsapp",
+                        "details": "Message failed to send because there were too many messages "
+                        "sent from this phone number to the same phone number in a short period "
+                        "of time.",
+                    },
+                    is_transient=True,
+                )
+            bucket["last_sent_to"][wa_id] = now
+            wamid = self._wamid(wa_id)
+            sent = _Sent(
+                id=wamid,
+                to=body.to,
+                wa_id=wa_id,
+                type=body.type,
+                template=template_name,
+                category=category,
+                sent_at=int(now),
+                status="accepted",
+                biz_opaque_callback_data=body.biz_opaque_callback_data,
+            )
+            bucket["messages"][wamid] = asdict(sent)
+            self.sandbox.state.created(VENDOR, "message")
+            read = self.sandbox.random.random() < limits.read_probability
+        self._fire_statuses(sent, read)
+        message: dict[str, Any] = {"id": wamid}
+        if body.type == "template":
+            message["message_status"] = "accepted"
+        return {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": body.to, "wa_id": wa_id}],
+            "messages": [message],
+        }
+
+    def _admit_throughput(self, limits: WhatsAppLimits, now: float) -> None:
+        with self._rate_lock:
+            while self._recent and now - self._recent[0] >= 1.0:
+                self._recent.popleft()
+            if len(self._recent) >= limits.messages_per_second:
+                raise GraphError(
+                    "(#130429) Rate limit hit",
+                    130429,
+                    error_data={
+                        "messaging_product": "whatsapp",
+                        "details": "Message failed to send because there were too many messages "
+                        "sent from this phone number in a short period of time",
+                    },
+                    subcode=2494055,
+                    is_transient=True,
+                )
+            self._recent.append(now)
+
+    def _require_open_window(self, wa_id: str, now: float) -> None:
+        with self.sandbox.state.lock:
+            last_inbound = self._bucket()["windows"].get(wa_id)
+        if last_inbound is None or now - last_inbound > WINDOW_SECONDS:
+            raise GraphError(
+                "(#131047) Re-engagement message",
+                131047,
+                error_data={
+                    "messaging_product": "whatsapp",
+                    "details": "Message failed to send because more than 24 hours have passed "
+                    "since the customer last replied to this number.",
+                },
+            )
+
+    def _check_template(self, template: TemplateObject) -> str:
+        with self.sandbox.state.lock:
+            known = [t for t in self._bucket()["templates"] if t["name"] == template.name]
+        match = next((t for t in known if t["language"] == template.language.code), None)
+        if match is None:
+            raise GraphError(
+                "(#132001) Template name does not exist in the translation",
+                132001,
+                error_data={
+                    "messaging_product": "whatsapp",
+                    "details": f"template name ({template.name}) does not exist in "
+                    f"{template.language.code}",
+                },
+            )
+        given = sum(len(c.parameters) for c in template.components if c.type == "body")
+        if given != match["body_parameters"]:
+            raise GraphError(
+                "(#132000) Number of parameters does not match the expected number of params",
+                132000,
+                error_data={
+                    "messaging_product": "whatsapp",
+                    "details": f"body: number of localizable_params ({given}) does not match "
+                    f"the expected number of params ({match['body_parameters']})",
+                },
+            )
+        return str(match["category"])
+
+    def _wamid(self, wa_id: str) -> str:
+        raw = wa_id.encode() + b"\x15\x02\x00\x11\x18\x12" + self.sandbox.random.randbytes(9)
+        return "wamid." + base64.b64encode(b"\x18\x0c" + raw).decode().rstrip("=")
+
+    # -- webhooks -------------------------------------------------------------------------
+    def _envelope(self, value: dict[str, Any]) -> dict[str, Any]:
+        credentials = self.credentials
+        return {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": credentials["waba_id"],
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": credentials["display_phone_number"],
+                                    "phone_number_id": credentials["phone_number_id"],
+                                },
+                                **value,
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+
+    def _deliver(self, payload: dict[str, Any]) -> None:
+        target = self.sandbox.webhook_targets.get(VENDOR)
+        if not target:
+            return
+        body = meta_json(payload)
+        headers = hub_signature_headers(self.credentials["app_secret"], body)
+        self.sandbox.webhooks.deliver(vendor=VENDOR, url=target, body=body, headers=headers)
+
+    def _status(self, sent: _Sent, status: str, at: int) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "id": sent.id,
+            "status": status,
+            "timestamp": str(at),
+            "recipient_id": sent.wa_id,
+        }
+        if status == "failed":
+            entry["errors"] = [
+                {
+                    "code": 131026,
+                    "title": "Message undeliverable",
+                    "message": "Message undeliverable",
+                    "error_data": {
+                        "details": "Message Undeliverable: the recipient is not a WhatsApp user"
+                    },
+                    "href": ERROR_CODES_URL,
+                }
+            ]
+        else:
+            entry["conversation"] = {
+                "id": sent.id[-32:].replace("=", "").lower(),
+                "origin": {"type": sent.category},
+            }
+            if status == "sent":
+                entry["conversation"]["expiration_timestamp"] = str(at + WINDOW_SECONDS)
+            entry["pricing"] = {
+                "billable": sent.category != "service",
+                "pricing_model": "PMP",
+                "category": sent.category,
+            }
+        if sent.biz_opaque_callback_data is not None:
+            entry["biz_opaque_callback_data"] = sent.biz_opaque_callback_data
+        return entry
+
+    def _fire_statuses(self, sent: _Sent, read: bool) -> None:
+        """sent → delivered (→ read), or failed for a number without WhatsApp, in order."""
+        statuses = (
+            ["failed"]
+            if is_brazilian_landline(sent.wa_id)
+            else ["sent", "delivered"] + (["read"] if read else [])
+        )
+        with self.sandbox.state.lock:
+            self._bucket()["messages"][sent.id]["status"] = statuses[-1]
+        for offset, status in enumerate(statuses):
+            entry = self._status(sent, status, sent.sent_at + offset)
+            self._deliver(self._envelope({"statuses": [entry]}))
+
+    def receive(self, inbound: InboundMessage) -> dict[str, Any]:
+        """A user writes in: the window opens and the inbound `messages` webhook fires."""
+        wa_id = digits(inbound.from_)
+        now = inbound.timestamp or int(time.time())
+        with self.sandbox.state.lock:
+            self._bucket()["windows"][wa_id] = now
+            message_id = self._wamid(wa_id)
+            self.sandbox.state.created(VENDOR, "inbound_message")
+        payload = self._envelope(
+            {
+                "contacts": [{"profile": {"name": inbound.name}, "wa_id": wa_id}],
+                "messages": [
+                    {
+                        "from": wa_id,
+                        "id": message_id,
+                        "timestamp": str(now),
+                        "type": "text",
+                        "text": {"body": inbound.text},
+                    }
+                ],
+            }
+        )
+        self._deliver(payload)
+        return {"id": message_id, "wa_id": wa_id, "window_open_until": now + WINDOW_SECONDS}
+
+
+def build_router(sandbox: Sandbox, limits: WhatsAppLimits | None = None) -> APIRouter:
+    """The Cloud API's send path, mounted by the app at /whatsapp."""
+    emulator = WhatsAppEmulator(sandbox, limits)
+    sandbox.emulators[VENDOR] = emulator
+    sandbox.faults.register_renderer(VENDOR, graph_fault_renderer(emulator.trace_ids))
+    router = sandbox.vendor_router(VENDOR)
+    router.route_class = graph_route_class(emulator.authenticate, emulator.trace_ids)
+
+    @router.post("/{version}/{phone_number_id}/messages")
+    async def send_message(version: str, phone_number_id: str, request: Request) -> Response:
+        try:
+            payload = await request.json()
+        except ValueError:
+            raise _invalid_parameter("The request body is not valid JSON") from None
+        return JSONResponse(emulator.send(phone_number_id, payload))
+
+    return router
+
+
+class LimitsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    messages_per_second: int = Field(100_000, ge=1)
+    pair_interval_seconds: float = Field(0.0, ge=0)
+    read_probability: float = Field(0.7, ge=0, le=1)
+
+
+def build_admin_router(sandbox: Sandbox) -> APIRouter:
+    """Admin: inbound messages, templates, limits, and the verified webhook subscription."""
+    router = APIRouter()
+
+    def emulator() -> WhatsAppEmulator:
+        return sandbox.emulators[VENDOR]
+
+    @router.post("/inbound")
+    def inbound(body: InboundMessage) -> dict[str, Any]:
+        return emulator().receive(body)
+
+    @router.get("/templates")
+    def templates() -> list[dict[str, Any]]:
+        with sandbox.state.lock:
+            return list(emulator()._bucket()["templates"])
+
+    @router.put("/templates")
+    def set_templates(body: list[TemplateDefinition]) -> list[dict[str, Any]]:
+        with sandbox.state.lock:
+            emulator()._bucket()["templates"] = [t.model_dump() for t in body]
+            return list(emulator()._bucket()["templates"])
+
+    @router.put("/limits")
+    def set_limits(body: LimitsBody) -> dict[str, Any]:
+        with sandbox.state.lock:
+            emulator()._bucket()["limits"] = body.model_dump()
+        return body.model_dump()
+
+    @router.post("/subscription")
+    def subscribe(body: SubscribeBody) -> dict[str, Any]:
+        verify_token = body.verify_token or emulator().credentials["verify_token"]
+        with sandbox.state.lock:
+            challenge = str(sandbox.random.randrange(10**9, 10**10))
+        verify_callback(str(body.callback_url), verify_token, challenge)
+        sandbox.webhook_targets[VENDOR] = str(body.callback_url)
+        return {"success": True, "callback_url": str(body.callback_url)}
+
+    return router

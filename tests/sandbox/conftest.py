@@ -1,0 +1,138 @@
+"""Fixtures for the sandbox's tests: an in-process app, a served sandbox and a webhook receiver.
+
+Unit-level tests talk to `create_app(Sandbox(seed))` through httpx's ASGITransport (no sockets,
+fast); integration tests use the real loopback server (`served`), and webhooks are received by
+`WebhookReceiver`, a plain stdlib HTTP server on a free loopback port that records every request
+as raw bytes, so a test can verify a signature over exactly what was sent.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from sandbox.app import create_app
+from sandbox.core import Sandbox
+from sandbox.server import RunningSandbox, running_sandbox
+
+
+@dataclass
+class ReceivedRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class WebhookReceiver:
+    """Records requests; answers `status` (POST) and Meta's hub.* handshake (GET)."""
+
+    url: str = ""
+    requests: list[ReceivedRequest] = field(default_factory=list)
+    status: int = 200
+    fail_first: int = 0  # answer 500 to this many POSTs before `status`
+    verify_token: str = "leadflow-sandbox-verify-token"
+    condition: threading.Condition = field(default_factory=threading.Condition)
+
+    def posts(self) -> list[ReceivedRequest]:
+        with self.condition:
+            return [r for r in self.requests if r.method == "POST"]
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedRequest]:
+        """The first `count` POSTs, waiting for them; fails the test when they do not arrive."""
+        deadline = time.monotonic() + timeout
+        with self.condition:
+            while len([r for r in self.requests if r.method == "POST"]) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"expected {count} webhook deliveries, got fewer")
+                self.condition.wait(left)
+            return [r for r in self.requests if r.method == "POST"]
+
+
+def _handler(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _record(self, body: bytes) -> ReceivedRequest:
+            parts = urlsplit(self.path)
+            request = ReceivedRequest(
+                self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), body
+            )
+            with receiver.condition:
+                receiver.requests.append(request)
+                receiver.condition.notify_all()
+            return request
+
+        def _answer(self, status: int, body: bytes = b"") -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self._record(self.rfile.read(length))
+            with receiver.condition:
+                failing = receiver.fail_first > 0
+                if failing:
+                    receiver.fail_first -= 1
+            self._answer(500 if failing else receiver.status)
+
+        def do_GET(self) -> None:
+            request = self._record(b"")
+            mode = request.query.get("hub.mode", [""])[0]
+            token = request.query.get("hub.verify_token", [""])[0]
+            challenge = request.query.get("hub.challenge", [""])[0]
+            if mode == "subscribe" and token == receiver.verify_token:
+                self._answer(200, challenge.encode())
+            else:
+                self._answer(403)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    return Handler
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+    server.daemon_threads = True
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield receiver
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    sandbox = Sandbox(seed=11)
+    yield sandbox
+    sandbox.close()
+
+
+@pytest.fixture
+async def app_client(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
+    """The whole sandbox app in-process; paths are absolute (`/facebook/...`)."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(sandbox)), base_url="http://sandbox"
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def served() -> Iterator[RunningSandbox]:
+    """A fresh sandbox served on a free loopback port (one per test: state never leaks)."""
+    with running_sandbox(seed=5) as running:
+        yield running
