@@ -1,0 +1,616 @@
+"""The one HTTP policy every vendor client uses: timeouts, retries, rate limits, errors, logging.
+
+Where it sits: each vendor client (blocks/<vendor>.py) owns one `VendorHTTP`, built by its
+credentials Block, and calls `request()` with a path TEMPLATE. This module decides what is retried
+(429, 500, 502, 503, 504 and network errors — never a 4xx), how long to wait (exponential backoff
+with full jitter, capped, or the vendor's `Retry-After` / rate-limit headers when it gives them),
+keeps the process under the vendor's published rate (`RateLimit`, a token bucket shared by every
+client of the same vendor and credential), and turns failures into blocks.errors classes.
+
+Non-idempotent requests (POST by default) are retried only when the vendor provably did nothing:
+a connection that never opened, or a 429. A POST whose answer never came (read timeout, dropped
+connection, 5xx) raises `UnknownOutcomeError`: the task must look the object up by its external
+reference before creating it again (DESIGN.md, the ledger's effect protocol).
+
+Across processes, the rate limit is Prefect's business, not this module's: a credentials Block may
+name a Prefect global concurrency limit (`concurrency_limit_name`), and the tasks wrap their vendor
+calls in it, e.g.::
+
+    from prefect.concurrency.asyncio import rate_limit
+
+    await rate_limit(block.concurrency_limit_name)   # a GCL with slot_decay_per_second set
+    deal = await client.create_deal(...)
+
+`VendorHTTP` never calls Prefect, so the clients also work in plain Python and in tests.
+
+Every attempt writes one line to the "leadflow.http" logger — vendor, method, path template,
+status, attempt, duration in ms — and never a query value, body, token or personal datum
+(the logger carries blocks.masking.MaskingFilter as a second line of defence).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+
+from blocks.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+    UnknownOutcomeError,
+    VendorError,
+)
+from blocks.masking import install_masking, mask_text
+from leadflow.settings import get_settings
+
+__all__ = [
+    "ErrorParser",
+    "HttpPolicy",
+    "RateLimit",
+    "VendorHTTP",
+    "credential_fingerprint",
+    "default_error_parser",
+    "forget_rate_limits",
+    "parse_retry_after",
+    "shared_rate_limit",
+]
+
+logger = install_masking(logging.getLogger("leadflow.http"))
+# httpx logs every request's full URL at INFO, query string included (search terms are e-mails
+# and phones): its records go through the same mask.
+install_masking(logging.getLogger("httpx"))
+
+#: statuses worth another attempt (DESIGN.md principle 4); everything else 4xx is permanent
+RETRYABLE_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
+
+ErrorParser = Callable[[httpx.Response], tuple[str | None, str]]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+# --------------------------------------------------------------------------------------- policy
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """How long to wait and how often to try. Defaults come from leadflow.settings.
+
+    `sleep`, `clock` (monotonic seconds), `now` (wall-clock epoch seconds, for HTTP-date
+    `Retry-After`) and `jitter` (random.uniform's signature) are injectable so tests can check
+    the waits without waiting.
+    """
+
+    connect_timeout: float
+    read_timeout: float
+    total_timeout: float
+    max_attempts: int
+    backoff_base: float
+    backoff_cap: float
+    sleep: Sleep = field(default=asyncio.sleep, compare=False)
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+    now: Callable[[], float] = field(default=time.time, compare=False)
+    jitter: Callable[[float, float], float] = field(default=random.uniform, compare=False)
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> HttpPolicy:
+        """The policy the settings describe, with any field overridden (e.g. `sleep=` in tests)."""
+        settings = get_settings()
+        values: dict[str, Any] = {
+            "connect_timeout": settings.http_connect_timeout,
+            "read_timeout": settings.http_read_timeout,
+            "total_timeout": settings.http_total_timeout,
+            "max_attempts": settings.http_max_attempts,
+            "backoff_base": settings.http_backoff_base,
+            "backoff_cap": settings.http_backoff_cap,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def backoff(self, attempt: int) -> float:
+        """Full jitter: uniform(0, min(cap, base * 2**(attempt-1))) after the `attempt`-th failure.
+
+        Full jitter spreads concurrent retriers over the whole window, so a burst of failures
+        does not come back as a burst (AWS architecture blog, "Exponential Backoff And Jitter").
+        """
+        exponent = min(attempt - 1, 62)  # 2**63 overflows nothing in Python, but keeps it sane
+        ceiling = min(self.backoff_cap, self.backoff_base * math.pow(2, exponent))
+        return self.jitter(0.0, ceiling)
+
+    def timeout(self) -> httpx.Timeout:
+        """httpx's per-attempt timeouts: connect and pool from `connect_timeout`, the rest read."""
+        return httpx.Timeout(
+            connect=self.connect_timeout,
+            read=self.read_timeout,
+            write=self.read_timeout,
+            pool=self.connect_timeout,
+        )
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP-date (RFC 9110 10.2.3).
+
+    A date in the past means "now" (0.0); an unreadable value is ignored (None), because a
+    malformed hint must not turn into an error or an unbounded wait.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; parsedate gives naive for "-0000"
+        from datetime import UTC
+
+        when = when.replace(tzinfo=UTC)
+    current = time.time() if now is None else now
+    return max(when.timestamp() - current, 0.0)
+
+
+def _rate_limit_reset(response: httpx.Response, *, now: float) -> float | None:
+    """Seconds until the vendor's window resets, when its headers say the budget is spent.
+
+    Understands `x-ratelimit-remaining: 0` with `x-ratelimit-reset` as seconds (Pipedrive,
+    Hostinger) or as an epoch timestamp (GitHub-style), and the IETF draft `ratelimit-*` names.
+    """
+    headers = response.headers
+    for prefix in ("x-ratelimit-", "ratelimit-"):
+        remaining = headers.get(prefix + "remaining")
+        if remaining is None:
+            continue
+        try:
+            if float(remaining) > 0:
+                return None
+            reset = float(headers.get(prefix + "reset", "1"))
+        except ValueError:
+            return None
+        if not math.isfinite(reset):
+            return None
+        if reset > 1_000_000_000:  # an epoch timestamp rather than a delta
+            reset -= now
+        return max(reset, 0.0)
+    return None
+
+
+# ----------------------------------------------------------------------------------- rate limit
+
+
+class RateLimit:
+    """A token bucket: `rate` calls per `per` seconds on average, up to `burst` at once.
+
+    Why reservations rather than an asyncio lock: the bucket is shared by every client of a vendor
+    in the process, and Prefect may run tasks on more than one event loop (and thread). Each call
+    takes a token under a thread lock, letting the balance go negative; a negative balance is a
+    place in the queue, and the caller sleeps until its token has been earned. That is fair
+    (first come, first served), works across loops, and never holds a lock while sleeping.
+
+    `hold(seconds)` stops everyone until then: a 429 or an exhausted vendor budget applies to the
+    whole credential, not only to the call that saw it.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        per: float = 1.0,
+        burst: int = 1,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if rate <= 0 or per <= 0 or burst < 1:
+            raise ValueError("RateLimit needs rate > 0, per > 0 and burst >= 1")
+        self.rate = rate
+        self.per = per
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = float(burst)
+        self._updated = clock()
+        self._held_until = 0.0
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two tokens."""
+        return self.per / self.rate
+
+    def _reserve(self, tokens: float) -> float:
+        with self._lock:
+            now = self._clock()
+            elapsed = max(now - self._updated, 0.0)
+            self._tokens = min(float(self.burst), self._tokens + elapsed / self.interval)
+            self._updated = now
+            self._tokens -= tokens
+            wait = 0.0 if self._tokens >= 0 else -self._tokens * self.interval
+            return max(wait, self._held_until - now)
+
+    async def acquire(self, tokens: float = 1.0, *, sleep: Sleep | None = None) -> float:
+        """Wait for `tokens` (a call's cost; 1 by default); returns the seconds waited.
+
+        A cost above `burst` is allowed: the caller waits until the debt it leaves is earned.
+        `sleep` overrides the bucket's own (VendorHTTP passes its policy's, so a test's fake
+        sleep covers rate-limit waits too).
+        """
+        wait = self._reserve(tokens)
+        if wait > 0:
+            await (sleep or self._sleep)(wait)
+        return wait
+
+    def hold(self, seconds: float) -> None:
+        """Let nobody through for `seconds` (the vendor said its budget is spent)."""
+        if seconds <= 0:
+            return
+        with self._lock:
+            now = self._clock()
+            self._held_until = max(self._held_until, now + seconds)
+            # the budget is spent: nothing saved up may be used when the hold ends
+            self._tokens = min(self._tokens, 0.0)
+            self._updated = max(self._updated, now)
+
+    def __repr__(self) -> str:
+        return f"RateLimit(rate={self.rate}, per={self.per}, burst={self.burst})"
+
+
+_registry: dict[tuple[str, str], RateLimit] = {}
+_registry_lock = threading.Lock()
+
+
+def credential_fingerprint(*secrets: str | None) -> str:
+    """A short, irreversible key for a credential: the registry must not hold the secret itself."""
+    digest = hashlib.sha256("\x1f".join(s or "" for s in secrets).encode()).hexdigest()
+    return digest[:16]
+
+
+def shared_rate_limit(
+    vendor: str, fingerprint: str, *, rate: float, per: float = 1.0, burst: int = 1
+) -> RateLimit:
+    """The one RateLimit of (vendor, credential) in this process, created on first use.
+
+    Vendors count their budget per token or per account, so two clients with the same
+    credential share a bucket, and a second credential gets its own.
+    """
+    key = (vendor, fingerprint)
+    with _registry_lock:
+        existing = _registry.get(key)
+        if existing is None:
+            existing = _registry[key] = RateLimit(rate, per, burst)
+        return existing
+
+
+def forget_rate_limits() -> None:
+    """Drop every shared bucket (tests start each case from a fresh budget)."""
+    with _registry_lock:
+        _registry.clear()
+
+
+# ------------------------------------------------------------------------------------- errors
+
+
+def default_error_parser(response: httpx.Response) -> tuple[str | None, str]:
+    """(code, message) from common JSON error envelopes, else the reason phrase.
+
+    Vendor clients pass their own parser; this one covers `{"error": ..., "message": ...}`,
+    `{"errors": [{"code", "description"}]}` and `{"error": {"code", "message"}}`.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return None, response.reason_phrase or f"HTTP {response.status_code}"
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            code = error.get("code")
+            return (
+                None if code is None else str(code),
+                str(error.get("message") or error.get("error_user_msg") or response.reason_phrase),
+            )
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            code = first.get("code")
+            message = first.get("description") or first.get("message") or response.reason_phrase
+            return (None if code is None else str(code), str(message))
+        code = body.get("errorCode") or body.get("code") or error
+        message = (
+            body.get("message") or body.get("error_description") or body.get("error_info") or None
+        )
+        return (None if code is None else str(code), str(message or response.reason_phrase))
+    return None, response.reason_phrase or f"HTTP {response.status_code}"
+
+
+def _error_body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:2000] or None
+
+
+# ---------------------------------------------------------------------------------- the client
+
+
+class VendorHTTP:
+    """One vendor's HTTP connection pool with the policy applied to every request.
+
+    The instance owns a single `httpx.AsyncClient` (one pool per vendor client); close it with
+    `aclose()` or use the instance as an async context manager.
+    """
+
+    def __init__(
+        self,
+        vendor: str,
+        base_url: str,
+        *,
+        auth: httpx.Auth | None = None,
+        headers: dict[str, str] | None = None,
+        rate_limit: RateLimit | None = None,
+        error_parser: ErrorParser | None = None,
+        policy: HttpPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rate_limited_codes: Collection[str] = (),
+        auth_codes: Collection[str] = (),
+    ) -> None:
+        """`rate_limited_codes` / `auth_codes`: vendor error codes (as the error_parser returns
+        them) that mean "throttled" or "bad credentials" whatever the HTTP status — Graph API
+        answers a throttled call with 400 and code 4 or 130429, an expired token with code 190.
+        """
+        self.vendor = vendor
+        self.rate_limited_codes = frozenset(rate_limited_codes)
+        self.auth_codes = frozenset(auth_codes)
+        self.base_url = base_url.rstrip("/")
+        self.rate_limit = rate_limit
+        self.error_parser: ErrorParser = error_parser or default_error_parser
+        self.policy = policy or HttpPolicy.from_settings()
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            auth=auth,
+            headers={"user-agent": "leadflow", **(headers or {})},
+            timeout=self.policy.timeout(),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._client.is_closed
+
+    @staticmethod
+    def fill_path(path: str, path_params: Mapping[str, str | int] | None) -> str:
+        """`/deals/{id}` + {"id": "a/b"} → `/deals/a%2Fb`: every value is quoted as one segment."""
+        if not path_params:
+            return path
+        return path.format_map({k: quote(str(v), safe="") for k, v in path_params.items()})
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        params: Any = None,
+        json: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> httpx.Response:
+        """Send one logical request, retrying what is transient; return a 2xx/3xx response.
+
+        Raises PermanentError (and its AuthenticationError/NotFoundError) at once for a 4xx;
+        TransientError/RateLimitedError when the attempts or the total time run out;
+        UnknownOutcomeError when a non-idempotent request may have been acted on.
+        """
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        url = self.fill_path(path, path_params)
+        policy = self.policy
+        deadline = policy.clock() + policy.total_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.rate_limit is not None:
+                await self.rate_limit.acquire(sleep=policy.sleep)
+            remaining = deadline - policy.clock()
+            if remaining <= 0:
+                raise TransientError(
+                    self.vendor,
+                    f"total timeout of {policy.total_timeout:g}s spent before attempt {attempt}",
+                    method=method,
+                    path=path,
+                )
+            started = policy.clock()
+            try:
+                async with asyncio.timeout(remaining):
+                    response = await self._client.request(
+                        method, url, params=params, json=json, data=data, headers=headers
+                    )
+            except (httpx.TransportError, TimeoutError) as exc:
+                self._log(method, path, None, attempt, started, outcome=type(exc).__name__)
+                error = self._network_error(exc, method, path, idempotent)
+                if isinstance(error, UnknownOutcomeError):
+                    raise error from exc
+                retry_after: float | None = None
+            else:
+                self._log(method, path, response.status_code, attempt, started)
+                now = policy.now()
+                reset = _rate_limit_reset(response, now=now)
+                if reset is not None and self.rate_limit is not None:
+                    self.rate_limit.hold(reset)
+                if response.status_code < 400:
+                    return response
+                await response.aread()
+                error = self._status_error(response, method, path, idempotent, now=now)
+                if not isinstance(error, TransientError) or isinstance(error, UnknownOutcomeError):
+                    raise error
+                retry_after = error.retry_after
+                if retry_after is None and response.status_code == 429:
+                    retry_after = reset
+                if retry_after and isinstance(error, RateLimitedError) and self.rate_limit:
+                    self.rate_limit.hold(retry_after)
+            if attempt >= policy.max_attempts:
+                raise error
+            delay = retry_after if retry_after is not None else policy.backoff(attempt)
+            if policy.clock() + delay >= deadline:
+                raise error  # the vendor asks for longer than this call may take: let Prefect wait
+            await policy.sleep(delay)
+
+    async def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """`request()` and its JSON body; a success that is not JSON is a TransientError.
+
+        A proxy or captive portal answering 200 with HTML is not the vendor's answer, so it
+        must neither crash the caller with a decode error nor pass as a result.
+        """
+        response = await self.request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise TransientError(
+                self.vendor,
+                f"the answer was not JSON ({response.headers.get('content-type', 'no type')})",
+                method=method.upper(),
+                path=path,
+                status=response.status_code,
+            ) from None
+
+    # -- classification
+
+    def _network_error(
+        self, exc: BaseException, method: str, path: str, idempotent: bool
+    ) -> TransientError:
+        """Connect failures never reached the vendor; anything later may have been acted on."""
+        never_sent = isinstance(
+            exc,
+            httpx.ConnectError
+            | httpx.ConnectTimeout
+            | httpx.PoolTimeout
+            | httpx.ProxyError
+            | httpx.UnsupportedProtocol
+            | httpx.LocalProtocolError,
+        )
+        description = f"{type(exc).__name__}: {mask_text(str(exc)) or 'no detail'}"
+        if not never_sent and not idempotent:
+            return UnknownOutcomeError(
+                self.vendor,
+                f"no answer to a non-idempotent request ({description}); "
+                "look it up before retrying",
+                method=method,
+                path=path,
+            )
+        return TransientError(self.vendor, description, method=method, path=path)
+
+    def _status_error(
+        self, response: httpx.Response, method: str, path: str, idempotent: bool, *, now: float
+    ) -> VendorError:
+        status = response.status_code
+        try:
+            code, message = self.error_parser(response)
+        except Exception:  # a broken envelope must not hide the status
+            code, message = None, response.reason_phrase or f"HTTP {status}"
+        message = mask_text(message)
+        details = _error_body(response)
+        common: dict[str, Any] = {"method": method, "path": path}
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
+        if code is not None and code in self.auth_codes:
+            return AuthenticationError(self.vendor, status, code, message, details, **common)
+        if status == 429 or (code is not None and code in self.rate_limited_codes):
+            return RateLimitedError(
+                self.vendor,
+                message,
+                retry_after=retry_after,
+                status=status,
+                code=code,
+                details=details,
+                **common,
+            )
+        if status >= 500:
+            if status not in RETRYABLE_STATUSES:  # 501, 505...: the server cannot ever do it
+                return PermanentError(self.vendor, status, code, message, details, **common)
+            if not idempotent:
+                return UnknownOutcomeError(
+                    self.vendor,
+                    f"{message} (a {status} to a non-idempotent request: look it up first)",
+                    retry_after=retry_after,
+                    status=status,
+                    code=code,
+                    details=details,
+                    **common,
+                )
+            return TransientError(
+                self.vendor,
+                message,
+                retry_after=retry_after,
+                status=status,
+                code=code,
+                details=details,
+                **common,
+            )
+        if status in (401, 403):
+            return AuthenticationError(self.vendor, status, code, message, details, **common)
+        if status == 404:
+            return NotFoundError(self.vendor, status, code, message, details, **common)
+        return PermanentError(self.vendor, status, code, message, details, **common)
+
+    def _log(
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        attempt: int,
+        started: float,
+        *,
+        outcome: str | None = None,
+    ) -> None:
+        duration_ms = round((self.policy.clock() - started) * 1000)
+        logger.info(
+            "vendor=%s method=%s path=%s status=%s attempt=%d duration_ms=%d",
+            self.vendor,
+            method,
+            path,
+            status if status is not None else (outcome or "error"),
+            attempt,
+            duration_ms,
+            extra={
+                "vendor": self.vendor,
+                "http_method": method,
+                "path_template": path,
+                "status": status,
+                "attempt": attempt,
+                "duration_ms": duration_ms,
+            },
+        )

@@ -1,0 +1,358 @@
+"""WhatsApp Cloud API: the credentials Block and the async client that sends text and templates.
+
+Where it sits: the journey speaks to the client on WhatsApp twice — the PIX code after the Asaas
+charge, the welcome after Hostinger activation — through tasks that record each `wamid` in the
+ledger. Outside the 24-hour customer-service window only approved templates may be sent; a text
+sent there fails with code 131047, raised as a PermanentError carrying that code so the task can
+fall back to a template.
+
+Contract (contracts README §6): `POST /{version}/{phone-number-id}/messages` with a `Message`
+(`type: text` or `type: template`), answered by `MessageResponsePayload` (`messages[0].id` is
+the wamid; `accepted` is not `delivered` — the status webhook says that). There is no
+idempotency key: a send whose answer never came raises UnknownOutcomeError and is never
+retried, because retrying could message the client twice; the task reconciles through the
+status webhook instead. Sends refused for rate (429, codes 130429, 131056, 80007, 4) did
+nothing and are retried by the HTTP policy, then raised as RateLimitedError. Two sends to the
+same person are spaced by `pair_interval_seconds` (6 s, Meta's pair rate) before they leave.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar, Literal, Self
+
+import httpx
+from prefect.blocks.core import Block
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from blocks.errors import UnknownOutcomeError
+from blocks.facebook import GRAPH_VERSION, graph_error
+from blocks.http import HttpPolicy, VendorHTTP, credential_fingerprint, shared_rate_limit
+
+__all__ = [
+    "WHATSAPP_AUTH_CODES",
+    "WHATSAPP_RATE_LIMIT_CODES",
+    "CurrencyParameter",
+    "PhoneNumber",
+    "SendResult",
+    "TemplateComponent",
+    "TemplateParameter",
+    "WhatsAppClient",
+    "WhatsAppCredentials",
+]
+
+VENDOR = "whatsapp"
+PRODUCTION_URL = "https://graph.facebook.com"
+#: throughput (130429), pair rate (131056), WABA rate (80007), app rate (4)
+WHATSAPP_RATE_LIMIT_CODES: frozenset[str] = frozenset({"130429", "131056", "80007", "4"})
+WHATSAPP_AUTH_CODES: frozenset[str] = frozenset({"190"})
+#: the send outside the 24 h window; the task falls back to a template
+REENGAGEMENT_REQUIRED = "131047"
+#: the number is not on WhatsApp, blocked the business, or runs an old app
+UNDELIVERABLE = "131026"
+
+
+# ------------------------------------------------------------------------------------ models
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CurrencyParameter(_Out):
+    fallback_value: str
+    code: str = Field(pattern=r"^[A-Z]{3}$")
+    amount_1000: int
+
+
+class TemplateParameter(_Out):
+    """One parameter of a template component (text, currency or a button payload)."""
+
+    type: Literal["text", "currency", "payload"]
+    text: str | None = None
+    currency: CurrencyParameter | None = None
+    payload: str | None = None
+
+    @classmethod
+    def of_text(cls, text: str) -> TemplateParameter:
+        return cls(type="text", text=text)
+
+
+class TemplateComponent(_Out):
+    """A template's header, body or button, with its parameters (TemplateComponent)."""
+
+    type: Literal["header", "body", "button"]
+    sub_type: Literal["quick_reply", "url", "copy_code"] | None = None
+    index: str | None = None
+    parameters: list[TemplateParameter] = Field(default_factory=list)
+
+
+class SendResult(BaseModel):
+    """What WhatsApp answered: the wamid to store, and the recipient's WhatsApp id."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    wamid: str
+    message_status: str | None = None
+    wa_id: str | None = None
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> SendResult:
+        message = (payload.get("messages") or [{}])[0]
+        contact = (payload.get("contacts") or [{}])[0]
+        return cls(
+            wamid=message["id"],
+            message_status=message.get("message_status"),
+            wa_id=contact.get("wa_id"),
+        )
+
+
+class PhoneNumber(BaseModel):
+    """The business phone number's Graph node (`GET /{version}/{phone-number-id}`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    display_phone_number: str | None = None
+    verified_name: str | None = None
+    quality_rating: str | None = None
+
+
+def _recipient(to: str) -> str:
+    """Cloud API takes the number in international format; digits only is the safe form."""
+    digits = "".join(ch for ch in to if ch.isdigit())
+    if not 8 <= len(digits) <= 15:
+        raise ValueError("the recipient must be a phone number in international format")
+    return digits
+
+
+# ------------------------------------------------------------------------------------ client
+
+_pair_lock = threading.Lock()
+_next_send_at: dict[tuple[str, str], float] = {}
+
+
+def forget_pair_rates() -> None:
+    """Forget when each person was last messaged (tests start each case afresh)."""
+    with _pair_lock:
+        _next_send_at.clear()
+
+
+class WhatsAppClient:
+    """Sends WhatsApp messages from one business phone number. Build it with the Block."""
+
+    def __init__(
+        self,
+        http: VendorHTTP,
+        *,
+        phone_number_id: str,
+        graph_version: str = GRAPH_VERSION,
+        pair_interval: float = 0.0,
+    ) -> None:
+        self._http = http
+        self.phone_number_id = phone_number_id
+        self.graph_version = graph_version
+        self.pair_interval = pair_interval
+
+    async def _respect_pair_rate(self, recipient: str) -> None:
+        """Space two sends to the same person by `pair_interval` (Meta: ~1 per 6 s, 131056).
+
+        Shared by every client of this business number in the process, like the RateLimit.
+        """
+        if self.pair_interval <= 0:
+            return
+        policy = self._http.policy
+        key = (self.phone_number_id, recipient)
+        with _pair_lock:
+            now = policy.clock()
+            due = max(now, _next_send_at.get(key, now))
+            _next_send_at[key] = due + self.pair_interval
+        if due > now:
+            await policy.sleep(due - now)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def get_phone_number(self) -> PhoneNumber:
+        """The business number's node: display number, verified name, quality rating."""
+        body = await self._http.request_json(
+            "GET",
+            "/{version}/{phone_number_id}",
+            path_params={"version": self.graph_version, "phone_number_id": self.phone_number_id},
+            params={"fields": "id,display_phone_number,verified_name,quality_rating"},
+        )
+        return PhoneNumber.model_validate(body)
+
+    async def check_access(self) -> str:
+        """A cheap read proving the token works (`leadflow blocks check`): the number's node."""
+        number = await self.get_phone_number()
+        return f"number {number.id} ({number.verified_name or 'unverified name'})"
+
+    async def _send(self, message: dict[str, Any]) -> SendResult:
+        await self._respect_pair_rate(message["to"])
+        response = await self._http.request(
+            "POST",
+            "/{version}/{phone_number_id}/messages",
+            path_params={"version": self.graph_version, "phone_number_id": self.phone_number_id},
+            json={"messaging_product": "whatsapp", "recipient_type": "individual", **message},
+            idempotent=False,  # no idempotency key: at most once
+        )
+        try:
+            return SendResult.from_payload(response.json())
+        except (ValueError, KeyError, IndexError):
+            # 2xx but no wamid: the message may well have gone out; never resend blindly
+            raise UnknownOutcomeError(
+                VENDOR,
+                f"a {response.status_code} without a message id",
+                method="POST",
+                path="/{version}/{phone_number_id}/messages",
+                status=response.status_code,
+            ) from None
+
+    async def send_text(self, to: str, body: str, *, preview_url: bool = False) -> SendResult:
+        """A free-form text (only inside the 24 h window, else PermanentError code 131047)."""
+        if not body:
+            raise ValueError("a text message needs a body")
+        return await self._send(
+            {
+                "to": _recipient(to),
+                "type": "text",
+                "text": {"body": body, "preview_url": preview_url},
+            }
+        )
+
+    async def send_template(
+        self,
+        to: str,
+        name: str,
+        *,
+        language: str = "pt_BR",
+        components: list[TemplateComponent] | None = None,
+    ) -> SendResult:
+        """An approved template, e.g. `pix_cobranca` with the PIX copy-and-paste code."""
+        template: dict[str, Any] = {
+            "name": name,
+            "language": {"policy": "deterministic", "code": language},
+        }
+        if components:
+            template["components"] = [
+                component.model_dump(mode="json", exclude_none=True) for component in components
+            ]
+        return await self._send({"to": _recipient(to), "type": "template", "template": template})
+
+
+# ------------------------------------------------------------------------------------- Block
+
+
+class WhatsAppCredentials(Block):
+    """WhatsApp Cloud API access for one business phone number, and its webhook secrets.
+
+    `access_token` is a system-user token with whatsapp_business_messaging; `app_secret` checks
+    the `X-Hub-Signature-256` of status webhooks and `verify_token` answers Meta's handshake.
+
+    Example:
+        ```python
+        from blocks import WhatsAppCredentials
+
+        whatsapp = await WhatsAppCredentials.load("default")
+        async with whatsapp.get_client() as client:
+            sent = await client.send_template("5511999998888", "boas_vindas")
+        ```
+    """
+
+    _block_type_name: ClassVar[str] = "WhatsApp Credentials"
+    _block_type_slug: ClassVar[str] = "leadflow-whatsapp-credentials"
+    _description: ClassVar[str] = (
+        "WhatsApp Cloud API system-user token and phone number id (text and template sends), "
+        "with the app secret and verify token of the status webhook."
+    )
+    _logo_url: ClassVar[str] = "https://static.whatsapp.net/rsrc.php/v3/yP/r/rYZqPCBaG70.png"
+    _documentation_url: ClassVar[str] = (
+        "https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages"
+    )
+
+    access_token: SecretStr = Field(description="System-user access token.")
+    phone_number_id: str = Field(description="The business phone number's id (not the number).")
+    business_account_id: str | None = Field(
+        default=None, description="WhatsApp Business Account id."
+    )
+    app_secret: SecretStr | None = Field(
+        default=None, description="App secret: verifies X-Hub-Signature-256 on webhooks."
+    )
+    verify_token: SecretStr | None = Field(
+        default=None, description="Token echoed in Meta's webhook subscription handshake."
+    )
+    graph_version: str = Field(default=GRAPH_VERSION, description="Graph API version, e.g. v23.0.")
+    base_url: str = Field(default=PRODUCTION_URL, description="Graph API URL, or the sandbox's.")
+    messages_per_second: int = Field(
+        default=80, ge=1, description="Throughput of the number (80 by default, up to 1000)."
+    )
+    pair_interval_seconds: float = Field(
+        default=6.0,
+        ge=0,
+        description="Least time between two messages to the same person (Meta's pair rate).",
+    )
+    concurrency_limit_name: str | None = Field(
+        default=None, description="Prefect global rate limit the tasks take before sending."
+    )
+
+    @field_validator("phone_number_id")
+    @classmethod
+    def _digits(cls, value: str) -> str:
+        if not value.isdigit():
+            raise ValueError("phone_number_id is Meta's numeric id of the number")
+        return value
+
+    @classmethod
+    def from_sandbox(cls, base_url: str, credentials: dict[str, str]) -> Self:
+        """The Block for a sandbox, from what its admin API lists (`leadflow blocks init`)."""
+        return cls(
+            base_url=base_url,
+            access_token=SecretStr(credentials["access_token"]),
+            phone_number_id=credentials["phone_number_id"],
+            business_account_id=credentials.get("waba_id"),
+            app_secret=SecretStr(credentials["app_secret"])
+            if "app_secret" in credentials
+            else None,
+            verify_token=(
+                SecretStr(credentials["verify_token"]) if "verify_token" in credentials else None
+            ),
+        )
+
+    def get_client(
+        self,
+        *,
+        policy: HttpPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> WhatsAppClient:
+        """A client sending from this number, under the number's shared throughput limit."""
+        token = self.access_token.get_secret_value()
+        http = VendorHTTP(
+            VENDOR,
+            self.base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            rate_limit=shared_rate_limit(
+                VENDOR,
+                credential_fingerprint(token, self.phone_number_id),
+                rate=self.messages_per_second,
+                per=1.0,
+                burst=self.messages_per_second,
+            ),
+            error_parser=graph_error,
+            policy=policy,
+            transport=transport,
+            rate_limited_codes=WHATSAPP_RATE_LIMIT_CODES,
+            auth_codes=WHATSAPP_AUTH_CODES,
+        )
+        return WhatsAppClient(
+            http,
+            phone_number_id=self.phone_number_id,
+            graph_version=self.graph_version,
+            pair_interval=self.pair_interval_seconds,
+        )

@@ -1,0 +1,243 @@
+"""`leadflow blocks`: register the vendor Block types, save a set for a sandbox, check them.
+
+    leadflow blocks register                       every Block type in blocks/ (as
+                                                   `prefect block register -m blocks`)
+    leadflow blocks init --sandbox URL [--name default] [--vendor V ...]
+                                                   one Block document per vendor, pointing at
+                                                   the sandbox (URLs and credentials read from
+                                                   its admin API, URL/__sandbox__/)
+    leadflow blocks check [--name default] [--vendor V ...]
+                                                   a cheap read per configured vendor; a table
+                                                   of what works; exit code 1 when any fails
+
+Where it sits: the demo and a new installation start here — `leadflow sandbox serve`, then
+`leadflow blocks init --sandbox http://127.0.0.1:8765`, then the flows load the "default"
+Blocks. `check` is what an operator runs after pasting real credentials into the Prefect UI.
+
+How a vendor takes part: its module blocks/<vendor>.py defines one `...Credentials` Block; `init`
+uses the Block's `from_sandbox(base_url, credentials)` classmethod when it has one (else it fills
+the fields named like the sandbox's credentials), and `check` calls the client's
+`check_access()` — a read that spends nothing — and prints what it returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from prefect.blocks.core import Block
+
+app = typer.Typer(
+    help="Vendor credentials as Prefect Blocks: register the types, save a sandbox set, check.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DEFAULT_NAME = "default"
+
+
+@dataclass(frozen=True)
+class VendorBlock:
+    vendor: str
+    block: type[Block]
+
+
+def vendor_blocks() -> list[VendorBlock]:
+    """The credentials Block of every vendor module that exists, in journey order."""
+    from prefect.blocks.core import Block
+
+    from blocks import VENDOR_MODULES
+
+    found: list[VendorBlock] = []
+    for vendor in VENDOR_MODULES:
+        qualified = f"blocks.{vendor}"
+        try:
+            module = importlib.import_module(qualified)
+        except ModuleNotFoundError as exc:
+            if exc.name != qualified:
+                raise
+            continue
+        for _, value in inspect.getmembers(module, inspect.isclass):
+            if (
+                issubclass(value, Block)
+                and value.__module__ == qualified
+                and value.__name__.endswith("Credentials")
+            ):
+                found.append(VendorBlock(vendor, value))
+    return found
+
+
+def _block_for_sandbox(block: type[Block], base_url: str, credentials: dict[str, str]) -> Block:
+    from_sandbox = getattr(block, "from_sandbox", None)
+    if callable(from_sandbox):
+        return from_sandbox(base_url, credentials)
+    fields = {key: value for key, value in credentials.items() if key in block.model_fields}
+    return block(base_url=base_url, **fields)
+
+
+def _admin_overview(url: str) -> dict[str, Any]:
+    import httpx
+
+    root = url.rstrip("/")
+    if not root.endswith("/__sandbox__"):
+        root += "/__sandbox__"
+    response = httpx.get(root + "/", timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+@app.command()
+def register() -> None:
+    """Register every Block type of blocks/ with the Prefect API (idempotent)."""
+
+    async def run() -> list[str]:
+        names = []
+        for item in vendor_blocks():
+            await item.block.aregister_type_and_schema()
+            names.append(item.block.get_block_type_slug())
+        return names
+
+    for slug in asyncio.run(run()):
+        console.print(f"registered {slug}")
+
+
+@app.command()
+def init(
+    sandbox: Annotated[
+        str, typer.Option("--sandbox", help="The sandbox's URL, e.g. http://127.0.0.1:8765.")
+    ],
+    name: Annotated[str, typer.Option(help="Block document name to save under.")] = DEFAULT_NAME,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite/--no-overwrite", help="Replace existing documents.")
+    ] = True,
+    vendor: Annotated[
+        list[str] | None, typer.Option(help="Only this vendor (repeatable); all by default.")
+    ] = None,
+) -> None:
+    """Save one Block document per vendor pointing at a running sandbox.
+
+    A vendor whose Block cannot be built from the sandbox's credentials is reported and the
+    others are still saved; the exit code is then 1.
+    """
+    chosen = _chosen(vendor)
+    try:
+        overview = _admin_overview(sandbox)
+    except Exception as error:  # network, HTTP or JSON: one clear line either way
+        err_console.print(f"[red]leadflow blocks: cannot read the sandbox at {sandbox}: {error}")
+        raise typer.Exit(1) from None
+    offered: dict[str, dict[str, Any]] = overview.get("vendors", {})
+
+    async def save_all() -> list[tuple[str, str, str, bool]]:
+        from blocks.masking import mask_text
+
+        saved = []
+        for item in chosen:
+            slug = item.block.get_block_type_slug()
+            offer = offered.get(item.vendor)
+            if offer is None:
+                saved.append((item.vendor, slug, "not in this sandbox", False))
+                continue
+            try:
+                block = _block_for_sandbox(item.block, offer["base_url"], offer["credentials"])
+                await block.asave(name, overwrite=overwrite)
+            except Exception as error:  # one vendor's Block must not stop the others
+                detail = mask_text(f"not saved: {_describe_failure(error)}")
+                saved.append((item.vendor, slug, detail, False))
+                continue
+            saved.append((item.vendor, slug, offer["base_url"], True))
+        return saved
+
+    rows = asyncio.run(save_all())
+    table = Table(title=f"Blocks saved as {name!r}")
+    for column in ("vendor", "block type", "base URL"):
+        table.add_column(column)
+    for vendor_name, slug, detail, ok in rows:
+        table.add_row(vendor_name, slug, detail if ok else f"[red]{detail}[/red]")
+    console.print(table)
+    if not all(ok for *_, ok in rows):
+        raise typer.Exit(1)
+
+
+def _describe_failure(error: Exception) -> str:
+    """A validation error names the fields (never their values); anything else its message."""
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'block'}: {item['msg']}"
+            for item in error.errors()
+        )
+        return f"the sandbox's credentials do not fit the Block ({problems})"
+    return f"{type(error).__name__}: {error}"
+
+
+def _chosen(vendor: list[str] | None) -> list[VendorBlock]:
+    available = vendor_blocks()
+    if not vendor:
+        return available
+    unknown = set(vendor) - {item.vendor for item in available}
+    if unknown:
+        err_console.print(f"[red]leadflow blocks: unknown vendor(s): {', '.join(sorted(unknown))}")
+        raise typer.Exit(2)
+    return [item for item in available if item.vendor in vendor]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    vendor: str
+    ok: bool
+    detail: str
+
+
+async def _check_one(item: VendorBlock, name: str) -> CheckResult:
+    from blocks.errors import VendorError
+    from blocks.masking import mask_text
+
+    try:
+        block = await item.block.aload(name)
+    except ValueError:
+        return CheckResult(item.vendor, False, f"no {item.block.get_block_type_slug()} {name!r}")
+    try:
+        async with block.get_client() as client:
+            check_access = getattr(client, "check_access", None)
+            if check_access is None:
+                return CheckResult(item.vendor, False, "its client has no check_access()")
+            return CheckResult(item.vendor, True, await check_access())
+    except Exception as error:  # a broken Block must not hide the other vendors' results
+        kind = type(error).__name__ if isinstance(error, VendorError) else "error"
+        return CheckResult(item.vendor, False, mask_text(f"{kind}: {error}"))
+
+
+@app.command()
+def check(
+    name: Annotated[str, typer.Option(help="Block document name to check.")] = DEFAULT_NAME,
+    vendor: Annotated[
+        list[str] | None, typer.Option(help="Only this vendor (repeatable); all by default.")
+    ] = None,
+) -> None:
+    """Call a cheap read on each configured vendor and report which credentials work."""
+    chosen = _chosen(vendor)
+
+    async def run() -> list[CheckResult]:
+        return list(await asyncio.gather(*(_check_one(item, name) for item in chosen)))
+
+    results = asyncio.run(run())
+    table = Table(title=f"Vendor credentials {name!r}")
+    for column in ("vendor", "status", "detail"):
+        table.add_column(column)
+    for result in results:
+        status = "[green]ok[/green]" if result.ok else "[red]FAILED[/red]"
+        table.add_row(result.vendor, status, result.detail)
+    console.print(table)
+    if not all(result.ok for result in results):
+        raise typer.Exit(1)

@@ -1,0 +1,102 @@
+"""Fixtures for the vendor-client tests: a policy that records its waits instead of sleeping.
+
+Each test gets fresh shared rate-limit buckets, so one test's budget never slows another.
+`sandbox_admin` drives the session's in-process sandbox (tests/conftest.py `sandbox_urls`)
+through its admin API, the way an operator would: read credentials, inject faults, count objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from blocks.http import HttpPolicy, forget_rate_limits
+from blocks.whatsapp import forget_pair_rates
+
+
+@dataclass
+class RecordedSleeps:
+    """A fake clock and sleep: sleeping advances the clock and records the wait."""
+
+    waits: list[float] = field(default_factory=list)
+    now: float = 1_000.0
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def sleeps() -> RecordedSleeps:
+    return RecordedSleeps()
+
+
+@pytest.fixture
+def policy(sleeps: RecordedSleeps) -> HttpPolicy:
+    """Five attempts, 0.5 s base, 8 s cap, jitter at its ceiling so waits are predictable."""
+    return HttpPolicy(
+        connect_timeout=1.0,
+        read_timeout=2.0,
+        total_timeout=120.0,
+        max_attempts=5,
+        backoff_base=0.5,
+        backoff_cap=8.0,
+        sleep=sleeps.sleep,
+        clock=sleeps.clock,
+        now=lambda: 1_700_000_000.0,
+        jitter=lambda low, high: high,
+    )
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> Iterator[None]:
+    forget_rate_limits()
+    forget_pair_rates()
+    yield
+    forget_rate_limits()
+    forget_pair_rates()
+
+
+@dataclass
+class SandboxAdmin:
+    """The in-process sandbox's admin API (`/__sandbox__`), for credentials, faults, counters."""
+
+    client: httpx.Client
+    base_urls: dict[str, str]
+
+    def credentials(self, vendor: str) -> dict[str, str]:
+        overview = self.client.get("/").raise_for_status().json()
+        return overview["vendors"][vendor]["credentials"]
+
+    def counters(self, vendor: str) -> dict[str, int]:
+        return self.client.get("/counters").raise_for_status().json().get(vendor, {})
+
+    def fault(self, vendor: str, route: str, **faults: object) -> None:
+        """Make `route` ("METHOD /path/template" below the vendor prefix) misbehave."""
+        self.client.put(
+            f"/faults/{vendor}/routes", json={"route": route, "faults": faults}
+        ).raise_for_status()
+
+    def clear_faults(self, vendor: str) -> None:
+        self.client.delete(f"/faults/{vendor}").raise_for_status()
+
+
+@pytest.fixture
+def sandbox_admin(sandbox_urls: dict[str, str]) -> Iterator[SandboxAdmin]:
+    """Admin access to the shared session sandbox; this test's faults are cleared after it."""
+    any_url = next(iter(sandbox_urls.values()))
+    root = any_url.rsplit("/", 1)[0]
+    with httpx.Client(base_url=f"{root}/__sandbox__", timeout=10) as client:
+        admin = SandboxAdmin(client, sandbox_urls)
+        try:
+            yield admin
+        finally:
+            for vendor in ("facebook", "pipedrive", "whatsapp"):
+                if vendor in sandbox_urls:
+                    admin.clear_faults(vendor)

@@ -1,0 +1,140 @@
+"""Every credentials Block in blocks/ — whoever wrote it — follows the same conventions.
+
+STYLE.md (after prefect-aws): a secret lives only in a SecretStr field of a Block; the Block says
+what it is for, shows how to `.load()` it, points at the vendor's production URL by default, and
+builds its client with `get_client()`. One parametrised test per rule, over every Block found.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+import typing
+import uuid
+
+import pytest
+from prefect.blocks.core import Block
+from pydantic import SecretStr
+
+import blocks
+
+SECRET_NAME = re.compile(r"(token|secret|password|passphrase|api_key|private_key)", re.IGNORECASE)
+
+
+def _all_blocks() -> list[type[Block]]:
+    found: list[type[Block]] = []
+    for module_info in pkgutil.iter_modules(blocks.__path__):
+        module = importlib.import_module(f"blocks.{module_info.name}")
+        for _, value in inspect.getmembers(module, inspect.isclass):
+            if issubclass(value, Block) and value.__module__ == module.__name__:
+                found.append(value)
+    return found
+
+
+BLOCKS = _all_blocks()
+
+
+def _ids(block: type[Block]) -> str:
+    return block.__name__
+
+
+def test_every_vendor_of_the_journey_has_a_block_so_far() -> None:
+    # the three this engineer owns must exist; the others join as their modules land
+    names = {block.__name__ for block in BLOCKS}
+    assert {"FacebookLeadAdsCredentials", "PipedriveCredentials", "WhatsAppCredentials"} <= names
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=_ids)
+def test_secret_looking_fields_are_secret_str(block: type[Block]) -> None:
+    for name, field in block.model_fields.items():
+        if SECRET_NAME.search(name) and not name.endswith(("_url", "_name", "_at", "_id")):
+            leaves = _leaf_types(field.annotation)
+            # a number such as a token *budget* is no secret; text with such a name is one
+            assert str not in leaves, f"{block.__name__}.{name} holds a secret as plain str"
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=_ids)
+def test_prefect_stores_the_secrets_as_secret_fields(block: type[Block]) -> None:
+    schema = block._to_block_schema(block_type_id=uuid.uuid4())
+    secret_fields = set(schema.fields.get("secret_fields", []))
+    declared = {
+        name
+        for name, field in block.model_fields.items()
+        if SecretStr in _leaf_types(field.annotation)
+    }
+    assert declared, f"{block.__name__} holds no secret at all"
+    assert declared <= secret_fields
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=_ids)
+def test_the_block_describes_itself(block: type[Block]) -> None:
+    assert "_block_type_name" in vars(block), "name the type; Prefect would guess from the class"
+    description = block.get_description() or ""
+    assert len(description) > 30
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=_ids)
+def test_the_block_shows_how_to_load_it(block: type[Block]) -> None:
+    example = block.get_code_example() or ""
+    assert re.search(rf"{block.__name__}\.load\([\"'][\w-]+[\"']\)", example), example
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=_ids)
+def test_the_block_points_at_the_vendors_production_url_by_default(block: type[Block]) -> None:
+    base_url = block.model_fields.get("base_url")
+    assert base_url is not None, "a base_url field lets the demo point the Block at the sandbox"
+    assert str(base_url.default).startswith("https://")
+    assert "127.0.0.1" not in str(base_url.default)
+    assert "sandbox" not in str(base_url.default)
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=_ids)
+def test_the_block_builds_its_client(block: type[Block]) -> None:
+    factory = getattr(block, "get_client", None)
+    assert callable(factory)
+    returned = typing.get_type_hints(factory)["return"]
+    assert inspect.isclass(returned)
+    assert returned.__name__.endswith("Client")
+    assert hasattr(returned, "aclose"), "the client owns a connection pool: it must close it"
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=_ids)
+def test_the_block_is_exported_for_prefect_block_register(block: type[Block]) -> None:
+    assert block.__name__ in blocks.__all__
+    assert getattr(blocks, block.__name__) is block
+
+
+def test_the_public_names_of_the_package_are_pinned() -> None:
+    mine = {
+        "AuthenticationError",
+        "FacebookLeadAdsClient",
+        "FacebookLeadAdsCredentials",
+        "HttpPolicy",
+        "NotFoundError",
+        "PermanentError",
+        "PipedriveClient",
+        "PipedriveCredentials",
+        "RateLimit",
+        "RateLimitedError",
+        "TransientError",
+        "UnknownOutcomeError",
+        "VendorError",
+        "VendorHTTP",
+        "WhatsAppClient",
+        "WhatsAppCredentials",
+    }
+    assert mine <= set(blocks.__all__)
+    extra = set(blocks.__all__) - mine
+    assert all(name.endswith(("Credentials", "Client")) for name in extra), extra
+
+
+def _leaf_types(annotation: object) -> set[object]:
+    args = typing.get_args(annotation)
+    if not args:
+        return {annotation}
+    leaves: set[object] = set()
+    for arg in args:
+        leaves |= _leaf_types(arg)
+    return leaves

@@ -1,0 +1,109 @@
+"""`leadflow blocks init --sandbox` and `leadflow blocks check` against the in-process sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from blocks.facebook import FacebookLeadAdsCredentials
+from blocks.pipedrive import PipedriveCredentials
+from blocks.whatsapp import WhatsAppCredentials
+from leadflow.cli.blocks import app
+
+runner = CliRunner()
+MINE = ["--vendor", "facebook", "--vendor", "pipedrive", "--vendor", "whatsapp"]
+
+
+@pytest.fixture(scope="module")
+def sandbox_root(sandbox_urls: dict[str, str]) -> str:
+    return next(iter(sandbox_urls.values())).rsplit("/", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def saved_name(prefect_server: None, sandbox_root: str) -> str:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    result = runner.invoke(app, ["init", "--sandbox", sandbox_root, "--name", name, *MINE])
+    assert result.exit_code == 0, result.output
+    return name
+
+
+def test_init_saves_one_block_per_vendor_pointing_at_the_sandbox(
+    saved_name: str, sandbox_urls: dict[str, str]
+) -> None:
+    async def load() -> tuple[object, ...]:
+        return (
+            await PipedriveCredentials.aload(saved_name),
+            await FacebookLeadAdsCredentials.aload(saved_name),
+            await WhatsAppCredentials.aload(saved_name),
+        )
+
+    pipedrive, facebook, whatsapp = asyncio.run(load())
+    assert pipedrive.base_url == sandbox_urls["pipedrive"]  # type: ignore[attr-defined]
+    assert facebook.base_url == sandbox_urls["facebook"]  # type: ignore[attr-defined]
+    assert whatsapp.base_url == sandbox_urls["whatsapp"]  # type: ignore[attr-defined]
+
+
+def test_init_prints_no_secret(prefect_server: None, sandbox_root: str) -> None:
+    result = runner.invoke(app, ["init", "--sandbox", sandbox_root, "--name", "cli-secrets", *MINE])
+    assert result.exit_code == 0, result.output
+    assert "sandbox-pipedrive-api-token" not in result.output
+    assert "EAAsandbox" not in result.output
+
+
+def test_check_reports_working_credentials_and_exits_zero(saved_name: str) -> None:
+    result = runner.invoke(
+        app, ["check", "--name", saved_name, "--vendor", "facebook", "--vendor", "pipedrive"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "facebook" in result.output
+    assert "pipedrive" in result.output
+    assert "FAILED" not in result.output
+
+
+def test_check_names_the_failing_vendor_and_its_error_and_exits_non_zero(
+    prefect_server: None, sandbox_urls: dict[str, str]
+) -> None:
+    name = f"cli-bad-{uuid.uuid4().hex[:8]}"
+    bad = PipedriveCredentials(base_url=sandbox_urls["pipedrive"], api_token="wrong-token")
+    asyncio.run(bad.asave(name))
+    result = runner.invoke(app, ["check", "--name", name, "--vendor", "pipedrive"])
+    assert result.exit_code == 1, result.output
+    assert "pipedrive" in result.output
+    assert "FAILED" in result.output
+    assert "AuthenticationError" in result.output
+
+
+def test_check_of_an_unsaved_name_fails_for_that_vendor(prefect_server: None) -> None:
+    result = runner.invoke(app, ["check", "--name", "never-saved", "--vendor", "facebook"])
+    assert result.exit_code == 1
+    assert "never-saved" in result.output
+
+
+def test_init_against_nothing_is_one_clear_error(prefect_server: None) -> None:
+    result = runner.invoke(app, ["init", "--sandbox", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "cannot read the sandbox" in result.output
+
+
+def test_init_saves_the_other_vendors_when_one_block_cannot_be_built(
+    prefect_server: None, sandbox_root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(base_url: str, credentials: dict[str, str]) -> WhatsAppCredentials:
+        return WhatsAppCredentials(base_url=base_url, access_token=credentials["access_token"])
+
+    monkeypatch.setattr(WhatsAppCredentials, "from_sandbox", refuse)
+    name = f"cli-partial-{uuid.uuid4().hex[:8]}"
+    result = runner.invoke(app, ["init", "--sandbox", sandbox_root, "--name", name, *MINE])
+    assert result.exit_code == 1
+    assert "not saved" in result.output
+    assert "phone_number_id" in result.output  # the missing field is named
+    assert "EAAsandbox" not in result.output  # its neighbours' values are not
+    assert asyncio.run(PipedriveCredentials.aload(name)).base_url.endswith("/pipedrive")
+
+
+def test_an_unknown_vendor_is_refused() -> None:
+    result = runner.invoke(app, ["check", "--vendor", "myspace"])
+    assert result.exit_code == 2

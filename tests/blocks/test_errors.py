@@ -1,0 +1,95 @@
+"""The error tree flows act on: its shape, what each error carries, pickling."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from blocks import errors
+from blocks.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+    UnknownOutcomeError,
+    VendorError,
+)
+
+
+@pytest.mark.parametrize(
+    ("child", "parent"),
+    [
+        (TransientError, VendorError),
+        (RateLimitedError, TransientError),
+        (UnknownOutcomeError, TransientError),
+        (PermanentError, VendorError),
+        (AuthenticationError, PermanentError),
+        (NotFoundError, PermanentError),
+    ],
+)
+def test_the_tree_is_the_one_the_docstring_draws(child: type, parent: type) -> None:
+    assert child.__mro__[1] is parent
+    assert child.__name__ in (errors.__doc__ or "")
+
+
+@pytest.mark.parametrize(
+    ("error_class", "retryable"),
+    [
+        (TransientError, True),
+        (RateLimitedError, True),
+        (UnknownOutcomeError, False),  # look it up first
+    ],
+)
+def test_only_what_cannot_duplicate_is_retryable(error_class: type, retryable: bool) -> None:
+    assert error_class("asaas", "x").retryable is retryable
+
+
+@pytest.mark.parametrize("error_class", [PermanentError, AuthenticationError, NotFoundError])
+def test_permanent_errors_are_never_retryable(error_class: type[PermanentError]) -> None:
+    assert error_class("asaas", 400, "code", "message").retryable is False
+
+
+def test_a_permanent_error_carries_vendor_status_code_message_and_where() -> None:
+    error = PermanentError(
+        "asaas",
+        400,
+        "invalid_cpfCnpj",
+        "O CPF/CNPJ informado é inválido",
+        {"errors": [{"code": "invalid_cpfCnpj"}]},
+        method="POST",
+        path="/v3/customers",
+    )
+    assert (error.vendor, error.status, error.code, error.message) == (
+        "asaas",
+        400,
+        "invalid_cpfCnpj",
+        "O CPF/CNPJ informado é inválido",
+    )
+    assert error.details == {"errors": [{"code": "invalid_cpfCnpj"}]}
+    assert str(error) == (
+        "asaas POST /v3/customers 400 [invalid_cpfCnpj]: O CPF/CNPJ informado é inválido"
+    )
+
+
+def test_a_transient_error_carries_the_vendors_retry_hint() -> None:
+    error = RateLimitedError("pipedrive", "slow down", retry_after=2.0, status=429)
+    assert error.retry_after == 2.0
+    assert str(error) == "pipedrive 429: slow down"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PermanentError("asaas", 422, "x", "bad", {"a": 1}, method="POST", path="/v3/payments"),
+        RateLimitedError("whatsapp", "slow", retry_after=6.0, status=400, code="131056"),
+        UnknownOutcomeError("hostinger", "no answer", method="POST", path="/api/billing/v1/orders"),
+        NotFoundError("pipedrive", 404, None, "Deal not found"),
+    ],
+)
+def test_errors_survive_pickling_as_prefect_stores_task_failures(error: VendorError) -> None:
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
+    assert type(copy) is type(error)
+    assert copy.__dict__ == error.__dict__
+    assert str(copy) == str(error)

@@ -1,0 +1,186 @@
+"""The Facebook Lead Ads client against respx: forms, leads since a time with paging, one lead."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from blocks.errors import AuthenticationError, PermanentError, RateLimitedError, TransientError
+from blocks.facebook import FacebookLeadAdsClient, FacebookLeadAdsCredentials, Lead
+from blocks.http import HttpPolicy
+from tests.contracts import assert_matches
+
+BASE = "https://graph.facebook.com"
+TOKEN = "EAAtestPageToken0123456789abcdef"
+PAGE = "104857600000001"
+FORM = "771200000000001"
+
+
+def lead(lead_id: str | int = "555971704561545", **overrides: Any) -> dict[str, Any]:
+    return {
+        "id": lead_id,
+        "created_time": "2026-11-29T04:00:00+0000",
+        "field_data": [
+            {"name": "full_name", "values": ["Maria Souza"]},
+            {"name": "email", "values": ["maria@example.com"]},
+            {"name": "phone_number", "values": ["+5511987654321"]},
+        ],
+        "form_id": FORM,
+        "is_organic": False,
+        "platform": "fb",
+        **overrides,
+    }
+
+
+@pytest.fixture
+def mock() -> respx.MockRouter:
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+async def facebook(policy: HttpPolicy) -> FacebookLeadAdsClient:
+    credentials = FacebookLeadAdsCredentials(page_id=PAGE, page_access_token=TOKEN)
+    async with credentials.get_client(policy=policy) as client:
+        yield client
+
+
+async def test_list_forms_of_the_page(
+    mock: respx.MockRouter, facebook: FacebookLeadAdsClient
+) -> None:
+    page = {
+        "data": [
+            {"id": FORM, "name": "Orçamento site", "status": "ACTIVE", "locale": "pt_BR"},
+            {"id": 771200000000002, "name": "Antigo", "status": "ARCHIVED"},
+        ],
+        "paging": {"cursors": {"before": "QVFI", "after": "QVFJ"}},
+    }
+    route = mock.get(f"/v23.0/{PAGE}/leadgen_forms").mock(
+        return_value=httpx.Response(200, json=page)
+    )
+    forms = await facebook.list_forms()
+    request = route.calls.last.request
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert "access_token" not in str(request.url)
+    assert [(f.id, f.status) for f in forms] == [
+        (FORM, "ACTIVE"),
+        ("771200000000002", "ARCHIVED"),
+    ]
+    page["data"][1]["id"] = "771200000000002"
+    assert_matches(page, "facebook", "client_forms_page")
+
+
+async def test_list_leads_since_a_time_filters_on_time_created(
+    mock: respx.MockRouter, facebook: FacebookLeadAdsClient
+) -> None:
+    answer = {"data": [lead()], "paging": {"cursors": {"before": "a", "after": "b"}}}
+    assert_matches(answer, "facebook", "client_leads_page")
+    route = mock.get(f"/v23.0/{FORM}/leads").mock(return_value=httpx.Response(200, json=answer))
+    since = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+    leads = await facebook.list_leads(FORM, since=since)
+    params = route.calls.last.request.url.params
+    assert json.loads(params["filtering"]) == [
+        {"field": "time_created", "operator": "GREATER_THAN", "value": int(since.timestamp())}
+    ]
+    assert params["limit"] == "100"
+    assert "field_data" in params["fields"].split(",")
+    assert [item.id for item in leads] == ["555971704561545"]
+
+
+async def test_list_leads_follows_paging_next_until_it_is_absent(
+    mock: respx.MockRouter, facebook: FacebookLeadAdsClient
+) -> None:
+    next_url = f"{BASE}/v23.0/{FORM}/leads?access_token={TOKEN}&fields=id&limit=1&after=CURSOR2"
+    pages = [
+        {"data": [lead("1001")], "paging": {"cursors": {"after": "CURSOR2"}, "next": next_url}},
+        # a short page is not the end: only a missing `next` is
+        {"data": [], "paging": {"cursors": {"after": "CURSOR3"}, "next": next_url + "x"}},
+        {"data": [lead(1003)], "paging": {"cursors": {"before": "CURSOR3"}}},
+    ]
+    route = mock.get(f"/v23.0/{FORM}/leads").mock(
+        side_effect=[httpx.Response(200, json=page) for page in pages]
+    )
+    leads = await facebook.list_leads(FORM)
+    assert [item.id for item in leads] == ["1001", "1003"]
+    assert route.call_count == 3
+    second = route.calls[1].request
+    assert second.url.params["after"] == "CURSOR2"
+    assert "access_token" not in str(second.url)  # the token stays in the header
+
+
+async def test_get_lead_parses_answers_and_keeps_ids_as_strings(
+    mock: respx.MockRouter, facebook: FacebookLeadAdsClient
+) -> None:
+    answer = lead()
+    assert_matches(answer, "facebook", "client_lead")
+    mock.get("/v23.0/555971704561545").mock(return_value=httpx.Response(200, json=answer))
+    got = await facebook.get_lead(555971704561545)
+    assert got.id == "555971704561545"
+    assert got.created_time == datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
+    assert got.answers() == {
+        "full_name": "Maria Souza",
+        "email": "maria@example.com",
+        "phone_number": "+5511987654321",
+    }
+
+
+def test_a_17_digit_numeric_id_is_kept_exactly() -> None:
+    parsed = Lead.model_validate(lead(12345678901234567, form_id=98765432109876543))
+    assert (parsed.id, parsed.form_id) == ("12345678901234567", "98765432109876543")
+
+
+async def test_an_aware_time_is_required_for_the_filter(facebook: FacebookLeadAdsClient) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        await facebook.list_leads(FORM, since=datetime(2026, 11, 29))
+
+
+def graph_error(code: int, message: str, status: int = 400) -> httpx.Response:
+    body = {
+        "error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "A"}
+    }
+    assert_matches(body, "whatsapp", "client_graph_error")
+    return httpx.Response(status, json=body)
+
+
+async def test_an_expired_page_token_is_an_authentication_error(
+    mock: respx.MockRouter, facebook: FacebookLeadAdsClient
+) -> None:
+    mock.get("/v23.0/1").mock(return_value=graph_error(190, "Error validating access token"))
+    with pytest.raises(AuthenticationError) as caught:
+        await facebook.get_lead("1")
+    assert caught.value.code == "190"
+
+
+async def test_graph_throttling_is_retried_then_rate_limited(
+    mock: respx.MockRouter, facebook: FacebookLeadAdsClient, policy: HttpPolicy
+) -> None:
+    route = mock.get("/v23.0/1").mock(return_value=graph_error(4, "(#4) Application request limit"))
+    with pytest.raises(RateLimitedError):
+        await facebook.get_lead("1")
+    assert route.call_count == policy.max_attempts
+
+
+async def test_an_unknown_lead_is_permanent(
+    mock: respx.MockRouter, facebook: FacebookLeadAdsClient
+) -> None:
+    mock.get("/v23.0/9").mock(return_value=graph_error(100, "Unsupported get request"))
+    with pytest.raises(PermanentError) as caught:
+        await facebook.get_lead("9")
+    assert caught.value.code == "100"
+
+
+async def test_a_success_that_is_not_json_is_transient(
+    mock: respx.MockRouter, facebook: FacebookLeadAdsClient
+) -> None:
+    mock.get("/v23.0/1").mock(
+        return_value=httpx.Response(
+            200, text="<html>login</html>", headers={"content-type": "text/html"}
+        )
+    )
+    with pytest.raises(TransientError, match="not JSON"):
+        await facebook.get_lead("1")

@@ -1,0 +1,464 @@
+"""The shared HTTP policy: what is retried, how long it waits, what it raises, what it logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+import httpx
+import pytest
+
+from blocks.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+    UnknownOutcomeError,
+)
+from blocks.http import (
+    HttpPolicy,
+    RateLimit,
+    VendorHTTP,
+    credential_fingerprint,
+    parse_retry_after,
+    shared_rate_limit,
+)
+from tests.blocks.conftest import RecordedSleeps
+
+Handler = Callable[[httpx.Request], httpx.Response]
+NOW = 1_700_000_000.0
+
+
+def scripted(*steps: httpx.Response | Exception) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """A transport answering each request with the next step (the last one repeats)."""
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        step = steps[min(len(seen), len(steps)) - 1]
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    return httpx.MockTransport(handle), seen
+
+
+def client(transport: httpx.MockTransport, policy: HttpPolicy, **kwargs: object) -> VendorHTTP:
+    return VendorHTTP("acme", "https://api.acme.test", transport=transport, policy=policy, **kwargs)
+
+
+# ------------------------------------------------------------------------------- Retry-After
+
+
+async def test_retry_after_in_seconds_is_waited_before_the_next_attempt(
+    policy: HttpPolicy, sleeps: RecordedSleeps
+) -> None:
+    transport, seen = scripted(
+        httpx.Response(503, headers={"Retry-After": "7"}), httpx.Response(200, json={})
+    )
+    async with client(transport, policy) as http:
+        response = await http.request("GET", "/things")
+    assert response.status_code == 200
+    assert len(seen) == 2
+    assert sleeps.waits == [7.0]
+
+
+async def test_retry_after_as_an_http_date_is_waited_until_that_date(
+    policy: HttpPolicy, sleeps: RecordedSleeps
+) -> None:
+    when = format_datetime(datetime.fromtimestamp(NOW + 30, tz=UTC), usegmt=True)
+    transport, _ = scripted(
+        httpx.Response(429, headers={"Retry-After": when}), httpx.Response(200, json={})
+    )
+    async with client(transport, policy) as http:
+        await http.request("GET", "/things")
+    assert sleeps.waits == [30.0]
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        (" 0 ", 0.0),
+        ("-5", 0.0),
+        ("Tue, 14 Nov 2023 22:13:50 GMT", 30.0),
+        ("Tue, 14 Nov 2023 22:13:00 GMT", 0.0),  # already past
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_parses_both_forms_and_ignores_nonsense(
+    header: str | None, seconds: float | None
+) -> None:
+    # NOW is 2023-11-14 22:13:20 UTC
+    assert parse_retry_after(header, now=NOW) == seconds
+
+
+async def test_a_retry_after_beyond_the_total_budget_raises_at_once_with_the_hint(
+    policy: HttpPolicy, sleeps: RecordedSleeps
+) -> None:
+    transport, seen = scripted(httpx.Response(429, headers={"Retry-After": "3600"}))
+    async with client(transport, policy) as http:
+        with pytest.raises(RateLimitedError) as caught:
+            await http.request("GET", "/things")
+    assert caught.value.retry_after == 3600.0
+    assert len(seen) == 1
+    assert sleeps.waits == []
+
+
+# ------------------------------------------------------------------------- what is retried
+
+
+@pytest.mark.parametrize("status", [400, 409, 422])
+async def test_a_validation_error_is_never_retried(policy: HttpPolicy, status: int) -> None:
+    body = {"error": {"code": "invalid_field", "message": "name is required"}}
+    transport, seen = scripted(httpx.Response(status, json=body))
+    async with client(transport, policy) as http:
+        with pytest.raises(PermanentError) as caught:
+            await http.request("GET", "/things/{id}", path_params={"id": 7})
+    error = caught.value
+    assert len(seen) == 1
+    assert type(error) is PermanentError
+    assert (error.vendor, error.status, error.code, error.message) == (
+        "acme",
+        status,
+        "invalid_field",
+        "name is required",
+    )
+    assert (error.method, error.path) == ("GET", "/things/{id}")
+    assert error.details == body
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [(401, AuthenticationError), (403, AuthenticationError), (404, NotFoundError)],
+)
+async def test_auth_and_missing_objects_have_their_own_classes(
+    policy: HttpPolicy, status: int, error_class: type[PermanentError]
+) -> None:
+    transport, seen = scripted(httpx.Response(status, json={"message": "nope"}))
+    async with client(transport, policy) as http:
+        with pytest.raises(error_class):
+            await http.request("GET", "/things")
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+async def test_transient_statuses_are_retried_on_idempotent_requests(
+    policy: HttpPolicy, status: int
+) -> None:
+    transport, seen = scripted(httpx.Response(status), httpx.Response(200, json={"ok": True}))
+    async with client(transport, policy) as http:
+        response = await http.request("PUT", "/things/1", json={"a": 1})
+    assert response.json() == {"ok": True}
+    assert len(seen) == 2
+
+
+async def test_attempts_stop_at_the_cap_and_raise_the_last_transient_error(
+    policy: HttpPolicy, sleeps: RecordedSleeps
+) -> None:
+    transport, seen = scripted(httpx.Response(502, json={"message": "bad gateway"}))
+    async with client(transport, policy) as http:
+        with pytest.raises(TransientError) as caught:
+            await http.request("GET", "/things")
+    assert len(seen) == policy.max_attempts == 5
+    assert caught.value.status == 502
+    assert len(sleeps.waits) == 4
+
+
+async def test_backoff_doubles_from_the_base_and_never_exceeds_the_cap(
+    sleeps: RecordedSleeps, policy: HttpPolicy
+) -> None:
+    from dataclasses import replace
+
+    longer = replace(policy, max_attempts=8)
+    transport, _ = scripted(httpx.Response(500))
+    async with client(transport, longer) as http:
+        with pytest.raises(TransientError):
+            await http.request("GET", "/things")
+    # jitter is pinned at its ceiling: 0.5 * 2**n, capped at 8
+    assert sleeps.waits == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+
+
+def test_full_jitter_draws_each_wait_between_zero_and_the_capped_exponential() -> None:
+    policy = HttpPolicy(
+        connect_timeout=1,
+        read_timeout=1,
+        total_timeout=1,
+        max_attempts=3,
+        backoff_base=0.5,
+        backoff_cap=30.0,
+    )
+    for attempt in range(1, 40):
+        ceiling = min(30.0, 0.5 * 2 ** (attempt - 1))
+        waits = [policy.backoff(attempt) for _ in range(50)]
+        assert all(0.0 <= wait <= ceiling for wait in waits)
+    assert len({policy.backoff(10) for _ in range(20)}) > 1  # jittered, not fixed
+
+
+async def test_network_errors_on_idempotent_requests_are_retried(policy: HttpPolicy) -> None:
+    transport, seen = scripted(
+        httpx.ReadTimeout("slow"),
+        httpx.RemoteProtocolError("peer closed"),
+        httpx.Response(200, json={}),
+    )
+    async with client(transport, policy) as http:
+        await http.request("GET", "/things")
+    assert len(seen) == 3
+
+
+# ----------------------------------------------------------------- non-idempotent requests
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("peer closed"), httpx.WriteError("x")],
+)
+async def test_a_post_whose_answer_never_came_raises_unknown_outcome_without_retrying(
+    policy: HttpPolicy, failure: Exception
+) -> None:
+    transport, seen = scripted(failure, httpx.Response(201, json={}))
+    async with client(transport, policy) as http:
+        with pytest.raises(UnknownOutcomeError) as caught:
+            await http.request("POST", "/deals", json={"title": "x"})
+    assert len(seen) == 1
+    assert caught.value.retryable is False
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_a_post_answered_with_a_server_error_is_an_unknown_outcome(
+    policy: HttpPolicy, status: int
+) -> None:
+    transport, seen = scripted(httpx.Response(status), httpx.Response(201, json={}))
+    async with client(transport, policy) as http:
+        with pytest.raises(UnknownOutcomeError) as caught:
+            await http.request("POST", "/deals", json={"title": "x"})
+    assert len(seen) == 1
+    assert caught.value.status == status
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.PoolTimeout("busy")],
+)
+async def test_a_post_that_never_connected_is_retried(
+    policy: HttpPolicy, failure: Exception
+) -> None:
+    transport, seen = scripted(failure, httpx.Response(201, json={"id": 1}))
+    async with client(transport, policy) as http:
+        response = await http.request("POST", "/deals", json={"title": "x"})
+    assert response.status_code == 201
+    assert len(seen) == 2
+
+
+async def test_a_post_refused_with_429_is_retried(policy: HttpPolicy) -> None:
+    transport, seen = scripted(httpx.Response(429), httpx.Response(201, json={"id": 1}))
+    async with client(transport, policy) as http:
+        await http.request("POST", "/deals", json={"title": "x"})
+    assert len(seen) == 2
+
+
+async def test_a_post_declared_idempotent_is_retried_after_a_timeout(policy: HttpPolicy) -> None:
+    transport, seen = scripted(httpx.ReadTimeout("slow"), httpx.Response(200, json={}))
+    async with client(transport, policy) as http:
+        await http.request("POST", "/search", json={}, idempotent=True)
+    assert len(seen) == 2
+
+
+async def test_a_patch_is_idempotent_by_default(policy: HttpPolicy) -> None:
+    transport, seen = scripted(httpx.ReadTimeout("slow"), httpx.Response(200, json={}))
+    async with client(transport, policy) as http:
+        await http.request("PATCH", "/deals/1", json={"status": "won"})
+    assert len(seen) == 2
+
+
+# ---------------------------------------------------------------------------- request shape
+
+
+async def test_path_parameters_are_quoted_into_the_template(policy: HttpPolicy) -> None:
+    transport, seen = scripted(httpx.Response(200, json={}))
+    async with client(transport, policy) as http:
+        await http.request("GET", "/forms/{id}/leads", path_params={"id": "a/b c"})
+    assert seen[0].url.raw_path == b"/forms/a%2Fb%20c/leads"
+
+
+async def test_the_total_timeout_bounds_all_attempts_together(
+    policy: HttpPolicy, sleeps: RecordedSleeps
+) -> None:
+    from dataclasses import replace
+
+    short = replace(policy, total_timeout=3.0)
+    transport, seen = scripted(httpx.Response(503))
+    async with client(transport, short) as http:
+        with pytest.raises(TransientError):
+            await http.request("GET", "/things")
+    assert sum(sleeps.waits) < 3.0
+    assert len(seen) < short.max_attempts
+
+
+# ------------------------------------------------------------------------------ rate limits
+
+
+async def test_concurrent_callers_are_admitted_within_the_bucket_budget() -> None:
+    """30 callers at once on a 10/s bucket with burst 5: the k-th waits for its token."""
+    frozen = 50.0
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    bucket = RateLimit(rate=10, per=1.0, burst=5, clock=lambda: frozen, sleep=record)
+    admitted = await asyncio.gather(*(bucket.acquire() for _ in range(30)))
+    admitted_at = sorted(frozen + wait for wait in admitted)
+    for k, moment in enumerate(admitted_at):
+        # at most burst + rate * elapsed tokens can have been spent by `moment`
+        assert k + 1 <= 5 + 10 * (moment - frozen) + 1e-9
+    assert admitted_at[4] == frozen  # the burst goes through at once
+    assert admitted_at[-1] == pytest.approx(frozen + 2.5)  # (30 - 5) / 10
+
+
+async def test_concurrent_requests_through_one_client_stay_within_the_budget() -> None:
+    """25 requests at once on a 100/s bucket with burst 5, with the real clock and sleep."""
+    import time
+
+    arrivals: list[float] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        arrivals.append(time.monotonic())
+        return httpx.Response(200, json={})
+
+    bucket = RateLimit(rate=100, per=1.0, burst=5)
+    started = time.monotonic()
+    http = VendorHTTP(
+        "acme",
+        "https://api.acme.test",
+        transport=httpx.MockTransport(handle),
+        rate_limit=bucket,
+        policy=HttpPolicy.from_settings(),
+    )
+    async with http:
+        await asyncio.gather(*(http.request("GET", "/things") for _ in range(25)))
+    assert len(arrivals) == 25
+    for k, moment in enumerate(sorted(arrivals)):
+        # +1: the event loop may wake a sleeper up to one clock tick early
+        assert k + 1 <= 5 + 100 * (moment - started) + 1
+
+
+async def test_tokens_come_back_with_time() -> None:
+    now = [0.0]
+    bucket = RateLimit(rate=2, per=1.0, burst=2, clock=lambda: now[0], sleep=asyncio.sleep)
+    assert await bucket.acquire() == 0.0
+    assert await bucket.acquire() == 0.0
+    now[0] = 1.0  # two tokens earned back
+    assert await bucket.acquire() == 0.0
+    assert await bucket.acquire() == 0.0
+
+
+async def test_one_bucket_per_vendor_and_credential_in_the_process() -> None:
+    fingerprint = credential_fingerprint("token-a")
+    first = shared_rate_limit("pipedrive", fingerprint, rate=20, per=2, burst=20)
+    again = shared_rate_limit("pipedrive", fingerprint, rate=20, per=2, burst=20)
+    other_token = shared_rate_limit(
+        "pipedrive", credential_fingerprint("token-b"), rate=20, per=2, burst=20
+    )
+    other_vendor = shared_rate_limit("asaas", fingerprint, rate=20, per=2, burst=20)
+    assert first is again
+    assert first is not other_token
+    assert first is not other_vendor
+    assert "token-a" not in fingerprint
+
+
+async def test_every_request_spends_a_token_of_the_shared_bucket(
+    policy: HttpPolicy, sleeps: RecordedSleeps
+) -> None:
+    bucket = RateLimit(rate=1, per=1.0, burst=2, clock=lambda: 0.0)
+    transport, _ = scripted(httpx.Response(200, json={}))
+    async with client(transport, policy, rate_limit=bucket) as http:
+        for _ in range(4):
+            await http.request("GET", "/things")
+    assert sleeps.waits == [1.0, 2.0]  # burst of 2 free, then one per second (policy's sleep)
+
+
+async def test_an_exhausted_vendor_budget_holds_every_caller_until_the_reset(
+    policy: HttpPolicy, sleeps: RecordedSleeps
+) -> None:
+    bucket = RateLimit(rate=100, per=1.0, burst=100, clock=lambda: 0.0)
+    spent = httpx.Response(
+        200, json={}, headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": "2"}
+    )
+    transport, _ = scripted(spent)
+    async with client(transport, policy, rate_limit=bucket) as http:
+        await http.request("GET", "/things")
+        await http.request("GET", "/things")
+    assert sleeps.waits == [2.0]
+
+
+async def test_a_429_holds_the_shared_bucket_for_other_callers(
+    policy: HttpPolicy, sleeps: RecordedSleeps
+) -> None:
+    bucket = RateLimit(rate=100, per=1.0, burst=100, clock=sleeps.clock, sleep=sleeps.sleep)
+    transport, _ = scripted(
+        httpx.Response(429, headers={"Retry-After": "4"}), httpx.Response(200, json={})
+    )
+    async with client(transport, policy, rate_limit=bucket) as http:
+        await http.request("GET", "/things")
+    # the retry itself waited 4 s; the bucket had been held for those same 4 s, not more
+    assert sleeps.waits[0] == 4.0
+    assert sum(sleeps.waits) <= 8.0
+    assert await bucket.acquire() == 0.0
+
+
+# ------------------------------------------------------------------------------------ logs
+
+
+async def test_one_log_line_per_attempt_with_the_path_template(
+    policy: HttpPolicy, caplog: pytest.LogCaptureFixture
+) -> None:
+    transport, _ = scripted(httpx.Response(503), httpx.Response(200, json={}))
+    with caplog.at_level(logging.INFO, logger="leadflow.http"):
+        async with client(transport, policy) as http:
+            await http.request("GET", "/deals/{id}", path_params={"id": 123456})
+    records = [r for r in caplog.records if r.name == "leadflow.http"]
+    assert [r.attempt for r in records] == [1, 2]  # type: ignore[attr-defined]
+    assert [r.status for r in records] == [503, 200]  # type: ignore[attr-defined]
+    for record in records:
+        message = record.getMessage()
+        assert "vendor=acme" in message
+        assert "method=GET" in message
+        assert "path=/deals/{id}" in message
+        assert "duration_ms=" in message
+        assert "123456" not in message
+
+
+async def test_no_secret_or_personal_datum_reaches_the_logs(
+    policy: HttpPolicy, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "tok_9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+    personal = ["maria.souza@example.com", "+5511987654321", "123.456.789-09", "12345678909"]
+    error_body = {
+        "error": {
+            "code": 100,
+            "message": "Invalid parameter: maria.souza@example.com / 5511987654321 / "
+            "CPF 123.456.789-09 / token=" + secret,
+        }
+    }
+    transport, _ = scripted(httpx.ReadTimeout("slow"), httpx.Response(400, json=error_body))
+    with caplog.at_level(logging.DEBUG):
+        async with client(transport, policy, headers={"Authorization": f"Bearer {secret}"}) as http:
+            with pytest.raises(PermanentError) as caught:
+                await http.request(
+                    "GET",
+                    "/persons/search",
+                    params={"term": "maria.souza@example.com", "cpf": "12345678909"},
+                    headers={"x-api-token": secret},
+                )
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    logged += "\n" + str(caught.value) + "\n" + caught.value.message
+    assert caplog.records, "the calls were not logged at all"
+    for value in [secret, *personal]:
+        assert value not in logged
