@@ -1,0 +1,929 @@
+"""Asaas API v3 emulator: where the journey bills the client by PIX and learns that it was paid.
+
+After the contract is signed, leadflow finds or creates the Asaas customer, creates a PIX charge
+(`billingType: PIX`), reads its copy-and-paste code (`/pixQrCode`, sent on WhatsApp) and waits for
+the `PAYMENT_RECEIVED` webhook before the hosting is activated. This module plays Asaas for that
+stretch, with the contract's rules (../shared/contracts/README.md §4):
+
+- auth by the `access_token` header (the API key); a missing or wrong key gets 401
+  `{"errors": [{"code": "invalid_access_token", ...}]}`. A `User-Agent` is mandatory for Asaas
+  accounts created since 2024-06-13 (docs.asaas.com "Autenticação"); the docs do not show the
+  refusal, so the sandbox's 400 `invalid_user_agent` is its own wording of it.
+- customers: create (duplicates allowed, exactly as at Asaas — the client must look up by
+  `externalReference` / `cpfCnpj` first), read, list filtered by `cpfCnpj`, `externalReference`,
+  `name`, `email`, `groupName`; CPF/CNPJ check digits are verified. `groupName` is kept (it
+  filters) but not answered: Asaas's customer DTO has no such field.
+- payments: create (customer must exist, `value` > 0, `dueDate` `YYYY-MM-DD` not in the past in
+  São Paulo time), read, `/status`, list filtered by `externalReference`, `customer`, `status`,
+  `billingType` and date ranges; `/pixQrCode` answers a real BR Code (EMV, CRC16) and a PNG.
+- the real sandbox's helpers `POST /v3/sandbox/payment/{id}/confirm` (the PIX is paid) and
+  `.../overdue`; the simulated "payer" does the same things on its own.
+- webhooks `{id: "evt_…", event, dateCreated, payment}` with the `asaas-access-token` header, to
+  `sandbox.webhook_targets["asaas"]`: PAYMENT_CREATED on create, PAYMENT_RECEIVED when a PIX is
+  paid (a PIX goes PENDING → RECEIVED; CONFIRMED is the card path, or a PIX under Asaas's
+  precautionary hold — switched on through the admin API to test that a client treats
+  CONFIRMED as paid), PAYMENT_OVERDUE.
+- errors `{"errors": [{"code", "description"}]}` with 400; 404 with an empty body for an unknown
+  id (the contract documents no body); a GET carrying a body gets 403.
+- limits: a rolling request quota answered with `RateLimit-Limit/-Remaining/-Reset` headers and
+  429, and a cap on concurrent GETs; both configurable and high by default.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import re
+import secrets
+import struct
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+from validate_docbr import CNPJ, CPF
+
+from sandbox.core import PersonRole, Sandbox
+
+VENDOR = "asaas"
+
+DEFAULT_CREDENTIALS: dict[str, str] = {
+    # Asaas sandbox keys start `$aact_hmlg_`; the real base URL is https://api-sandbox.asaas.com
+    "api_key": "$aact_hmlg_000leadflowSandboxAsaasApiKey0000000000000000",
+    # sent back on every webhook in the `asaas-access-token` header (the webhook's authToken)
+    "webhook_auth_token": "leadflow-sandbox-asaas-webhook-token",
+}
+
+#: Asaas runs on Brasília time (UTC-3, no daylight saving since 2019): "today" is São Paulo's.
+BRAZIL = timezone(timedelta(hours=-3), "America/Sao_Paulo")
+MAX_LIMIT = 100
+PIX_FEE = 0.99  # what Asaas keeps of a PIX charge (netValue = value - fee)
+MERCHANT_NAME = "LEADFLOW SANDBOX"
+MERCHANT_CITY = "SAO PAULO"
+
+PAYMENT_STATUSES = frozenset(
+    {
+        "PENDING",
+        "RECEIVED",
+        "CONFIRMED",
+        "OVERDUE",
+        "REFUNDED",
+        "RECEIVED_IN_CASH",
+        "REFUND_REQUESTED",
+        "REFUND_IN_PROGRESS",
+        "CHARGEBACK_REQUESTED",
+        "CHARGEBACK_DISPUTE",
+        "AWAITING_CHARGEBACK_REVERSAL",
+        "DUNNING_REQUESTED",
+        "DUNNING_RECEIVED",
+        "AWAITING_RISK_ANALYSIS",
+    }
+)
+BILLING_TYPES = frozenset({"UNDEFINED", "BOLETO", "CREDIT_CARD", "PIX"})
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+class AsaasError(Exception):
+    """An answer Asaas gives instead of the resource: its status and `errors[]` envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str | None = None,
+        description: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {description}")
+        self.status = status
+        self.code = code
+        self.description = description
+        self.headers = headers or {}
+
+    def response(self) -> Response:
+        if self.code is None:  # Asaas documents no body for 403/404
+            return Response(status_code=self.status, headers=self.headers)
+        body = {"errors": [{"code": self.code, "description": self.description}]}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+def invalid(field: str, description: str) -> AsaasError:
+    """Asaas names a validation error after the field: `invalid_cpfCnpj`, `invalid_dueDate`."""
+    return AsaasError(400, f"invalid_{field}", description)
+
+
+def not_found() -> AsaasError:
+    return AsaasError(404)
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AsaasLimits:
+    """The request quota per rolling window and the concurrent-GET cap (Asaas: 50).
+
+    Asaas's real numbers (25,000 requests / 12 h, 50 concurrent GETs) would throttle a
+    benchmark, so the defaults are high; the admin API lowers them to test a client's 429s.
+    """
+
+    requests_per_window: int = 1_000_000
+    window_seconds: float = 60.0
+    concurrent_gets: int = 10_000
+
+
+class PixHoldBody(BaseModel):
+    """Whether a paid PIX is first held (CONFIRMED) before it is RECEIVED."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+class LimitsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_window: int = Field(1_000_000, ge=1)
+    window_seconds: float = Field(60.0, gt=0)
+    concurrent_gets: int = Field(10_000, ge=1)
+
+
+# -- PIX: BR Code and image ---------------------------------------------------------------------
+
+
+def crc16_ccitt(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF), the checksum the BR Code spec requires."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def _emv(tag: str, value: str) -> str:
+    return f"{tag}{len(value):02d}{value}"
+
+
+def pix_payload(location: str, value: float, txid: str = "***") -> str:
+    """A dynamic PIX BR Code (EMV MPM) pointing at `location`, as Asaas's copy-and-paste code."""
+    body = (
+        _emv("00", "01")
+        + _emv("01", "12")  # dynamic: may be paid once
+        + _emv("26", _emv("00", "br.gov.bcb.pix") + _emv("25", location))
+        + _emv("52", "0000")
+        + _emv("53", "986")  # BRL
+        + _emv("54", f"{value:.2f}")
+        + _emv("58", "BR")
+        + _emv("59", MERCHANT_NAME[:25])
+        + _emv("60", MERCHANT_CITY[:15])
+        + _emv("62", _emv("05", txid))
+        + "6304"
+    )
+    return body + f"{crc16_ccitt(body.encode('ascii')):04X}"
+
+
+@functools.lru_cache(maxsize=256)
+def png_image(seed: str, cells: int = 29, scale: int = 4) -> bytes:
+    """A valid black-and-white PNG patterned from `seed` (a stand-in: not a scannable QR code)."""
+    bits = hashlib.shake_256(seed.encode()).digest(cells * cells // 8 + 1)
+    size = cells * scale
+    rows = []
+    for y in range(size):
+        row = bytearray([0])  # filter type 0
+        for x in range(size):
+            index = (y // scale) * cells + (x // scale)
+            dark = (bits[index // 8] >> (index % 8)) & 1
+            row.append(0 if dark else 255)
+        rows.append(bytes(row))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + chunk(b"IEND", b"")
+    )
+
+
+# -- request parsing ----------------------------------------------------------------------------
+
+
+def _optional_str(payload: dict[str, Any], field: str, max_length: int | None = None) -> str | None:
+    value = payload.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise invalid(field, f"O campo {field} é inválido.")
+    text = str(value)
+    if max_length is not None and len(text) > max_length:
+        raise invalid(field, f"O campo {field} deve ter no máximo {max_length} caracteres.")
+    return text
+
+
+def _optional_bool(payload: dict[str, Any], field: str) -> bool | None:
+    value = payload.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise invalid(field, f"O campo {field} deve ser verdadeiro ou falso.")
+    return value
+
+
+def document_digits(value: str) -> str:
+    """CPF/CNPJ as Asaas stores it: punctuation removed (letters kept for the new CNPJ)."""
+    return re.sub(r"[^0-9A-Za-z]", "", value).upper()
+
+
+def valid_cpf_cnpj(document: str) -> bool:
+    if len(document) == 11:
+        return bool(CPF().validate(document))
+    if len(document) == 14:
+        return bool(CNPJ().validate(document))
+    return False
+
+
+def parse_date(value: Any, field: str) -> date:
+    """Asaas dates are `YYYY-MM-DD`, nothing else (no time, no slashes)."""
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise invalid(field, f"O campo {field} deve estar no formato AAAA-MM-DD.")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise invalid(field, f"A data informada em {field} é inválida.") from None
+
+
+def _page(query: dict[str, str]) -> tuple[int, int]:
+    try:
+        offset = int(query.get("offset", "0"))
+        limit = int(query.get("limit", "10"))
+    except ValueError:
+        raise invalid("object", "Os parâmetros offset e limit devem ser números.") from None
+    if offset < 0:
+        raise invalid("offset", "O offset não pode ser negativo.")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise invalid("limit", f"O limit deve estar entre 1 e {MAX_LIMIT}.")
+    return offset, limit
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    """What Asaas answers about a stored object: its fields without the sandbox's own (`_…`)."""
+    return {key: value for key, value in record.items() if not key.startswith("_")}
+
+
+def list_envelope(items: list[dict[str, Any]], offset: int, limit: int) -> dict[str, Any]:
+    page = items[offset : offset + limit]
+    return {
+        "object": "list",
+        "hasMore": offset + len(page) < len(items),
+        "totalCount": len(items),
+        "limit": limit,
+        "offset": offset,
+        "data": page,
+    }
+
+
+# -- the emulator -------------------------------------------------------------------------------
+
+
+class AsaasEmulator:
+    """Customers, payments and events in `sandbox.state.bucket("asaas")`."""
+
+    def __init__(self, sandbox: Sandbox, limits: AsaasLimits | None = None) -> None:
+        self.sandbox = sandbox
+        self.default_limits = limits or AsaasLimits()
+        #: "now" in Brasília time; tests replace it to move the calendar
+        self.clock: Callable[[], datetime] = lambda: datetime.now(BRAZIL)
+        self._rate_lock = threading.Lock()
+        self._window_started = time.monotonic()
+        self._window_count = 0
+        self._gets_in_flight = 0
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        return {**DEFAULT_CREDENTIALS, **self.sandbox.credentials.get(VENDOR, {})}
+
+    def _bucket(self) -> dict[str, Any]:
+        """Laid out on first use (and again after an admin reset empties the state)."""
+        with self.sandbox.state.lock:
+            bucket = self.sandbox.state.bucket(VENDOR)
+            if "customers" not in bucket:
+                bucket["customers"] = {}
+                bucket["payments"] = {}
+                bucket["events"] = []
+                bucket["limits"] = asdict(self.default_limits)
+                bucket["pix_hold"] = False
+            return bucket
+
+    @property
+    def limits(self) -> AsaasLimits:
+        with self.sandbox.state.lock:
+            return AsaasLimits(**self._bucket()["limits"])
+
+    def today(self) -> date:
+        return self.clock().astimezone(BRAZIL).date()
+
+    def _timestamp(self) -> str:
+        return self.clock().astimezone(BRAZIL).strftime("%Y-%m-%d %H:%M:%S")
+
+    # -- the request gate -----------------------------------------------------------------
+    def authenticate(self, request: Request) -> None:
+        key = request.headers.get("access_token")
+        if key is None or not secrets.compare_digest(
+            key.encode(), self.credentials["api_key"].encode()
+        ):
+            raise AsaasError(401, "invalid_access_token", "A chave de API fornecida é inválida")
+        if not request.headers.get("user-agent", "").strip():
+            raise AsaasError(
+                400,
+                "invalid_user_agent",
+                "O header User-Agent é obrigatório: informe o nome da sua aplicação.",
+            )
+
+    def admit(self) -> dict[str, str]:
+        """Count one request against the quota window; 429 when it is spent."""
+        limits = self.limits
+        with self._rate_lock:
+            now = time.monotonic()
+            if now - self._window_started >= limits.window_seconds:
+                self._window_started = now
+                self._window_count = 0
+            reset = max(0, int(limits.window_seconds - (now - self._window_started) + 0.999))
+            if self._window_count >= limits.requests_per_window:
+                headers = {
+                    "RateLimit-Limit": str(limits.requests_per_window),
+                    "RateLimit-Remaining": "0",
+                    "RateLimit-Reset": str(reset),
+                    "Retry-After": str(reset),
+                }
+                raise AsaasError(
+                    429,
+                    "rate_limit_exceeded",
+                    "Limite de requisições atingido. Aguarde para tentar novamente.",
+                    headers,
+                )
+            self._window_count += 1
+            return {
+                "RateLimit-Limit": str(limits.requests_per_window),
+                "RateLimit-Remaining": str(limits.requests_per_window - self._window_count),
+                "RateLimit-Reset": str(reset),
+            }
+
+    def enter_get(self) -> None:
+        limits = self.limits
+        with self._rate_lock:
+            if self._gets_in_flight >= limits.concurrent_gets:
+                raise AsaasError(
+                    429,
+                    "rate_limit_exceeded",
+                    "Limite de requisições GET simultâneas atingido.",
+                    {"Retry-After": "1"},
+                )
+            self._gets_in_flight += 1
+
+    def leave_get(self) -> None:
+        with self._rate_lock:
+            self._gets_in_flight -= 1
+
+    # -- customers ------------------------------------------------------------------------
+    def create_customer(self, payload: Any) -> dict[str, Any]:
+        if not isinstance(payload, dict):
+            raise invalid("object", "O corpo da requisição deve ser um objeto JSON.")
+        name = _optional_str(payload, "name")
+        if not name or not name.strip():
+            raise invalid("name", "O campo nome deve ser informado.")
+        raw_document = _optional_str(payload, "cpfCnpj")
+        if not raw_document:
+            raise invalid("cpfCnpj", "O campo CPF/CNPJ deve ser informado.")
+        document = document_digits(raw_document)
+        if not valid_cpf_cnpj(document):
+            raise invalid("cpfCnpj", "O CPF/CNPJ informado é inválido.")
+        email = _optional_str(payload, "email")
+        if email is not None and not _EMAIL.match(email):
+            raise invalid("email", "O email informado é inválido.")
+        phones: dict[str, str | None] = {}
+        for field in ("phone", "mobilePhone"):
+            value = _optional_str(payload, field)
+            if value is not None:
+                digits = re.sub(r"\D", "", value)
+                if not 10 <= len(digits) <= 11:
+                    raise invalid(field, f"O {field} informado é inválido.")
+                value = digits
+            phones[field] = value
+        postal_code = _optional_str(payload, "postalCode")
+        if postal_code is not None:
+            postal_code = re.sub(r"\D", "", postal_code)
+            if len(postal_code) != 8:
+                raise invalid("postalCode", "O CEP informado é inválido.")
+        customer_fields = {
+            field: _optional_str(payload, field, 255)
+            for field in (
+                "address",
+                "addressNumber",
+                "complement",
+                "province",
+                "externalReference",
+                "additionalEmails",
+                "observations",
+            )
+        }
+        flags = {
+            field: _optional_bool(payload, field)
+            for field in ("notificationDisabled", "foreignCustomer")
+        }
+        with self.sandbox.state.lock:
+            number = self.sandbox.state.next_id(VENDOR, "customer", start=5_401_844)
+            customer = {
+                "object": "customer",
+                "id": f"cus_{number:012d}",
+                "dateCreated": self.today().isoformat(),
+                "name": name.strip(),
+                "email": email,
+                "phone": phones["phone"],
+                "mobilePhone": phones["mobilePhone"],
+                "address": customer_fields["address"],
+                "addressNumber": customer_fields["addressNumber"],
+                "complement": customer_fields["complement"],
+                "province": customer_fields["province"],
+                "city": None,
+                "cityName": None,
+                "state": None,
+                "country": "Brasil",
+                "postalCode": postal_code,
+                "cpfCnpj": document,
+                "personType": "FISICA" if len(document) == 11 else "JURIDICA",
+                "deleted": False,
+                "additionalEmails": customer_fields["additionalEmails"],
+                "externalReference": customer_fields["externalReference"],
+                "notificationDisabled": bool(flags["notificationDisabled"]),
+                "observations": customer_fields["observations"],
+                "foreignCustomer": bool(flags["foreignCustomer"]),
+                "_groupName": _optional_str(payload, "groupName", 255),
+            }
+            self._bucket()["customers"][customer["id"]] = customer
+            self.sandbox.state.created(VENDOR, "customer")
+            return public(customer)
+
+    def get_customer(self, customer_id: str) -> dict[str, Any]:
+        with self.sandbox.state.lock:
+            customer = self._bucket()["customers"].get(customer_id)
+            if customer is None:
+                raise not_found()
+            return public(customer)
+
+    def list_customers(self, query: dict[str, str]) -> dict[str, Any]:
+        offset, limit = _page(query)
+        document = document_digits(query["cpfCnpj"]) if "cpfCnpj" in query else None
+        name = query.get("name", "").lower()
+        with self.sandbox.state.lock:
+            found = [
+                public(c)
+                for c in self._bucket()["customers"].values()
+                if not c["deleted"]
+                and (document is None or c["cpfCnpj"] == document)
+                and (
+                    "externalReference" not in query
+                    or c["externalReference"] == query["externalReference"]
+                )
+                and ("email" not in query or (c["email"] or "") == query["email"])
+                and (not name or name in c["name"].lower())
+                and ("groupName" not in query or c["_groupName"] == query["groupName"])
+            ]
+        found.reverse()  # Asaas lists the newest first
+        return list_envelope(found, offset, limit)
+
+    # -- payments -------------------------------------------------------------------------
+    def create_payment(self, payload: Any) -> dict[str, Any]:
+        if not isinstance(payload, dict):
+            raise invalid("object", "O corpo da requisição deve ser um objeto JSON.")
+        customer_id = payload.get("customer")
+        with self.sandbox.state.lock:
+            customer = (
+                self._bucket()["customers"].get(customer_id)
+                if isinstance(customer_id, str)
+                else None
+            )
+        if customer is None or customer["deleted"]:
+            raise AsaasError(400, "invalid_customer", "Customer Inválido ou não informado")
+        billing_type = payload.get("billingType")
+        if billing_type not in BILLING_TYPES:
+            raise invalid("billingType", "Informe uma forma de pagamento válida.")
+        value = payload.get("value")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise invalid("value", "O campo valor deve ser informado.")
+        if value <= 0:
+            raise invalid("value", "O valor da cobrança deve ser maior que zero.")
+        if billing_type == "PIX" and value < 0.01:
+            raise invalid("value", "O valor mínimo para Pix é R$ 0,01.")
+        if "dueDate" not in payload or payload["dueDate"] in (None, ""):
+            raise invalid("dueDate", "O campo vencimento deve ser informado.")
+        due = parse_date(payload["dueDate"], "dueDate")
+        if due < self.today():
+            raise invalid("dueDate", "A data de vencimento não pode ser anterior à data atual.")
+        description = _optional_str(payload, "description", 500)
+        external_reference = _optional_str(payload, "externalReference")
+        for forbidden in ("installmentCount", "installmentValue", "totalValue"):
+            if payload.get(forbidden) is not None and billing_type == "PIX":
+                raise invalid(forbidden, "Cobranças Pix não podem ser parceladas.")
+        with self.sandbox.state.lock:
+            number = self.sandbox.state.next_id(VENDOR, "payment", start=80_225_913_252)
+            invoice = self.sandbox.state.next_id(VENDOR, "invoice", start=1)
+            payment_id = f"pay_{number:012d}"
+            amount = round(float(value), 2)
+            payment = {
+                "object": "payment",
+                "id": payment_id,
+                "dateCreated": self.today().isoformat(),
+                "customer": customer["id"],
+                "subscription": None,
+                "installment": None,
+                "checkoutSession": None,
+                "paymentLink": None,
+                "value": amount,
+                "netValue": round(amount - PIX_FEE, 2) if billing_type == "PIX" else amount,
+                "originalValue": None,
+                "interestValue": None,
+                "description": description,
+                "billingType": billing_type,
+                "canBePaidAfterDueDate": True,
+                "pixTransaction": None,
+                "pixQrCodeId": None,
+                "status": "PENDING",
+                "dueDate": due.isoformat(),
+                "originalDueDate": due.isoformat(),
+                "paymentDate": None,
+                "clientPaymentDate": None,
+                "installmentNumber": None,
+                "invoiceUrl": f"{self.sandbox.base_url(VENDOR)}/i/{number:012d}",
+                "invoiceNumber": f"{invoice:08d}",
+                "externalReference": external_reference,
+                "deleted": False,
+                "anticipated": False,
+                "anticipable": False,
+                "creditDate": None,
+                "estimatedCreditDate": None,
+                "transactionReceiptUrl": None,
+                "nossoNumero": None,
+                "bankSlipUrl": None,
+                "postalService": False,
+            }
+            self._bucket()["payments"][payment_id] = payment
+            self.sandbox.state.created(VENDOR, "payment")
+            snapshot = dict(payment)
+        self._fire("PAYMENT_CREATED", snapshot)
+        return snapshot
+
+    def get_payment(self, payment_id: str) -> dict[str, Any]:
+        with self.sandbox.state.lock:
+            payment = self._bucket()["payments"].get(payment_id)
+            if payment is None:
+                raise not_found()
+            return dict(payment)
+
+    def list_payments(self, query: dict[str, str]) -> dict[str, Any]:
+        offset, limit = _page(query)
+        if "status" in query and query["status"] not in PAYMENT_STATUSES:
+            raise invalid("status", "O status informado é inválido.")
+        if "billingType" in query and query["billingType"] not in BILLING_TYPES:
+            raise invalid("billingType", "A forma de pagamento informada é inválida.")
+        ranges: list[tuple[str, str, date]] = []
+        for field in ("dateCreated", "dueDate", "paymentDate"):
+            for bound in ("ge", "le"):
+                key = f"{field}[{bound}]"
+                if key in query:
+                    ranges.append((field, bound, parse_date(query[key], key)))
+        exact = ("customer", "externalReference", "status", "billingType", "subscription")
+        with self.sandbox.state.lock:
+            found = []
+            for payment in self._bucket()["payments"].values():
+                if payment["deleted"]:
+                    continue
+                if any(f in query and payment[f] != query[f] for f in exact):
+                    continue
+                if not all(_in_range(payment[f], bound, day) for f, bound, day in ranges):
+                    continue
+                found.append(dict(payment))
+        found.reverse()
+        return list_envelope(found, offset, limit)
+
+    def pix_qr_code(self, payment_id: str) -> dict[str, Any]:
+        payment = self.get_payment(payment_id)
+        if payment["billingType"] not in ("PIX", "UNDEFINED"):
+            raise invalid("billingType", "Somente cobranças Pix ou a definir possuem QR Code.")
+        if payment["status"] not in ("PENDING", "OVERDUE"):
+            raise invalid("status", "Esta cobrança já foi paga e não possui QR Code disponível.")
+        location = f"pix-h.asaas.com/qr/cobv/{self._location_uuid(payment_id)}"
+        payload = pix_payload(location, payment["value"])
+        expires = date.fromisoformat(payment["dueDate"]) + timedelta(days=365)
+        return {
+            "encodedImage": base64.b64encode(png_image(payload)).decode("ascii"),
+            "payload": payload,
+            "expirationDate": f"{expires.isoformat()} 23:59:59",
+        }
+
+    def _location_uuid(self, payment_id: str) -> str:
+        """Stable per payment (a charge has one QR code), derived from the seed and the id."""
+        digest = hashlib.sha256(f"{self.sandbox.seed}:{payment_id}".encode()).digest()
+        return str(uuid.UUID(bytes=digest[:16], version=4))
+
+    # -- what the payer (or the sandbox helper) does ---------------------------------------
+    def pending_pix(self) -> list[str]:
+        with self.sandbox.state.lock:
+            return [
+                p["id"]
+                for p in self._bucket()["payments"].values()
+                if p["status"] == "PENDING" and p["billingType"] == "PIX" and not p["deleted"]
+            ]
+
+    def receive_pix(self, payment_id: str) -> dict[str, Any]:
+        """The client pays the PIX: PENDING/OVERDUE → RECEIVED, and PAYMENT_RECEIVED fires.
+
+        With the precautionary hold on (Asaas may hold a natural-person account's PIX up to
+        72 h), payment goes to CONFIRMED firing PAYMENT_CONFIRMED; paying ("confirming") the
+        CONFIRMED charge again releases it to RECEIVED, as Asaas does when the hold ends.
+        """
+        today = self.today().isoformat()
+        with self.sandbox.state.lock:
+            bucket = self._bucket()
+            payment = bucket["payments"].get(payment_id)
+            if payment is None:
+                raise not_found()
+            status = payment["status"]
+            if status == "CONFIRMED":
+                payment.update(status="RECEIVED", creditDate=today, estimatedCreditDate=today)
+                snapshot = dict(payment)
+                event = "PAYMENT_RECEIVED"
+            elif status in ("PENDING", "OVERDUE"):
+                held = bool(bucket["pix_hold"])
+                payment.update(
+                    status="CONFIRMED" if held else "RECEIVED",
+                    paymentDate=today,
+                    clientPaymentDate=today,
+                    creditDate=None if held else today,
+                    estimatedCreditDate=(
+                        (self.today() + timedelta(days=3)).isoformat() if held else today
+                    ),
+                    pixTransaction=self._location_uuid(f"{payment_id}:transaction"),
+                    transactionReceiptUrl=(
+                        f"{self.sandbox.base_url(VENDOR)}/comprovantes/{payment_id[4:]}"
+                    ),
+                )
+                snapshot = dict(payment)
+                event = "PAYMENT_CONFIRMED" if held else "PAYMENT_RECEIVED"
+            else:
+                raise invalid(
+                    "action", f"A cobrança {payment_id} está {status} e não pode ser paga."
+                )
+        self._fire(event, snapshot)
+        return snapshot
+
+    def make_overdue(self, payment_id: str) -> dict[str, Any]:
+        """The client never pays: PENDING → OVERDUE, then PAYMENT_OVERDUE fires."""
+        with self.sandbox.state.lock:
+            payment = self._bucket()["payments"].get(payment_id)
+            if payment is None:
+                raise not_found()
+            if payment["status"] != "PENDING":
+                raise invalid(
+                    "action",
+                    f"A cobrança {payment_id} está {payment['status']} e não pode vencer.",
+                )
+            payment["status"] = "OVERDUE"
+            snapshot = dict(payment)
+        self._fire("PAYMENT_OVERDUE", snapshot)
+        return snapshot
+
+    def payer_accepts(self, payment_id: str) -> dict[str, Any]:
+        try:
+            return self.receive_pix(payment_id)
+        except AsaasError as error:
+            raise ValueError(error.description or f"no payment {payment_id}") from None
+
+    def payer_refuses(self, payment_id: str) -> dict[str, Any]:
+        try:
+            return self.make_overdue(payment_id)
+        except AsaasError as error:
+            raise ValueError(error.description or f"no payment {payment_id}") from None
+
+    # -- webhooks -------------------------------------------------------------------------
+    def _fire(self, event: str, payment: dict[str, Any]) -> None:
+        """Record the event and, when a target is set, deliver it as Asaas does."""
+        with self.sandbox.state.lock:
+            number = self.sandbox.state.next_id(VENDOR, "event", start=368_604_920)
+            token = self.sandbox.random.getrandbits(128)
+            body = {
+                "id": f"evt_{token:032x}&{number}",
+                "event": event,
+                "dateCreated": self._timestamp(),
+                "payment": payment,
+            }
+            self._bucket()["events"].append(
+                {"id": body["id"], "event": event, "payment": payment["id"]}
+            )
+        target = self.sandbox.webhook_targets.get(VENDOR)
+        if not target:
+            return
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Asaas_Hmlg/3.0",
+            "asaas-access-token": self.credentials["webhook_auth_token"],
+        }
+        self.sandbox.webhooks.deliver(vendor=VENDOR, url=target, body=raw, headers=headers)
+
+
+def _in_range(value: str | None, bound: str, day: date) -> bool:
+    if value is None:
+        return False
+    current = date.fromisoformat(value)
+    return current >= day if bound == "ge" else current <= day
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+
+
+def asaas_route_class(emulator: AsaasEmulator) -> type[APIRoute]:
+    """Routes that authenticate, count the quota and answer AsaasError in Asaas's envelope."""
+
+    class AsaasRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Any]:
+            handler = super().get_route_handler()
+
+            async def route(request: Request) -> Response:
+                is_get = request.method == "GET"
+                entered = False
+                try:
+                    emulator.authenticate(request)
+                    headers = emulator.admit()
+                    if is_get:
+                        emulator.enter_get()
+                        entered = True
+                        if await request.body():
+                            raise AsaasError(403)  # "GET precisa ter um body vazio"
+                    response = await handler(request)
+                except AsaasError as error:
+                    return error.response()
+                finally:
+                    if entered:
+                        emulator.leave_get()
+                response.headers.update(headers)
+                return response
+
+            return route
+
+    return AsaasRoute
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        raise invalid("object", "O corpo da requisição não é um JSON válido.") from None
+
+
+def asaas_fault_renderer(status: int, headers: dict[str, str]) -> Response:
+    """Injected 429s in Asaas's envelope; injected 5xx come from its gateway as plain text."""
+    if status == 429:
+        return AsaasError(
+            429, "rate_limit_exceeded", "Limite de requisições atingido.", headers
+        ).response()
+    reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+    return Response(
+        f"{status} {reason.get(status, 'Gateway Timeout')}",
+        status_code=status,
+        headers=headers,
+        media_type="text/plain",
+    )
+
+
+def render_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) -> Response:
+    """The app's answer for an unrouted call under /asaas: Asaas documents 404 with no body."""
+    return Response(status_code=404)
+
+
+def build_router(sandbox: Sandbox, limits: AsaasLimits | None = None) -> APIRouter:
+    """Asaas v3 as the app mounts it at /asaas (base URL `.../asaas`, paths `/v3/...`)."""
+    emulator = AsaasEmulator(sandbox, limits)
+    sandbox.emulators[VENDOR] = emulator
+    sandbox.faults.register_renderer(VENDOR, asaas_fault_renderer)
+    sandbox.register_role(
+        PersonRole(
+            name="payer",
+            vendor=VENDOR,
+            pending=emulator.pending_pix,
+            accept=emulator.payer_accepts,
+            refuse=emulator.payer_refuses,
+        )
+    )
+    router = sandbox.vendor_router(VENDOR)
+    router.route_class = asaas_route_class(emulator)
+
+    def query(request: Request) -> dict[str, str]:
+        return dict(request.query_params)
+
+    @router.post("/v3/customers")
+    async def create_customer(request: Request) -> Response:
+        return JSONResponse(emulator.create_customer(await _json_body(request)))
+
+    @router.get("/v3/customers")
+    async def list_customers(request: Request) -> Response:
+        return JSONResponse(emulator.list_customers(query(request)))
+
+    @router.get("/v3/customers/{customer_id}")
+    async def get_customer(customer_id: str) -> Response:
+        return JSONResponse(emulator.get_customer(customer_id))
+
+    @router.post("/v3/payments")
+    async def create_payment(request: Request) -> Response:
+        return JSONResponse(emulator.create_payment(await _json_body(request)))
+
+    @router.get("/v3/payments")
+    async def list_payments(request: Request) -> Response:
+        return JSONResponse(emulator.list_payments(query(request)))
+
+    @router.get("/v3/payments/{payment_id}")
+    async def get_payment(payment_id: str) -> Response:
+        return JSONResponse(emulator.get_payment(payment_id))
+
+    @router.get("/v3/payments/{payment_id}/status")
+    async def get_payment_status(payment_id: str) -> Response:
+        return JSONResponse({"status": emulator.get_payment(payment_id)["status"]})
+
+    @router.get("/v3/payments/{payment_id}/pixQrCode")
+    async def get_pix_qr_code(payment_id: str) -> Response:
+        return JSONResponse(emulator.pix_qr_code(payment_id))
+
+    @router.post("/v3/sandbox/payment/{payment_id}/confirm")
+    async def confirm_payment(payment_id: str) -> Response:
+        return JSONResponse(emulator.receive_pix(payment_id))
+
+    @router.post("/v3/sandbox/payment/{payment_id}/overdue")
+    async def force_overdue(payment_id: str) -> Response:
+        return JSONResponse(emulator.make_overdue(payment_id))
+
+    # the payer's invoice page (invoiceUrl); public at Asaas, so outside the API's auth
+    invoice_router = APIRouter()
+
+    @invoice_router.get("/i/{number}", response_class=HTMLResponse)
+    async def invoice_page(number: str) -> Response:
+        try:
+            payment = emulator.get_payment(f"pay_{number}")
+        except AsaasError:
+            return HTMLResponse("<h1>Fatura não encontrada</h1>", status_code=404)
+        return HTMLResponse(
+            f"<h1>Fatura {payment['invoiceNumber']}</h1>"
+            f"<p>Valor: R$ {payment['value']:.2f} — vencimento {payment['dueDate']}</p>"
+            f"<p>Situação: {payment['status']}</p>"
+        )
+
+    outer = APIRouter()
+    outer.include_router(router)
+    outer.include_router(invoice_router)
+    return outer
+
+
+def build_admin_router(sandbox: Sandbox) -> APIRouter:
+    """Admin (under /__sandbox__/asaas): the quota and concurrency limits, the event log."""
+    router = APIRouter()
+
+    def emulator() -> AsaasEmulator:
+        return sandbox.emulators[VENDOR]
+
+    @router.put("/limits")
+    def set_limits(body: LimitsBody) -> dict[str, Any]:
+        with sandbox.state.lock:
+            emulator()._bucket()["limits"] = body.model_dump()
+        return body.model_dump()
+
+    @router.put("/pix-hold")
+    def set_pix_hold(body: PixHoldBody) -> dict[str, bool]:
+        with sandbox.state.lock:
+            emulator()._bucket()["pix_hold"] = body.enabled
+        return {"enabled": body.enabled}
+
+    @router.get("/events")
+    def events() -> list[dict[str, Any]]:
+        with sandbox.state.lock:
+            return list(emulator()._bucket()["events"])
+
+    return router
