@@ -1,4 +1,4 @@
-"""Run every benchmark (or those named on the command line) and print each figure beside its baseline."""
+"""Run every benchmark (or those named on the command line), each figure beside its baseline."""
 
 from __future__ import annotations
 

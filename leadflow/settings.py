@@ -37,7 +37,7 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default_factory=_default_database_url,
-        description="SQLAlchemy URL of the ledger (SQLite file by default, PostgreSQL in production).",
+        description="SQLAlchemy URL of the ledger (SQLite by default, PostgreSQL in production).",
     )
     http_connect_timeout: float = Field(5.0, gt=0, description="Seconds to open a connection.")
     http_read_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a response.")

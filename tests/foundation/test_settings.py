@@ -13,7 +13,8 @@ from leadflow.settings import ConfigError, get_settings, reset_settings_cache
 @pytest.fixture(autouse=True)
 def fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     """Each case reads settings anew, from a working directory of its own."""
-    for name in ("LEADFLOW_DATABASE_URL", "LEADFLOW_HTTP_READ_TIMEOUT", "LEADFLOW_HTTP_MAX_ATTEMPTS"):
+    names = ("LEADFLOW_DATABASE_URL", "LEADFLOW_HTTP_READ_TIMEOUT", "LEADFLOW_HTTP_MAX_ATTEMPTS")
+    for name in names:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     reset_settings_cache()
@@ -54,5 +55,5 @@ def test_unsupported_database_backend_names_the_setting_and_the_backend(
 
 def test_text_that_is_not_a_url_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEADFLOW_DATABASE_URL", "not a url")
-    with pytest.raises(ConfigError, match="LEADFLOW_DATABASE_URL: .*not a database URL"):
+    with pytest.raises(ConfigError, match=r"LEADFLOW_DATABASE_URL: .*not a database URL"):
         get_settings()
