@@ -1,0 +1,90 @@
+"""How the ledger opens its database: one Engine per Ledger, tuned per backend.
+
+SQLite (the embedded default) gets WAL (readers never block the writer), a busy timeout (a
+second writer waits instead of failing), foreign keys on, and explicit `BEGIN IMMEDIATE` for
+write transactions, so a read-then-write (claim, transition) holds the write lock from its first
+read: that is what makes SQLite safe under one writer at a time. PostgreSQL (production) gets a
+connect timeout so an unreachable server fails in seconds, and row locks do the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
+
+from ledger.errors import LedgerUnavailable
+
+#: Execution option that asks SQLite for `BEGIN IMMEDIATE` (write lock at the first statement).
+SQLITE_BEGIN_OPTION = "ledger_sqlite_begin"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_CONNECT_TIMEOUT_S = 10
+
+
+def parse_url(url: str) -> URL:
+    """The SQLAlchemy URL, or LedgerUnavailable if it is not one or names another backend."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise LedgerUnavailable("the ledger database URL is not a SQLAlchemy URL") from None
+    if parsed.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise LedgerUnavailable(
+            f"the ledger supports sqlite and postgresql, not {parsed.get_backend_name()!r}"
+        )
+    return parsed
+
+
+def describe_url(url: URL) -> str:
+    """The URL as it may appear in messages and logs: password masked."""
+    return url.render_as_string(hide_password=True)
+
+
+def create_ledger_engine(url: URL) -> Engine:
+    """An Engine for `url` with the per-backend settings described in this module's docstring."""
+    if url.get_backend_name() == "sqlite":
+        return _create_sqlite_engine(url)
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
+    return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+
+
+def _create_sqlite_engine(url: URL) -> Engine:
+    database = url.database
+    in_memory = not database or database == ":memory:" or database.startswith("file::memory:")
+    if in_memory or database is None:
+        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        try:
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerUnavailable(
+                f"cannot create the folder of the ledger database {describe_url(url)}: "
+                f"{exc.strerror or exc}"
+            ) from None
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # The driver must not open transactions on its own: the "begin" hook below does.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine

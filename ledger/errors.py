@@ -1,0 +1,101 @@
+"""Every error the ledger raises, so callers can tell a broken rule from a broken database.
+
+The tree (each class's parent first):
+
+    LedgerError
+    ├── LedgerUnavailable      the database URL is wrong or the server cannot be reached
+    ├── MigrationError         an unknown revision, or a schema newer than this code
+    ├── IllegalTransition      the state machine (ledger.states) has no such edge; names both states
+    ├── UnknownState           a state name the state machine does not know (also a ValueError)
+    ├── UnknownCause           a transition cause outside webhook|poll|reconcile|manual|gate
+    │                          (also a ValueError)
+    ├── UnknownLead            no lead with that id
+    │   └── LeadHasNoJourney   the lead was attached as a duplicate: its journey was removed
+    ├── ClaimLost              a worker acted on a journey it no longer holds (lease expired,
+    │                          released, or the journey moved on)
+    ├── UnknownEffect          no effect with that idempotency key
+    ├── EffectStateError       the effect is not in a status that allows the operation
+    ├── UnknownInboxEntry      no inbox row with that id
+    ├── UnknownQuarantine      no quarantine record with that id
+    └── QuarantineClosed       the quarantine record was already replayed
+
+Names read as what happened (IllegalTransition, ClaimLost), as agreed with the code that
+catches them, rather than carrying an `Error` suffix.
+
+The ledger sits under every stage of the journey (DESIGN.md, principle 1); these classes are the
+only exceptions that cross its public boundary, apart from SQLAlchemy errors for faults the
+ledger cannot classify (a full disk, a dropped connection in the middle of a transaction).
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base class of everything the ledger raises on purpose."""
+
+
+class LedgerUnavailable(LedgerError):  # noqa: N818 - the agreed API name
+    """The database cannot be reached or opened; the message is one line, password masked."""
+
+
+class MigrationError(LedgerError):
+    """A schema migration cannot run: unknown revision, or a database from a newer leadflow."""
+
+
+class IllegalTransition(LedgerError):  # noqa: N818 - the agreed API name
+    """A journey was asked to move along an edge the state machine does not have.
+
+    `from_state` and `to_state` name both ends, so the message reads as the rule that was broken.
+    """
+
+    def __init__(
+        self, from_state: str, to_state: str, lead_id: int | None = None, detail: str | None = None
+    ) -> None:
+        self.from_state = from_state
+        self.to_state = to_state
+        self.lead_id = lead_id
+        subject = f"lead {lead_id}: " if lead_id is not None else ""
+        message = f"{subject}illegal transition from {from_state!r} to {to_state!r}"
+        if detail:
+            message += f" ({detail})"
+        super().__init__(message)
+
+
+class UnknownState(LedgerError, ValueError):  # noqa: N818 - the agreed API name
+    """A journey state name that the state machine does not define."""
+
+
+class UnknownCause(LedgerError, ValueError):  # noqa: N818 - the agreed API name
+    """A transition cause that is not one of the recorded kinds."""
+
+
+class UnknownLead(LedgerError):  # noqa: N818 - the agreed API name
+    """No lead with that id exists in the ledger."""
+
+
+class LeadHasNoJourney(UnknownLead):
+    """The lead was attached to an earlier lead as a duplicate; that lead's journey is the one."""
+
+
+class ClaimLost(LedgerError):  # noqa: N818 - the agreed API name
+    """A worker released or transitioned a journey whose claim it no longer holds."""
+
+
+class UnknownEffect(LedgerError):  # noqa: N818 - the agreed API name
+    """No effect row with that idempotency key exists."""
+
+
+class EffectStateError(LedgerError):
+    """The effect's status does not allow the operation (e.g. failing an effect already done)."""
+
+
+class UnknownInboxEntry(LedgerError):  # noqa: N818 - the agreed API name
+    """No inbox row with that id exists."""
+
+
+class UnknownQuarantine(LedgerError):  # noqa: N818 - the agreed API name
+    """No quarantine record with that id exists."""
+
+
+class QuarantineClosed(LedgerError):  # noqa: N818 - the agreed API name
+    """The quarantine record was already replayed; a new failure opens a new record."""

@@ -1,0 +1,198 @@
+"""The ledger's tables as typed SQLAlchemy 2 models; the migrations in ledger/migrations build them.
+
+Tables: `leads` (what came in, as received and as normalised), `journeys` (one per lead: its
+state, when its next step is due, who holds it), `journey_transitions` (every move, with when,
+from, to, cause, reason), `effects` (one per external side effect, keyed by an idempotency key),
+`inbox` (raw webhook deliveries, unique per vendor event) and `quarantine` (leads stopped at the
+gate with every rule they broke). Nothing outside ledger/ sees these classes: the Ledger returns
+frozen views (ledger.views).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: JSON everywhere, JSONB on PostgreSQL (indexable, compact). Python None is SQL NULL.
+JsonDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+#: Integer keys: BIGINT on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY is rowid).
+Key = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on both backends.
+
+    PostgreSQL keeps `timestamptz`; SQLite has no time zones and SQLAlchemy would hand back naive
+    values, so aware values are stored as naive UTC and read back as aware UTC. A naive value is
+    refused: guessing its zone is how timestamps silently drift by three hours in Brazil.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the ledger stores aware UTC timestamps")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the ledger's tables."""
+
+
+class Lead(Base):
+    """A lead as it arrived (raw) and as the gate normalised it; unique per source and source id.
+
+    The contact columns (email, phone, document) copy the normalised values that de-duplication
+    searches, so that search is an indexed look-up instead of a scan of JSON.
+    """
+
+    __tablename__ = "leads"
+    __table_args__ = (UniqueConstraint("source", "source_id", name="uq_leads_source_source_id"),)
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str] = mapped_column(String(255))
+    raw: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    normalized: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument, nullable=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True, index=True)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    document: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duplicate_of_lead_id: Mapped[int | None] = mapped_column(
+        Key, ForeignKey("leads.id", name="fk_leads_duplicate_of"), nullable=True
+    )
+    duplicate_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    journey: Mapped[Journey | None] = relationship(back_populates="lead", uselist=False)
+
+
+class Journey(Base):
+    """The one journey of a lead: its state, when its next step is due, and who holds it now."""
+
+    __tablename__ = "journeys"
+    __table_args__ = (Index("ix_journeys_state_due_at", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=True)
+    lead_id: Mapped[int] = mapped_column(
+        Key, ForeignKey("leads.id", name="fk_journeys_lead", ondelete="CASCADE"), unique=True
+    )
+    state: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dead_lettered_from: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    lead: Mapped[Lead] = relationship(back_populates="journey")
+    transitions: Mapped[list[JourneyTransition]] = relationship(
+        back_populates="journey",
+        order_by="JourneyTransition.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class JourneyTransition(Base):
+    """One move of a journey: when, from, to, what caused it and why."""
+
+    __tablename__ = "journey_transitions"
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=True)
+    journey_id: Mapped[int] = mapped_column(
+        Key,
+        ForeignKey("journeys.id", name="fk_journey_transitions_journey", ondelete="CASCADE"),
+        index=True,
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    from_state: Mapped[str] = mapped_column(String(32))
+    to_state: Mapped[str] = mapped_column(String(32))
+    cause: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    journey: Mapped[Journey] = relationship(back_populates="transitions")
+
+
+class Effect(Base):
+    """One external side effect (a deal, a charge, a message), keyed by its idempotency key."""
+
+    __tablename__ = "effects"
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    vendor: Mapped[str] = mapped_column(String(64))
+    operation: Mapped[str] = mapped_column(String(128))
+    lead_id: Mapped[int | None] = mapped_column(
+        Key, ForeignKey("leads.id", name="fk_effects_lead"), nullable=True, index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    vendor_object_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    permanent: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class InboxEntry(Base):
+    """A raw webhook delivery, stored before it is acknowledged (DESIGN.md, principle 2)."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("vendor", "event_id", name="uq_inbox_vendor_event_id"),
+        Index("ix_inbox_processed_at", "processed_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=True)
+    vendor: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(255))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class QuarantineRecord(Base):
+    """A lead stopped at the gate: every rule it broke, the values as normalised, fixes, replay."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=True)
+    lead_id: Mapped[int] = mapped_column(
+        Key, ForeignKey("leads.id", name="fk_quarantine_lead"), index=True
+    )
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument)
+    values: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    fixes: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument)
+    quarantined_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    fixed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

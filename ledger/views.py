@@ -1,0 +1,142 @@
+"""The frozen views the Ledger returns: snapshots, never live ORM objects.
+
+A view can be passed between threads, tasks and processes and kept after its session closed;
+changing the ledger goes through the Ledger's methods only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RecordedLead:
+    """What `record_lead` did: the lead, the journey that carries it, and whether it was new.
+
+    For a lead attached as a duplicate, `journey_id` is the earlier lead's journey and
+    `duplicate_of` that earlier lead's id.
+    """
+
+    lead_id: int
+    journey_id: int
+    created: bool
+    duplicate_of: int | None = None
+
+
+@dataclass(frozen=True)
+class LeadView:
+    """A lead as received (raw) and as normalised by the gate."""
+
+    lead_id: int
+    source: str
+    source_id: str
+    raw: dict[str, Any]
+    normalized: dict[str, Any] | None
+    received_at: datetime
+    duplicate_of: int | None
+    duplicate_reason: str | None
+
+
+@dataclass(frozen=True)
+class JourneyView:
+    """A journey's current state, when its next step is due, and who holds it."""
+
+    journey_id: int
+    lead_id: int
+    state: str
+    due_at: datetime | None
+    dead_lettered_from: str | None
+    claimed_by: str | None
+    claimed_until: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class TransitionView:
+    """One recorded move of a journey."""
+
+    at: datetime
+    from_state: str
+    to_state: str
+    cause: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ClaimedJourney:
+    """A journey a worker now holds until `claimed_until` (its lease)."""
+
+    journey_id: int
+    lead_id: int
+    state: str
+    due_at: datetime | None
+    dead_lettered_from: str | None
+    claimed_by: str
+    claimed_until: datetime
+
+
+@dataclass(frozen=True)
+class EffectView:
+    """An external side effect and how far it got.
+
+    `status` is pending, done or failed. `attempts` counts `begin_effect` calls that led to a
+    vendor call; more than one means an earlier attempt may have reached the vendor.
+    """
+
+    key: str
+    vendor: str
+    operation: str
+    lead_id: int | None
+    status: str
+    vendor_object_id: str | None
+    response: dict[str, Any] | None
+    attempts: int
+    last_error: str | None
+    permanent: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_done(self) -> bool:
+        """The vendor object exists and its id is recorded: callers skip the call."""
+        return self.status == "done"
+
+    @property
+    def is_permanently_failed(self) -> bool:
+        """The vendor refused for good: callers dead-letter instead of calling again."""
+        return self.status == "failed" and self.permanent
+
+    @property
+    def needs_lookup(self) -> bool:
+        """An earlier attempt may have created the object: look it up by external reference
+        before creating it (DESIGN.md, principle 1)."""
+        return self.status == "pending" and self.attempts > 1
+
+
+@dataclass(frozen=True)
+class InboxView:
+    """A stored webhook delivery."""
+
+    id: int
+    vendor: str
+    event_id: str
+    body: bytes
+    headers: dict[str, Any]
+    received_at: datetime
+    processed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class QuarantineView:
+    """A quarantined lead: the rules it broke, the values to replay, the fixes made to them."""
+
+    id: int
+    lead_id: int
+    reasons: list[dict[str, Any]]
+    values: dict[str, Any]
+    fixes: list[dict[str, Any]]
+    quarantined_at: datetime
+    fixed_at: datetime | None
+    replayed_at: datetime | None

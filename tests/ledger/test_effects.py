@@ -1,0 +1,142 @@
+"""The effect protocol: pending before the vendor call, done with the vendor's id, or failed."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger import EffectStateError, Ledger, UnknownEffect
+from tests.ledger.conftest import new_lead
+
+KEY = "lead:1:asaas.payment"
+
+
+def test_beginning_a_new_effect_writes_it_pending_as_the_first_attempt(ledger: Ledger) -> None:
+    lead_id = new_lead(ledger)
+    effect = ledger.begin_effect(KEY, "asaas", "create_pix_charge", lead_id)
+    assert (effect.status, effect.attempts, effect.lead_id) == ("pending", 1, lead_id)
+    assert not effect.needs_lookup
+    assert not effect.is_done
+    assert ledger.get_effect(KEY) == effect
+
+
+def test_completing_an_effect_records_the_vendor_object_and_response(ledger: Ledger) -> None:
+    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    done = ledger.complete_effect(KEY, "pay_080225913252", {"id": "pay_080225913252"})
+    assert (done.status, done.vendor_object_id, done.response) == (
+        "done",
+        "pay_080225913252",
+        {"id": "pay_080225913252"},
+    )
+    assert done.is_done
+
+
+def test_beginning_a_done_effect_returns_it_so_the_call_is_skipped(ledger: Ledger) -> None:
+    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    ledger.complete_effect(KEY, "pay_1")
+    again = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    assert (again.status, again.vendor_object_id, again.attempts) == ("done", "pay_1", 1)
+
+
+def test_a_transient_failure_is_retried_by_the_next_begin_with_a_look_up_first(
+    ledger: Ledger,
+) -> None:
+    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    failed = ledger.fail_effect(KEY, "503 Service Unavailable", permanent=False)
+    assert (failed.status, failed.last_error, failed.permanent) == (
+        "failed",
+        "503 Service Unavailable",
+        False,
+    )
+    retried = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    assert (retried.status, retried.attempts) == ("pending", 2)
+    assert retried.needs_lookup
+
+
+def test_a_permanent_failure_stays_failed_when_begun_again(ledger: Ledger) -> None:
+    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    ledger.fail_effect(KEY, "invalid_cpfCnpj: CPF inválido", permanent=True)
+    again = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    assert (again.status, again.attempts, again.permanent) == ("failed", 1, True)
+    assert again.is_permanently_failed
+    assert again.last_error == "invalid_cpfCnpj: CPF inválido"
+
+
+def test_an_effect_left_pending_by_a_crash_is_begun_again_with_a_look_up_first(
+    ledger: Ledger,
+) -> None:
+    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    resumed = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    assert (resumed.status, resumed.attempts) == ("pending", 2)
+    assert resumed.needs_lookup
+
+
+def test_an_effect_found_at_the_vendor_after_a_failure_can_be_completed(ledger: Ledger) -> None:
+    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    ledger.fail_effect(KEY, "read timeout", permanent=False)
+    done = ledger.complete_effect(KEY, "pay_found_by_external_reference")
+    assert (done.status, done.vendor_object_id, done.last_error) == (
+        "done",
+        "pay_found_by_external_reference",
+        "read timeout",
+    )
+
+
+def test_completing_twice_with_the_same_vendor_object_is_a_no_op(ledger: Ledger) -> None:
+    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    first = ledger.complete_effect(KEY, "pay_1")
+    assert ledger.complete_effect(KEY, "pay_1") == first
+
+
+def test_completing_with_a_second_vendor_object_is_refused(ledger: Ledger) -> None:
+    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    ledger.complete_effect(KEY, "pay_1")
+    with pytest.raises(EffectStateError, match=r"'pay_1'.*'pay_2'"):
+        ledger.complete_effect(KEY, "pay_2")
+    assert ledger.get_effect(KEY).vendor_object_id == "pay_1"
+
+
+def test_a_done_effect_cannot_fail(ledger: Ledger) -> None:
+    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    ledger.complete_effect(KEY, "pay_1")
+    with pytest.raises(EffectStateError, match="already done"):
+        ledger.fail_effect(KEY, "late timeout", permanent=False)
+    assert ledger.get_effect(KEY).status == "done"
+
+
+def test_a_key_reused_for_another_operation_is_refused(ledger: Ledger) -> None:
+    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    with pytest.raises(EffectStateError, match=r"asaas\.create_pix_charge"):
+        ledger.begin_effect(KEY, "pipedrive", "upsert_deal", None)
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda ledger: ledger.get_effect("nope"),
+        lambda ledger: ledger.complete_effect("nope", "x"),
+        lambda ledger: ledger.fail_effect("nope", "boom", permanent=False),
+    ],
+    ids=["get", "complete", "fail"],
+)
+def test_an_unknown_effect_key_raises_unknown_effect(ledger: Ledger, operation) -> None:
+    with pytest.raises(UnknownEffect, match="'nope'"):
+        operation(ledger)
+
+
+def test_a_very_long_error_is_kept_only_as_far_as_it_is_useful(ledger: Ledger) -> None:
+    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    failed = ledger.fail_effect(KEY, "<html>" + "x" * 10_000, permanent=True)
+    assert failed.last_error is not None
+    assert failed.last_error.startswith("<html>")
+    assert len(failed.last_error) == 4000
+
+
+def test_a_leads_effects_are_listed_in_the_order_they_began(ledger: Ledger) -> None:
+    lead_id, other = new_lead(ledger), new_lead(ledger)
+    ledger.begin_effect(f"lead:{lead_id}:pipedrive.person", "pipedrive", "upsert_person", lead_id)
+    ledger.begin_effect(f"lead:{other}:pipedrive.person", "pipedrive", "upsert_person", other)
+    ledger.begin_effect(f"lead:{lead_id}:pipedrive.deal", "pipedrive", "upsert_deal", lead_id)
+    assert [effect.operation for effect in ledger.effects_for_lead(lead_id)] == [
+        "upsert_person",
+        "upsert_deal",
+    ]

@@ -1,0 +1,141 @@
+"""The ledger's schema migrations on an empty database, up and back down, on every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from ledger import Ledger, LedgerUnavailable, MigrationError
+from ledger.migrate import VERSION_TABLE, head_revision
+from ledger.models import Base
+from tests.ledger.conftest import BACKENDS, empty_database
+
+LEDGER_TABLES = {table.name for table in Base.metadata.sorted_tables}
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_ledger(request: pytest.FixtureRequest, tmp_path) -> Iterator[Ledger]:
+    """A Ledger on a database nobody has touched yet."""
+    with empty_database(request.param, request, tmp_path) as url:
+        ledger = Ledger(url)
+        yield ledger
+        ledger.dispose()
+
+
+def _tables(ledger: Ledger) -> set[str]:
+    with ledger.engine.connect() as connection:
+        return set(inspect(connection).get_table_names())
+
+
+def test_an_untouched_database_has_no_revision(empty_ledger: Ledger) -> None:
+    assert empty_ledger.current_revision() is None
+
+
+def test_upgrade_creates_every_table_at_the_newest_revision(empty_ledger: Ledger) -> None:
+    empty_ledger.upgrade()
+    assert _tables(empty_ledger) == LEDGER_TABLES | {VERSION_TABLE}
+    assert empty_ledger.current_revision() == head_revision()
+
+
+def test_upgrading_an_up_to_date_ledger_changes_nothing(empty_ledger: Ledger) -> None:
+    empty_ledger.upgrade()
+    lead = empty_ledger.record_lead("facebook", "1", {"kept": True})
+    empty_ledger.upgrade()
+    assert empty_ledger.get_lead(lead.lead_id).raw == {"kept": True}
+    assert empty_ledger.current_revision() == head_revision()
+
+
+def test_downgrade_to_base_leaves_no_table(empty_ledger: Ledger) -> None:
+    empty_ledger.upgrade()
+    empty_ledger.record_lead("facebook", "1", {})
+    empty_ledger.downgrade("base")
+    assert _tables(empty_ledger) == set()
+    assert empty_ledger.current_revision() is None
+
+
+def test_processes_starting_together_can_all_upgrade_the_same_database(
+    empty_ledger: Ledger,
+) -> None:
+    starters = 4
+    barrier = Barrier(starters)
+    url = empty_ledger.engine.url.render_as_string(hide_password=False)
+
+    def start(_: int) -> str | None:
+        own = Ledger(url)
+        try:
+            barrier.wait()
+            own.upgrade()
+            return own.current_revision()
+        finally:
+            own.dispose()
+
+    with ThreadPoolExecutor(starters) as pool:
+        revisions = list(pool.map(start, range(starters)))
+    assert revisions == [head_revision()] * starters
+    assert _tables(empty_ledger) == LEDGER_TABLES | {VERSION_TABLE}
+
+
+def test_the_migrations_build_exactly_what_the_models_describe(empty_ledger: Ledger) -> None:
+    empty_ledger.upgrade()
+    with empty_ledger.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "version_table": VERSION_TABLE}
+        )
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_json_documents_are_jsonb_on_postgresql_and_json_on_sqlite(empty_ledger: Ledger) -> None:
+    empty_ledger.upgrade()
+    with empty_ledger.engine.connect() as connection:
+        columns = {column["name"]: column for column in inspect(connection).get_columns("leads")}
+        dialect = connection.dialect.name
+    expected = "JSONB" if dialect == "postgresql" else "JSON"
+    assert type(columns["raw"]["type"]).__name__ == expected
+
+
+def test_the_ledger_shares_a_database_with_another_alembic_user(empty_ledger: Ledger) -> None:
+    with empty_ledger.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+        connection.execute(text("INSERT INTO alembic_version VALUES ('prefect_rev')"))
+    empty_ledger.upgrade()
+    empty_ledger.downgrade("base")
+    with empty_ledger.engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).all() == [
+            ("prefect_rev",)
+        ]
+    assert _tables(empty_ledger) == {"alembic_version"}
+
+
+def test_an_unknown_revision_is_a_migration_error(empty_ledger: Ledger) -> None:
+    empty_ledger.upgrade()
+    with pytest.raises(MigrationError, match="'9999'"):
+        empty_ledger.downgrade("9999")
+    assert empty_ledger.current_revision() == head_revision()
+
+
+def test_an_unreachable_server_is_one_line_with_the_password_masked() -> None:
+    ledger = Ledger("postgresql+psycopg://leadflow:s3cret@127.0.0.1:1/ledger")
+    with pytest.raises(LedgerUnavailable) as raised:
+        ledger.upgrade()
+    message = str(raised.value)
+    assert "s3cret" not in message
+    assert "127.0.0.1:1" in message
+    assert "\n" not in message
+
+
+def test_a_sqlite_file_that_cannot_be_created_is_unavailable(tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(LedgerUnavailable, match="cannot create the folder"):
+        Ledger(f"sqlite:///{blocker}/ledger.db")
+
+
+def test_an_unsupported_backend_is_unavailable() -> None:
+    with pytest.raises(LedgerUnavailable, match="'mysql'"):
+        Ledger("mysql://root@localhost/ledger")
