@@ -1,0 +1,232 @@
+"""The DocuSign client against the in-process sandbox: the JWT grant, envelopes, and faults.
+
+The sandbox verifies the RS256 assertion with the public half of the key it hands out, so these
+tests prove the grant is built the way DocuSign checks it. Faults come from the admin API and
+the outage-ending sleep of tests/blocks/test_asaas_sandbox.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from typer.testing import CliRunner
+
+from blocks.docusign import (
+    AccessToken,
+    DocuSignClient,
+    DocuSignCredentials,
+    EnvelopeFromTemplate,
+    TemplateRole,
+    TextCustomField,
+    TokenStore,
+    forget_access_tokens,
+)
+from blocks.errors import AuthenticationError, NotFoundError, UnknownOutcomeError
+from leadflow.cli.blocks import app
+from tests.blocks.test_asaas_sandbox import Sandbox
+
+VENDOR = "docusign"
+JOURNEY_FIELD = "leadflow_journey_id"
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def no_cached_tokens() -> Iterator[None]:
+    forget_access_tokens()
+    yield
+    forget_access_tokens()
+
+
+@pytest.fixture
+async def sandbox(sandbox_urls: dict[str, str]) -> AsyncIterator[Sandbox]:
+    admin = sandbox_urls[VENDOR].rsplit("/", 1)[0] + "/__sandbox__"
+    state = Sandbox(admin=admin, vendor=VENDOR)
+    await state.clear()
+    yield state
+    await state.clear()
+
+
+@pytest.fixture
+async def block(sandbox: Sandbox, sandbox_urls: dict[str, str]) -> DocuSignCredentials:
+    return DocuSignCredentials.from_sandbox(sandbox_urls[VENDOR], await sandbox.credentials())
+
+
+@pytest.fixture
+async def docusign(block: DocuSignCredentials, sandbox: Sandbox) -> AsyncIterator[DocuSignClient]:
+    async with block.get_client(policy=sandbox.policy(), rate_limit=sandbox.rate_limit()) as c:
+        yield c
+
+
+def contract(template_id: str, journey: str) -> EnvelopeFromTemplate:
+    return EnvelopeFromTemplate(
+        template_id=template_id,
+        template_roles=[
+            TemplateRole(role_name="Cliente", name="Maria Silva", email="maria@example.com")
+        ],
+        custom_fields=[TextCustomField(name=JOURNEY_FIELD, value=journey)],
+        transaction_id=f"{journey}:contract",
+        email_subject="Contrato de prestação de serviços",
+    )
+
+
+def journey_id() -> str:
+    return f"j_{uuid.uuid4().hex[:12]}"
+
+
+def an_hour_ago() -> datetime:
+    return datetime.now(UTC) - timedelta(hours=1)
+
+
+async def test_an_envelope_is_sent_and_found_by_custom_field_and_transaction_id(
+    docusign: DocuSignClient, block: DocuSignCredentials
+) -> None:
+    assert block.template_id is not None
+    journey = journey_id()
+    created = await docusign.create_envelope_from_template(contract(block.template_id, journey))
+    read = await docusign.get_envelope(created.envelope_id)
+    by_field = await docusign.find_envelope_by_custom_field(
+        JOURNEY_FIELD, journey, from_date=an_hour_ago()
+    )
+    by_transaction = await docusign.find_envelope_by_transaction_id(f"{journey}:contract")
+    assert created.status == "sent"
+    assert read.text_custom_fields[JOURNEY_FIELD] == journey
+    assert by_field is not None
+    assert by_field.envelope_id == created.envelope_id
+    assert by_transaction is not None
+    assert by_transaction.envelope_id == created.envelope_id
+    assert docusign.tokens.minted == 1
+
+
+async def test_an_unknown_journey_finds_no_envelope(docusign: DocuSignClient) -> None:
+    found = await docusign.find_envelope_by_custom_field(
+        JOURNEY_FIELD, journey_id(), from_date=an_hour_ago()
+    )
+    assert found is None
+
+
+async def test_a_token_the_api_refuses_is_replaced_and_the_call_succeeds(
+    block: DocuSignCredentials, sandbox: Sandbox
+) -> None:
+    store = TokenStore()
+    store.replace(AccessToken(value="revoked-token-0123456789", expires_at=4_000_000_000.0))
+    async with block.get_client(
+        policy=sandbox.policy(), rate_limit=sandbox.rate_limit(), token_store=store
+    ) as client:
+        with pytest.raises(NotFoundError):
+            await client.get_envelope(str(uuid.uuid4()))
+        assert client.tokens.minted == 1
+    current = store.current()
+    assert current is not None
+    assert current.value != "revoked-token-0123456789"
+
+
+async def test_a_key_docusign_does_not_know_is_refused_as_authentication_error(
+    block: DocuSignCredentials, sandbox: Sandbox
+) -> None:
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = other_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    values = {name: getattr(block, name) for name in DocuSignCredentials.model_fields}
+    impostor = DocuSignCredentials(**{**values, "private_key": pem})
+    async with impostor.get_client(policy=sandbox.policy(), token_store=TokenStore()) as client:
+        with pytest.raises(AuthenticationError) as raised:
+            await client.get_envelope(str(uuid.uuid4()))
+    assert raised.value.code == "invalid_grant"
+
+
+async def test_a_lost_create_answer_is_unknown_and_the_transaction_id_finds_the_envelope(
+    docusign: DocuSignClient, block: DocuSignCredentials, sandbox: Sandbox
+) -> None:
+    assert block.template_id is not None
+    journey = journey_id()
+    await docusign.tokens.access_token()  # the grant is not what this test breaks
+    await sandbox.fault("POST /restapi/v2.1/accounts/{account_id}/envelopes", lost_answer_rate=1.0)
+    with pytest.raises(UnknownOutcomeError):
+        await docusign.create_envelope_from_template(contract(block.template_id, journey))
+    await sandbox.clear()
+    found = await docusign.find_envelope_by_transaction_id(f"{journey}:contract")
+    assert found is not None
+    assert found.status == "sent"
+
+
+async def test_a_burst_429_on_create_is_retried_and_sends_one_envelope(
+    docusign: DocuSignClient, block: DocuSignCredentials, sandbox: Sandbox
+) -> None:
+    assert block.template_id is not None
+    journey = journey_id()
+    await sandbox.fault(
+        "POST /restapi/v2.1/accounts/{account_id}/envelopes",
+        throttle_rate=1.0,
+        retry_after_seconds=2,
+    )
+    sandbox.outage_lasts = 1
+    await docusign.create_envelope_from_template(contract(block.template_id, journey))
+    assert 2.0 in sandbox.waits
+    page = await docusign.list_envelopes(
+        from_date=an_hour_ago(), custom_field=(JOURNEY_FIELD, journey)
+    )
+    assert page.total_set_size == 1
+
+
+async def test_an_envelope_read_is_retried_through_a_server_error(
+    docusign: DocuSignClient, block: DocuSignCredentials, sandbox: Sandbox
+) -> None:
+    assert block.template_id is not None
+    created = await docusign.create_envelope_from_template(
+        contract(block.template_id, journey_id())
+    )
+    await sandbox.fault(
+        "GET /restapi/v2.1/accounts/{account_id}/envelopes/{envelope_id}",
+        error_rate=1.0,
+        error_statuses=[500],
+    )
+    sandbox.outage_lasts = 2
+    read = await docusign.get_envelope(created.envelope_id)
+    assert read.envelope_id == created.envelope_id
+    assert len(sandbox.waits) >= 2
+
+
+async def test_check_access_lists_the_days_envelopes(docusign: DocuSignClient) -> None:
+    assert re.fullmatch(
+        r"\d+ envelope\(s\) changed in the last 24 h", await docusign.check_access()
+    )
+
+
+def test_the_cli_saves_the_block_with_its_pem_key_and_checks_it(
+    prefect_server: None, sandbox_urls: dict[str, str]
+) -> None:
+    root, name = sandbox_urls[VENDOR].rsplit("/", 1)[0], f"q-{uuid.uuid4().hex[:8]}"
+    accepted = httpx.get(f"{root}/__sandbox__/").json()["vendors"][VENDOR]["credentials"]
+    saved = runner.invoke(app, ["init", "--sandbox", root, "--name", name, "--vendor", VENDOR])
+    checked = runner.invoke(app, ["check", "--name", name, "--vendor", VENDOR])
+    loaded = asyncio.run(DocuSignCredentials.aload(name))
+    assert saved.exit_code == 0, saved.output
+    assert checked.exit_code == 0, checked.output
+    assert "changed in the last 24 h" in checked.output
+    assert loaded.private_key.get_secret_value() == accepted["private_key_pem"]
+    assert loaded.auth_server == sandbox_urls[VENDOR]
+
+
+async def test_a_sent_envelope_can_be_voided_with_a_reason(
+    docusign: DocuSignClient, block: DocuSignCredentials
+) -> None:
+    assert block.template_id is not None
+    created = await docusign.create_envelope_from_template(
+        contract(block.template_id, journey_id())
+    )
+    await docusign.void_envelope(created.envelope_id, "Negócio perdido")
+    voided = await docusign.get_envelope(created.envelope_id)
+    assert voided.status == "voided"
+    assert voided.voided_reason == "Negócio perdido"
+    assert voided.is_final
