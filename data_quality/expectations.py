@@ -1,0 +1,168 @@
+"""Custom Great Expectations for what GX cannot say on its own about a Brazilian lead.
+
+Part of the quality gate's suite (data_quality.suite): CPF and CNPJ check digits, a person's
+name, an e-mail's syntax, a Brazilian phone, a Brazilian E.164 mobile, and "reachable" (an
+e-mail or a mobile). Each follows GX's documented ColumnMap/MulticolumnMap expectation +
+metric provider pattern, so its failing rows come back in GX's per-row results like any
+built-in expectation's. The metrics call the cached normalisers once per distinct value.
+
+Importing this module imports Great Expectations (2-3 s): only data_quality.suite does, lazily.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pandas as pd
+from great_expectations.execution_engine import PandasExecutionEngine
+from great_expectations.expectations.expectation import (
+    ColumnMapExpectation,
+    MulticolumnMapExpectation,
+)
+from great_expectations.expectations.metrics import (
+    ColumnMapMetricProvider,
+    column_condition_partial,
+)
+from great_expectations.expectations.metrics.map_metric_provider import (
+    MulticolumnMapMetricProvider,
+    multicolumn_condition_partial,
+)
+
+from data_quality.normalize import (
+    Normalized,
+    is_brazilian_mobile,
+    normalize_cnpj,
+    normalize_cpf,
+    normalize_email,
+    normalize_name,
+    normalize_phone,
+)
+
+
+def passes(column: pd.Series, check: Callable[[str], bool]) -> pd.Series:
+    """`check` applied once per distinct value, mapped back onto the column."""
+    verdicts = {value: check(value) for value in column.dropna().unique()}
+    return column.map(verdicts).eq(True)
+
+
+def _normaliser_accepts(normaliser: Callable[[str], Normalized]) -> Callable[[str], bool]:
+    return lambda value: normaliser(value).ok
+
+
+class ColumnValuesValidCpf(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.leadflow_valid_cpf"
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:  # noqa: N805 (GX makes it a classmethod)
+        return passes(column, _normaliser_accepts(normalize_cpf))
+
+
+class ExpectColumnValuesToBeValidCpf(ColumnMapExpectation):
+    """Each CPF has 11 digits, correct check digits, and is not one digit repeated."""
+
+    map_metric = "column_values.leadflow_valid_cpf"
+    success_keys = ("mostly",)
+
+
+class ColumnValuesValidCnpj(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.leadflow_valid_cnpj"
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:  # noqa: N805 (GX makes it a classmethod)
+        return passes(column, _normaliser_accepts(normalize_cnpj))
+
+
+class ExpectColumnValuesToBeValidCnpj(ColumnMapExpectation):
+    """Each CNPJ (numeric or alphanumeric) has 14 characters and correct check digits."""
+
+    map_metric = "column_values.leadflow_valid_cnpj"
+    success_keys = ("mostly",)
+
+
+class ColumnValuesValidPersonName(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.leadflow_valid_person_name"
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:  # noqa: N805 (GX makes it a classmethod)
+        return passes(column, _normaliser_accepts(normalize_name))
+
+
+class ExpectColumnValuesToBeValidPersonName(ColumnMapExpectation):
+    """Each name has letters and no digits or markup-like punctuation."""
+
+    map_metric = "column_values.leadflow_valid_person_name"
+    success_keys = ("mostly",)
+
+
+class ColumnValuesValidEmail(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.leadflow_valid_email"
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:  # noqa: N805 (GX makes it a classmethod)
+        return passes(column, _normaliser_accepts(normalize_email))
+
+
+class ExpectColumnValuesToBeValidEmail(ColumnMapExpectation):
+    """Each e-mail address is syntactically valid (email-validator, no DNS)."""
+
+    map_metric = "column_values.leadflow_valid_email"
+    success_keys = ("mostly",)
+
+
+class ColumnValuesValidBrazilianPhone(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.leadflow_valid_br_phone"
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:  # noqa: N805 (GX makes it a classmethod)
+        return passes(column, _normaliser_accepts(normalize_phone))
+
+
+class ExpectColumnValuesToBeValidBrazilianPhone(ColumnMapExpectation):
+    """Each phone is a valid Brazilian number (mobile or landline), nothing guessed."""
+
+    map_metric = "column_values.leadflow_valid_br_phone"
+    success_keys = ("mostly",)
+
+
+class ColumnValuesBrazilianMobileE164(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.leadflow_br_mobile_e164"
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:  # noqa: N805 (GX makes it a classmethod)
+        return passes(column, is_brazilian_mobile)
+
+
+class ExpectColumnValuesToBeBrazilianMobileE164(ColumnMapExpectation):
+    """Each E.164 number is a Brazilian mobile: the only kind WhatsApp reaches."""
+
+    map_metric = "column_values.leadflow_br_mobile_e164"
+    success_keys = ("mostly",)
+
+
+class LeadIsReachable(MulticolumnMapMetricProvider):
+    condition_metric_name = "multicolumn_values.leadflow_reachable"
+    condition_domain_keys = (
+        "batch_id",
+        "table",
+        "column_list",
+        "row_condition",
+        "condition_parser",
+        "ignore_row_if",
+    )
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:  # noqa: N805 (GX makes it a classmethod)
+        email, phone = column_list.columns[0], column_list.columns[1]
+        return column_list[email].notna() | passes(column_list[phone], is_brazilian_mobile)
+
+
+class ExpectLeadToBeReachable(MulticolumnMapExpectation):
+    """column_list = [normalised e-mail, E.164 phone]: each lead has a valid e-mail or a
+    Brazilian mobile, so someone can reach the person. Rows missing both are failures, not
+    skipped (ignore_row_if="never")."""
+
+    map_metric = "multicolumn_values.leadflow_reachable"
+    success_keys = ("mostly",)
+    ignore_row_if: str = "never"
+    library_metadata: ClassVar[dict[str, Any]] = {"tags": ["leadflow"], "contributors": []}

@@ -1,0 +1,193 @@
+"""`leadflow quarantine`: see, correct and replay the leads the quality gate stopped.
+
+    leadflow quarantine list                 open records, personal data masked
+    leadflow quarantine show ID              one record, its values in full, its fixes
+    leadflow quarantine fix ID field=value   correct a lead field (several pairs allowed)
+    leadflow quarantine replay [ID...]       send fixed records (all open ones by default)
+                                             back through the gate
+
+A replayed record re-enters the gate (tasks.quality_gate.replay_quarantined): it is qualified
+only if its values now pass every rule, otherwise it is quarantined again with the rules it
+still breaks. The ledger is `LEADFLOW_DATABASE_URL`; a database problem or an unknown record is
+one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from data_quality.fields import LEAD_FIELDS
+from data_quality.masking import mask_field
+from leadflow.settings import get_settings
+
+if TYPE_CHECKING:
+    from ledger import Ledger, QuarantineView
+
+app = typer.Typer(
+    help="See, fix and replay the leads the quality gate quarantined.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+T = TypeVar("T")
+
+
+def _with_ledger(action: Callable[[Ledger], T]) -> T:
+    """Run `action` on the configured ledger; a ledger without schema, an unreachable one or
+    an unknown record becomes one line on stderr and exit code 1."""
+    from ledger import Ledger, LedgerError
+
+    try:
+        ledger = Ledger(get_settings().database_url)
+        try:
+            if ledger.current_revision() is None:
+                err_console.print(
+                    f"[red]leadflow quarantine: {ledger.url} has no ledger schema yet; "
+                    "run `leadflow db upgrade`[/red]"
+                )
+                raise typer.Exit(1)
+            return action(ledger)
+        finally:
+            ledger.dispose()
+    except LedgerError as exc:
+        err_console.print(f"[red]leadflow quarantine: {exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _rules(record: QuarantineView) -> str:
+    return ", ".join(str(reason.get("rule")) for reason in record.reasons)
+
+
+def _masked_values(values: dict[str, Any]) -> str:
+    return "  ".join(
+        f"{name}={mask_field(name, value)}" for name, value in values.items() if value is not None
+    )
+
+
+@app.command("list")
+def list_records(
+    all_records: Annotated[
+        bool, typer.Option("--all", help="Include records already replayed.")
+    ] = False,
+) -> None:
+    """Quarantined leads, oldest first, with the rules they broke (personal data masked)."""
+    records = _with_ledger(lambda ledger: ledger.list_quarantine(include_replayed=all_records))
+    if not records:
+        console.print("No quarantined leads.")
+        return
+    table = Table(title="Quarantined leads")
+    for column in ("id", "lead", "quarantined at", "rules broken", "values (masked)", "status"):
+        table.add_column(column)
+    for record in records:
+        status = "replayed" if record.replayed_at else ("fixed" if record.fixed_at else "open")
+        table.add_row(
+            str(record.id),
+            str(record.lead_id),
+            record.quarantined_at.strftime("%Y-%m-%d %H:%M"),
+            _rules(record),
+            _masked_values(record.values),
+            status,
+        )
+    console.print(table)
+
+
+@app.command()
+def show(record_id: Annotated[int, typer.Argument(help="Quarantine record id.")]) -> None:
+    """One record in full: rules broken, values to replay (unmasked), fixes made.
+
+    Personal data is shown here only, for the one record asked for; `list` masks it.
+    """
+    record = _with_ledger(lambda ledger: ledger.get_quarantine(record_id))
+    console.print(f"Quarantine record {record.id} — lead {record.lead_id}")
+    rules = Table(title="Rules broken")
+    rules.add_column("rule")
+    rules.add_column("meaning")
+    for reason in record.reasons:
+        rules.add_row(str(reason.get("rule")), str(reason.get("description", "")))
+    console.print(rules)
+    values = Table(title="Values to replay")
+    values.add_column("field")
+    values.add_column("value")
+    for name, value in record.values.items():
+        values.add_row(name, "" if value is None else str(value))
+    console.print(values)
+    if record.fixes:
+        fixes = Table(title="Fixes")
+        for column in ("at", "field", "value"):
+            fixes.add_column(column)
+        for fix in record.fixes:
+            fixes.add_row(str(fix.get("at")), str(fix.get("field")), str(fix.get("value")))
+        console.print(fixes)
+    if record.replayed_at:
+        console.print(f"Replayed at {record.replayed_at:%Y-%m-%d %H:%M}.")
+
+
+def _parse_assignment(text: str) -> tuple[str, str]:
+    field, sep, value = text.partition("=")
+    field = field.strip()
+    if not sep or field not in LEAD_FIELDS:
+        raise typer.BadParameter(
+            f"{text!r}: write field=value with field one of {', '.join(LEAD_FIELDS)}"
+        )
+    return field, value.strip()
+
+
+@app.command()
+def fix(
+    record_id: Annotated[int, typer.Argument(help="Quarantine record id.")],
+    assignments: Annotated[
+        list[str], typer.Argument(help="field=value, e.g. email=ana@exemplo.com.br")
+    ],
+) -> None:
+    """Correct fields of a quarantined lead. Nothing is replayed yet: run `replay`."""
+    from data_quality.gate import NORMALISERS
+    from data_quality.normalize import MISSING
+
+    pairs = [_parse_assignment(text) for text in assignments]
+
+    def apply(ledger: Ledger) -> None:
+        for field, value in pairs:
+            ledger.fix_quarantine(record_id, field, value or None)
+
+    _with_ledger(apply)
+    for field, value in pairs:
+        verdict = NORMALISERS[field](value or None)
+        if verdict.reason == MISSING:
+            hint = " (cleared)"
+        elif verdict.reason is not None:
+            hint = f" (still breaks {verdict.reason}: `replay` will quarantine it again)"
+        else:
+            hint = ""
+        console.print(f"Record {record_id}: {field} corrected{hint}.")
+
+
+@app.command()
+def replay(
+    record_ids: Annotated[
+        list[int] | None, typer.Argument(help="Records to replay; all open ones if none.")
+    ] = None,
+) -> None:
+    """Send records back through the quality gate; each lead is qualified only if it passes."""
+    from tasks.quality_gate import replay_quarantined
+
+    outcome = _with_ledger(lambda ledger: replay_quarantined(ledger, record_ids or None))
+    if not (outcome.qualified or outcome.quarantined or outcome.duplicates):
+        console.print("Nothing to replay.")
+        return
+    table = Table(title="Replay")
+    table.add_column("lead")
+    table.add_column("outcome")
+    for lead_id in outcome.qualified:
+        table.add_row(str(lead_id), "qualified")
+    for lead_id, earlier in outcome.duplicates.items():
+        table.add_row(str(lead_id), f"same person as lead {earlier}: attached to its journey")
+    for lead_id, new_record in outcome.quarantined.items():
+        table.add_row(str(lead_id), f"quarantined again (record {new_record})")
+    console.print(table)

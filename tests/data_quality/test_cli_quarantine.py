@@ -1,0 +1,100 @@
+"""`leadflow quarantine list | show | fix | replay`, as a user runs them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from leadflow.cli import app as leadflow_app
+from leadflow.settings import reset_settings_cache
+from ledger import Ledger
+from tasks.quality_gate import run_gate
+
+
+@pytest.fixture(autouse=True)
+def configured_ledger(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", ledger_url)
+    reset_settings_cache()
+    yield
+    reset_settings_cache()
+
+
+def _run(*args: str) -> Result:
+    return CliRunner().invoke(leadflow_app, ["quarantine", *args])
+
+
+@pytest.fixture
+def quarantined(ledger: Ledger, record_lead: Callable[..., int]) -> tuple[int, int]:
+    """(lead id, quarantine id) of a lead with a valid mobile but a broken e-mail and CPF."""
+    lead_id = record_lead(
+        full_name="Carla Dias",
+        email="carla.dias@",
+        phone_number="(21) 99876-5432",
+        cpf="111.111.111-11",
+    )
+    return lead_id, run_gate(ledger, [lead_id]).quarantined[lead_id]
+
+
+def test_list_shows_rules_and_masks_personal_data(quarantined: tuple[int, int]) -> None:
+    result = _run("list")
+
+    assert result.exit_code == 0, result.output
+    assert "email_valid" in result.output
+    assert "cpf_valid" in result.output
+    assert "carla.dias@" not in result.output
+    assert "99876-5432" not in result.output
+    assert "111.111.111-11" not in result.output
+
+
+def test_show_reveals_the_one_record_in_full(quarantined: tuple[int, int]) -> None:
+    result = _run("show", str(quarantined[1]))
+
+    assert result.exit_code == 0, result.output
+    assert "carla.dias@" in result.output
+    assert "111.111.111-11" in result.output
+
+
+def test_fix_then_replay_qualifies_the_lead(ledger: Ledger, quarantined: tuple[int, int]) -> None:
+    lead_id, record_id = quarantined
+
+    fixed = _run("fix", str(record_id), "email=carla@exemplo.com.br", "cpf=529.982.247-25")
+    replayed = _run("replay", str(record_id))
+
+    assert fixed.exit_code == 0, fixed.output
+    assert replayed.exit_code == 0, replayed.output
+    assert "qualified" in replayed.output
+    assert ledger.journey_state(lead_id) == "qualified"
+    assert _run("list").output.strip() == "No quarantined leads."
+
+
+def test_replay_without_a_fix_quarantines_again(
+    ledger: Ledger, quarantined: tuple[int, int]
+) -> None:
+    result = _run("replay")
+
+    assert result.exit_code == 0, result.output
+    assert "quarantined again" in result.output
+    assert ledger.journey_state(quarantined[0]) == "quarantined"
+
+
+def test_fix_refuses_a_field_that_is_not_a_lead_field(quarantined: tuple[int, int]) -> None:
+    result = _run("fix", str(quarantined[1]), "nickname=Cacá")
+
+    assert result.exit_code == 2
+    assert "full_name" in result.output
+
+
+def test_an_unknown_record_is_one_line_and_exit_code_one(ledger: Ledger) -> None:
+    result = _run("show", "999")
+
+    assert result.exit_code == 1
+    assert "999" in result.output
+
+
+def test_a_ledger_without_schema_is_one_line_and_exit_code_one() -> None:
+    result = _run("list")
+
+    assert result.exit_code == 1
+    assert "leadflow db upgrade" in result.output
