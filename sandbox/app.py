@@ -7,14 +7,25 @@ real vendor only by its base URL. The admin API lives outside every vendor's sur
 
 Vendor modules are discovered by name: one still being written (absent) is skipped, so the app
 always starts with whatever emulators exist.
+
+A request under a vendor's prefix that matches none of its routes gets that vendor's own error
+envelope (the module's `render_unknown_route`), never FastAPI's `{"detail": "Not Found"}`: a
+client that calls a wrong path must fail here the way it would fail at the vendor.
 """
 
 from __future__ import annotations
 
 import importlib
+import threading
+import uuid
+from collections.abc import Callable
 from types import ModuleType
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from sandbox.core import VENDORS, Sandbox
 from sandbox.faults import install_fault_handling
@@ -40,6 +51,59 @@ def default_credentials() -> dict[str, dict[str, str]]:
     return {vendor: dict(module.DEFAULT_CREDENTIALS) for vendor, module in vendor_modules().items()}
 
 
+UnknownRouteRenderer = Callable[[Sandbox, str, str, int], Response]
+
+ROUTING_DETAILS = {404: "Not Found", 405: "Method Not Allowed"}
+
+
+def _asaas_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) -> Response:
+    """Asaas documents no body for a 404: an unknown path is an empty 404."""
+    return Response(status_code=404)
+
+
+def _hostinger_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) -> Response:
+    """Hostinger's `Common.Error` (`{message, correlation_id}`) with the router's status."""
+    emulator = sandbox.emulators.get("hostinger")
+    correlation_id = (
+        emulator.correlation_id()
+        if hasattr(emulator, "correlation_id")
+        else str(uuid.UUID(int=sandbox.random.getrandbits(128), version=4))
+    )
+    message = "Method not allowed." if status == 405 else "Route not found."
+    return JSONResponse(
+        status_code=status, content={"message": message, "correlation_id": correlation_id}
+    )
+
+
+# For vendor modules that do not define `render_unknown_route` themselves.
+FALLBACK_UNKNOWN_ROUTE: dict[str, UnknownRouteRenderer] = {
+    "asaas": _asaas_unknown_route,
+    "hostinger": _hostinger_unknown_route,
+}
+
+
+def install_unknown_route_answers(
+    app: FastAPI, sandbox: Sandbox, renderers: dict[str, UnknownRouteRenderer]
+) -> None:
+    """Answer the router's own 404/405 under `/<vendor>/` with that vendor's error envelope.
+
+    Only routing misses are translated (an HTTPException whose detail is the bare status
+    phrase, which is what Starlette raises when no route matches); the admin API and any
+    handler that raises with its own detail keep FastAPI's answer.
+    """
+
+    async def answer_unknown_route(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        path = request.url.path
+        vendor, _, rest = path.lstrip("/").partition("/")
+        renderer = renderers.get(vendor)
+        if renderer is not None and ROUTING_DETAILS.get(exc.status_code) == exc.detail:
+            return renderer(sandbox, request.method, "/" + rest, exc.status_code)
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, answer_unknown_route)
+
+
 def create_app(sandbox: Sandbox | None = None) -> FastAPI:
     """The whole sandbox for `sandbox` (a fresh seed-0 one when None), kept in `app.state.sandbox`.
 
@@ -49,14 +113,49 @@ def create_app(sandbox: Sandbox | None = None) -> FastAPI:
     app = FastAPI(title="leadflow sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = sandbox
     install_fault_handling(app, sandbox.faults)
+    renderers: dict[str, UnknownRouteRenderer] = {}
     for vendor, module in vendor_modules().items():
         app.include_router(module.build_router(sandbox), prefix=f"/{vendor}")
         sandbox.default_credentials[vendor] = dict(module.DEFAULT_CREDENTIALS)
+        renderer = getattr(module, "render_unknown_route", FALLBACK_UNKNOWN_ROUTE.get(vendor))
+        if renderer is not None:
+            renderers[vendor] = renderer
+    install_unknown_route_answers(app, sandbox, renderers)
     try:
         admin = importlib.import_module("sandbox.admin")
     except ModuleNotFoundError as exc:
         if exc.name != "sandbox.admin":
             raise
     else:
-        app.include_router(admin.build_router(sandbox), prefix=ADMIN_PREFIX)
+        app.mount(ADMIN_PREFIX, LazyAdminApp(sandbox, admin.build_router))
     return app
+
+
+class LazyAdminApp:
+    """The admin API as an ASGI app that is built on its first request.
+
+    Building FastAPI routes is costly (each body model's schema is generated), and the admin
+    API with every vendor's admin routes is half the cost of `create_app`; most in-process
+    users (tests, benchmarks) never call it. Mounted, it keeps FastAPI's own answers
+    (`{"detail": ...}`), which suit an operator's API that impersonates no vendor.
+    """
+
+    def __init__(self, sandbox: Sandbox, build_router: Callable[[Sandbox], APIRouter]) -> None:
+        self._sandbox = sandbox
+        self._build_router = build_router
+        self._app: FastAPI | None = None
+        self._lock = threading.Lock()
+
+    def _admin_app(self) -> FastAPI:
+        with self._lock:
+            if self._app is None:
+                app = FastAPI(
+                    title="leadflow sandbox admin", docs_url=None, redoc_url=None, openapi_url=None
+                )
+                app.include_router(self._build_router(self._sandbox))
+                self._app = app
+            return self._app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self._app if self._app is not None else self._admin_app()
+        await app(scope, receive, send)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
@@ -52,6 +53,8 @@ DEMO_AUTH_HOST = "account-d.docusign.com"
 TOKEN_LIFETIME_SECONDS = 3600
 TRANSACTION_ID_LIFETIME = timedelta(days=7)
 TEMPLATE_ROLE = "Cliente"
+# What a Connect message's envelopeSummary carries (the sample's keys: recipients, customFields).
+CONNECT_INCLUDE = frozenset({"custom_fields", "recipients"})
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DECLINE_REASONS = ("Valores diferentes do combinado", "Vou revisar com meu contador")
 
@@ -86,6 +89,19 @@ DEFAULT_CREDENTIALS: dict[str, str] = {
 }
 
 logger = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=16)
+def _public_key_of(public_key_pem: str) -> Any:
+    """The verification key of a configured public key PEM (parsed once: parsing is slow)."""
+    return serialization.load_pem_public_key(public_key_pem.encode())
+
+
+@functools.lru_cache(maxsize=16)
+def _public_key_of_private(private_key_pem: str) -> Any:
+    """The public half of a private key PEM; RSA key loading checks the key and takes ~25 ms."""
+    private = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    return private.public_key()  # type: ignore[union-attr]
 
 
 def _timestamp(moment: datetime | None = None) -> str:
@@ -275,11 +291,8 @@ class DocuSignEmulator:
         if credentials.get("public_key_pem") and (
             "private_key_pem" not in self.sandbox.credentials.get(VENDOR, {})
         ):
-            return serialization.load_pem_public_key(credentials["public_key_pem"].encode())
-        private = serialization.load_pem_private_key(
-            credentials["private_key_pem"].encode(), password=None
-        )
-        return private.public_key()  # type: ignore[union-attr]
+            return _public_key_of(credentials["public_key_pem"])
+        return _public_key_of_private(credentials["private_key_pem"])
 
     def _guid(self) -> str:
         return str(uuid.UUID(int=self.sandbox.random.getrandbits(128), version=4))
@@ -638,8 +651,15 @@ class DocuSignEmulator:
             "status": envelope["status"],
         }
 
-    def _view(self, envelope: dict[str, Any], include_recipients: bool) -> dict[str, Any]:
-        """The `envelope` object of GET …/envelopes/{id} (DocuSign booleans are strings)."""
+    def _view(
+        self, envelope: dict[str, Any], include: set[str] | frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """The `envelope` object of GET …/envelopes/{id} (DocuSign booleans are strings).
+
+        As at DocuSign, `customFields` and `recipients` are "additional information" sent only
+        when `include` names them (`custom_fields`, `recipients`); otherwise the envelope
+        carries just their URIs (`customFieldsUri`, `recipientsUri`).
+        """
         envelope_id = envelope["envelopeId"]
         base = f"/envelopes/{envelope_id}"
         credentials = self.credentials
@@ -660,7 +680,6 @@ class DocuSignEmulator:
             "createdDateTime": envelope["createdDateTime"],
             "lastModifiedDateTime": envelope["lastModifiedDateTime"],
             "statusChangedDateTime": envelope["statusChangedDateTime"],
-            "customFields": json.loads(json.dumps(envelope["customFields"])),
             "signingLocation": "online",
             "enableWetSign": "true",
             "allowMarkup": "false",
@@ -694,7 +713,9 @@ class DocuSignEmulator:
         ):
             if envelope.get(key) is not None:
                 view[key] = envelope[key]
-        if include_recipients:
+        if "custom_fields" in include:
+            view["customFields"] = json.loads(json.dumps(envelope["customFields"]))
+        if "recipients" in include:
             view["recipients"] = self._recipients(envelope)
         return view
 
@@ -717,7 +738,7 @@ class DocuSignEmulator:
             envelope = self._bucket("envelopes").get(envelope_id)
             if envelope is None:
                 raise _envelope_not_found()
-            return self._view(envelope, include_recipients="recipients" in include)
+            return self._view(envelope, include)
 
     def list_envelopes(
         self,
@@ -751,7 +772,7 @@ class DocuSignEmulator:
                     fields = envelope["customFields"]["textCustomFields"]
                     if not any(f["name"] == name and f["value"] == value for f in fields):
                         continue
-                found.append(self._view(envelope, include_recipients="recipients" in include))
+                found.append(self._view(envelope, include))
         found.sort(key=lambda e: (e["createdDateTime"], e["envelopeId"]))
         return found
 
@@ -818,7 +839,7 @@ class DocuSignEmulator:
             envelope["statusChangedDateTime"] = envelope["lastModifiedDateTime"] = now
             for signer in envelope["recipients"]:
                 signer.update(status="completed", deliveredDateTime=now, signedDateTime=now)
-            view = self._view(envelope, include_recipients=True)
+            view = self._view(envelope, CONNECT_INCLUDE)
         self._connect(envelope_id, "envelope-completed")
         return view
 
@@ -838,7 +859,7 @@ class DocuSignEmulator:
                     declinedDateTime=now,
                     declinedReason=reason,
                 )
-            view = self._view(envelope, include_recipients=True)
+            view = self._view(envelope, CONNECT_INCLUDE)
         self._connect(envelope_id, "envelope-declined")
         return view
 
@@ -860,7 +881,7 @@ class DocuSignEmulator:
         credentials = self.credentials
         with self.sandbox.state.lock:
             envelope = self._bucket("envelopes")[envelope_id]
-            summary = self._view(envelope, include_recipients=True)
+            summary = self._view(envelope, CONNECT_INCLUDE)
             account_id = envelope["accountId"]
         return {
             "event": event,
@@ -934,6 +955,11 @@ def _envelope_not_found() -> DocuSignError:
         "ENVELOPE_DOES_NOT_EXIST",
         "The envelope specified either does not exist or you have no rights to it.",
     )
+
+
+def _include(raw: str | None) -> set[str]:
+    """The `include` query parameter: a comma-separated list, spaces allowed (`a, b`)."""
+    return {part.strip() for part in (raw or "").split(",") if part.strip()}
 
 
 def _wants(notification: dict[str, Any], event: str) -> bool:
@@ -1066,6 +1092,26 @@ def render_fault(status: int, headers: dict[str, str]) -> Response:
     return response
 
 
+def render_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) -> Response:
+    """The app's answer for an unrouted request under /docusign, in the server's own shape.
+
+    The OAuth server answers `{error, error_description}`; the eSignature API answers
+    `errorDetails` (`{errorCode, message}`) with the router's 404 or 405.
+    """
+    if path.startswith("/oauth/"):
+        return JSONResponse(
+            status_code=status,
+            content={"error": "invalid_request", "error_description": "Unknown endpoint."},
+        )
+    if status == 405:
+        return DocuSignError(
+            405, "INVALID_REQUEST_PARAMETER", f"The HTTP method {method} is not supported here."
+        ).response()
+    return DocuSignError(
+        404, "RESOURCE_NOT_FOUND", "The URL provided does not resolve to a resource."
+    ).response()
+
+
 def build_router(sandbox: Sandbox, limits: DocuSignLimits | None = None) -> APIRouter:
     """The OAuth server and the eSignature REST API, mounted by the app at /docusign."""
     emulator = DocuSignEmulator(sandbox, limits)
@@ -1138,7 +1184,7 @@ def build_router(sandbox: Sandbox, limits: DocuSignLimits | None = None) -> APIR
                 )
             custom_field = (name, value)
         statuses = {s.strip() for s in q["status"].split(",")} if q.get("status") else None
-        include = set(q.get("include", "").split(","))
+        include = _include(q.get("include"))
         try:
             start = int(q.get("start_position", "0"))
             count = int(q.get("count", "1000"))
@@ -1175,7 +1221,7 @@ def build_router(sandbox: Sandbox, limits: DocuSignLimits | None = None) -> APIR
 
     @router.get(api + "/envelopes/{envelope_id}")
     async def get_envelope(account_id: str, envelope_id: str, request: Request) -> Response:
-        include = set(request.query_params.get("include", "").split(","))
+        include = _include(request.query_params.get("include"))
         return JSONResponse(emulator.get_envelope(envelope_id, include))
 
     @router.put(api + "/envelopes/{envelope_id}")

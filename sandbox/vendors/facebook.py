@@ -27,6 +27,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import string
 import threading
@@ -36,7 +37,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import httpx
 from faker import Faker
@@ -180,7 +181,7 @@ def graph_route_class(
                     return JSONResponse(
                         status_code=error.status,
                         content=error.body(trace_ids.next()),
-                        headers={"WWW-Authenticate": 'OAuth "Facebook Platform"'} | error.headers
+                        headers=_oauth_challenge(error) | error.headers
                         if error.code == 190
                         else error.headers,
                     )
@@ -188,6 +189,12 @@ def graph_route_class(
             return graph_handler
 
     return GraphRoute
+
+
+def _oauth_challenge(error: GraphError) -> dict[str, str]:
+    """Graph's `WWW-Authenticate` on a token error: realm, RFC 6750 error code, message."""
+    message = error.message.replace('"', "'")
+    return {"WWW-Authenticate": f'OAuth "Facebook Platform" "invalid_token" "{message}"'}
 
 
 def graph_fault_renderer(trace_ids: TraceIds) -> Callable[[int, dict[str, str]], Response]:
@@ -212,6 +219,36 @@ def graph_fault_renderer(trace_ids: TraceIds) -> Callable[[int, dict[str, str]],
         )
 
     return render
+
+
+def graph_unknown_route(trace_ids: TraceIds, method: str, path: str, status: int) -> Response:
+    """What Graph answers for a path it has no route for, or a method a node does not support.
+
+    Graph knows no 404/405: an unknown edge is `400 OAuthException 2500 "Unknown path
+    components: /<rest>"`; a method the node does not take is `400 GraphMethodException 100/33
+    "Unsupported <method> request..."`. `path` is the path below the vendor prefix.
+    """
+    segments = [segment for segment in path.split("/") if segment]
+    if segments and re.fullmatch(r"v\d+\.\d+", segments[0]):
+        segments = segments[1:]
+    node = segments[0] if segments else ""
+    if status == 405 or len(segments) < 2:
+        error = GraphError(
+            f"Unsupported {method.lower()} request. Object with ID '{node}' does not exist, "
+            "cannot be loaded due to missing permissions, or does not support this operation. "
+            "Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api",
+            100,
+            type_="GraphMethodException",
+            subcode=33,
+        )
+    else:
+        error = GraphError(f"Unknown path components: /{'/'.join(segments[1:])}", 2500)
+    return JSONResponse(status_code=error.status, content=error.body(trace_ids.next()))
+
+
+def render_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) -> Response:
+    """The app's answer for an unrouted request under /facebook (see sandbox.app)."""
+    return graph_unknown_route(TraceIds(sandbox), method, path, status)
 
 
 def hub_signature_headers(app_secret: str, body: bytes) -> dict[str, str]:
@@ -685,9 +722,7 @@ def build_router(sandbox: Sandbox, limits: FacebookLimits | None = None) -> APIR
     async def subscribed_apps(version: str, page_id: str, request: Request) -> Response:
         raw = request.query_params.get("subscribed_fields")
         if raw is None:
-            form = await request.form()
-            value = form.get("subscribed_fields")
-            raw = value if isinstance(value, str) else None
+            raw = _body_parameter(await request.body(), "subscribed_fields")
         if not raw:
             raise GraphError("(#100) The parameter subscribed_fields is required", 100)
         fields = [f.strip() for f in raw.strip("[]").replace('"', "").split(",") if f.strip()]
@@ -707,6 +742,24 @@ def build_router(sandbox: Sandbox, limits: FacebookLimits | None = None) -> APIR
         return answer(request, {"id": obj["id"], "name": obj["name"]})
 
     return router
+
+
+def _body_parameter(body: bytes, name: str) -> str | None:
+    """A Graph POST parameter sent in the body, form-encoded or JSON (as the SDKs do).
+
+    Parsed by hand: python-multipart (Starlette's form parser) is not a dependency.
+    """
+    text = body.decode("utf-8", "replace").strip()
+    if text.startswith("{"):
+        try:
+            value = json.loads(text).get(name)
+        except (ValueError, AttributeError):
+            return None
+        if isinstance(value, list):
+            return ",".join(str(item) for item in value)
+        return value if isinstance(value, str) else None
+    values = parse_qs(text).get(name)
+    return values[0] if values else None
 
 
 def _after(leads: list[dict[str, Any]], seq: int) -> int:

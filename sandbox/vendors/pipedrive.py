@@ -740,7 +740,6 @@ class PipedriveEmulator:
             deal = {
                 "id": deal_id,
                 "title": body.title,
-                "creator_user_id": self.user_id,
                 "owner_id": body.owner_id or self.user_id,
                 "person_id": body.person_id,
                 "org_id": body.org_id,
@@ -766,6 +765,7 @@ class PipedriveEmulator:
                 "origin_id": None,
                 "channel": None,
                 "channel_id": None,
+                "source_lead_id": None,
                 "arr": None,
                 "mrr": None,
                 "acv": None,
@@ -1424,6 +1424,16 @@ def render_fault(status: int, headers: dict[str, str]) -> Response:
         )
     reason = GATEWAY_REASONS.get(status, "Error")
     return PlainTextResponse(f"{status} {reason}", status_code=status, headers=headers)
+
+
+def render_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) -> Response:
+    """The app's answer for an unrouted request under /pipedrive.
+
+    Pipedrive routes on method and path together, so an unknown path and a method a path does
+    not take are one answer: `404 {"success": false, "error": "Unknown method ."}` (what it
+    says, for instance, to the retired `/v1/persons/search`).
+    """
+    return PipedriveError(404, "Unknown method .").response()
 
 
 def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> APIRouter:

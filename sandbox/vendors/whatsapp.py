@@ -40,6 +40,7 @@ from sandbox.vendors.facebook import (
     graph_fault_renderer,
     graph_route_class,
     graph_token,
+    graph_unknown_route,
     hub_signature_headers,
     invalid_token_error,
     meta_json,
@@ -470,6 +471,11 @@ class WhatsAppEmulator:
         )
         self._deliver(payload)
         return {"id": message_id, "wa_id": wa_id, "window_open_until": now + WINDOW_SECONDS}
+
+
+def render_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) -> Response:
+    """The app's answer for an unrouted request under /whatsapp: Graph's, as for Facebook."""
+    return graph_unknown_route(TraceIds(sandbox), method, path, status)
 
 
 def build_router(sandbox: Sandbox, limits: WhatsAppLimits | None = None) -> APIRouter:

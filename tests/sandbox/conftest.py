@@ -8,6 +8,7 @@ as raw bytes, so a test can verify a signature over exactly what was sent.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -100,6 +101,46 @@ def _handler(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
             return
 
     return Handler
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _long_lived_heap_frozen() -> Iterator[None]:
+    """Keep the imported libraries out of the cyclic collector's full passes.
+
+    Every test builds a whole FastAPI app (~85 routes) and drops it, which triggers many full
+    (generation-2) collections; each one walked every object of the already-imported
+    libraries (FastAPI, pydantic, Prefect...), which made them most of this suite's run time.
+    `gc.freeze()` moves what is alive now to the permanent generation (nothing is lost: those
+    objects live as long as the process anyway); `gc.unfreeze()` gives them back at the end.
+    """
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+
+SANDBOX_THREADS = ("sandbox-server", "sandbox-people", "sandbox-webhooks")
+
+
+def _sandbox_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name in SANDBOX_THREADS}
+
+
+@pytest.fixture(autouse=True)
+def _no_sandbox_thread_outlives_its_test() -> Iterator[None]:
+    """Every server, people engine and webhook sender a test starts is stopped by its end.
+
+    A leaked server keeps its port and a leaked worker keeps delivering into later tests;
+    either makes the suite order-dependent, so a leak fails the test that caused it.
+    """
+    before = _sandbox_threads()
+    yield
+    deadline = time.monotonic() + 2.0
+    leaked = _sandbox_threads() - before
+    while leaked and time.monotonic() < deadline:
+        time.sleep(0.02)
+        leaked = {t for t in leaked if t.is_alive()}
+    assert not leaked, f"threads left running: {sorted(t.name for t in leaked)}"
 
 
 @pytest.fixture

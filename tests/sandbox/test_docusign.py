@@ -15,6 +15,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
@@ -59,6 +60,12 @@ def _app(sandbox: Sandbox, limits: docusign.DocuSignLimits | None = None) -> Fas
     return create_app(sandbox)
 
 
+@functools.cache
+def _signing_key(private_key_pem: str) -> Any:
+    """The key object of a PEM, loaded once: loading an RSA key takes ~25 ms per call."""
+    return serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+
+
 def _assertion(private_key_pem: str | None = None, **overrides: Any) -> str:
     now = int(time.time())
     claims = {
@@ -71,7 +78,8 @@ def _assertion(private_key_pem: str | None = None, **overrides: Any) -> str:
         **overrides,
     }
     claims = {k: v for k, v in claims.items() if v is not None}
-    return jwt.encode(claims, private_key_pem or CREDENTIALS["private_key_pem"], algorithm="RS256")
+    key = _signing_key(private_key_pem or CREDENTIALS["private_key_pem"])
+    return jwt.encode(claims, key, algorithm="RS256")
 
 
 def _grant(assertion: str) -> dict[str, str]:
@@ -393,11 +401,28 @@ async def test_body_that_is_not_json_is_invalid_request_body(client: httpx.Async
     _assert_docusign_error(response, 400, "INVALID_REQUEST_BODY")
 
 
-async def test_read_envelope_returns_status_custom_fields_and_transaction_id(
+async def test_read_envelope_returns_status_and_transaction_id_and_only_a_custom_fields_uri(
     client: httpx.AsyncClient,
 ) -> None:
     envelope_id = await _envelope(client)
     response = await client.get(f"{ENVELOPES}/{envelope_id}")
+    assert response.status_code == 200
+    assert_matches(response.json(), "docusign", "envelope")
+    envelope = response.json()
+    assert envelope["status"] == "sent"
+    assert envelope["transactionId"] == "j_123:contract"
+    assert envelope["customFieldsUri"] == f"/envelopes/{envelope_id}/custom_fields"
+    assert "customFields" not in envelope
+    assert "recipients" not in envelope
+
+
+async def test_read_envelope_including_custom_fields_returns_the_journey_id(
+    client: httpx.AsyncClient,
+) -> None:
+    envelope_id = await _envelope(client)
+    response = await client.get(
+        f"{ENVELOPES}/{envelope_id}", params={"include": "custom_fields, recipients"}
+    )
     assert response.status_code == 200
     assert_matches(response.json(), "docusign", "envelope")
     envelope = response.json()
@@ -421,6 +446,14 @@ async def test_read_envelope_with_recipients_lists_the_signer(client: httpx.Asyn
 
 async def test_reading_an_unknown_envelope_is_404(client: httpx.AsyncClient) -> None:
     response = await client.get(f"{ENVELOPES}/9c1f0000-0000-4000-8000-000000000000")
+    _assert_docusign_error(response, 404, "ENVELOPE_DOES_NOT_EXIST")
+
+
+async def test_updating_an_unknown_envelope_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.put(
+        f"{ENVELOPES}/9c1f0000-0000-4000-8000-000000000000",
+        json={"status": "voided", "voidedReason": "duplicado"},
+    )
     _assert_docusign_error(response, 404, "ENVELOPE_DOES_NOT_EXIST")
 
 

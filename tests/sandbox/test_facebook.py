@@ -57,7 +57,11 @@ async def test_a_missing_access_token_is_oauth_exception_190(
 async def test_a_wrong_access_token_is_oauth_exception_190(app_client: httpx.AsyncClient) -> None:
     response = await app_client.get(LEADS, params={"access_token": "EAAwrong"})
     assert response.status_code == 400
+    assert_matches(response.json(), "facebook", "graph_error")
     assert response.json()["error"]["code"] == 190
+    assert response.headers["WWW-Authenticate"].startswith(
+        'OAuth "Facebook Platform" "invalid_token" "Invalid OAuth access token'
+    )
 
 
 async def test_a_bearer_header_is_accepted_as_the_token(
@@ -133,6 +137,20 @@ async def test_an_unknown_object_is_graph_method_exception_100_subcode_33(
         100,
         33,
     )
+
+
+@pytest.mark.parametrize(
+    "path", ["/facebook/v23.0/999999/leads", "/facebook/v23.0/999999/leadgen_forms"]
+)
+async def test_an_edge_of_an_unknown_object_is_graph_method_exception_100_subcode_33(
+    app_client: httpx.AsyncClient, path: str
+) -> None:
+    response = await app_client.get(path, params={"access_token": TOKEN})
+    assert response.status_code == 400
+    assert_matches(response.json(), "facebook", "graph_error")
+    error = response.json()["error"]
+    assert (error["code"], error["error_subcode"]) == (100, 33)
+    assert "'999999'" in error["message"]
 
 
 async def test_following_next_pages_through_every_lead_once_newest_first(
@@ -306,6 +324,32 @@ async def test_subscribing_the_app_to_leadgen_succeeds(
     )
     assert response.json() == {"success": True}
     assert sandbox.state.bucket("facebook")["pages"][PAGE]["subscribed"] == ["leadgen"]
+
+
+async def test_subscribing_with_a_form_encoded_body_is_the_same_as_the_query(
+    sandbox: Sandbox, app_client: httpx.AsyncClient
+) -> None:
+    response = await app_client.post(
+        f"/facebook/v23.0/{PAGE}/subscribed_apps",
+        params={"access_token": TOKEN},
+        data={"subscribed_fields": "leadgen,leadgen_update"},
+    )
+    assert response.json() == {"success": True}
+    assert sandbox.state.bucket("facebook")["pages"][PAGE]["subscribed"] == [
+        "leadgen",
+        "leadgen_update",
+    ]
+
+
+async def test_subscribing_without_subscribed_fields_is_error_100(
+    app_client: httpx.AsyncClient,
+) -> None:
+    response = await app_client.post(
+        f"/facebook/v23.0/{PAGE}/subscribed_apps", params={"access_token": TOKEN}
+    )
+    assert response.status_code == 400
+    assert_matches(response.json(), "facebook", "graph_error")
+    assert response.json()["error"]["code"] == 100
 
 
 async def test_the_call_budget_answers_error_4_when_spent(app_client: httpx.AsyncClient) -> None:

@@ -544,6 +544,21 @@ async def test_updating_an_unknown_deal_is_404(client: httpx.AsyncClient) -> Non
     _assert_pipedrive_error(response, 404, "not found")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PATCH", "/api/v2/persons/999", {"name": "Outro Nome"}),
+        ("GET", "/api/v2/deals/999", None),
+        ("DELETE", "/api/v1/webhooks/999", None),
+    ],
+)
+async def test_acting_on_an_object_that_does_not_exist_is_404(
+    client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    response = await client.request(method, path, json=body)
+    _assert_pipedrive_error(response, 404, "not found")
+
+
 async def test_deal_search_by_custom_field_exact_match_finds_that_deal(
     client: httpx.AsyncClient,
 ) -> None:
