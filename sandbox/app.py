@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import importlib
 import threading
-import uuid
 from collections.abc import Callable
 from types import ModuleType
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
@@ -54,32 +52,6 @@ def default_credentials() -> dict[str, dict[str, str]]:
 UnknownRouteRenderer = Callable[[Sandbox, str, str, int], Response]
 
 ROUTING_DETAILS = {404: "Not Found", 405: "Method Not Allowed"}
-
-
-def _asaas_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) -> Response:
-    """Asaas documents no body for a 404: an unknown path is an empty 404."""
-    return Response(status_code=404)
-
-
-def _hostinger_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) -> Response:
-    """Hostinger's `Common.Error` (`{message, correlation_id}`) with the router's status."""
-    emulator = sandbox.emulators.get("hostinger")
-    correlation_id = (
-        emulator.correlation_id()
-        if hasattr(emulator, "correlation_id")
-        else str(uuid.UUID(int=sandbox.random.getrandbits(128), version=4))
-    )
-    message = "Method not allowed." if status == 405 else "Route not found."
-    return JSONResponse(
-        status_code=status, content={"message": message, "correlation_id": correlation_id}
-    )
-
-
-# For vendor modules that do not define `render_unknown_route` themselves.
-FALLBACK_UNKNOWN_ROUTE: dict[str, UnknownRouteRenderer] = {
-    "asaas": _asaas_unknown_route,
-    "hostinger": _hostinger_unknown_route,
-}
 
 
 def install_unknown_route_answers(
@@ -117,7 +89,7 @@ def create_app(sandbox: Sandbox | None = None) -> FastAPI:
     for vendor, module in vendor_modules().items():
         app.include_router(module.build_router(sandbox), prefix=f"/{vendor}")
         sandbox.default_credentials[vendor] = dict(module.DEFAULT_CREDENTIALS)
-        renderer = getattr(module, "render_unknown_route", FALLBACK_UNKNOWN_ROUTE.get(vendor))
+        renderer = getattr(module, "render_unknown_route", None)
         if renderer is not None:
             renderers[vendor] = renderer
     install_unknown_route_answers(app, sandbox, renderers)

@@ -487,8 +487,9 @@ class FacebookEmulator:
             subscriber = self.faker.numerify("####-####")
             style = self.faker.random_int(0, 2)
             malformed = self.faker.random_int(0, 3)
-            drop = self.faker.random_element(("email", "phone_number"))
-        local = _email_local_part(name)
+            drop = self.faker.random_element(("full_name", "contacts"))
+        # Two simulated people never share an address (the gate would rightly call them one).
+        local = f"{_email_local_part(name)}{self.sandbox.state.next_id(VENDOR, 'person')}"
         email = f"{local}@{domain}"
         mobile_digits = f"9{subscriber.replace('-', '')}"
         phone = (
@@ -503,12 +504,16 @@ class FacebookEmulator:
                 f"{local} @{domain}",  # a space
                 f"{local}@@{domain}",
             )[malformed]
-        if kind == "landline":
-            first = str(2 + int(subscriber[0]) % 4)  # landlines start with 2-5
-            phone = f"+55 {ddd} {first}{subscriber[1:]}"
         answers = {"full_name": name, "email": email, "phone_number": phone}
+        if kind == "landline":
+            # A landline and no e-mail: nobody can reach this person (WhatsApp needs a mobile).
+            first = str(2 + int(subscriber[0]) % 4)  # landlines start with 2-5
+            answers["phone_number"] = f"+55 {ddd} {first}{subscriber[1:]}"
+            del answers["email"]
         if kind == "missing_field":
-            del answers[drop]
+            # No name, or no way to reach the person: what a lead needs at intake is missing.
+            for field_name in ("email", "phone_number") if drop == "contacts" else (drop,):
+                del answers[field_name]
         return [{"name": key, "values": [value]} for key, value in answers.items()]
 
     def fire_leadgen(self, lead: dict[str, Any]) -> None:

@@ -224,17 +224,39 @@ class WhatsAppEmulator:
         if token is None or not secrets.compare_digest(token, self.credentials["access_token"]):
             raise invalid_token_error()
 
-    # -- sending --------------------------------------------------------------------------
-    def send(self, phone_number_id: str, payload: Any) -> dict[str, Any]:
-        """Validate and accept one message; the status webhooks follow from the sender thread."""
+    def phone_number(self, phone_number_id: str, fields: str | None) -> dict[str, Any]:
+        """The business number's node (`PhoneNumberInfo` in the v23.0 spec), the cheap read a
+        client uses to prove its token works; `fields` selects keys as Graph does."""
+        self._require_own_number(phone_number_id, "get")
+        display = self.credentials["display_phone_number"]
+        node = {
+            "id": phone_number_id,
+            "display_phone_number": f"+{display[:2]} {display[2:4]} {display[4:9]}-{display[9:]}",
+            "verified_name": "leadflow sandbox",
+            "quality_rating": "GREEN",
+            "code_verification_status": "VERIFIED",
+            "name_status": "APPROVED",
+        }
+        wanted = [name.strip() for name in (fields or "").split(",") if name.strip()]
+        if not wanted:
+            wanted = ["id", "display_phone_number", "verified_name", "quality_rating"]
+        return {name: node[name] for name in wanted if name in node} | {"id": phone_number_id}
+
+    def _require_own_number(self, phone_number_id: str, method: str) -> None:
         if phone_number_id != self.credentials["phone_number_id"]:
             raise GraphError(
-                f"Unsupported post request. Object with ID '{phone_number_id}' does not exist, "
-                "cannot be loaded due to missing permissions, or does not support this operation.",
+                f"Unsupported {method} request. Object with ID '{phone_number_id}' does not "
+                "exist, cannot be loaded due to missing permissions, or does not support this "
+                "operation.",
                 100,
                 type_="GraphMethodException",
                 subcode=33,
             )
+
+    # -- sending --------------------------------------------------------------------------
+    def send(self, phone_number_id: str, payload: Any) -> dict[str, Any]:
+        """Validate and accept one message; the status webhooks follow from the sender thread."""
+        self._require_own_number(phone_number_id, "post")
         if not isinstance(payload, dict):
             raise _invalid_parameter("The request body must be a JSON object")
         try:
@@ -485,6 +507,12 @@ def build_router(sandbox: Sandbox, limits: WhatsAppLimits | None = None) -> APIR
     sandbox.faults.register_renderer(VENDOR, graph_fault_renderer(emulator.trace_ids))
     router = sandbox.vendor_router(VENDOR)
     router.route_class = graph_route_class(emulator.authenticate, emulator.trace_ids)
+
+    @router.get("/{version}/{phone_number_id}")
+    async def get_phone_number(
+        version: str, phone_number_id: str, fields: str | None = None
+    ) -> Response:
+        return JSONResponse(emulator.phone_number(phone_number_id, fields))
 
     @router.post("/{version}/{phone_number_id}/messages")
     async def send_message(version: str, phone_number_id: str, request: Request) -> Response:

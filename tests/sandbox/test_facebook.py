@@ -244,9 +244,21 @@ def test_the_bad_share_is_respected_and_each_bad_lead_is_really_bad(sandbox: San
         elif summary["quality"] == "landline":
             assert not MOBILE.match(given["phone_number"])
             assert re.search(r" [2-5]\d{3}-\d{4}$", given["phone_number"])
+            assert "email" not in given
         else:
-            assert len(given) == 2
+            assert "full_name" not in given or not {"email", "phone_number"} & set(given)
     assert {lead["quality"] for lead in bad} == set(facebook.BAD_KINDS)
+
+
+def test_the_quality_gate_quarantines_exactly_the_bad_leads(sandbox: Sandbox) -> None:
+    from data_quality import split_leads
+
+    created = submit(sandbox, 120, bad_share=0.4)
+    stored = sandbox.state.bucket("facebook")["leads"]
+    rows = [{"lead_id": lead["id"], **answers(stored[lead["id"]])} for lead in created]
+    result = split_leads(rows)
+    bad_ids = {lead["id"] for lead in created if lead["quality"] != "good"}
+    assert set(result.quarantined["lead_id"]) == bad_ids
 
 
 def test_the_same_seed_generates_the_same_leads() -> None:

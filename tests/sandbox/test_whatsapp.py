@@ -295,3 +295,28 @@ async def test_a_template_language_without_policy_is_invalid_parameter_100(
     error = error_of(await app_client.post(MESSAGES, json=body, headers=AUTH))
     assert error["code"] == 100
     assert "policy" in error["error_data"]["details"]
+
+
+NUMBER = f"/whatsapp/v23.0/{CREDENTIALS['phone_number_id']}"
+
+
+async def test_the_business_number_node_answers_with_the_requested_fields(
+    app_client: httpx.AsyncClient,
+) -> None:
+    response = await app_client.get(
+        NUMBER, params={"fields": "id,display_phone_number,verified_name"}, headers=AUTH
+    )
+    assert response.status_code == 200
+    assert_matches(response.json(), "whatsapp", "phone_number")
+    assert set(response.json()) == {"id", "display_phone_number", "verified_name"}
+    assert response.json()["id"] == CREDENTIALS["phone_number_id"]
+
+
+async def test_the_business_number_node_needs_the_token(app_client: httpx.AsyncClient) -> None:
+    assert error_of(await app_client.get(NUMBER))["code"] == 190
+
+
+async def test_another_number_node_is_error_100_subcode_33(app_client: httpx.AsyncClient) -> None:
+    error = error_of(await app_client.get("/whatsapp/v23.0/1", headers=AUTH))
+    assert (error["code"], error["error_subcode"]) == (100, 33)
+    assert error["message"].startswith("Unsupported get request.")
