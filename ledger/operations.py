@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 from alembic.util import CommandError
 from sqlalchemy import Engine, Select, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger import migrate
@@ -233,8 +233,13 @@ class Ledger:
             try:
                 yield session
                 session.commit()
-            except BaseException:
+            except BaseException as exc:
                 session.rollback()
+                if _is_missing_table(exc):
+                    raise LedgerUnavailable(
+                        f"the ledger database {describe_url(self._url)} has no ledger schema "
+                        "yet: run `leadflow db upgrade`"
+                    ) from None
                 raise
 
     @contextmanager
@@ -941,3 +946,13 @@ def _quarantine_view(record: QuarantineRecord) -> QuarantineView:
         fixed_at=record.fixed_at,
         replayed_at=record.replayed_at,
     )
+
+
+def _is_missing_table(exc: BaseException) -> bool:
+    """True for "no such table" (SQLite) or undefined_table (PostgreSQL): a database that was
+    never migrated, which deserves a hint rather than a driver traceback."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) == "42P01":
+        return True
+    return "no such table" in str(exc.orig)

@@ -139,3 +139,10 @@ def test_a_sqlite_file_that_cannot_be_created_is_unavailable(tmp_path) -> None:
 def test_an_unsupported_backend_is_unavailable() -> None:
     with pytest.raises(LedgerUnavailable, match="'mysql'"):
         Ledger("mysql://root@localhost/ledger")
+
+
+def test_using_a_database_that_was_never_migrated_says_to_run_db_upgrade(
+    empty_ledger: Ledger,
+) -> None:
+    with pytest.raises(LedgerUnavailable, match=r"no ledger schema yet: run `leadflow db upgrade`"):
+        empty_ledger.record_lead("facebook", "1", raw={})
