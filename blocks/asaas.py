@@ -14,7 +14,17 @@ limit, offset, data}`; errors `{"errors": [{"code", "description"}]}`.
 
 Asaas has no idempotency key and happily creates duplicate customers and charges, so the
 creates are sent once (`UnknownOutcomeError` when the answer is lost) and the caller looks the
-object up by `externalReference` first — `find_customer` and `find_payment` exist for that.
+object up by `externalReference` first — `find_customer` and `find_payment` exist for that:
+
+    from blocks.asaas import AsaasCredentials, NewPixCharge
+
+    asaas = await AsaasCredentials.load("NAME")
+    async with asaas.get_client() as client:
+        charge = await client.find_payment("j_123:charge-1") or await client.create_pix_charge(
+            NewPixCharge(customer=customer.id, value=Decimal("1490.00"), due_date=due,
+                         external_reference="j_123:charge-1")
+        )
+        pix = await client.get_pix_qr_code(charge.id)
 """
 
 from __future__ import annotations
@@ -283,18 +293,25 @@ class AsaasClient:
     ) -> AsaasCustomer | None:
         """The existing customer, looked up as Asaas prescribes: reference first, then document.
 
-        Deleted customers are ignored (a charge cannot be created for them).
+        Deleted customers are ignored (a charge cannot be created for them), and so is any
+        answer that does not carry the asked reference or document: a filter Asaas ignored must
+        never bill the journey's client as somebody else.
         """
         if external_reference is None and cpf_cnpj is None:
             raise ValueError("find_customer needs an external_reference or a cpf_cnpj")
         if external_reference is not None:
             page = await self.list_customers(external_reference=external_reference, limit=MAX_PAGE)
-            found = [c for c in page.data if not c.deleted]
+            found = [
+                c for c in page.data if not c.deleted and c.external_reference == external_reference
+            ]
             if found:
                 return found[0]
         if cpf_cnpj is not None:
-            page = await self.list_customers(cpf_cnpj=cpf_cnpj, limit=MAX_PAGE)
-            found = [c for c in page.data if not c.deleted]
+            document = _digits(cpf_cnpj)
+            page = await self.list_customers(cpf_cnpj=document, limit=MAX_PAGE)
+            found = [
+                c for c in page.data if not c.deleted and _digits(c.cpf_cnpj or "") == document
+            ]
             if found:
                 return found[0]
         return None
@@ -320,10 +337,11 @@ class AsaasClient:
         external_reference: str | None = None,
         customer: str | None = None,
         status: str | None = None,
+        billing_type: Literal["UNDEFINED", "BOLETO", "CREDIT_CARD", "PIX"] | None = None,
         offset: int = 0,
         limit: int = 10,
     ) -> PaymentPage:
-        """One page of charges filtered by leadflow's reference, customer and/or status."""
+        """One page of charges filtered by leadflow's reference, customer, status, billing type."""
         params: dict[str, str | int] = {"offset": offset, "limit": _page_size(limit)}
         if external_reference is not None:
             params["externalReference"] = external_reference
@@ -331,13 +349,20 @@ class AsaasClient:
             params["customer"] = customer
         if status is not None:
             params["status"] = status
+        if billing_type is not None:
+            params["billingType"] = billing_type
         response = await self._http.request("GET", "/v3/payments", params=params)
         return PaymentPage.model_validate(response.json())
 
     async def find_payment(self, external_reference: str) -> AsaasPayment | None:
-        """The live (not deleted) charge carrying leadflow's reference, if Asaas has one."""
+        """The live (not deleted) charge carrying exactly leadflow's reference, if Asaas has one.
+
+        The task calls this before `create_pix_charge` and after its UnknownOutcomeError.
+        """
         page = await self.list_payments(external_reference=external_reference, limit=MAX_PAGE)
-        found = [p for p in page.data if not p.deleted]
+        found = [
+            p for p in page.data if not p.deleted and p.external_reference == external_reference
+        ]
         return found[0] if found else None
 
     async def get_pix_qr_code(self, payment_id: str) -> PixQrCode:

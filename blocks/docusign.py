@@ -11,10 +11,13 @@ user id, aud: the auth host without scheme, iat, exp ≤ 1 h, scope: "signature 
 signed RS256 with the integration's private key is exchanged at `{auth_server}/oauth/token` for
 a one-hour access token. There is no refresh token: a new assertion is minted. The token is kept
 in a `TokenStore` shared by every client of the credential in the process and reused until five
-minutes before it expires; the client mints a new one and retries once when the REST API answers
-401 (a token revoked or expired early). Across processes each worker mints its own token, which
-DocuSign allows (tokens are independent); a task wanting one token per deployment can keep it in
-a Prefect cache and hand it over with `TokenStore.replace`.
+minutes before it expires; however many callers need a token at once, one mint is made (per event
+loop). The client mints a new one and retries once when the REST API answers 401 (a token
+revoked or expired early). The private key only ever signs the assertion: it is never logged,
+and a key that cannot sign raises an AuthenticationError naming the error's type, not the key.
+Across processes each worker mints its own token, which DocuSign allows (tokens are
+independent); a task wanting one token per deployment can keep it in a Prefect cache and hand
+it over with `TokenStore.replace`.
 
 REST (§3.3-3.5) under `{base_url}/restapi/v2.1/accounts/{account_id}`: create an envelope from
 a template, read it, list envelopes by custom field (`custom_field=name=value`, `from_date`
@@ -23,7 +26,24 @@ required) or by transaction id. Errors are `{errorCode, message}`; the account's
 
 Idempotency (§3.8): DocuSign has no idempotency key. A create whose answer was lost raises
 UnknownOutcomeError; the caller then looks the envelope up with `find_envelope_by_transaction_id`
-(valid 7 days) or `find_envelope_by_custom_field` before creating it again.
+(valid 7 days) or `find_envelope_by_custom_field` before creating it again:
+
+    from blocks.docusign import (
+        DocuSignCredentials, EnvelopeFromTemplate, TemplateRole, TextCustomField
+    )
+
+    docusign = await DocuSignCredentials.load("NAME")
+    async with docusign.get_client() as client:
+        envelope = await client.find_envelope_by_transaction_id("j_123:contract")
+        if envelope is None:
+            summary = await client.create_envelope_from_template(
+                EnvelopeFromTemplate(
+                    template_id=docusign.template_id,
+                    template_roles=[TemplateRole(role_name="Cliente", ...)],
+                    custom_fields=[TextCustomField(name="leadflow_journey_id", value="j_123")],
+                    transaction_id="j_123:contract",
+                )
+            )
 """
 
 from __future__ import annotations
@@ -31,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,7 +64,7 @@ from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.alias_generators import to_camel
 
-from blocks.errors import AuthenticationError, PermanentError
+from blocks.errors import AuthenticationError, NotFoundError, PermanentError
 from blocks.http import (
     HttpPolicy,
     RateLimit,
@@ -190,6 +211,7 @@ class Envelope(_DocuSignModel):
     envelope_id: str
     status: str
     status_changed_date_time: str | None = None
+    created_date_time: str | None = None
     sent_date_time: str | None = None
     completed_date_time: str | None = None
     declined_date_time: str | None = None
@@ -268,6 +290,22 @@ class TokenStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._token: AccessToken | None = None
+        self._mint_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def mint_lock(self) -> asyncio.Lock:
+        """The lock every client of the credential on the running loop mints under.
+
+        One per event loop, because an asyncio.Lock belongs to one loop (Prefect runs tasks on
+        several): concurrent callers on a loop share one mint; another loop mints at most once.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            lock = self._mint_locks.get(loop)
+            if lock is None:
+                lock = self._mint_locks[loop] = asyncio.Lock()
+            return lock
 
     def current(self) -> AccessToken | None:
         with self._lock:
@@ -306,8 +344,8 @@ def forget_access_tokens() -> None:
 class AccessTokens:
     """JWT-grant access tokens for one integration and user, cached until shortly before expiry.
 
-    Concurrent callers of one client wait for a single mint; the token lands in the shared
-    `TokenStore`, where every other client of the credential finds it.
+    Concurrent callers — of this client or of any other client sharing the `TokenStore` —
+    wait for a single mint, and the token lands in the store where all of them find it.
     """
 
     def __init__(
@@ -334,7 +372,6 @@ class AccessTokens:
         self.token_seconds = token_seconds
         self.refresh_margin = refresh_margin
         self._clock = clock
-        self._mint_lock: asyncio.Lock | None = None
         #: how many tokens this client has minted (read by tests and the benchmark)
         self.minted = 0
 
@@ -376,9 +413,7 @@ class AccessTokens:
         cached = self._fresh()
         if cached is not None:
             return cached
-        if self._mint_lock is None:
-            self._mint_lock = asyncio.Lock()
-        async with self._mint_lock:
+        async with self.store.mint_lock():
             cached = self._fresh()
             if cached is not None:
                 return cached
@@ -565,30 +600,59 @@ class DocuSignClient:
             page = await self.list_envelopes(
                 from_date=from_date, custom_field=(name, value), start_position=start, count=100
             )
-            found.extend(
-                e for e in page.envelopes if e.text_custom_fields.get(name, value) == value
-            )
+            # asked with include=custom_fields, so an envelope without the field is not ours
+            # (a filter DocuSign ignored must not hand the journey someone else's envelope)
+            found.extend(e for e in page.envelopes if e.text_custom_fields.get(name) == value)
             start += page.result_set_size
             if not page.next_uri or page.result_set_size == 0:
                 break
-        return found[-1] if found else None
+        return _latest(found)
 
     async def find_envelope_by_transaction_id(self, transaction_id: str) -> Envelope | None:
-        """The envelope created with this transactionId in the last 7 days, if any."""
+        """The envelope created with this transactionId in the last 7 days, if any.
+
+        An envelope naming another transaction id is never returned; one that names none is
+        accepted, since DocuSign filtered on the id and may leave it out of list entries.
+        """
         page = await self.list_envelopes(transaction_ids=[transaction_id])
         matches = [e for e in page.envelopes if e.transaction_id in (None, transaction_id)]
-        return matches[-1] if matches else None
+        return _latest(matches)
 
     async def void_envelope(self, envelope_id: str, reason: str) -> None:
-        """Void an envelope that is not finished (the deal was lost, or it was sent twice)."""
+        """Void an envelope that is not finished (the deal was lost, or it was sent twice).
+
+        Safe to repeat: the PUT is retried through server errors, and when DocuSign refuses a
+        void because the envelope is already voided (an earlier attempt whose answer was lost),
+        that is success, not an error.
+        """
         if not reason:
             raise ValueError("DocuSign requires a voided reason")
-        await self._request(
-            "PUT",
-            "/envelopes/{envelope_id}",
-            path_params={"envelope_id": envelope_id},
-            json={"status": "voided", "voidedReason": reason},
-        )
+        try:
+            await self._request(
+                "PUT",
+                "/envelopes/{envelope_id}",
+                path_params={"envelope_id": envelope_id},
+                json={"status": "voided", "voidedReason": reason},
+            )
+        except PermanentError as refused:
+            if isinstance(refused, AuthenticationError | NotFoundError):
+                raise
+            if (await self.get_envelope(envelope_id)).status != "voided":
+                raise
+
+
+def _latest(envelopes: list[Envelope]) -> Envelope | None:
+    """The most recently created envelope; DocuSign's listing order breaks ties (later wins).
+
+    Why: after a retried journey step two envelopes may exist; the newest is the one to track
+    (the older one should then be voided by the caller).
+    """
+    if not envelopes:
+        return None
+    ranked = sorted(
+        enumerate(envelopes), key=lambda pair: (pair[1].created_date_time or "", pair[0])
+    )
+    return ranked[-1][1]
 
 
 def _utc(moment: datetime) -> str:

@@ -11,10 +11,22 @@ Hostinger has no single "activate" call and no webhook (contracts README §5.3, 
 3. poll `GET /api/hosting/v1/websites?domain=` until the site is listed with `is_enabled: true`
    (`wait_until_enabled`).
 
+A lost answer to the website create raises UnknownOutcomeError; the task then calls
+`find_website(domain)` before asking again (a second create for the domain would be a 422).
+
 Buying a plan (`POST /api/billing/v1/orders`) spends real money, so `purchase` refuses to run
 unless the Block says `allow_purchases: true`, and it is never retried once sent: a lost answer
-raises UnknownOutcomeError and the caller looks the purchase up in `list_subscriptions` first.
+raises UnknownOutcomeError and the caller looks the purchase up with
+`find_subscriptions_created_since(<moment before the purchase>)` before buying again.
 The catalogue and subscriptions are plain reads.
+
+    from blocks.hostinger import HostingerCredentials, NewWebsite
+
+    hostinger = await HostingerCredentials.load("NAME")
+    async with hostinger.get_client() as client:
+        if await client.find_website("cliente.com.br") is None:
+            await client.create_website(NewWebsite(domain="cliente.com.br", order_id=12345))
+        site = await client.wait_until_enabled("cliente.com.br", timeout=900)
 
 Contract (§5.2): `Authorization: Bearer <API token>`; JSON everywhere; lists are
 `{data, meta: {current_page, per_page, total}}` (the billing lists are bare arrays); errors are
@@ -24,6 +36,7 @@ already has a website, raised as a PermanentError carrying the field messages.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 import httpx
@@ -295,7 +308,8 @@ class HostingerClient:
             "POST", "/api/hosting/v1/websites", json=website.to_json(), idempotent=False
         )
         body = response.json() if response.content else {}
-        return str(body.get("message") or "Request accepted")
+        message = body.get("message") if isinstance(body, dict) else None
+        return str(message or response.reason_phrase)
 
     async def list_websites(
         self,
@@ -380,6 +394,26 @@ class HostingerClient:
         response = await self._http.request("GET", "/api/billing/v1/subscriptions")
         return _subscriptions.validate_python(response.json())
 
+    async def find_subscriptions_created_since(
+        self, since: datetime, *, name: str | None = None
+    ) -> list[Subscription]:
+        """Subscriptions created at or after `since` (and named `name`), oldest first.
+
+        Hostinger orders carry no reference of ours, so after an UnknownOutcomeError from
+        `purchase` the caller passes the moment recorded just before buying: a subscription
+        here means the purchase went through and must not be repeated.
+        """
+        if since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        found: list[tuple[datetime, Subscription]] = []
+        for subscription in await self.list_subscriptions():
+            if name is not None and subscription.name != name:
+                continue
+            created = _moment(subscription.created_at)
+            if created is not None and created >= since:
+                found.append((created, subscription))
+        return [subscription for _, subscription in sorted(found, key=lambda pair: pair[0])]
+
     async def purchase(
         self,
         item_id: str,
@@ -391,8 +425,8 @@ class HostingerClient:
         """Buy a catalogue price item — only when the Block allows purchases; never retried.
 
         Raises PurchasesDisabledError (nothing sent) without `allow_purchases`, and
-        UnknownOutcomeError when the order was sent and no answer came: look it up in
-        `list_subscriptions` before buying again.
+        UnknownOutcomeError when the order was sent and no answer came: look it up with
+        `find_subscriptions_created_since` before buying again.
         """
         if not self.allow_purchases:
             raise PurchasesDisabledError(
@@ -414,6 +448,17 @@ class HostingerClient:
             "POST", "/api/billing/v1/orders", json=body, idempotent=False
         )
         return BillingOrder.model_validate(response.json())
+
+
+def _moment(value: str | None) -> datetime | None:
+    """Hostinger's date-time ("2025-02-27T11:54:22Z"), or None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _page_size(per_page: int) -> int:

@@ -88,6 +88,10 @@ def asaas_errors(status: int, *errors: tuple[str, str]) -> httpx.Response:
     return httpx.Response(status, json=body)
 
 
+def sent_query(route: respx.Route) -> dict[str, str]:
+    return dict(route.calls.last.request.url.params)
+
+
 def sent_json(route: respx.Route) -> Any:
     return json.loads(route.calls.last.request.content)
 
@@ -196,6 +200,36 @@ async def test_find_customer_returns_none_when_asaas_has_no_live_match(
     assert await asaas.find_customer(external_reference="lead_42") is None
 
 
+async def test_find_customer_never_returns_a_customer_with_another_reference(
+    mock: respx.MockRouter, asaas: AsaasClient
+) -> None:
+    # a filter Asaas ignored answers with every customer: none of them is the journey's client
+    mock.get("/v3/customers").respond(
+        200, json=page([{**CUSTOMER, "externalReference": "lead_7", "cpfCnpj": "52998224725"}])
+    )
+    assert (
+        await asaas.find_customer(external_reference="lead_42", cpf_cnpj="249.715.637-92") is None
+    )
+
+
+async def test_find_customer_by_document_matches_the_digits_of_a_formatted_cpf(
+    mock: respx.MockRouter, asaas: AsaasClient
+) -> None:
+    route = mock.get("/v3/customers").respond(200, json=page([CUSTOMER]))
+    customer = await asaas.find_customer(cpf_cnpj="249.715.637-92")
+    assert customer is not None
+    assert customer.id == "cus_000005401844"
+    assert route.calls.last.request.url.params["cpfCnpj"] == "24971563792"
+
+
+async def test_find_customer_needs_a_reference_or_a_document(
+    mock: respx.MockRouter, asaas: AsaasClient
+) -> None:
+    with pytest.raises(ValueError, match="external_reference or a cpf_cnpj"):
+        await asaas.find_customer()
+    assert not mock.calls
+
+
 async def test_create_pix_charge_posts_billing_type_pix_with_value_and_due_date(
     mock: respx.MockRouter, asaas: AsaasClient
 ) -> None:
@@ -226,8 +260,17 @@ async def test_create_pix_charge_posts_billing_type_pix_with_value_and_due_date(
     assert not payment.is_paid
 
 
-@pytest.mark.parametrize(("status", "paid"), [("CONFIRMED", True), ("RECEIVED", True)])
-async def test_get_payment_reads_confirmed_and_received_as_paid(
+@pytest.mark.parametrize(
+    ("status", "paid"),
+    [
+        ("CONFIRMED", True),
+        ("RECEIVED", True),
+        ("PENDING", False),
+        ("OVERDUE", False),
+        ("REFUNDED", False),
+    ],
+)
+async def test_get_payment_reads_only_confirmed_and_received_as_paid(
     mock: respx.MockRouter, asaas: AsaasClient, status: str, paid: bool
 ) -> None:
     mock.get("/v3/payments/pay_080225913252").respond(200, json={**PAYMENT, "status": status})
@@ -252,6 +295,66 @@ async def test_find_payment_skips_deleted_charges(
 ) -> None:
     mock.get("/v3/payments").respond(200, json=page([{**PAYMENT, "deleted": True}]))
     assert await asaas.find_payment("j_123:charge:1") is None
+
+
+async def test_every_customer_filter_is_a_query_parameter_asaas_defines(
+    mock: respx.MockRouter, asaas: AsaasClient
+) -> None:
+    route = mock.get("/v3/customers").respond(200, json=page([]))
+    await asaas.list_customers(
+        cpf_cnpj="249.715.637-92", external_reference="lead_42", offset=100, limit=50
+    )
+    assert_matches(sent_query(route), "asaas", "client_customer_query")
+    assert sent_query(route) == {
+        "cpfCnpj": "24971563792",
+        "externalReference": "lead_42",
+        "offset": "100",
+        "limit": "50",
+    }
+
+
+async def test_every_payment_filter_is_a_query_parameter_asaas_defines(
+    mock: respx.MockRouter, asaas: AsaasClient
+) -> None:
+    route = mock.get("/v3/payments").respond(200, json=page([]))
+    await asaas.list_payments(
+        external_reference="j_123:charge:1",
+        customer="cus_000005401844",
+        status="PENDING",
+        billing_type="PIX",
+        offset=0,
+        limit=10,
+    )
+    assert_matches(sent_query(route), "asaas", "client_payment_query")
+    assert sent_query(route) == {
+        "externalReference": "j_123:charge:1",
+        "customer": "cus_000005401844",
+        "status": "PENDING",
+        "billingType": "PIX",
+        "offset": "0",
+        "limit": "10",
+    }
+
+
+async def test_find_payment_returns_the_live_charge_with_exactly_that_reference(
+    mock: respx.MockRouter, asaas: AsaasClient
+) -> None:
+    route = mock.get("/v3/payments").respond(
+        200,
+        json=page(
+            [
+                {**PAYMENT, "id": "pay_other", "externalReference": "j_999:charge:1"},
+                {**PAYMENT, "id": "pay_gone", "deleted": True},
+                PAYMENT,
+            ]
+        ),
+    )
+    found = await asaas.find_payment("j_123:charge:1")
+    assert found is not None
+    assert found.id == "pay_080225913252"
+    params = route.calls.last.request.url.params
+    assert params["externalReference"] == "j_123:charge:1"
+    assert params["limit"] == "100"
 
 
 async def test_get_pix_qr_code_returns_the_copy_and_paste_payload(

@@ -163,6 +163,22 @@ async def test_a_lost_charge_answer_is_unknown_and_the_lookup_finds_the_one_char
     assert found.status == "PENDING"
 
 
+async def test_a_lost_customer_answer_is_unknown_and_the_reference_finds_the_one_customer(
+    asaas: AsaasClient, sandbox: Sandbox
+) -> None:
+    lead = reference("lead")
+    await sandbox.fault("POST /v3/customers", lost_answer_rate=1.0)
+    with pytest.raises(UnknownOutcomeError):
+        await asaas.create_customer(
+            NewCustomer(name="Bruna Reis", cpf_cnpj=new_cpf(), external_reference=lead)
+        )
+    await sandbox.clear()
+    assert (await asaas.list_customers(external_reference=lead)).total_count == 1
+    found = await asaas.find_customer(external_reference=lead)
+    assert found is not None
+    assert found.external_reference == lead
+
+
 async def test_a_read_is_retried_through_a_server_outage(
     asaas: AsaasClient, sandbox: Sandbox
 ) -> None:

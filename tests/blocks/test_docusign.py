@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -144,10 +145,17 @@ def summary(status: str = "sent") -> dict[str, Any]:
     return body
 
 
-def envelope(status: str = "sent", journey: str = "j_123") -> dict[str, Any]:
+def envelope(
+    status: str = "sent",
+    journey: str = "j_123",
+    *,
+    envelope_id: str = ENVELOPE_ID,
+    created: str = "2026-11-28T11:59:00.0000000Z",
+) -> dict[str, Any]:
     body = {
-        "envelopeId": ENVELOPE_ID,
+        "envelopeId": envelope_id,
         "status": status,
+        "createdDateTime": created,
         "statusChangedDateTime": "2026-11-28T12:00:00.0000000Z",
         "sentDateTime": "2026-11-28T12:00:00.0000000Z",
         "emailSubject": "Contrato de prestação de serviços",
@@ -272,6 +280,43 @@ async def test_concurrent_calls_without_a_token_wait_for_a_single_mint(
     assert minting.call_count == 1
 
 
+async def test_concurrent_clients_of_one_credential_share_a_single_mint(
+    mock: respx.MockRouter, credentials: DocuSignCredentials, policy: HttpPolicy
+) -> None:
+    async def slow_mint(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.01)
+        body = {"access_token": f"{TOKEN_PREFIX}shared", "token_type": "Bearer", "expires_in": 3600}
+        return httpx.Response(200, json=body)
+
+    minting = mock.post(f"{AUTH}/oauth/token").mock(side_effect=slow_mint)
+    mock.get(f"{BASE}{ENVELOPES}/{ENVELOPE_ID}").respond(200, json=envelope())
+    store = TokenStore()
+    clients = [credentials.get_client(policy=policy, token_store=store) for _ in range(5)]
+    try:
+        await asyncio.gather(*(client.get_envelope(ENVELOPE_ID) for client in clients))
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients))
+    assert minting.call_count == 1
+
+
+async def test_concurrent_calls_refused_with_401_share_one_refresh(
+    mock: respx.MockRouter, token_route: respx.Route, docusign: DocuSignClient
+) -> None:
+    revoked = "Bearer eyJ0eXAiOiJNVCJ9.access-token-1"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.headers["authorization"] == revoked:
+            return ds_error(401, "USER_AUTHENTICATION_FAILED", "The access token is invalid.")
+        return httpx.Response(200, json=envelope())
+
+    await docusign.tokens.access_token()  # token 1, revoked at DocuSign from now on
+    route = mock.get(f"{BASE}{ENVELOPES}/{ENVELOPE_ID}").mock(side_effect=answer)
+    await asyncio.gather(*(docusign.get_envelope(ENVELOPE_ID) for _ in range(8)))
+    assert token_route.call_count == 2
+    retried = [c for c in route.calls if c.request.headers["authorization"] != revoked]
+    assert len(retried) == 8
+
+
 async def test_a_401_mints_a_new_token_and_retries_once(
     mock: respx.MockRouter, token_route: respx.Route, docusign: DocuSignClient
 ) -> None:
@@ -327,6 +372,39 @@ async def test_an_unreadable_private_key_raises_authentication_error_without_the
     assert "nope" not in str(raised.value)
 
 
+async def test_the_private_key_assertion_and_tokens_never_reach_logs_or_errors(
+    mock: respx.MockRouter,
+    credentials: DocuSignCredentials,
+    policy: HttpPolicy,
+    key_pair: tuple[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assertions: list[str] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        assertions.append(parse_qs(request.content.decode())["assertion"][0])
+        if len(assertions) == 1:
+            body = {"access_token": f"{TOKEN_PREFIX}1", "token_type": "Bearer", "expires_in": 3600}
+            return httpx.Response(200, json=body)
+        return httpx.Response(400, json={"error": "invalid_grant"})
+
+    mock.post(f"{AUTH}/oauth/token").mock(side_effect=refuse)
+    mock.get(f"{BASE}{ENVELOPES}/{ENVELOPE_ID}").mock(
+        return_value=ds_error(401, "USER_AUTHENTICATION_FAILED", "The access token is invalid.")
+    )
+    caplog.set_level(logging.DEBUG)
+    async with credentials.get_client(policy=policy, token_store=TokenStore()) as client:
+        with pytest.raises(AuthenticationError) as raised:
+            await client.get_envelope(ENVELOPE_ID)  # mint, 401, mint refused
+    assert raised.value.code == "invalid_grant"
+    assert len(assertions) == 2
+    key_body = "".join(key_pair[0].splitlines()[1:-1])
+    shown = caplog.text + str(raised.value) + repr(raised.value) + repr(credentials)
+    assert caplog.records  # the calls were logged, without their secrets
+    for secret in (key_body[:40], key_body[-40:], "PRIVATE KEY", *assertions, TOKEN_PREFIX):
+        assert secret not in shown
+
+
 async def test_a_token_server_outage_is_retried(
     mock: respx.MockRouter, docusign: DocuSignClient
 ) -> None:
@@ -372,6 +450,7 @@ async def test_create_envelope_from_template_posts_roles_custom_fields_and_trans
     created = await docusign.create_envelope_from_template(contract())
     body = json.loads(route.calls.last.request.content)
     assert_matches(body, "docusign", "envelope_definition")
+    assert_matches(body, "docusign", "client_envelope_definition")
     assert body == {
         "templateId": TEMPLATE,
         "templateRoles": [
@@ -412,6 +491,28 @@ def test_an_embedded_signer_carries_its_client_user_id_and_routing_order_as_text
     }
 
 
+def test_every_optional_envelope_field_is_sent_under_docusigns_own_names() -> None:
+    draft = EnvelopeFromTemplate(
+        template_id=TEMPLATE,
+        template_roles=[
+            TemplateRole(
+                role_name="Cliente",
+                name="Maria Silva",
+                email="maria@example.com",
+                client_user_id="lead_42",
+                routing_order=2,
+            )
+        ],
+        custom_fields=[TextCustomField(name="leadflow_journey_id", value="j_1", show=True)],
+        transaction_id="j_1:contract",
+        email_subject="Contrato",
+        email_blurb="Olá Maria, segue o contrato.",
+        status="created",
+    )
+    assert_matches(draft.to_json(), "docusign", "client_envelope_definition")
+    assert_matches(draft.to_json(), "docusign", "envelope_definition")
+
+
 def test_custom_field_values_are_limited_to_100_characters() -> None:
     with pytest.raises(ValueError, match="100"):
         TextCustomField(name="leadflow_journey_id", value="x" * 101)
@@ -438,6 +539,7 @@ async def test_list_envelopes_sends_from_date_and_the_custom_field_filter(
         custom_field=("leadflow_journey_id", "j_123"),
     )
     params = route.calls.last.request.url.params
+    assert_matches(dict(params), "docusign", "client_envelopes_query")
     assert params["from_date"] == "2026-11-28T09:00:00Z"
     assert params["custom_field"] == "leadflow_journey_id=j_123"
     assert params["include"] == "custom_fields"
@@ -457,11 +559,14 @@ async def test_list_envelopes_refuses_a_search_without_from_date_or_transaction_
 async def test_find_envelope_by_custom_field_follows_pages_and_returns_the_latest(
     mock: respx.MockRouter, token_route: respx.Route, docusign: DocuSignClient
 ) -> None:
-    older = {**envelope(), "envelopeId": "11111111-1111-4111-8111-111111111111"}
+    older = envelope(
+        envelope_id="11111111-1111-4111-8111-111111111111",
+        created="2026-11-28T09:00:00.0000000Z",
+    )
     route = mock.get(f"{BASE}{ENVELOPES}").mock(
         side_effect=[
-            httpx.Response(200, json=listing(older, next_uri="/envelopes?start_position=1")),
-            httpx.Response(200, json=listing(envelope())),
+            httpx.Response(200, json=listing(envelope(), next_uri="/envelopes?start_position=1")),
+            httpx.Response(200, json=listing(older)),
         ]
     )
     found = await docusign.find_envelope_by_custom_field(
@@ -482,6 +587,28 @@ async def test_find_envelope_by_custom_field_returns_none_when_nothing_matches(
     assert found is None
 
 
+async def test_find_envelope_by_custom_field_ignores_envelopes_of_other_journeys(
+    mock: respx.MockRouter, token_route: respx.Route, docusign: DocuSignClient
+) -> None:
+    # a filter DocuSign ignored lists every envelope: none of them is this journey's contract
+    bare = {k: v for k, v in envelope().items() if k != "customFields"}
+    route = mock.get(f"{BASE}{ENVELOPES}").respond(
+        200, json=listing(envelope(journey="j_999"), bare)
+    )
+    found = await docusign.find_envelope_by_custom_field(
+        "leadflow_journey_id", "j_123", from_date=datetime(2026, 11, 28, tzinfo=UTC)
+    )
+    assert found is None
+    assert route.calls.last.request.url.params["include"] == "custom_fields"
+
+
+async def test_find_envelope_by_transaction_id_never_returns_another_transaction(
+    mock: respx.MockRouter, token_route: respx.Route, docusign: DocuSignClient
+) -> None:
+    mock.get(f"{BASE}{ENVELOPES}").respond(200, json=listing(envelope(journey="j_999")))
+    assert await docusign.find_envelope_by_transaction_id("j_123:contract") is None
+
+
 async def test_find_envelope_by_transaction_id_needs_no_from_date(
     mock: respx.MockRouter, token_route: respx.Route, docusign: DocuSignClient
 ) -> None:
@@ -490,6 +617,7 @@ async def test_find_envelope_by_transaction_id_needs_no_from_date(
     assert found is not None
     assert found.envelope_id == ENVELOPE_ID
     params = route.calls.last.request.url.params
+    assert_matches(dict(params), "docusign", "client_envelopes_query")
     assert params["transaction_ids"] == "j_123:contract"
     assert "from_date" not in params
 
@@ -503,6 +631,33 @@ async def test_void_envelope_puts_status_voided_with_the_reason(
         "status": "voided",
         "voidedReason": "Negócio perdido",
     }
+
+
+async def test_voiding_an_envelope_already_voided_by_a_lost_attempt_succeeds(
+    mock: respx.MockRouter, token_route: respx.Route, docusign: DocuSignClient
+) -> None:
+    mock.put(f"{BASE}{ENVELOPES}/{ENVELOPE_ID}").mock(
+        return_value=ds_error(
+            400, "ENVELOPE_CANNOT_VOID_INVALID_STATE", "Only sent or delivered envelopes."
+        )
+    )
+    read = mock.get(f"{BASE}{ENVELOPES}/{ENVELOPE_ID}").respond(200, json=envelope(status="voided"))
+    await docusign.void_envelope(ENVELOPE_ID, "Negócio perdido")
+    assert read.call_count == 1
+
+
+async def test_voiding_a_completed_envelope_is_a_permanent_error(
+    mock: respx.MockRouter, token_route: respx.Route, docusign: DocuSignClient
+) -> None:
+    mock.put(f"{BASE}{ENVELOPES}/{ENVELOPE_ID}").mock(
+        return_value=ds_error(
+            400, "ENVELOPE_CANNOT_VOID_INVALID_STATE", "Only sent or delivered envelopes."
+        )
+    )
+    mock.get(f"{BASE}{ENVELOPES}/{ENVELOPE_ID}").respond(200, json=envelope(status="completed"))
+    with pytest.raises(PermanentError) as raised:
+        await docusign.void_envelope(ENVELOPE_ID, "Negócio perdido")
+    assert raised.value.code == "ENVELOPE_CANNOT_VOID_INVALID_STATE"
 
 
 # -------------------------------------------------------------------------------- the errors

@@ -230,3 +230,15 @@ async def test_a_sent_envelope_can_be_voided_with_a_reason(
     assert voided.status == "voided"
     assert voided.voided_reason == "Negócio perdido"
     assert voided.is_final
+
+
+async def test_voiding_an_envelope_a_second_time_succeeds(
+    docusign: DocuSignClient, block: DocuSignCredentials
+) -> None:
+    assert block.template_id is not None
+    created = await docusign.create_envelope_from_template(
+        contract(block.template_id, journey_id())
+    )
+    await docusign.void_envelope(created.envelope_id, "Negócio perdido")
+    await docusign.void_envelope(created.envelope_id, "Negócio perdido")  # a repeated attempt
+    assert (await docusign.get_envelope(created.envelope_id)).status == "voided"

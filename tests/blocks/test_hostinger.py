@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -121,6 +122,11 @@ async def test_requests_carry_the_api_token_as_bearer(
     assert route.calls.last.request.headers["authorization"] == f"Bearer {TOKEN}"
 
 
+def sent_query(params: httpx.QueryParams) -> dict[str, Any]:
+    """The query as the contract schema sees it: `name[]` keys hold every value sent."""
+    return {k: params.get_list(k) if k.endswith("[]") else params[k] for k in params}
+
+
 async def test_list_hosting_orders_filters_by_status_in_laravel_array_form(
     mock: respx.MockRouter, hostinger: HostingerClient
 ) -> None:
@@ -129,6 +135,7 @@ async def test_list_hosting_orders_filters_by_status_in_laravel_array_form(
     route = mock.get("/api/hosting/v1/orders").respond(200, json=body)
     orders = await hostinger.list_hosting_orders(statuses=["active"], order_ids=[12345])
     params = route.calls.last.request.url.params
+    assert_matches(sent_query(params), "hostinger", "client_hosting_order_query")
     assert params.get_list("statuses[]") == ["active"]
     assert params.get_list("order_ids[]") == ["12345"]
     assert [(o.id, o.status, o.plan_name) for o in orders.data] == [
@@ -208,6 +215,7 @@ async def test_list_websites_filters_by_domain_and_order(
     route = mock.get("/api/hosting/v1/websites").mock(return_value=websites(website()))
     page = await hostinger.list_websites(domain="cliente.com.br", order_id=12345, is_enabled=True)
     params = route.calls.last.request.url.params
+    assert_matches(sent_query(params), "hostinger", "client_website_query")
     assert params["domain"] == "cliente.com.br"
     assert params["order_id"] == "12345"
     assert params["is_enabled"] == "true"
@@ -224,6 +232,25 @@ async def test_find_website_ignores_longer_domains_the_substring_filter_returns(
     found = await hostinger.find_website("CLIENTE.com.br")
     assert found is not None
     assert found.domain == "cliente.com.br"
+
+
+async def test_find_website_reads_the_next_page_when_the_first_holds_only_longer_domains(
+    mock: respx.MockRouter, hostinger: HostingerClient
+) -> None:
+    longer = [website(f"s{n}.cliente.com.br") for n in range(100)]
+    first = listing(*longer, total=101)
+    second = listing(website("cliente.com.br"), total=101)
+    second["meta"] = {**second["meta"], "current_page": 2}
+    for body in (first, second):
+        assert_matches(body, "hostinger", "client_website_list")
+    route = mock.get("/api/hosting/v1/websites").mock(
+        side_effect=[httpx.Response(200, json=first), httpx.Response(200, json=second)]
+    )
+    found = await hostinger.find_website("cliente.com.br", order_id=12345)
+    assert found is not None
+    assert found.domain == "cliente.com.br"
+    assert [c.request.url.params["page"] for c in route.calls] == ["1", "2"]
+    assert {c.request.url.params["order_id"] for c in route.calls} == {"12345"}
 
 
 async def test_find_website_returns_none_for_an_unknown_domain(
@@ -315,6 +342,43 @@ async def test_list_subscriptions_returns_the_accounts_subscriptions(
     mock.get("/api/billing/v1/subscriptions").respond(200, json=body)
     subscriptions = await hostinger.list_subscriptions()
     assert [(s.id, s.status) for s in subscriptions] == [("Azz353Uhl1xC54pR0", "active")]
+
+
+def subscription(
+    sub_id: str, created_at: str, name: str = "Business Web Hosting"
+) -> dict[str, Any]:
+    body = {"id": sub_id, "name": name, "status": "active", "created_at": created_at}
+    assert_matches([body], "hostinger", "client_subscriptions")
+    return body
+
+
+async def test_a_purchase_whose_answer_was_lost_is_found_among_subscriptions_since_it(
+    mock: respx.MockRouter, hostinger: HostingerClient
+) -> None:
+    mock.get("/api/billing/v1/subscriptions").respond(
+        200,
+        json=[
+            subscription("AzzNew2", "2026-11-28T12:00:09Z"),
+            subscription("AzzOld", "2026-10-08T12:00:00Z"),
+            subscription("AzzVps", "2026-11-28T12:00:05Z", name="KVM 2"),
+            subscription("AzzNew1", "2026-11-28T12:00:03+00:00"),
+        ],
+    )
+    before_buying = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    found = await hostinger.find_subscriptions_created_since(
+        before_buying, name="Business Web Hosting"
+    )
+    assert [s.id for s in found] == ["AzzNew1", "AzzNew2"]
+
+
+async def test_no_subscription_since_the_purchase_means_it_was_not_placed(
+    mock: respx.MockRouter, hostinger: HostingerClient
+) -> None:
+    mock.get("/api/billing/v1/subscriptions").respond(
+        200, json=[subscription("AzzOld", "2026-10-08T12:00:00Z")]
+    )
+    since = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    assert await hostinger.find_subscriptions_created_since(since) == []
 
 
 async def test_purchase_without_allow_purchases_sends_nothing(

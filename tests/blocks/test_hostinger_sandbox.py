@@ -11,6 +11,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -172,14 +173,18 @@ async def test_a_purchase_whose_answer_is_lost_is_made_once_and_never_retried(
         api_token=block.api_token, base_url=block.base_url, allow_purchases=True
     )
     before = await spending(sandbox)
+    before_buying = datetime.now(UTC).replace(microsecond=0)  # Hostinger keeps whole seconds
     await sandbox.fault("POST /api/billing/v1/orders", lost_answer_rate=1.0)
     async with allowed.get_client(
         policy=sandbox.policy(), rate_limit=sandbox.rate_limit()
     ) as buyer:
         with pytest.raises(UnknownOutcomeError):
             await buyer.purchase(ITEM)
+        await sandbox.clear()
+        placed = await buyer.find_subscriptions_created_since(before_buying)
     after = await spending(sandbox)
     assert after["orders"] == before["orders"] + 1
+    assert len(placed) == 1  # the lookup proves the order went through: do not buy again
 
 
 async def test_check_access_counts_the_active_hosting_orders(hostinger: HostingerClient) -> None:
