@@ -1,20 +1,27 @@
 """Vendor credentials as Prefect Blocks, the clients they build, and the shared HTTP policy.
 
-Where it sits: between the tasks and the vendors. Each vendor module holds a credentials Block
-(SecretStr fields, base URL) whose `get_client()` builds that vendor's async client; the clients
-share one HTTP policy (blocks/http.py) and one error tree (blocks/errors.py). Everything a task
-needs is importable from here, and `prefect block register -m blocks` registers every Block type
-(Prefect scans this module's namespace for Block classes).
+Where it sits: between the tasks and the vendors, at every step of the journey — Facebook Lead
+Ads (the lead) → Pipedrive (person and deal) → DocuSign (the contract) → Asaas (customer and PIX
+charge) → Hostinger (the activation) → WhatsApp (the PIX code and the welcome). Each vendor module
+holds a credentials Block (SecretStr fields, a base URL) whose `get_client()` builds that vendor's
+async client; the clients share one HTTP policy (blocks/http.py) and one error tree
+(blocks/errors.py). A task loads the Block by name and uses the client::
 
-The DocuSign, Asaas and Hostinger modules are written separately; each one that exists is
-imported by name, and its Blocks and clients (the classes in its own `__all__`) join `__all__`.
+    from blocks import PipedriveCredentials, UnknownOutcomeError
+
+    credentials = await PipedriveCredentials.load("default")
+    async with credentials.get_client() as pipedrive:
+        page = await pipedrive.search_persons("maria@example.com", field="email")
+
+Everything a task needs is importable from here, and `prefect block register -m blocks`
+registers every Block type (Prefect scans this module's namespace for Block classes).
+`__all__` is the package's public face: tests/blocks/test_block_conventions.py pins it.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-
+from blocks.asaas import AsaasClient, AsaasCredentials
+from blocks.docusign import DocuSignClient, DocuSignCredentials
 from blocks.errors import (
     AuthenticationError,
     NotFoundError,
@@ -25,14 +32,22 @@ from blocks.errors import (
     VendorError,
 )
 from blocks.facebook import FacebookLeadAdsClient, FacebookLeadAdsCredentials
+from blocks.hostinger import HostingerClient, HostingerCredentials
 from blocks.http import HttpPolicy, RateLimit, VendorHTTP
 from blocks.pipedrive import PipedriveClient, PipedriveCredentials
 from blocks.whatsapp import WhatsAppClient, WhatsAppCredentials
 
 __all__ = [
+    "VENDOR_MODULES",
+    "AsaasClient",
+    "AsaasCredentials",
     "AuthenticationError",
+    "DocuSignClient",
+    "DocuSignCredentials",
     "FacebookLeadAdsClient",
     "FacebookLeadAdsCredentials",
+    "HostingerClient",
+    "HostingerCredentials",
     "HttpPolicy",
     "NotFoundError",
     "PermanentError",
@@ -48,8 +63,7 @@ __all__ = [
     "WhatsAppCredentials",
 ]
 
-#: every vendor module, in journey order (facebook → pipedrive → docusign → asaas → hostinger
-#: → whatsapp); `leadflow blocks` and the convention test walk this list
+#: every vendor module, in journey order; `leadflow blocks` and the convention tests walk it
 VENDOR_MODULES: tuple[str, ...] = (
     "facebook",
     "pipedrive",
@@ -58,33 +72,3 @@ VENDOR_MODULES: tuple[str, ...] = (
     "hostinger",
     "whatsapp",
 )
-_SEPARATELY_WRITTEN: tuple[str, ...] = ("docusign", "asaas", "hostinger")
-
-
-def _export_separately_written() -> None:
-    """Re-export the public classes (Blocks and clients) of the DocuSign/Asaas/Hostinger modules."""
-    for name in _SEPARATELY_WRITTEN:
-        qualified = f"blocks.{name}"
-        try:
-            module = importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name != qualified:
-                raise  # the module exists but one of its imports is broken: say so
-            continue
-        for attribute in getattr(module, "__all__", ()):
-            value = getattr(module, attribute)
-            if inspect.isclass(value) and (
-                attribute.endswith(("Credentials", "Client")) or _is_block(value)
-            ):
-                globals()[attribute] = value
-                if attribute not in __all__:
-                    __all__.append(attribute)
-
-
-def _is_block(value: type) -> bool:
-    from prefect.blocks.core import Block
-
-    return issubclass(value, Block)
-
-
-_export_separately_written()

@@ -14,6 +14,17 @@ them. The Page token travels in the `Authorization: Bearer` header, never in a U
 
 Graph errors share one envelope with WhatsApp (`graph_error`): codes 4, 17, 32, 613 and the
 80000 range are throttling (RateLimitedError), 190 an expired token (AuthenticationError).
+
+How to use it (the Block is saved once — in the Prefect UI, or by `leadflow blocks init` for the
+sandbox — and loaded by name wherever a task needs it)::
+
+    from blocks import FacebookLeadAdsCredentials
+
+    facebook = await FacebookLeadAdsCredentials.load("default")
+    async with facebook.get_client() as client:
+        async for lead in client.iter_leads(form_id, since=last_poll):
+            ...  # lead.id (str), lead.answers() {"email": ..., "phone_number": ...}
+        lead = await client.get_lead(leadgen_id)  # from a leadgen webhook
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ import httpx
 from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from blocks.errors import TransientError
 from blocks.http import HttpPolicy, VendorHTTP, credential_fingerprint, shared_rate_limit
 
 __all__ = [
@@ -193,11 +205,20 @@ class FacebookLeadAdsClient:
             next_url = (body.get("paging") or {}).get("next")
             if not next_url:
                 return
-            params = {
+            next_params = {
                 key: value
                 for key, value in parse_qsl(urlsplit(next_url).query, keep_blank_values=True)
                 if key != "access_token"
             }
+            if next_params == params:
+                # a `next` that points at the page just read would loop for ever
+                raise TransientError(
+                    VENDOR,
+                    "Graph's paging.next repeats the page just read",
+                    method="GET",
+                    path=path,
+                )
+            params = next_params
 
     async def list_forms(self, page_id: str | None = None) -> list[LeadForm]:
         """Every lead form of the Page (all statuses; callers keep the ACTIVE ones they want)."""

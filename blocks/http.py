@@ -12,6 +12,15 @@ a connection that never opened, or a 429. A POST whose answer never came (read t
 connection, 5xx) raises `UnknownOutcomeError`: the task must look the object up by its external
 reference before creating it again (DESIGN.md, the ledger's effect protocol).
 
+One logical call never takes longer than the policy's total timeout, waits included: a
+`Retry-After`, a backoff or a rate-limit wait that would overrun it is not slept but raised
+(RateLimitedError/TransientError with `retry_after`), and the task's Prefect retry waits instead.
+A client may be used from several event loops (each `asyncio.run` of a sync task): every loop
+gets its own connection pool, while the rate limits stay shared by the whole process.
+
+Tasks do not build a VendorHTTP themselves; they load a vendor's Block and use its client, e.g.
+`async with (await PipedriveCredentials.load("default")).get_client() as pipedrive: ...`.
+
 Across processes, the rate limit is Prefect's business, not this module's: a credentials Block may
 name a Prefect global concurrency limit (`concurrency_limit_name`), and the tasks wrap their vendor
 calls in it, e.g.::
@@ -37,8 +46,10 @@ import math
 import random
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
@@ -62,6 +73,7 @@ __all__ = [
     "ErrorParser",
     "HttpPolicy",
     "RateLimit",
+    "RateLimitWaitTooLong",
     "VendorHTTP",
     "credential_fingerprint",
     "default_error_parser",
@@ -163,8 +175,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:  # RFC 9110 dates are GMT; parsedate gives naive for "-0000"
-        from datetime import UTC
-
         when = when.replace(tzinfo=UTC)
     current = time.time() if now is None else now
     return max(when.timestamp() - current, 0.0)
@@ -198,17 +208,32 @@ def _rate_limit_reset(response: httpx.Response, *, now: float) -> float | None:
 # ----------------------------------------------------------------------------------- rate limit
 
 
+class RateLimitWaitTooLong(Exception):  # noqa: N818 - a signal, not a failure of its own
+    """Raised by `RateLimit.acquire(max_wait=...)` instead of waiting longer than allowed.
+
+    Nothing was reserved: the caller turns it into a RateLimitedError carrying `wait` as the
+    retry hint, so a task retries later instead of sleeping past its own time budget.
+    """
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"the rate limit would make this call wait {wait:.1f}s")
+        self.wait = wait
+
+
 class RateLimit:
     """A token bucket: `rate` calls per `per` seconds on average, up to `burst` at once.
 
-    Why reservations rather than an asyncio lock: the bucket is shared by every client of a vendor
-    in the process, and Prefect may run tasks on more than one event loop (and thread). Each call
-    takes a token under a thread lock, letting the balance go negative; a negative balance is a
-    place in the queue, and the caller sleeps until its token has been earned. That is fair
-    (first come, first served), works across loops, and never holds a lock while sleeping.
+    Implemented as a schedule rather than an asyncio lock (the generic cell rate algorithm): the
+    bucket is shared by every client of a vendor in the process, and Prefect may run tasks on
+    more than one event loop (and thread). Under a thread lock each call books the moment its
+    tokens will be there and moves the bucket's "full again" time forward; then it sleeps until
+    its moment, holding no lock. That is fair (first come, first served), works across loops, and
+    admits at most `burst + rate * t / per` calls in any window of t seconds.
 
     `hold(seconds)` stops everyone until then: a 429 or an exhausted vendor budget applies to the
-    whole credential, not only to the call that saw it.
+    whole credential, not only to the call that saw it. The bucket is full again when the hold
+    ends (the vendor's window has reset), and a caller that booked its moment before the hold
+    was placed books again after it instead of slipping through.
     """
 
     def __init__(
@@ -228,47 +253,60 @@ class RateLimit:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._tokens = float(burst)
-        self._updated = clock()
-        self._held_until = 0.0
+        self._full_at = clock()  # when the bucket holds `burst` tokens again
+        self._held_until = float("-inf")
 
     @property
     def interval(self) -> float:
         """Seconds between two tokens."""
         return self.per / self.rate
 
-    def _reserve(self, tokens: float) -> float:
+    def _reserve(self, tokens: float, max_wait: float | None) -> tuple[float, float]:
+        """Book `tokens`; return (seconds to wait, the hold this booking took into account)."""
         with self._lock:
             now = self._clock()
-            elapsed = max(now - self._updated, 0.0)
-            self._tokens = min(float(self.burst), self._tokens + elapsed / self.interval)
-            self._updated = now
-            self._tokens -= tokens
-            wait = 0.0 if self._tokens >= 0 else -self._tokens * self.interval
-            return max(wait, self._held_until - now)
+            held_until = self._held_until
+            full_at = max(self._full_at, now, held_until) + tokens * self.interval
+            # a cost above `burst` books its moment when the debt it leaves has been earned
+            ready = max(now, held_until, full_at - self.burst * self.interval)
+            wait = ready - now
+            if wait < 1e-9:  # float dust from adding intervals up is no reason to sleep
+                wait = 0.0
+            if max_wait is not None and wait > max_wait:
+                raise RateLimitWaitTooLong(wait)
+            self._full_at = full_at
+            return wait, held_until
 
-    async def acquire(self, tokens: float = 1.0, *, sleep: Sleep | None = None) -> float:
+    async def acquire(
+        self, tokens: float = 1.0, *, sleep: Sleep | None = None, max_wait: float | None = None
+    ) -> float:
         """Wait for `tokens` (a call's cost; 1 by default); returns the seconds waited.
 
         A cost above `burst` is allowed: the caller waits until the debt it leaves is earned.
         `sleep` overrides the bucket's own (VendorHTTP passes its policy's, so a test's fake
-        sleep covers rate-limit waits too).
+        sleep covers rate-limit waits too). With `max_wait`, a wait longer than that raises
+        RateLimitWaitTooLong at once and books nothing.
         """
-        wait = self._reserve(tokens)
-        if wait > 0:
-            await (sleep or self._sleep)(wait)
-        return wait
+        waited = 0.0
+        while True:
+            wait, seen_hold = self._reserve(tokens, max_wait)
+            if wait > 0:
+                await (sleep or self._sleep)(wait)
+                waited += wait
+            with self._lock:
+                held_until, now = self._held_until, self._clock()
+            if held_until <= seen_hold or now >= held_until:
+                return waited
+            # a hold was placed while this caller slept: book again behind it
+            if max_wait is not None:
+                max_wait = max(max_wait - wait, 0.0)
 
     def hold(self, seconds: float) -> None:
         """Let nobody through for `seconds` (the vendor said its budget is spent)."""
-        if seconds <= 0:
+        if not seconds > 0 or not math.isfinite(seconds):
             return
         with self._lock:
-            now = self._clock()
-            self._held_until = max(self._held_until, now + seconds)
-            # the budget is spent: nothing saved up may be used when the hold ends
-            self._tokens = min(self._tokens, 0.0)
-            self._updated = max(self._updated, now)
+            self._held_until = max(self._held_until, self._clock() + seconds)
 
     def __repr__(self) -> str:
         return f"RateLimit(rate={self.rate}, per={self.per}, burst={self.burst})"
@@ -290,7 +328,9 @@ def shared_rate_limit(
     """The one RateLimit of (vendor, credential) in this process, created on first use.
 
     Vendors count their budget per token or per account, so two clients with the same
-    credential share a bucket, and a second credential gets its own.
+    credential share a bucket, and a second credential gets its own. The first caller's
+    rate/per/burst stay in force for the life of the process (call `forget_rate_limits()` to
+    change them): a bucket already shared by running calls cannot be swapped under them.
     """
     key = (vendor, fingerprint)
     with _registry_lock:
@@ -352,10 +392,13 @@ def _error_body(response: httpx.Response) -> Any:
 
 
 class VendorHTTP:
-    """One vendor's HTTP connection pool with the policy applied to every request.
+    """One vendor's HTTP connections with the policy applied to every request.
 
-    The instance owns a single `httpx.AsyncClient` (one pool per vendor client); close it with
-    `aclose()` or use the instance as an async context manager.
+    The instance opens one `httpx.AsyncClient` per event loop it is used from (a pool cannot
+    cross loops; see `_client`), lazily, so building a client costs nothing until it is used.
+    Close it with `aclose()` or use the instance as an async context manager; it can be used
+    again afterwards (a new pool opens), which a Block's client shared by tasks needs. An
+    injected `transport` (tests) is shared by every loop's client as it is.
     """
 
     def __init__(
@@ -383,14 +426,36 @@ class VendorHTTP:
         self.rate_limit = rate_limit
         self.error_parser: ErrorParser = error_parser or default_error_parser
         self.policy = policy or HttpPolicy.from_settings()
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            auth=auth,
-            headers={"user-agent": "leadflow", **(headers or {})},
-            timeout=self.policy.timeout(),
-            transport=transport,
-            follow_redirects=False,
-        )
+        self._client_options: dict[str, Any] = {
+            "base_url": self.base_url,
+            "auth": auth,
+            "headers": {"user-agent": "leadflow", **(headers or {})},
+            "timeout": self.policy.timeout(),
+            "transport": transport,
+            "follow_redirects": False,
+        }
+        # one pool per event loop: see _client()
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._clients = weakref.WeakKeyDictionary()
+        self._clients_lock = threading.Lock()
+
+    def _client(self) -> httpx.AsyncClient:
+        """The connection pool of the running event loop, opened on first use.
+
+        An httpx pool belongs to the loop that opened its connections: reused from another loop
+        it fails ("Event loop is closed") or hangs. A Block's client is often built once and
+        used from several loops — each `asyncio.run` of a sync Prefect task, tasks on worker
+        threads — so every loop gets its own pool. Pools of loops that have closed are dropped
+        (their sockets died with the loop).
+        """
+        loop = asyncio.get_running_loop()
+        with self._clients_lock:
+            client = self._clients.get(loop)
+            if client is None or client.is_closed:
+                for other in [other for other in self._clients if other.is_closed()]:
+                    del self._clients[other]
+                client = self._clients[loop] = httpx.AsyncClient(**self._client_options)
+            return client
 
     async def __aenter__(self) -> Self:
         return self
@@ -404,11 +469,20 @@ class VendorHTTP:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        """Close this loop's pool and forget those of closed loops; a later call opens anew."""
+        loop = asyncio.get_running_loop()
+        with self._clients_lock:
+            client = self._clients.pop(loop, None)
+            for other in [other for other in self._clients if other.is_closed()]:
+                del self._clients[other]
+        if client is not None:
+            await client.aclose()
 
     @property
     def is_closed(self) -> bool:
-        return self._client.is_closed
+        """True when no pool is open (none was opened yet, or all were closed)."""
+        with self._clients_lock:
+            return all(client.is_closed for client in self._clients.values())
 
     @staticmethod
     def fill_path(path: str, path_params: Mapping[str, str | int] | None) -> str:
@@ -445,7 +519,7 @@ class VendorHTTP:
         while True:
             attempt += 1
             if self.rate_limit is not None:
-                await self.rate_limit.acquire(sleep=policy.sleep)
+                await self._take_token(method, path, deadline)
             remaining = deadline - policy.clock()
             if remaining <= 0:
                 raise TransientError(
@@ -457,7 +531,7 @@ class VendorHTTP:
             started = policy.clock()
             try:
                 async with asyncio.timeout(remaining):
-                    response = await self._client.request(
+                    response = await self._client().request(
                         method, url, params=params, json=json, data=data, headers=headers
                     )
             except (httpx.TransportError, TimeoutError) as exc:
@@ -489,6 +563,29 @@ class VendorHTTP:
             if policy.clock() + delay >= deadline:
                 raise error  # the vendor asks for longer than this call may take: let Prefect wait
             await policy.sleep(delay)
+
+    async def _take_token(self, method: str, path: str, deadline: float) -> None:
+        """Wait for the shared bucket, but never past this call's total time budget.
+
+        A long wait (the vendor held the bucket for an hour, a daily budget is spent) becomes a
+        RateLimitedError with the wait as `retry_after`: the task is retried later by Prefect
+        instead of sleeping inside one call, and the bucket keeps no booking for it.
+        """
+        assert self.rate_limit is not None
+        policy = self.policy
+        try:
+            await self.rate_limit.acquire(
+                sleep=policy.sleep, max_wait=max(deadline - policy.clock(), 0.0)
+            )
+        except RateLimitWaitTooLong as too_long:
+            raise RateLimitedError(
+                self.vendor,
+                f"leadflow's own rate limit for {self.vendor} asks for {too_long.wait:.1f}s, "
+                "more than this call's time budget",
+                retry_after=too_long.wait,
+                method=method,
+                path=path,
+            ) from None
 
     async def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """`request()` and its JSON body; a success that is not JSON is a TransientError.

@@ -15,23 +15,49 @@ Authentication is an API token in the `x-api-token` header, or OAuth 2.0 Bearer 
 token is refreshed before it expires and once on a 401 (`PipedriveOAuth`). Rate limits: the burst
 limit per token (a rolling 2-second window; 20 requests per 2 s on the smallest api_token plan,
 80 with OAuth) is the shared RateLimit, and the optional daily token budget is spent by each
-operation's `x-token-cost` (search 20, create/update 5, get 1...).
+operation's `x-token-cost` (search 20, create/update 5, get 1; v1 field and note lists 20).
+A call that would wait longer than the policy's total timeout for either budget raises
+RateLimitedError with the wait as `retry_after`, so Prefect retries the task later.
+
+How to use it::
+
+    from blocks import PipedriveCredentials
+    from blocks.pipedrive_models import DealCreate, DealUpdate
+
+    credentials = await PipedriveCredentials.load("default")
+    async with credentials.get_client() as pipedrive:
+        found = await pipedrive.search_deals(lead_id)  # the lead-id custom field, exact
+        if not found.items:
+            deal = await pipedrive.create_deal(
+                DealCreate(title="Site", person_id=person.id, custom_fields={field_key: lead_id})
+            )
+        await pipedrive.update_deal(deal_id, DealUpdate(status="won"))
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, get_args
 
 import httpx
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, model_validator
 
-from blocks.errors import AuthenticationError, PermanentError, TransientError
-from blocks.http import HttpPolicy, RateLimit, VendorHTTP, credential_fingerprint, shared_rate_limit
+from blocks.errors import AuthenticationError, PermanentError, RateLimitedError, TransientError
+from blocks.http import (
+    HttpPolicy,
+    RateLimit,
+    RateLimitWaitTooLong,
+    VendorHTTP,
+    credential_fingerprint,
+    parse_retry_after,
+    shared_rate_limit,
+)
 from blocks.masking import mask_text
 from blocks.pipedrive_models import (
     Deal,
@@ -39,6 +65,7 @@ from blocks.pipedrive_models import (
     DealField,
     DealFieldCreate,
     DealMatch,
+    DealSearchField,
     DealStatus,
     DealUpdate,
     Note,
@@ -48,6 +75,7 @@ from blocks.pipedrive_models import (
     Person,
     PersonCreate,
     PersonMatch,
+    PersonSearchField,
     PersonUpdate,
 )
 
@@ -56,17 +84,22 @@ __all__ = ["PipedriveClient", "PipedriveCredentials", "PipedriveOAuth", "pipedri
 VENDOR = "pipedrive"
 PRODUCTION_URL = "https://api.pipedrive.com"
 OAUTH_TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"  # noqa: S105 - a URL
+#: published burst limits per rolling 2 s on the smallest plan (contracts README §2.8)
+API_TOKEN_BURST = 20
+OAUTH_BURST = 80
 
-#: x-token-cost of each operation, from the v2/v1 OpenAPI files (contracts README §2.8)
+#: x-token-cost of each operation, as the OpenAPI files declare it (contracts README §2.8):
+#: v2 search 20, v2 POST/PATCH 5, v2 GET by id 1; v1 GET /dealFields 20, POST /dealFields 10,
+#: v1 GET /notes 20, POST /notes 10 (tests/blocks/test_pipedrive.py pins them to the spec)
 TOKEN_COST: dict[str, int] = {
     "search": 20,
     "create": 5,
     "update": 5,
     "get": 1,
-    "list_fields": 10,
-    "create_field": 5,
-    "list_notes": 2,
-    "create_note": 5,
+    "list_fields": 20,
+    "create_field": 10,
+    "list_notes": 20,
+    "create_note": 10,
 }
 
 
@@ -81,6 +114,11 @@ def pipedrive_error(response: httpx.Response) -> tuple[str | None, str]:
     code = body.get("errorCode") or body.get("error_code")
     message = body.get("error") or body.get("message") or response.reason_phrase
     return (None if code is None else str(code), str(message))
+
+
+def _searchable(field: str, allowed: Any) -> None:
+    if field not in get_args(allowed):
+        raise ValueError(f"Pipedrive searches only {', '.join(get_args(allowed))}, not {field!r}")
 
 
 # ------------------------------------------------------------------------------------- OAuth
@@ -120,7 +158,11 @@ class PipedriveOAuth(httpx.Auth):
         self._clock = clock
         self._on_refresh = on_refresh
         self._margin = refresh_margin
-        self._lock: asyncio.Lock | None = None
+        # one lock per event loop: an asyncio.Lock belongs to the loop that first waits on it,
+        # and the client may be used from several loops (see VendorHTTP._client)
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self.refreshes = 0
 
     @property
@@ -140,6 +182,16 @@ class PipedriveOAuth(httpx.Auth):
         )
 
     async def _accept(self, response: httpx.Response) -> None:
+        if response.status_code in (429, 500, 502, 503, 504):
+            # the token endpoint is down, not the refresh token wrong: try again later
+            raise TransientError(
+                VENDOR,
+                f"OAuth token refresh answered {response.status_code}",
+                method="POST",
+                path="/oauth/token",
+                status=response.status_code,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
         if response.status_code != 200:
             code, message = pipedrive_error(response)
             try:
@@ -176,10 +228,9 @@ class PipedriveOAuth(httpx.Auth):
     async def async_auth_flow(  # type: ignore[override]
         self, request: httpx.Request
     ) -> Any:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
+        lock = self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
         if self._expiring() and self.can_refresh:
-            async with self._lock:
+            async with lock:
                 if self._expiring():  # another request may have refreshed meanwhile
                     refresh_response = yield self._refresh_request()
                     await refresh_response.aread()
@@ -189,7 +240,7 @@ class PipedriveOAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401 or not self.can_refresh:
             return
-        async with self._lock:
+        async with lock:
             if self.access_token == sent_with:  # nobody refreshed since this request went out
                 refresh_response = yield self._refresh_request()
                 await refresh_response.aread()
@@ -231,7 +282,20 @@ class PipedriveClient:
         json: Any = None,
     ) -> dict[str, Any]:
         if self._daily_budget is not None:
-            await self._daily_budget.acquire(TOKEN_COST[operation], sleep=self._http.policy.sleep)
+            policy = self._http.policy
+            try:
+                await self._daily_budget.acquire(
+                    TOKEN_COST[operation], sleep=policy.sleep, max_wait=policy.total_timeout
+                )
+            except RateLimitWaitTooLong as too_long:
+                # the day's budget is spent: a task retries later, nobody sleeps for hours
+                raise RateLimitedError(
+                    VENDOR,
+                    f"the daily API token budget is spent for {too_long.wait:.0f}s more",
+                    retry_after=too_long.wait,
+                    method=method,
+                    path=path,
+                ) from None
         response = await self._http.request(
             method, path, path_params=path_params, params=params, json=json
         )
@@ -270,7 +334,7 @@ class PipedriveClient:
         self,
         term: str,
         *,
-        field: str = "email",
+        field: PersonSearchField = "email",
         exact_match: bool = True,
         limit: int = 10,
         cursor: str | None = None,
@@ -278,8 +342,9 @@ class PipedriveClient:
         """Persons whose `field` (email, phone, name, custom_fields, notes) matches `term`.
 
         Exact match by default: the upsert decides on identity, and a fuzzy hit would merge two
-        different people.
+        different people. A field Pipedrive does not search is refused before anything is sent.
         """
+        _searchable(field, PersonSearchField)
         params: dict[str, Any] = {
             "term": term,
             "fields": field,
@@ -320,7 +385,7 @@ class PipedriveClient:
         self,
         term: str,
         *,
-        field: str = "custom_fields",
+        field: DealSearchField = "custom_fields",
         exact_match: bool = True,
         status: DealStatus | None = None,
         person_id: int | None = None,
@@ -328,6 +393,9 @@ class PipedriveClient:
         cursor: str | None = None,
     ) -> Page[DealMatch]:
         """Deals whose `field` (custom_fields by default: leadflow's lead-id field) matches."""
+        _searchable(field, DealSearchField)
+        if status is not None and status not in get_args(DealStatus):
+            raise ValueError(f"deal search status must be one of {get_args(DealStatus)}")
         params: dict[str, Any] = {
             "term": term,
             "fields": field,
@@ -467,17 +535,21 @@ class PipedriveCredentials(Block):
     oauth_expires_at: float | None = Field(
         default=None, description="Unix time the access token expires (refreshed a minute early)."
     )
-    burst_limit: int = Field(
-        default=20,
+    burst_limit: int | None = Field(
+        default=None,
         ge=1,
-        description="Requests per rolling 2 s for this token (20 on the smallest api_token plan, "
-        "80 with OAuth).",
+        description="Requests per rolling 2 s for this token; empty means the smallest plan's "
+        "published limit: 20 with an API token, 80 with OAuth.",
     )
     daily_token_budget: int | None = Field(
         default=None,
         ge=1,
         description="The company's daily API token budget (plan x seats); None leaves it to "
         "Pipedrive's 429.",
+    )
+    save_refreshed_tokens: bool = Field(
+        default=True,
+        description="Save rotated OAuth tokens back to this Block document after a refresh.",
     )
     concurrency_limit_name: str | None = Field(
         default=None,
@@ -499,6 +571,32 @@ class PipedriveCredentials(Block):
         """
         return cls(base_url=base_url, api_token=SecretStr(credentials["api_token"]))
 
+    @property
+    def requests_per_2s(self) -> int:
+        """The burst limit in force: the Block's, or the published one for its kind of token."""
+        if self.burst_limit is not None:
+            return self.burst_limit
+        return API_TOKEN_BURST if self.api_token is not None else OAUTH_BURST
+
+    async def _save_refreshed_tokens(self) -> None:
+        """Write rotated tokens back to the saved Block document, when it was loaded from one.
+
+        Pipedrive may rotate the refresh token on each refresh; a process that loads the Block
+        tomorrow must find the new one, or its refresh fails with invalid_grant. A failed save
+        is logged (masked) and does not fail the vendor call that triggered the refresh.
+        """
+        name = self._block_document_name
+        if not self.save_refreshed_tokens or not name or self._is_anonymous:
+            return
+        try:
+            await self.asave(name, overwrite=True)
+        except Exception as error:  # the call itself succeeded; the save is best effort
+            logging.getLogger("leadflow.http").warning(
+                "pipedrive: could not save refreshed OAuth tokens to block %r: %s",
+                name,
+                mask_text(f"{type(error).__name__}: {error}"),
+            )
+
     def _secret(self) -> str:
         token = self.api_token or self.oauth_access_token
         assert token is not None  # the validator guarantees one
@@ -513,7 +611,7 @@ class PipedriveCredentials(Block):
         """A PipedriveClient on this Block's credentials, sharing the process's rate limit."""
         fingerprint = credential_fingerprint(self._secret())
         burst = shared_rate_limit(
-            VENDOR, fingerprint, rate=self.burst_limit, per=2.0, burst=self.burst_limit
+            VENDOR, fingerprint, rate=self.requests_per_2s, per=2.0, burst=self.requests_per_2s
         )
         daily = (
             shared_rate_limit(
@@ -533,12 +631,13 @@ class PipedriveCredentials(Block):
         else:
             assert self.oauth_access_token is not None
 
-            def remember(tokens: OAuthTokens) -> None:
+            async def remember(tokens: OAuthTokens) -> None:
                 # keep the Block in step so a later get_client() starts from the new tokens
                 self.oauth_access_token = SecretStr(tokens.access_token)
                 if tokens.refresh_token:
                     self.oauth_refresh_token = SecretStr(tokens.refresh_token)
                 self.oauth_expires_at = time.time() + tokens.expires_in
+                await self._save_refreshed_tokens()
 
             auth = PipedriveOAuth(
                 access_token=self.oauth_access_token.get_secret_value(),

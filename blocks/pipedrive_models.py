@@ -14,6 +14,10 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DealStatus = Literal["open", "won", "lost"]
+#: what `GET /api/v2/persons/search` may search in (`fields`, v2.yaml enum)
+PersonSearchField = Literal["custom_fields", "email", "notes", "phone", "name"]
+#: what `GET /api/v2/deals/search` may search in (`fields`, v2.yaml enum)
+DealSearchField = Literal["custom_fields", "notes", "title"]
 FieldType = Literal[
     "address",
     "date",

@@ -14,6 +14,27 @@ retried, because retrying could message the client twice; the task reconciles th
 status webhook instead. Sends refused for rate (429, codes 130429, 131056, 80007, 4) did
 nothing and are retried by the HTTP policy, then raised as RateLimitedError. Two sends to the
 same person are spaced by `pair_interval_seconds` (6 s, Meta's pair rate) before they leave.
+
+How to use it::
+
+    from blocks import PermanentError, WhatsAppCredentials
+    from blocks.whatsapp import REENGAGEMENT_REQUIRED, TemplateComponent, TemplateParameter
+
+    whatsapp = await WhatsAppCredentials.load("default")
+    async with whatsapp.get_client() as client:
+        try:
+            sent = await client.send_text("5511999998888", "Seu código PIX: ...")
+        except PermanentError as error:
+            if error.code != REENGAGEMENT_REQUIRED:
+                raise
+            sent = await client.send_template(
+                "5511999998888",
+                "pix_cobranca",
+                components=[TemplateComponent(type="body", parameters=[
+                    TemplateParameter.of_text("00020126580014br.gov.bcb.pix..."),
+                ])],
+            )
+        # store sent.wamid in the ledger before anything else
 """
 
 from __future__ import annotations
@@ -25,7 +46,7 @@ import httpx
 from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from blocks.errors import UnknownOutcomeError
+from blocks.errors import RateLimitedError, UnknownOutcomeError
 from blocks.facebook import GRAPH_VERSION, graph_error
 from blocks.http import HttpPolicy, VendorHTTP, credential_fingerprint, shared_rate_limit
 
@@ -50,6 +71,9 @@ WHATSAPP_AUTH_CODES: frozenset[str] = frozenset({"190"})
 REENGAGEMENT_REQUIRED = "131047"
 #: the number is not on WhatsApp, blocked the business, or runs an old app
 UNDELIVERABLE = "131026"
+#: too many messages to the same person in a short time (Meta's pair rate)
+PAIR_RATE_LIMITED = "131056"
+SEND_PATH = "/{version}/{phone_number_id}/messages"
 
 
 # ------------------------------------------------------------------------------------ models
@@ -166,6 +190,16 @@ class WhatsAppClient:
         with _pair_lock:
             now = policy.clock()
             due = max(now, _next_send_at.get(key, now))
+            if due - now > policy.total_timeout:
+                # a queue of sends to one person: the task retries later rather than sleeping
+                raise RateLimitedError(
+                    VENDOR,
+                    f"the pair rate to this recipient allows the next message in {due - now:.0f}s",
+                    retry_after=due - now,
+                    method="POST",
+                    path=SEND_PATH,
+                    code=PAIR_RATE_LIMITED,
+                )
             _next_send_at[key] = due + self.pair_interval
         if due > now:
             await policy.sleep(due - now)
@@ -198,7 +232,7 @@ class WhatsAppClient:
         await self._respect_pair_rate(message["to"])
         response = await self._http.request(
             "POST",
-            "/{version}/{phone_number_id}/messages",
+            SEND_PATH,
             path_params={"version": self.graph_version, "phone_number_id": self.phone_number_id},
             json={"messaging_product": "whatsapp", "recipient_type": "individual", **message},
             idempotent=False,  # no idempotency key: at most once
@@ -211,7 +245,7 @@ class WhatsAppClient:
                 VENDOR,
                 f"a {response.status_code} without a message id",
                 method="POST",
-                path="/{version}/{phone_number_id}/messages",
+                path=SEND_PATH,
                 status=response.status_code,
             ) from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import pytest
 
@@ -18,20 +19,33 @@ from blocks.errors import (
 )
 
 
-@pytest.mark.parametrize(
-    ("child", "parent"),
-    [
-        (TransientError, VendorError),
-        (RateLimitedError, TransientError),
-        (UnknownOutcomeError, TransientError),
-        (PermanentError, VendorError),
-        (AuthenticationError, PermanentError),
-        (NotFoundError, PermanentError),
-    ],
-)
-def test_the_tree_is_the_one_the_docstring_draws(child: type, parent: type) -> None:
-    assert child.__mro__[1] is parent
-    assert child.__name__ in (errors.__doc__ or "")
+def _tree_in_docstring() -> dict[str, str | None]:
+    """Each class drawn in blocks/errors.py's docstring tree -> the class drawn as its parent."""
+    doc = errors.__doc__ or ""
+    drawing = doc.split("The whole tree::", 1)[1].split("\n\n", 2)[1]
+    parents: dict[str, str | None] = {}
+    stack: list[tuple[int, str]] = []  # (column of the name, name) along the current branch
+    for line in drawing.splitlines():
+        found = re.match(r"^([\s│├└─]*)([A-Z]\w+Error)\b", line)
+        if not found:
+            continue  # a continuation line of a comment
+        column, name = len(found.group(1)), found.group(2)
+        while stack and stack[-1][0] >= column:
+            stack.pop()
+        parents[name] = stack[-1][1] if stack else None
+        stack.append((column, name))
+    return parents
+
+
+def test_the_docstring_draws_exactly_the_real_tree() -> None:
+    drawn = _tree_in_docstring()
+    real = {
+        name: (None if value is VendorError else value.__mro__[1].__name__)
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, VendorError)
+    }
+    assert drawn == real
+    assert set(errors.__all__) == set(real)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,14 @@ import httpx
 import pytest
 import respx
 
-from blocks.errors import AuthenticationError, PermanentError, RateLimitedError, TransientError
+from blocks.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+    VendorError,
+)
 from blocks.facebook import FacebookLeadAdsClient, FacebookLeadAdsCredentials, Lead
 from blocks.http import HttpPolicy
 from tests.contracts import assert_matches
@@ -184,3 +192,88 @@ async def test_a_success_that_is_not_json_is_transient(
     )
     with pytest.raises(TransientError, match="not JSON"):
         await facebook.get_lead("1")
+
+
+# ------------------------------------------------------- every operation: request and failures
+
+CALLS: dict[str, Callable[[FacebookLeadAdsClient], Awaitable[Any]]] = {
+    "list_forms": lambda c: c.list_forms(),
+    "list_leads": lambda c: c.list_leads(FORM, since=datetime(2026, 11, 29, tzinfo=UTC)),
+    "get_lead": lambda c: c.get_lead("555971704561545"),
+    "check_access": lambda c: c.check_access(),
+}
+#: operation -> (path sent, path template carried by errors and logs)
+PATHS = {
+    "list_forms": (f"/v23.0/{PAGE}/leadgen_forms", "/{version}/{page_id}/leadgen_forms"),
+    "list_leads": (f"/v23.0/{FORM}/leads", "/{version}/{form_id}/leads"),
+    "get_lead": ("/v23.0/555971704561545", "/{version}/{lead_id}"),
+    "check_access": (f"/v23.0/{PAGE}/leadgen_forms", "/{version}/{page_id}/leadgen_forms"),
+}
+
+
+@pytest.mark.parametrize("operation", CALLS)
+async def test_every_read_sends_the_page_token_as_bearer_and_asks_for_named_fields(
+    mock: respx.MockRouter, facebook: FacebookLeadAdsClient, operation: str
+) -> None:
+    path, _ = PATHS[operation]
+    answer = lead() if operation == "get_lead" else {"data": [], "paging": {}}
+    route = mock.get(path).mock(return_value=httpx.Response(200, json=answer))
+    await CALLS[operation](facebook)
+    request = route.calls.last.request
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert "access_token" not in str(request.url)
+    assert request.url.params["fields"]
+
+
+GRAPH_FAILURES = [
+    pytest.param(400, 100, PermanentError, 1, id="400-invalid-parameter"),
+    pytest.param(401, 190, AuthenticationError, 1, id="401-expired-token"),
+    pytest.param(400, 190, AuthenticationError, 1, id="400-expired-token"),
+    pytest.param(403, 10, AuthenticationError, 1, id="403-permission"),
+    pytest.param(404, 803, NotFoundError, 1, id="404"),
+    pytest.param(400, 4, RateLimitedError, 5, id="400-app-throttled"),
+    pytest.param(400, 17, RateLimitedError, 5, id="400-user-throttled"),
+    pytest.param(400, 80004, RateLimitedError, 5, id="400-business-use-case"),
+    pytest.param(429, 32, RateLimitedError, 5, id="429-page-throttled"),
+    pytest.param(500, 1, TransientError, 5, id="500-unknown"),
+    pytest.param(503, 2, TransientError, 5, id="503-service"),
+]
+
+
+@pytest.mark.parametrize(("status", "code", "expected", "attempts"), GRAPH_FAILURES)
+@pytest.mark.parametrize("operation", CALLS)
+async def test_every_read_raises_the_error_class_of_each_graph_failure(
+    mock: respx.MockRouter,
+    facebook: FacebookLeadAdsClient,
+    operation: str,
+    status: int,
+    code: int,
+    expected: type[Exception],
+    attempts: int,
+) -> None:
+    path, template = PATHS[operation]
+    route = mock.get(path).mock(return_value=graph_error(code, "Graph says no", status=status))
+    with pytest.raises(VendorError) as caught:
+        await CALLS[operation](facebook)
+    error = caught.value
+    assert type(error) is expected
+    assert (error.vendor, error.method, error.path, error.status, error.code) == (
+        "facebook",
+        "GET",
+        template,
+        status,
+        str(code),
+    )
+    assert error.message == "Graph says no"
+    assert route.call_count == attempts
+
+
+async def test_a_next_link_that_repeats_the_page_stops_the_paging(
+    mock: respx.MockRouter, facebook: FacebookLeadAdsClient
+) -> None:
+    same = f"{BASE}/v23.0/{FORM}/leads?fields=id&limit=1&after=CURSOR2"
+    page = {"data": [lead("1001")], "paging": {"next": same}}
+    route = mock.get(f"/v23.0/{FORM}/leads").mock(return_value=httpx.Response(200, json=page))
+    with pytest.raises(TransientError, match="repeats"):
+        await facebook.list_leads(FORM)
+    assert route.call_count == 2

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -22,6 +24,7 @@ from blocks.errors import (
 from blocks.http import (
     HttpPolicy,
     RateLimit,
+    RateLimitWaitTooLong,
     VendorHTTP,
     credential_fingerprint,
     parse_retry_after,
@@ -462,3 +465,205 @@ async def test_no_secret_or_personal_datum_reaches_the_logs(
     assert caplog.records, "the calls were not logged at all"
     for value in [secret, *personal]:
         assert value not in logged
+
+
+# ------------------------------------------------------------------- budgets and rate limits
+
+
+async def test_a_rate_limit_wait_beyond_the_time_budget_raises_without_waiting_or_booking(
+    policy: HttpPolicy, sleeps: RecordedSleeps
+) -> None:
+    bucket = RateLimit(rate=100, per=1.0, burst=100, clock=lambda: 0.0)
+    bucket.hold(3600)  # e.g. the vendor said its hourly budget is spent
+    transport, seen = scripted(httpx.Response(200, json={}))
+    async with client(transport, policy, rate_limit=bucket) as http:
+        with pytest.raises(RateLimitedError) as caught:
+            await http.request("GET", "/things")
+    assert caught.value.retry_after == 3600.0
+    assert seen == []
+    assert sleeps.waits == []
+
+
+def test_a_wait_longer_than_allowed_books_nothing() -> None:
+    bucket = RateLimit(rate=1, per=10.0, burst=1, clock=lambda: 0.0)
+    assert asyncio.run(bucket.acquire()) == 0.0
+    with pytest.raises(RateLimitWaitTooLong) as caught:
+        asyncio.run(bucket.acquire(max_wait=5.0))
+    assert caught.value.wait == 10.0
+    # the refused caller left no debt: the next one waits the same 10 s, not 20
+    with pytest.raises(RateLimitWaitTooLong) as again:
+        asyncio.run(bucket.acquire(max_wait=5.0))
+    assert again.value.wait == 10.0
+
+
+async def test_a_hold_placed_while_a_caller_waits_keeps_that_caller_out_too() -> None:
+    """A caller is booked for t=1; while it sleeps, a 429 elsewhere holds the bucket to t=5."""
+    now = [0.0]
+    slept: list[float] = []
+    bucket = RateLimit(rate=1, per=1.0, burst=1, clock=lambda: now[0])
+
+    async def sleep(seconds: float) -> None:
+        if not slept:
+            bucket.hold(5.0)
+        slept.append(seconds)
+        now[0] += seconds
+
+    await bucket.acquire(sleep=sleep)  # t=0: the one token of the burst
+    await bucket.acquire(sleep=sleep)
+    assert slept == [1.0, 4.0]  # booked for t=1, then kept out until the hold ended at t=5
+
+
+async def test_after_a_hold_the_burst_comes_back_then_the_rate() -> None:
+    bucket = RateLimit(rate=10, per=1.0, burst=3, clock=lambda: 0.0)
+    bucket.hold(2.0)
+    waits = [bucket._reserve(1, None)[0] for _ in range(5)]
+    assert waits == pytest.approx([2.0, 2.0, 2.0, 2.1, 2.2])
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "2"}, 2.0),
+        ({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "2"}, None),
+        ({"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 40)}, 40.0),
+        ({"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) - 40)}, 0.0),
+        ({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "-3"}, 0.0),
+        ({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "nan"}, None),
+        ({"ratelimit-remaining": "0", "ratelimit-reset": "5"}, 5.0),
+        ({"x-ratelimit-remaining": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_vendor_rate_limit_headers_give_a_wait_that_is_never_negative(
+    headers: dict[str, str], seconds: float | None
+) -> None:
+    from blocks.http import _rate_limit_reset
+
+    assert _rate_limit_reset(httpx.Response(200, headers=headers), now=NOW) == seconds
+
+
+async def test_an_http_date_retry_after_already_past_retries_at_once(
+    policy: HttpPolicy, sleeps: RecordedSleeps
+) -> None:
+    past = format_datetime(datetime.fromtimestamp(NOW - 3600, tz=UTC), usegmt=True)
+    transport, seen = scripted(
+        httpx.Response(503, headers={"Retry-After": past}), httpx.Response(200, json={})
+    )
+    async with client(transport, policy) as http:
+        await http.request("GET", "/things")
+    assert sleeps.waits == [0.0]
+    assert len(seen) == 2
+
+
+async def test_a_retry_after_longer_than_what_is_left_of_the_budget_is_not_slept(
+    policy: HttpPolicy, sleeps: RecordedSleeps
+) -> None:
+    from dataclasses import replace
+
+    tight = replace(policy, total_timeout=10.0)
+    transport, seen = scripted(
+        httpx.Response(503, headers={"Retry-After": "6"}),
+        httpx.Response(503, headers={"Retry-After": "6"}),  # only 4 s are left by now
+        httpx.Response(200, json={}),
+    )
+    async with client(transport, tight) as http:
+        with pytest.raises(TransientError) as caught:
+            await http.request("GET", "/things")
+    assert caught.value.retry_after == 6.0
+    assert sleeps.waits == [6.0]
+    assert len(seen) == 2
+
+
+# -------------------------------------------------------------------------- event loops
+
+
+class _KeepAliveHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep connections open, as real vendors do
+
+    def do_GET(self) -> None:
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def keep_alive_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveHandler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_one_client_serves_calls_from_successive_event_loops(keep_alive_server: str) -> None:
+    """A Block's client built once and used by two `asyncio.run`s (two sync Prefect tasks).
+
+    An httpx pool's kept-alive connection belongs to the loop that opened it; reusing it from
+    the next loop fails. Each loop must get its own pool.
+    """
+    vendor = VendorHTTP("acme", keep_alive_server, policy=HttpPolicy.from_settings())
+
+    async def call() -> int:
+        return (await vendor.request("GET", "/things")).status_code
+
+    assert asyncio.run(call()) == 200
+    assert asyncio.run(call()) == 200  # the first loop is closed by now
+    assert asyncio.run(asyncio.wait_for(call(), 10)) == 200
+
+    async def close() -> None:
+        await vendor.aclose()
+
+    asyncio.run(close())
+    assert vendor.is_closed
+
+
+async def test_concurrent_loops_in_threads_each_get_a_pool(keep_alive_server: str) -> None:
+    vendor = VendorHTTP("acme", keep_alive_server, policy=HttpPolicy.from_settings())
+
+    def in_own_loop() -> int:
+        async def call() -> int:
+            async with vendor:
+                return (await vendor.request("GET", "/things")).status_code
+
+        return asyncio.run(call())
+
+    results = await asyncio.gather(*(asyncio.to_thread(in_own_loop) for _ in range(4)))
+    assert (await vendor.request("GET", "/things")).status_code == 200
+    assert results == [200] * 4
+    await vendor.aclose()
+
+
+async def _hang(request: httpx.Request) -> httpx.Response:
+    await asyncio.sleep(30)
+    return httpx.Response(200, json={})
+
+
+async def test_a_hanging_post_is_cut_at_the_total_budget_as_an_unknown_outcome() -> None:
+    calls: list[httpx.Request] = []
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return await _hang(request)
+
+    policy = HttpPolicy.from_settings(total_timeout=0.2, read_timeout=30.0)
+    async with client(httpx.MockTransport(hang), policy) as http:
+        with pytest.raises(UnknownOutcomeError):
+            await http.request("POST", "/deals", json={"title": "x"})
+    assert len(calls) == 1
+
+
+async def test_a_hanging_read_gives_up_as_transient_when_the_total_budget_is_spent() -> None:
+    policy = HttpPolicy.from_settings(total_timeout=0.2, read_timeout=30.0, backoff_base=0.0)
+    async with client(httpx.MockTransport(_hang), policy) as http:
+        with pytest.raises(TransientError) as caught:
+            await http.request("GET", "/things")
+    assert not isinstance(caught.value, UnknownOutcomeError)

@@ -6,6 +6,8 @@ import asyncio
 import base64
 import json
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -17,10 +19,18 @@ from blocks.errors import (
     AuthenticationError,
     NotFoundError,
     PermanentError,
+    RateLimitedError,
+    TransientError,
     UnknownOutcomeError,
+    VendorError,
 )
-from blocks.http import HttpPolicy
-from blocks.pipedrive import PipedriveClient, PipedriveCredentials
+from blocks.http import HttpPolicy, RateLimit, VendorHTTP
+from blocks.pipedrive import (
+    PipedriveClient,
+    PipedriveCredentials,
+    PipedriveOAuth,
+    pipedrive_error,
+)
 from blocks.pipedrive_models import (
     ContactEntry,
     DealCreate,
@@ -456,19 +466,19 @@ def oauth_credentials(expires_at: float | None) -> PipedriveCredentials:
     )
 
 
+FRESH_TOKENS = {
+    "access_token": "new-access",
+    "refresh_token": "refresh-2",
+    "token_type": "Bearer",
+    "expires_in": 3599,
+    "scope": "deals:full contacts:full",
+    "api_domain": BASE,
+}
+
+
 def token_endpoint(mock: respx.MockRouter) -> respx.Route:
     return mock.post("https://oauth.pipedrive.com/oauth/token").mock(
-        return_value=httpx.Response(
-            200,
-            json={
-                "access_token": "new-access",
-                "refresh_token": "refresh-2",
-                "token_type": "Bearer",
-                "expires_in": 3599,
-                "scope": "deals:full contacts:full",
-                "api_domain": BASE,
-            },
-        )
+        return_value=httpx.Response(200, json=FRESH_TOKENS)
     )
 
 
@@ -559,21 +569,79 @@ def test_the_block_defaults_to_pipedrive_production() -> None:
     assert PipedriveCredentials(api_token="t").base_url == "https://api.pipedrive.com"
 
 
-async def test_the_daily_token_budget_is_spent_by_each_operations_token_cost(
+async def test_a_spent_daily_token_budget_is_rate_limited_without_sleeping_for_hours(
     mock: respx.MockRouter, policy: HttpPolicy, sleeps: RecordedSleeps
 ) -> None:
-    """Budget 25 a day: a search (20) and a create (5) pass, the next call waits for tokens."""
+    """Budget 25 a day: a search (20) and a create (5) pass; the next call would wait ~1 h."""
     credentials = PipedriveCredentials(base_url=BASE, api_token=TOKEN, daily_token_budget=25)
     mock.get("/api/v2/persons/search").mock(return_value=ok({"items": []}, {"next_cursor": None}))
     mock.post("/api/v2/persons").mock(return_value=ok(person()))
-    mock.get("/api/v2/persons/11").mock(return_value=ok(person()))
+    fetch = mock.get("/api/v2/persons/11").mock(return_value=ok(person()))
     async with credentials.get_client(policy=policy) as client:
         await client.search_persons("maria@example.com")
         await client.create_person(PersonCreate(name="Maria Souza"))
-        assert sleeps.waits == []
-        await client.get_person(11)  # costs 1 more than is left
-    assert len(sleeps.waits) == 1
-    assert sleeps.waits[0] == pytest.approx(86_400 / 25, rel=0.01)
+        with pytest.raises(RateLimitedError) as caught:
+            await client.get_person(11)  # costs 1 more than is left
+    assert caught.value.retry_after == pytest.approx(86_400 / 25, rel=0.01)
+    assert fetch.call_count == 0
+    assert sleeps.waits == []
+
+
+class CostSpy(RateLimit):
+    """A daily budget that records what each call books."""
+
+    def __init__(self) -> None:
+        super().__init__(rate=1_000_000, per=86_400.0, burst=1_000_000)
+        self.booked: list[float] = []
+
+    async def acquire(self, tokens: float = 1.0, **kwargs: Any) -> float:
+        self.booked.append(tokens)
+        return await super().acquire(tokens, **kwargs)
+
+
+#: x-token-cost of each operation in Pipedrive's OpenAPI files (shared/contracts/pipedrive/
+#: v2.yaml and v1.yaml at the commit named in tests/contracts/pipedrive/SOURCE.md)
+SPEC_TOKEN_COSTS = [
+    ("search_persons", 20),
+    ("get_person", 1),
+    ("create_person", 5),
+    ("update_person", 5),
+    ("search_deals", 20),
+    ("get_deal", 1),
+    ("create_deal", 5),
+    ("update_deal", 5),
+    ("list_deal_fields", 20),
+    ("create_deal_field", 10),
+    ("list_notes", 20),
+    ("create_note", 10),
+]
+
+
+@pytest.mark.parametrize(("operation", "cost"), SPEC_TOKEN_COSTS)
+async def test_each_operation_spends_its_published_token_cost(
+    mock: respx.MockRouter, policy: HttpPolicy, operation: str, cost: int
+) -> None:
+    mock.route(host="acme.pipedrive.com").mock(
+        side_effect=lambda request: ok(
+            {"items": []}
+            if request.url.path.endswith("/search")
+            else []
+            if request.method == "GET" and request.url.path.startswith("/api/v1/")
+            else deal_field(LEAD_FIELD, "x")
+            if request.url.path == "/api/v1/dealFields"
+            else note()
+            if request.url.path == "/api/v1/notes"
+            else deal()
+            if "/deals" in request.url.path
+            else person()
+        )
+    )
+    spy = CostSpy()
+    credentials = PipedriveCredentials(base_url=BASE, api_token=TOKEN)
+    client = credentials.get_client(policy=policy)
+    async with PipedriveClient(client._http, daily_budget=spy) as pipedrive:
+        await CALLS[operation](pipedrive)
+    assert spy.booked == [cost]
 
 
 async def test_concurrent_401s_share_one_refresh(
@@ -592,3 +660,269 @@ async def test_concurrent_401s_share_one_refresh(
         results = await asyncio.gather(*(client.get_deal(31) for _ in range(5)))
     assert [deal.id for deal in results] == [31] * 5
     assert refresh.call_count == 1
+
+
+# ------------------------------------------------------- every operation: request and failures
+
+CALLS: dict[str, Callable[[PipedriveClient], Awaitable[Any]]] = {
+    "search_persons": lambda c: c.search_persons("maria@example.com"),
+    "get_person": lambda c: c.get_person(11),
+    "create_person": lambda c: c.create_person(PersonCreate(name="Maria Souza")),
+    "update_person": lambda c: c.update_person(11, PersonUpdate(name="Maria S.")),
+    "search_deals": lambda c: c.search_deals("lead-abc"),
+    "get_deal": lambda c: c.get_deal(31),
+    "create_deal": lambda c: c.create_deal(DealCreate(title="Site")),
+    "update_deal": lambda c: c.update_deal(31, DealUpdate(status="won")),
+    "list_deal_fields": lambda c: c.list_deal_fields(),
+    "create_deal_field": lambda c: c.create_deal_field(
+        DealFieldCreate(name="leadflow lead id", field_type="varchar")
+    ),
+    "list_notes": lambda c: c.list_notes(deal_id=31),
+    "create_note": lambda c: c.create_note(NoteCreate(content="[leadflow:x] ok", deal_id=31)),
+}
+
+#: operation -> (HTTP method, path sent, path template logged and carried by errors)
+ROUTES: dict[str, tuple[str, str, str]] = {
+    "search_persons": ("GET", "/api/v2/persons/search", "/api/v2/persons/search"),
+    "get_person": ("GET", "/api/v2/persons/11", "/api/v2/persons/{id}"),
+    "create_person": ("POST", "/api/v2/persons", "/api/v2/persons"),
+    "update_person": ("PATCH", "/api/v2/persons/11", "/api/v2/persons/{id}"),
+    "search_deals": ("GET", "/api/v2/deals/search", "/api/v2/deals/search"),
+    "get_deal": ("GET", "/api/v2/deals/31", "/api/v2/deals/{id}"),
+    "create_deal": ("POST", "/api/v2/deals", "/api/v2/deals"),
+    "update_deal": ("PATCH", "/api/v2/deals/31", "/api/v2/deals/{id}"),
+    "list_deal_fields": ("GET", "/api/v1/dealFields", "/api/v1/dealFields"),
+    "create_deal_field": ("POST", "/api/v1/dealFields", "/api/v1/dealFields"),
+    "list_notes": ("GET", "/api/v1/notes", "/api/v1/notes"),
+    "create_note": ("POST", "/api/v1/notes", "/api/v1/notes"),
+}
+
+#: the request schema each write's body must match (tests/contracts/pipedrive/)
+REQUEST_SCHEMAS = {
+    "create_person": "person_request",
+    "update_person": "person_request",
+    "create_deal": "deal_request",
+    "update_deal": "deal_update_request",
+    "create_deal_field": "deal_field_request",
+    "create_note": "note_request",
+}
+
+
+@pytest.mark.parametrize("operation", CALLS)
+async def test_every_operation_sends_the_token_header_to_its_documented_path(
+    mock: respx.MockRouter, pipedrive: PipedriveClient, operation: str
+) -> None:
+    method, path, _ = ROUTES[operation]
+    answer = (
+        ok({"items": []}, {"next_cursor": None})
+        if path.endswith("/search")
+        else ok([], {"pagination": {"more_items_in_collection": False}})
+        if method == "GET" and path.startswith("/api/v1/")
+        else ok(deal_field(LEAD_FIELD, "leadflow lead id"))
+        if path == "/api/v1/dealFields"
+        else ok(note())
+        if path == "/api/v1/notes"
+        else ok(deal() if "/deals" in path else person())
+    )
+    route = mock.route(method=method, path=path).mock(return_value=answer)
+    await CALLS[operation](pipedrive)
+    request = route.calls.last.request
+    assert request.headers["x-api-token"] == TOKEN
+    assert "api_token" not in str(request.url)
+    assert "authorization" not in request.headers
+    if operation in REQUEST_SCHEMAS:
+        assert request.headers["content-type"] == "application/json"
+        assert_matches(sent_json(route), "pipedrive", REQUEST_SCHEMAS[operation])
+
+
+def test_request_models_only_use_field_names_the_contract_declares() -> None:
+    from tests.contracts import load_schema
+
+    for model, schema in [
+        (PersonCreate, "person_request"),
+        (PersonUpdate, "person_request"),
+        (DealCreate, "deal_request"),
+        (DealUpdate, "deal_update_request"),
+        (DealFieldCreate, "deal_field_request"),
+        (NoteCreate, "note_request"),
+    ]:
+        declared = _declared_properties(load_schema("pipedrive", schema))
+        assert set(model.model_fields) <= declared, (model.__name__, set(model.model_fields))
+
+
+def _declared_properties(schema: dict[str, Any]) -> set[str]:
+    names = set(schema.get("properties", {}))
+    definitions = schema.get("$defs") or schema.get("components", {}).get("schemas", {})
+    for key in ("allOf", "anyOf", "oneOf"):
+        for part in schema.get(key, []):
+            if "$ref" in part:
+                part = definitions[part["$ref"].rsplit("/", 1)[-1]]
+            names |= _declared_properties({**part, "$defs": definitions})
+    return names
+
+
+FAILURES = [
+    pytest.param(
+        400,
+        {"success": False, "error": "Bad request", "error_info": "Check the docs"},
+        PermanentError,
+        id="400",
+    ),
+    pytest.param(
+        401,
+        {"success": False, "error": "unauthorized access", "errorCode": 401},
+        AuthenticationError,
+        id="401",
+    ),
+    pytest.param(403, {"success": False, "error": "Forbidden"}, AuthenticationError, id="403"),
+    pytest.param(404, {"success": False, "error": "Not found"}, NotFoundError, id="404"),
+    pytest.param(429, {"success": False, "error": "Too many requests"}, RateLimitedError, id="429"),
+    pytest.param(503, {"success": False, "error": "Service unavailable"}, TransientError, id="503"),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "expected"), FAILURES)
+@pytest.mark.parametrize("operation", CALLS)
+async def test_every_operation_raises_the_error_class_of_each_failure(
+    mock: respx.MockRouter,
+    pipedrive: PipedriveClient,
+    policy: HttpPolicy,
+    operation: str,
+    status: int,
+    body: dict[str, Any],
+    expected: type[Exception],
+) -> None:
+    method, path, template = ROUTES[operation]
+    route = mock.route(method=method, path=path).mock(
+        return_value=httpx.Response(status, json=body)
+    )
+    if status == 503 and method == "POST":
+        expected = UnknownOutcomeError  # a create that may have happened is never re-sent
+    with pytest.raises(VendorError) as caught:
+        await CALLS[operation](pipedrive)
+    error = caught.value
+    assert type(error) is expected
+    assert (error.vendor, error.method, error.path, error.status) == (
+        "pipedrive",
+        method,
+        template,
+        status,
+    )
+    assert error.message.startswith(body["error"])  # the vendor's own words
+    retried = status == 429 or (status == 503 and method != "POST")
+    assert route.call_count == (policy.max_attempts if retried else 1)
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_a_token_endpoint_outage_is_transient_not_bad_credentials(
+    mock: respx.MockRouter, policy: HttpPolicy, status: int
+) -> None:
+    credentials = oauth_credentials(expires_at=time.time() - 10)
+    mock.post("https://oauth.pipedrive.com/oauth/token").mock(
+        return_value=httpx.Response(status, text="upstream down")
+    )
+    deals = mock.get("/api/v2/deals/31").mock(return_value=ok(deal()))
+    async with credentials.get_client(policy=policy) as client:
+        with pytest.raises(TransientError) as caught:
+            await client.get_deal(31)
+    assert not isinstance(caught.value, AuthenticationError)
+    assert caught.value.status == status
+    assert deals.call_count == 0
+
+
+def test_oauth_refreshes_work_from_successive_event_loops(
+    mock: respx.MockRouter, policy: HttpPolicy
+) -> None:
+    """Concurrent refreshes in one `asyncio.run`, then again in the next (two sync tasks).
+
+    The token endpoint takes a moment, so the other calls queue on the refresh lock: a lock
+    from the first loop would refuse to serve the second.
+    """
+    now = [0.0]
+
+    async def slow_token_endpoint(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.01)
+        return httpx.Response(200, json=FRESH_TOKENS)
+
+    refresh = mock.post("https://oauth.pipedrive.com/oauth/token").mock(
+        side_effect=slow_token_endpoint
+    )
+    mock.get("/api/v2/deals/31").mock(return_value=ok(deal()))
+    auth = PipedriveOAuth(
+        access_token="old-access",
+        refresh_token="refresh-1",
+        client_id="client-id",
+        client_secret="client-secret",
+        expires_at=0.0,
+        clock=lambda: now[0],
+    )
+    pipedrive = PipedriveClient(
+        VendorHTTP("pipedrive", BASE, auth=auth, policy=policy, error_parser=pipedrive_error)
+    )
+
+    async def three_at_once() -> None:
+        await asyncio.gather(*(pipedrive.get_deal(31) for _ in range(3)))
+
+    asyncio.run(three_at_once())
+    now[0] += 7_200  # the refreshed token has expired as well
+    asyncio.run(three_at_once())
+    assert refresh.call_count == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "per_2s"),
+    [
+        ({"api_token": "t"}, 20),
+        ({"oauth_access_token": "a"}, 80),
+        ({"api_token": "t", "burst_limit": 40}, 40),
+    ],
+    ids=["api-token", "oauth", "configured"],
+)
+def test_the_burst_limit_defaults_to_the_published_one_for_the_kind_of_token(
+    fields: dict[str, Any], per_2s: int
+) -> None:
+    credentials = PipedriveCredentials(base_url=BASE, **fields)
+    bucket = credentials.get_client()._http.rate_limit
+    assert bucket is not None
+    assert (bucket.rate, bucket.per, bucket.burst) == (per_2s, 2.0, per_2s)
+
+
+async def test_rotated_oauth_tokens_are_saved_back_to_the_block_document(
+    prefect_server: None, policy: HttpPolicy
+) -> None:
+    name = f"oauth-{uuid.uuid4().hex[:8]}"
+    await oauth_credentials(expires_at=None).asave(name)
+    loaded = await PipedriveCredentials.aload(name)
+    with respx.mock(assert_all_called=False) as router:
+        router.route(host="127.0.0.1").pass_through()  # the Prefect API
+        refresh = token_endpoint(router)
+        unauthorized = httpx.Response(401, json={"success": False, "error": "unauthorized"})
+        router.get(f"{BASE}/api/v2/deals/31").mock(side_effect=[unauthorized, ok(deal())])
+        async with loaded.get_client(policy=policy) as client:
+            await client.get_deal(31)
+    assert refresh.call_count == 1
+    saved = await PipedriveCredentials.aload(name)
+    assert saved.oauth_refresh_token is not None
+    assert saved.oauth_refresh_token.get_secret_value() == "refresh-2"
+    assert saved.oauth_access_token is not None
+    assert saved.oauth_access_token.get_secret_value() == "new-access"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.search_persons("x@example.com", field="organization"),
+        lambda c: c.search_deals("lead-abc", field="email"),
+        lambda c: c.search_deals("lead-abc", status="deleted"),
+    ],
+    ids=["person-field", "deal-field", "deal-status"],
+)
+async def test_a_search_pipedrive_does_not_offer_is_refused_before_sending(
+    mock: respx.MockRouter,
+    pipedrive: PipedriveClient,
+    call: Callable[[PipedriveClient], Awaitable[Any]],
+) -> None:
+    route = mock.route(host="acme.pipedrive.com")
+    with pytest.raises(ValueError, match=r"search|status"):
+        await call(pipedrive)
+    assert route.call_count == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -13,7 +14,9 @@ from blocks.errors import (
     AuthenticationError,
     PermanentError,
     RateLimitedError,
+    TransientError,
     UnknownOutcomeError,
+    VendorError,
 )
 from blocks.http import HttpPolicy
 from blocks.whatsapp import (
@@ -229,3 +232,112 @@ async def test_a_success_without_a_message_id_is_an_unknown_outcome(
     with pytest.raises(UnknownOutcomeError):
         await whatsapp.send_template("5511999998888", "boas_vindas")
     assert route.call_count == 1
+
+
+async def test_get_phone_number_reads_the_numbers_node_with_the_token(
+    mock: respx.MockRouter, whatsapp: WhatsAppClient
+) -> None:
+    node = {
+        "id": NUMBER_ID,
+        "display_phone_number": "+55 11 3000-0000",
+        "verified_name": "Agência Exemplo",
+        "quality_rating": "GREEN",
+    }
+    route = mock.get(f"/v23.0/{NUMBER_ID}").mock(return_value=httpx.Response(200, json=node))
+    number = await whatsapp.get_phone_number()
+    request = route.calls.last.request
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert set(request.url.params["fields"].split(",")) == {
+        "id",
+        "display_phone_number",
+        "verified_name",
+        "quality_rating",
+    }
+    assert (number.id, number.verified_name, number.quality_rating) == (
+        NUMBER_ID,
+        "Agência Exemplo",
+        "GREEN",
+    )
+    assert await whatsapp.check_access() == f"number {NUMBER_ID} (Agência Exemplo)"
+
+
+# ------------------------------------------------------- every operation: request and failures
+
+CALLS: dict[str, Callable[[WhatsAppClient], Awaitable[Any]]] = {
+    "send_text": lambda c: c.send_text("5511999998888", "Olá"),
+    "send_template": lambda c: c.send_template("5511999998888", "boas_vindas"),
+    "get_phone_number": lambda c: c.get_phone_number(),
+}
+#: operation -> (method, path sent, path template carried by errors and logs)
+ROUTES = {
+    "send_text": ("POST", SEND, "/{version}/{phone_number_id}/messages"),
+    "send_template": ("POST", SEND, "/{version}/{phone_number_id}/messages"),
+    "get_phone_number": ("GET", f"/v23.0/{NUMBER_ID}", "/{version}/{phone_number_id}"),
+}
+
+GRAPH_FAILURES = [
+    pytest.param(400, 131047, PermanentError, False, id="131047-reengagement"),
+    pytest.param(400, 131026, PermanentError, False, id="131026-undeliverable"),
+    pytest.param(400, 100, PermanentError, False, id="100-invalid-parameter"),
+    pytest.param(401, 190, AuthenticationError, False, id="190-expired-token"),
+    pytest.param(400, 130429, RateLimitedError, True, id="130429-throughput"),
+    pytest.param(400, 131056, RateLimitedError, True, id="131056-pair-rate"),
+    pytest.param(400, 80007, RateLimitedError, True, id="80007-waba-rate"),
+    pytest.param(400, 4, RateLimitedError, True, id="4-app-rate"),
+    pytest.param(429, 130429, RateLimitedError, True, id="429"),
+    pytest.param(503, 131000, TransientError, True, id="503"),
+]
+
+
+@pytest.mark.parametrize(("status", "code", "expected", "retried"), GRAPH_FAILURES)
+@pytest.mark.parametrize("operation", CALLS)
+async def test_every_operation_raises_the_error_class_of_each_graph_failure(
+    mock: respx.MockRouter,
+    whatsapp: WhatsAppClient,
+    policy: HttpPolicy,
+    operation: str,
+    status: int,
+    code: int,
+    expected: type[Exception],
+    retried: bool,
+) -> None:
+    method, path, template = ROUTES[operation]
+    route = mock.route(method=method, path=path).mock(
+        return_value=graph_error(code, "Graph says no", status=status)
+    )
+    if status >= 500 and method == "POST":
+        expected, retried = UnknownOutcomeError, False  # the message may have gone out
+    with pytest.raises(VendorError) as caught:
+        await CALLS[operation](whatsapp)
+    error = caught.value
+    assert type(error) is expected
+    assert (error.vendor, error.method, error.path, error.status, error.code) == (
+        "whatsapp",
+        method,
+        template,
+        status,
+        str(code),
+    )
+    assert error.message.startswith("Graph says no")
+    assert route.call_count == (policy.max_attempts if retried else 1)
+
+
+async def test_a_pair_rate_queue_longer_than_the_budget_is_rate_limited_not_slept(
+    mock: respx.MockRouter, policy: HttpPolicy, sleeps: RecordedSleeps
+) -> None:
+    from dataclasses import replace
+
+    credentials = WhatsAppCredentials(
+        access_token=TOKEN, phone_number_id=NUMBER_ID, pair_interval_seconds=6.0
+    )
+    route = mock.post(SEND).mock(return_value=httpx.Response(200, json=ACCEPTED))
+    async with credentials.get_client(policy=replace(policy, total_timeout=10.0)) as client:
+        await client.send_template("5511999990001", "boas_vindas")
+        await client.send_template("5511999990001", "boas_vindas")  # waits 6 s
+        sleeps.now -= 6.0  # the third is asked for at once: it would wait 12 s, over 10
+        with pytest.raises(RateLimitedError) as caught:
+            await client.send_template("5511999990001", "boas_vindas")
+    assert caught.value.code == "131056"
+    assert caught.value.retry_after == 12.0
+    assert sleeps.waits == [6.0]
+    assert route.call_count == 2
