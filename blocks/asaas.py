@@ -49,6 +49,7 @@ from pydantic.alias_generators import to_camel
 from blocks.http import (
     HttpPolicy,
     RateLimit,
+    VendorClient,
     VendorHTTP,
     credential_fingerprint,
     shared_rate_limit,
@@ -236,20 +237,11 @@ def asaas_error(response: httpx.Response) -> tuple[str | None, str]:
 # ------------------------------------------------------------------------------------ client
 
 
-class AsaasClient:
+class AsaasClient(VendorClient):
     """Customers, PIX charges and QR codes of one Asaas account. Build it with the Block."""
 
     def __init__(self, http: VendorHTTP) -> None:
-        self._http = http
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        super().__init__(http)
 
     async def check_access(self) -> str:
         """A cheap read proving the key works (`leadflow blocks check`): the customer count."""

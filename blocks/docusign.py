@@ -68,6 +68,7 @@ from blocks.errors import AuthenticationError, NotFoundError, PermanentError
 from blocks.http import (
     HttpPolicy,
     RateLimit,
+    VendorClient,
     VendorHTTP,
     credential_fingerprint,
     shared_rate_limit,
@@ -465,22 +466,16 @@ class AccessTokens:
 # ------------------------------------------------------------------------------------ client
 
 
-class DocuSignClient:
+class DocuSignClient(VendorClient):
     """Envelopes of one DocuSign account, as one impersonated user. Build it with the Block."""
 
     def __init__(self, http: VendorHTTP, tokens: AccessTokens, *, account_id: str) -> None:
-        self._http = http
+        super().__init__(http)
         self.tokens = tokens
         self.account_id = account_id
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await super().aclose()
         await self.tokens.aclose()
 
     async def _request(

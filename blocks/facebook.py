@@ -40,7 +40,13 @@ from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from blocks.errors import TransientError
-from blocks.http import HttpPolicy, VendorHTTP, credential_fingerprint, shared_rate_limit
+from blocks.http import (
+    HttpPolicy,
+    VendorClient,
+    VendorHTTP,
+    credential_fingerprint,
+    shared_rate_limit,
+)
 
 __all__ = [
     "GRAPH_AUTH_CODES",
@@ -169,22 +175,13 @@ class LeadForm(BaseModel):
 # ------------------------------------------------------------------------------------ client
 
 
-class FacebookLeadAdsClient:
+class FacebookLeadAdsClient(VendorClient):
     """Reads a Page's lead forms and their leads. Build it with FacebookLeadAdsCredentials."""
 
     def __init__(self, http: VendorHTTP, *, page_id: str, graph_version: str = GRAPH_VERSION):
-        self._http = http
+        super().__init__(http)
         self.page_id = page_id
         self.graph_version = graph_version
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def _pages(
         self, path: str, path_params: dict[str, str | int], params: dict[str, Any]

@@ -47,6 +47,7 @@ from blocks.errors import PermanentError, TransientError
 from blocks.http import (
     HttpPolicy,
     RateLimit,
+    VendorClient,
     VendorHTTP,
     credential_fingerprint,
     shared_rate_limit,
@@ -246,21 +247,12 @@ def hostinger_error(response: httpx.Response) -> tuple[str | None, str]:
 # ------------------------------------------------------------------------------------ client
 
 
-class HostingerClient:
+class HostingerClient(VendorClient):
     """Websites, hosting orders and billing reads of one Hostinger account."""
 
     def __init__(self, http: VendorHTTP, *, allow_purchases: bool = False) -> None:
-        self._http = http
+        super().__init__(http)
         self.allow_purchases = allow_purchases
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def check_access(self) -> str:
         """A cheap read proving the token works (`leadflow blocks check`): active hosting plans."""

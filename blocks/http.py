@@ -74,6 +74,7 @@ __all__ = [
     "HttpPolicy",
     "RateLimit",
     "RateLimitWaitTooLong",
+    "VendorClient",
     "VendorHTTP",
     "credential_fingerprint",
     "default_error_parser",
@@ -711,3 +712,23 @@ class VendorHTTP:
                 "duration_ms": duration_ms,
             },
         )
+
+
+class VendorClient:
+    """What every vendor client shares: it owns one VendorHTTP and closes it on `async with`.
+
+    A client is built by its Block's `get_client()`; subclasses add the vendor's operations and
+    keep `self._http` as the only way out to the network.
+    """
+
+    def __init__(self, http: VendorHTTP) -> None:
+        self._http = http
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

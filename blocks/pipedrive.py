@@ -53,6 +53,7 @@ from blocks.http import (
     HttpPolicy,
     RateLimit,
     RateLimitWaitTooLong,
+    VendorClient,
     VendorHTTP,
     credential_fingerprint,
     parse_retry_after,
@@ -252,24 +253,15 @@ class PipedriveOAuth(httpx.Auth):
 # ------------------------------------------------------------------------------------ client
 
 
-class PipedriveClient:
+class PipedriveClient(VendorClient):
     """Pipedrive's vendor operations for leadflow, typed in and out. Build it with the Block.
 
     Use as an async context manager (or call `aclose()`): it owns one connection pool.
     """
 
     def __init__(self, http: VendorHTTP, *, daily_budget: RateLimit | None = None) -> None:
-        self._http = http
+        super().__init__(http)
         self._daily_budget = daily_budget
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def _call(
         self,

@@ -48,7 +48,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from blocks.errors import RateLimitedError, UnknownOutcomeError
 from blocks.facebook import GRAPH_VERSION, graph_error
-from blocks.http import HttpPolicy, VendorHTTP, credential_fingerprint, shared_rate_limit
+from blocks.http import (
+    HttpPolicy,
+    VendorClient,
+    VendorHTTP,
+    credential_fingerprint,
+    shared_rate_limit,
+)
 
 __all__ = [
     "WHATSAPP_AUTH_CODES",
@@ -162,7 +168,7 @@ def forget_pair_rates() -> None:
         _next_send_at.clear()
 
 
-class WhatsAppClient:
+class WhatsAppClient(VendorClient):
     """Sends WhatsApp messages from one business phone number. Build it with the Block."""
 
     def __init__(
@@ -173,7 +179,7 @@ class WhatsAppClient:
         graph_version: str = GRAPH_VERSION,
         pair_interval: float = 0.0,
     ) -> None:
-        self._http = http
+        super().__init__(http)
         self.phone_number_id = phone_number_id
         self.graph_version = graph_version
         self.pair_interval = pair_interval
@@ -203,15 +209,6 @@ class WhatsAppClient:
             _next_send_at[key] = due + self.pair_interval
         if due > now:
             await policy.sleep(due - now)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def get_phone_number(self) -> PhoneNumber:
         """The business number's node: display number, verified name, quality rating."""
