@@ -12,16 +12,28 @@ package imports nothing of the project and takes a database URL (SQLite or Postg
 
 The effect protocol around every vendor call (DESIGN.md, principle 1):
 
-    effect = ledger.begin_effect(f"lead:{lead_id}:asaas.payment", "asaas", "create_pix_charge",
-                                 lead_id)
+    try:
+        effect = ledger.begin_effect(f"lead:{lead_id}:asaas.payment", "asaas",
+                                     "create_pix_charge", lead_id)
+    except EffectInFlight:                  # another worker is calling the vendor right now
+        ...                                 # retry later; never call the vendor here
     if effect.is_done:                      # created before: reuse effect.vendor_object_id
         ...
     elif effect.is_permanently_failed:      # the vendor refused for good
         ledger.transition(lead_id, "dead_lettered", "reconcile", effect.last_error)
-    else:
-        found = look_up_by_external_reference() if effect.needs_lookup else None
-        charge = found or create_charge()   # a transient error: fail_effect(key, msg, False)
+    else:                                   # this caller alone holds the attempt (its lease)
+        try:
+            found = look_up_by_external_reference() if effect.needs_lookup else None
+            charge = found or create_charge()
+        except TransientVendorError as error:
+            ledger.fail_effect(effect.key, str(error), False, token=effect.lease_token)
+            raise
         ledger.complete_effect(effect.key, charge["id"], charge)
+
+`begin_effect` leases the attempt for `lease_seconds` (default 300): a second caller meanwhile
+gets EffectInFlight, so two workers never call the vendor for one effect at the same time. If
+the holder crashes, its lease runs out and the next `begin_effect` takes over with
+`needs_lookup`, so the object a lost answer may have created is found rather than made twice.
 
 Which operations move the journey: only `transition` does (and `record_lead`, which opens it in
 `received`). `quarantine_lead` and `mark_replayed` record the quarantine only: the gate calls
@@ -32,6 +44,8 @@ through `asyncio.to_thread` when a call may wait on a lock.
 
 from ledger.errors import (
     ClaimLost,
+    EffectInFlight,
+    EffectLeaseLost,
     EffectStateError,
     IllegalTransition,
     LeadHasNoJourney,
@@ -48,6 +62,7 @@ from ledger.errors import (
 )
 from ledger.operations import (
     CONTACT_KEYS,
+    DEFAULT_EFFECT_LEASE_SECONDS,
     EFFECT_DONE,
     EFFECT_FAILED,
     EFFECT_PENDING,
@@ -78,6 +93,7 @@ from ledger.views import (
 
 __all__ = [
     "CONTACT_KEYS",
+    "DEFAULT_EFFECT_LEASE_SECONDS",
     "EFFECT_DONE",
     "EFFECT_FAILED",
     "EFFECT_PENDING",
@@ -86,6 +102,8 @@ __all__ = [
     "Cause",
     "ClaimLost",
     "ClaimedJourney",
+    "EffectInFlight",
+    "EffectLeaseLost",
     "EffectStateError",
     "EffectView",
     "IllegalTransition",

@@ -12,8 +12,10 @@ The tree (each class's parent first):
     ├── UnknownLead            no lead with that id
     │   └── LeadHasNoJourney   the lead was attached as a duplicate: its journey was removed
     ├── ClaimLost              a worker acted on a journey it no longer holds (lease expired,
-    │                          released, or the journey moved on)
+    │   │                      released, or the journey moved on)
+    │   └── EffectLeaseLost    a worker failed an effect whose lease it no longer holds
     ├── UnknownEffect          no effect with that idempotency key
+    ├── EffectInFlight         another worker holds the effect's lease: do not call the vendor
     ├── EffectStateError       the effect is not in a status that allows the operation
     ├── UnknownInboxEntry      no inbox row with that id
     ├── UnknownQuarantine      no quarantine record with that id
@@ -28,6 +30,8 @@ ledger cannot classify (a full disk, a dropped connection in the middle of a tra
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class LedgerError(Exception):
@@ -79,6 +83,27 @@ class LeadHasNoJourney(UnknownLead):
 
 class ClaimLost(LedgerError):  # noqa: N818 - the agreed API name
     """A worker released or transitioned a journey whose claim it no longer holds."""
+
+
+class EffectLeaseLost(ClaimLost):
+    """A worker reported a failure for an effect it no longer holds: its lease ran out and
+    another worker took the effect over (or it was already completed or failed). Nothing was
+    changed, so the new holder's attempt stays in flight; the old worker must stop."""
+
+
+class EffectInFlight(LedgerError):  # noqa: N818 - reads as what happened, like ClaimLost
+    """Another worker began this effect and its lease has not run out: the vendor call may be
+    under way right now, so calling the vendor again could create a second object.
+
+    Retry later (a Prefect task retry, or the next reconciler run): by then the effect is done,
+    failed, or its lease has expired and `begin_effect` hands it over with a look-up first.
+    """
+
+    def __init__(self, key: str, leased_until: datetime | None) -> None:
+        self.key = key
+        self.leased_until = leased_until
+        until = f" until {leased_until.isoformat()}" if leased_until is not None else ""
+        super().__init__(f"effect {key!r} is in flight: another worker holds it{until}")
 
 
 class UnknownEffect(LedgerError):  # noqa: N818 - the agreed API name

@@ -142,7 +142,12 @@ class JourneyTransition(Base):
 
 
 class Effect(Base):
-    """One external side effect (a deal, a charge, a message), keyed by its idempotency key."""
+    """One external side effect (a deal, a charge, a message), keyed by its idempotency key.
+
+    While an attempt is in flight, `lease_token` names it and `leased_until` bounds it: a second
+    worker is refused until the lease runs out (the first worker crashed), so at most one
+    vendor call per effect is ever under way.
+    """
 
     __tablename__ = "effects"
 
@@ -159,6 +164,8 @@ class Effect(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     permanent: Mapped[bool] = mapped_column(Boolean)
+    lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

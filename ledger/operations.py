@@ -11,6 +11,9 @@ claims), so any number of workers on any number of machines can share the ledger
 every write transaction starts with `BEGIN IMMEDIATE` (ledger.engine), one writer at a time,
 which is safe for the embedded single-machine setup. Inserts that may race (a lead, an inbox
 delivery, an effect) use `INSERT ... ON CONFLICT DO NOTHING`, so a duplicate is never an error.
+Two kinds of lease bound what a crashed worker can block: a journey claim (`claim`, for the
+reconciler's batches) and an effect lease (`begin_effect`, for one vendor call), which is what
+keeps two workers from calling a vendor for the same effect at the same time.
 Times come from the Ledger's clock (UTC, injectable for tests), not from the database server.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -33,6 +37,8 @@ from ledger import migrate
 from ledger.engine import SQLITE_BEGIN_OPTION, create_ledger_engine, describe_url, parse_url
 from ledger.errors import (
     ClaimLost,
+    EffectInFlight,
+    EffectLeaseLost,
     EffectStateError,
     IllegalTransition,
     LeadHasNoJourney,
@@ -76,6 +82,10 @@ EFFECT_PENDING = "pending"
 EFFECT_DONE = "done"
 EFFECT_FAILED = "failed"
 EFFECT_STATUSES = (EFFECT_PENDING, EFFECT_DONE, EFFECT_FAILED)
+
+#: How long a begun effect is held by its worker unless completed or failed first: long enough
+#: for a vendor call with all its retries (the HTTP policy's call budget), like a journey claim.
+DEFAULT_EFFECT_LEASE_SECONDS = 300.0
 
 #: Longest error text kept on an effect: enough for a vendor's message, not a whole HTML page.
 MAX_ERROR_LENGTH = 4000
@@ -580,17 +590,36 @@ class Ledger:
     # -- effects ------------------------------------------------------------------------------
 
     def begin_effect(
-        self, key: str, vendor: str, operation: str, lead_id: int | None
+        self,
+        key: str,
+        vendor: str,
+        operation: str,
+        lead_id: int | None,
+        *,
+        lease_seconds: float = DEFAULT_EFFECT_LEASE_SECONDS,
     ) -> EffectView:
-        """Write the effect `pending` before the vendor call (DESIGN.md, principle 1).
+        """Write the effect `pending` before the vendor call (DESIGN.md, principle 1) and hand
+        the caller an exclusive lease on the attempt.
 
-        A new key creates the row (attempts 1). An existing row is returned: `done` means skip
-        the call; a permanent failure means dead-letter; otherwise the row is (again) pending
-        with attempts + 1, and `needs_lookup` tells the caller to look the object up at the
-        vendor by its external reference before creating it.
+        A new key creates the row (attempts 1). An existing row is returned as it is when it
+        is `done` (skip the call: reuse `vendor_object_id`) or failed for good (dead-letter).
+        Otherwise the row becomes (again) pending with attempts + 1 and a new lease, and
+        `needs_lookup` tells the caller to look the object up at the vendor by its external
+        reference before creating it.
+
+        Only one attempt is in flight at a time: while another worker's lease runs, this
+        raises EffectInFlight and changes nothing, because that worker may be calling the
+        vendor right now. A lease that ran out is the mark of a crashed (or stalled) worker:
+        its attempt is handed over, with a look-up first. `lease_seconds` must outlast the
+        vendor call with its retries. Pass `token=effect.lease_token` to `fail_effect`.
         """
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
         with self._session() as session:
+            if lead_id is not None:
+                self._lead(session, lead_id)  # UnknownLead, rather than a foreign-key error
             now = self._now()
+            until = now + timedelta(seconds=lease_seconds)
             statement = (
                 self._insert(session, Effect)
                 .values(
@@ -601,6 +630,8 @@ class Ledger:
                     status=EFFECT_PENDING,
                     attempts=1,
                     permanent=False,
+                    lease_token=_new_lease_token(),
+                    leased_until=until,
                     created_at=now,
                     updated_at=now,
                 )
@@ -620,8 +651,41 @@ class Ledger:
                 effect.status == EFFECT_FAILED and effect.permanent
             ):
                 return _effect_view(effect)
+            if (
+                effect.status == EFFECT_PENDING
+                and effect.leased_until is not None
+                and effect.leased_until > now
+            ):
+                raise EffectInFlight(key, effect.leased_until)
             effect.status = EFFECT_PENDING
             effect.attempts += 1
+            effect.lease_token = _new_lease_token()
+            effect.leased_until = until
+            effect.updated_at = now
+            session.flush()
+            return _effect_view(effect)
+
+    def renew_effect(
+        self, key: str, token: str, lease_seconds: float = DEFAULT_EFFECT_LEASE_SECONDS
+    ) -> EffectView:
+        """Extend the lease of an attempt that is still running (a slow vendor call, long
+        retries) so no other worker takes the effect over meanwhile.
+
+        EffectLeaseLost if the lease already ran out and was taken over, or the attempt was
+        completed or failed: the caller must then stop rather than call the vendor again.
+        A lease that ran out but that nobody took over is still renewed (no one else began).
+        """
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        with self._session() as session:
+            effect = self._lock_effect(session, key)
+            if effect.status != EFFECT_PENDING or effect.lease_token != token:
+                raise EffectLeaseLost(
+                    f"effect {key!r}: this attempt no longer holds it "
+                    f"(status {effect.status}, attempt {effect.attempts})"
+                )
+            now = self._now()
+            effect.leased_until = now + timedelta(seconds=lease_seconds)
             effect.updated_at = now
             session.flush()
             return _effect_view(effect)
@@ -633,6 +697,8 @@ class Ledger:
 
         Completing a done effect again with the same vendor id is a no-op; with another id it
         is EffectStateError (two vendor objects for one effect is the bug the ledger prevents).
+        No lease is needed: a worker whose lease ran out but whose call did create the object
+        must still record it, or the worker that took over could create a second one.
         """
         with self._session() as session:
             effect = self._lock_effect(session, key)
@@ -647,20 +713,41 @@ class Ledger:
             effect.vendor_object_id = vendor_object_id
             effect.response = response
             effect.permanent = False
+            effect.lease_token = None
+            effect.leased_until = None
             effect.updated_at = self._now()
             session.flush()
             return _effect_view(effect)
 
-    def fail_effect(self, key: str, error: str, permanent: bool) -> EffectView:
-        """Record a failed attempt. A transient failure is retried by the next begin_effect; a
-        permanent one stays failed (the journey is dead-lettered with `error`)."""
+    def fail_effect(
+        self, key: str, error: str, permanent: bool, *, token: str | None = None
+    ) -> EffectView:
+        """Record a failed attempt and end its lease. A transient failure is retried by the
+        next begin_effect; a permanent one stays failed (the journey is dead-lettered with
+        `error`).
+
+        With `token` (the `lease_token` begin_effect returned), the failure is recorded only
+        while that attempt still holds the effect; otherwise EffectLeaseLost and nothing
+        changes, so a stalled worker cannot turn the attempt of the worker that took over into
+        a failure (which would let a third one start alongside it). Without `token` the check
+        is skipped (an operator failing a stuck effect by hand).
+        """
         with self._session() as session:
             effect = self._lock_effect(session, key)
             if effect.status == EFFECT_DONE:
                 raise EffectStateError(f"effect {key!r} is already done; it cannot fail")
+            if token is not None and (
+                effect.status != EFFECT_PENDING or effect.lease_token != token
+            ):
+                raise EffectLeaseLost(
+                    f"effect {key!r}: this attempt no longer holds it "
+                    f"(status {effect.status}, attempt {effect.attempts})"
+                )
             effect.status = EFFECT_FAILED
             effect.last_error = error[:MAX_ERROR_LENGTH]
             effect.permanent = permanent
+            effect.lease_token = None
+            effect.leased_until = None
             effect.updated_at = self._now()
             session.flush()
             return _effect_view(effect)
@@ -722,7 +809,8 @@ class Ledger:
     def mark_inbox_processed(self, inbox_id: int) -> None:
         """Record that a delivery was processed; the first time stays recorded."""
         with self._session() as session:
-            entry = self._inbox(session, inbox_id)
+            # Locked, so of two processors finishing together the first time is the one kept.
+            entry = self._inbox(session, inbox_id, lock=True)
             if entry.processed_at is None:
                 entry.processed_at = self._now()
 
@@ -838,8 +926,8 @@ class Ledger:
             raise UnknownEffect(f"no effect with key {key!r}")
         return effect
 
-    def _inbox(self, session: Session, inbox_id: int) -> InboxEntry:
-        entry = session.get(InboxEntry, inbox_id)
+    def _inbox(self, session: Session, inbox_id: int, *, lock: bool = False) -> InboxEntry:
+        entry = session.get(InboxEntry, inbox_id, with_for_update=lock)
         if entry is None:
             raise UnknownInboxEntry(f"no inbox entry {inbox_id}")
         return entry
@@ -865,6 +953,11 @@ def _aware(value: datetime, name: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"{name} must be timezone-aware (got {value!r})")
     return value.astimezone(UTC)
+
+
+def _new_lease_token() -> str:
+    """An unguessable name for one attempt at an effect (what fail_effect's `token` checks)."""
+    return uuid.uuid4().hex
 
 
 def _check_claim(journey: Journey, worker: str, now: datetime) -> None:
@@ -918,6 +1011,8 @@ def _effect_view(effect: Effect) -> EffectView:
         attempts=effect.attempts,
         last_error=effect.last_error,
         permanent=effect.permanent,
+        lease_token=effect.lease_token,
+        leased_until=effect.leased_until,
         created_at=effect.created_at,
         updated_at=effect.updated_at,
     )

@@ -83,6 +83,8 @@ class EffectView:
 
     `status` is pending, done or failed. `attempts` counts `begin_effect` calls that led to a
     vendor call; more than one means an earlier attempt may have reached the vendor.
+    A pending effect returned by `begin_effect` is held by the caller alone until
+    `leased_until`: no other worker calls the vendor for it meanwhile.
     """
 
     key: str
@@ -97,6 +99,11 @@ class EffectView:
     permanent: bool
     created_at: datetime
     updated_at: datetime
+    #: The attempt this caller holds (pass it to `fail_effect(..., token=...)`); None once the
+    #: effect is done or failed.
+    lease_token: str | None = None
+    #: When that attempt's lease runs out and another worker may take the effect over.
+    leased_until: datetime | None = None
 
     @property
     def is_done(self) -> bool:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ledger import EffectStateError, Ledger, UnknownEffect
-from tests.ledger.conftest import new_lead
+from ledger import (
+    EffectInFlight,
+    EffectLeaseLost,
+    EffectStateError,
+    Ledger,
+    UnknownEffect,
+    UnknownLead,
+)
+from tests.ledger.conftest import Clock, new_lead
 
 KEY = "lead:1:asaas.payment"
 
@@ -61,13 +68,101 @@ def test_a_permanent_failure_stays_failed_when_begun_again(ledger: Ledger) -> No
     assert again.last_error == "invalid_cpfCnpj: CPF inválido"
 
 
-def test_an_effect_left_pending_by_a_crash_is_begun_again_with_a_look_up_first(
-    ledger: Ledger,
+def test_a_second_begin_while_the_first_attempt_is_in_flight_is_refused(ledger: Ledger) -> None:
+    first = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
+    with pytest.raises(EffectInFlight, match="in flight") as raised:
+        ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    assert raised.value.leased_until == first.leased_until
+    assert ledger.get_effect(KEY) == first, "a refused begin must change nothing"
+
+
+def test_an_effect_left_pending_by_a_crash_is_taken_over_with_a_look_up_once_its_lease_ends(
+    ledger: Ledger, clock: Clock
 ) -> None:
-    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
-    resumed = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    crashed = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
+    clock.advance(61)
+    resumed = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
     assert (resumed.status, resumed.attempts) == ("pending", 2)
     assert resumed.needs_lookup
+    assert resumed.lease_token not in (None, crashed.lease_token)
+    assert resumed.leased_until is not None
+    assert crashed.leased_until is not None
+    assert resumed.leased_until > crashed.leased_until
+
+
+def test_a_stalled_worker_cannot_fail_the_attempt_that_took_over(
+    ledger: Ledger, clock: Clock
+) -> None:
+    stalled = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
+    clock.advance(61)
+    current = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
+    with pytest.raises(EffectLeaseLost, match="no longer holds"):
+        ledger.fail_effect(KEY, "read timeout", permanent=False, token=stalled.lease_token)
+    assert ledger.get_effect(KEY) == current
+    with pytest.raises(EffectInFlight):
+        ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+
+
+def test_a_stalled_worker_whose_call_succeeded_still_records_the_vendor_object(
+    ledger: Ledger, clock: Clock
+) -> None:
+    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
+    clock.advance(61)
+    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
+    done = ledger.complete_effect(KEY, "pay_made_by_the_stalled_call")
+    assert (done.status, done.vendor_object_id, done.lease_token) == (
+        "done",
+        "pay_made_by_the_stalled_call",
+        None,
+    )
+
+
+def test_the_holder_fails_its_own_attempt_with_its_token_and_the_lease_ends(
+    ledger: Ledger,
+) -> None:
+    held = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    failed = ledger.fail_effect(KEY, "503", permanent=False, token=held.lease_token)
+    assert (failed.status, failed.lease_token, failed.leased_until) == ("failed", None, None)
+    with pytest.raises(EffectLeaseLost):
+        ledger.fail_effect(KEY, "503 again", permanent=False, token=held.lease_token)
+    assert ledger.begin_effect(KEY, "asaas", "create_pix_charge", None).attempts == 2
+
+
+def test_a_renewed_effect_lease_keeps_other_workers_out_past_its_first_end(
+    ledger: Ledger, clock: Clock
+) -> None:
+    held = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
+    clock.advance(50)
+    assert held.lease_token is not None
+    renewed = ledger.renew_effect(KEY, held.lease_token, lease_seconds=60)
+    clock.advance(50)
+    with pytest.raises(EffectInFlight):
+        ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    assert (renewed.lease_token, renewed.attempts) == (held.lease_token, 1)
+
+
+def test_a_lease_taken_over_cannot_be_renewed(ledger: Ledger, clock: Clock) -> None:
+    stalled = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
+    clock.advance(61)
+    current = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
+    assert stalled.lease_token is not None
+    with pytest.raises(EffectLeaseLost):
+        ledger.renew_effect(KEY, stalled.lease_token)
+    assert ledger.get_effect(KEY) == current
+
+
+def test_an_effect_for_an_unknown_lead_is_refused_as_unknown_lead(ledger: Ledger) -> None:
+    with pytest.raises(UnknownLead, match="no lead 999999"):
+        ledger.begin_effect(KEY, "asaas", "create_pix_charge", 999_999)
+    with pytest.raises(UnknownEffect):
+        ledger.get_effect(KEY)
+
+
+def test_a_lease_must_be_positive(ledger: Ledger) -> None:
+    with pytest.raises(ValueError, match="lease_seconds"):
+        ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=0)
+    with pytest.raises(UnknownEffect):
+        ledger.get_effect(KEY)
 
 
 def test_an_effect_found_at_the_vendor_after_a_failure_can_be_completed(ledger: Ledger) -> None:

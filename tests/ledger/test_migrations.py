@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from threading import Barrier
 
 import pytest
@@ -146,3 +147,33 @@ def test_using_a_database_that_was_never_migrated_says_to_run_db_upgrade(
 ) -> None:
     with pytest.raises(LedgerUnavailable, match=r"no ledger schema yet: run `leadflow db upgrade`"):
         empty_ledger.record_lead("facebook", "1", raw={})
+
+
+def test_effects_begun_before_leases_existed_are_handed_over_after_the_upgrade(
+    empty_ledger: Ledger,
+) -> None:
+    empty_ledger.upgrade("0001")
+    with empty_ledger.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO effects (key, vendor, operation, status, attempts, permanent, "
+                "created_at, updated_at) VALUES ('lead:1:asaas.payment', 'asaas', "
+                "'create_pix_charge', 'pending', 1, false, :now, :now)"
+            ),
+            {"now": datetime(2026, 11, 1, tzinfo=UTC).replace(tzinfo=None)},
+        )
+    empty_ledger.upgrade()
+    resumed = empty_ledger.begin_effect("lead:1:asaas.payment", "asaas", "create_pix_charge", None)
+    assert (resumed.status, resumed.attempts, resumed.needs_lookup) == ("pending", 2, True)
+    assert resumed.lease_token is not None
+
+
+def test_downgrading_the_lease_revision_keeps_every_effect(empty_ledger: Ledger) -> None:
+    empty_ledger.upgrade()
+    empty_ledger.begin_effect("lead:1:asaas.payment", "asaas", "create_pix_charge", None)
+    empty_ledger.downgrade("0001")
+    with empty_ledger.engine.connect() as connection:
+        columns = {column["name"] for column in inspect(connection).get_columns("effects")}
+        keys = connection.execute(text("SELECT key, status FROM effects")).all()
+    assert {"lease_token", "leased_until"}.isdisjoint(columns)
+    assert keys == [("lead:1:asaas.payment", "pending")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 
 import pytest
 
@@ -12,6 +13,7 @@ from ledger import errors, views
 
 PUBLIC_NAMES = {
     "CONTACT_KEYS",
+    "DEFAULT_EFFECT_LEASE_SECONDS",
     "EFFECT_DONE",
     "EFFECT_FAILED",
     "EFFECT_PENDING",
@@ -20,6 +22,8 @@ PUBLIC_NAMES = {
     "Cause",
     "ClaimLost",
     "ClaimedJourney",
+    "EffectInFlight",
+    "EffectLeaseLost",
     "EffectStateError",
     "EffectView",
     "IllegalTransition",
@@ -68,9 +72,10 @@ LEDGER_METHODS = {
     "claim": ["state", "limit", "worker", "lease_seconds"],
     "renew_claim": ["lead_id", "worker", "lease_seconds"],
     "release": ["lead_id", "worker", "due_at"],
-    "begin_effect": ["key", "vendor", "operation", "lead_id"],
+    "begin_effect": ["key", "vendor", "operation", "lead_id", "lease_seconds"],
+    "renew_effect": ["key", "token", "lease_seconds"],
     "complete_effect": ["key", "vendor_object_id", "response"],
-    "fail_effect": ["key", "error", "permanent"],
+    "fail_effect": ["key", "error", "permanent", "token"],
     "get_effect": ["key"],
     "effects_for_lead": ["lead_id"],
     "store_inbox": ["vendor", "event_id", "body", "headers"],
@@ -91,21 +96,62 @@ def test_the_package_exports_exactly_the_public_names() -> None:
         assert hasattr(ledger, name), name
 
 
-@pytest.mark.parametrize(("method", "parameters"), sorted(LEDGER_METHODS.items()))
-def test_ledger_methods_take_the_agreed_parameters(method: str, parameters: list[str]) -> None:
-    signature = inspect.signature(getattr(ledger.Ledger, method))
-    assert [name for name in signature.parameters if name != "self"] == parameters
+def test_ledger_methods_take_the_agreed_parameters() -> None:
+    actual = {
+        method: [
+            name
+            for name in inspect.signature(getattr(ledger.Ledger, method)).parameters
+            if name != "self"
+        ]
+        for method in LEDGER_METHODS
+    }
+    assert actual == LEDGER_METHODS
 
 
-def test_every_error_the_ledger_raises_is_a_ledger_error_listed_in_the_tree() -> None:
-    classes = [
-        value
-        for value in vars(errors).values()
+def test_parameters_added_after_the_agreed_api_are_keyword_only() -> None:
+    """Callers written against the first API keep working: new parameters never shift
+    positions."""
+    added = {"begin_effect": "lease_seconds", "fail_effect": "token", "transition": "worker"}
+    for method, name in added.items():
+        parameter = inspect.signature(getattr(ledger.Ledger, method)).parameters[name]
+        assert parameter.kind is inspect.Parameter.KEYWORD_ONLY, (method, name)
+
+
+def _documented_tree() -> dict[str, str | None]:
+    """Each class named in ledger.errors' docstring tree, mapped to the parent it is drawn
+    under (None for the root)."""
+    lines = (errors.__doc__ or "").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "LedgerError")
+    parents: dict[str, str | None] = {"LedgerError": None}
+    stack: list[tuple[int, str]] = [(-1, "LedgerError")]
+    for line in lines[start + 1 :]:
+        match = re.match(r"^([ │]*)[├└]── (\w+)", line)
+        if match is None:
+            if not line.strip():
+                break
+            continue  # a wrapped description
+        depth = len(match.group(1))
+        while stack[-1][0] >= depth:
+            stack.pop()
+        parents[match.group(2)] = stack[-1][1]
+        stack.append((depth, match.group(2)))
+    return parents
+
+
+def test_the_error_tree_in_the_docstring_is_the_class_hierarchy() -> None:
+    classes = {
+        name: value
+        for name, value in vars(errors).items()
         if isinstance(value, type) and issubclass(value, Exception)
-    ]
-    for error_class in classes:
-        assert issubclass(error_class, errors.LedgerError)
-        assert error_class.__name__ in (errors.__doc__ or ""), error_class.__name__
+    }
+    tree = _documented_tree()
+    assert set(tree) == set(classes)
+    for name, parent in tree.items():
+        if parent is not None:
+            ledger_bases = [
+                base.__name__ for base in classes[name].__bases__ if base in classes.values()
+            ]
+            assert ledger_bases == [parent], name
 
 
 @pytest.mark.parametrize(

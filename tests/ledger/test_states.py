@@ -27,6 +27,50 @@ HAPPY_PATH = [
 ]
 
 
+#: DESIGN.md's diagram, written out by hand (not derived from ledger.states), so an edge added
+#: to or dropped from the table by mistake fails here: every test that walks `legal_edges()`
+#: would otherwise agree with the mistake.
+BUSINESS_EDGES_FROM_DESIGN = {
+    ("received", "quarantined"),
+    ("received", "qualified"),
+    ("quarantined", "received"),
+    ("qualified", "deal_open"),
+    ("deal_open", "deal_lost"),
+    ("deal_open", "deal_won"),
+    ("deal_won", "contract_sent"),
+    ("contract_sent", "contract_declined"),
+    ("contract_sent", "contract_signed"),
+    ("contract_signed", "charge_open"),
+    ("charge_open", "paid"),
+    ("paid", "activating"),
+    ("activating", "activated"),
+    ("activated", "welcomed"),
+}
+NON_TERMINAL_FROM_DESIGN = {
+    "received",
+    "quarantined",
+    "qualified",
+    "deal_open",
+    "deal_won",
+    "contract_sent",
+    "contract_signed",
+    "charge_open",
+    "paid",
+    "activating",
+    "activated",
+}
+
+
+def test_the_legal_edges_are_exactly_those_of_the_design() -> None:
+    dead_letter_round_trips = {
+        edge
+        for state in NON_TERMINAL_FROM_DESIGN
+        for edge in ((state, "dead_lettered"), ("dead_lettered", state))
+    }
+    actual = {(str(src), str(dst)) for src, dst in legal_edges()}
+    assert actual == BUSINESS_EDGES_FROM_DESIGN | dead_letter_round_trips
+
+
 def test_every_state_has_an_entry_in_the_transition_table() -> None:
     assert set(TRANSITIONS) == set(JourneyState)
 
@@ -38,11 +82,6 @@ def test_the_happy_path_runs_from_received_to_welcomed() -> None:
 
 def test_closed_and_done_states_are_the_terminal_ones() -> None:
     assert {S.DEAL_LOST, S.CONTRACT_DECLINED, S.WELCOMED} == TERMINAL_STATES
-
-
-@pytest.mark.parametrize("terminal", sorted(TERMINAL_STATES))
-def test_a_terminal_state_has_no_way_out(terminal: JourneyState) -> None:
-    assert not [edge for edge in legal_edges() if edge[0] is terminal]
 
 
 def test_every_state_is_reachable_from_received() -> None:
