@@ -16,13 +16,17 @@ stretch, with the contract's rules (../shared/contracts/README.md §4):
 - payments: create (customer must exist, `value` > 0, `dueDate` `YYYY-MM-DD` not in the past in
   São Paulo time), read, `/status`, list filtered by `externalReference`, `customer`, `status`,
   `billingType` and date ranges; `/pixQrCode` answers a real BR Code (EMV, CRC16) and a PNG.
+  `discount`, `fine` and `interest` are checked and answered as the payment DTO declares them
+  (zeros when not asked); `callback` is checked, not answered (the DTO has no such field).
 - the real sandbox's helpers `POST /v3/sandbox/payment/{id}/confirm` (the PIX is paid) and
   `.../overdue`; the simulated "payer" does the same things on its own.
 - webhooks `{id: "evt_…", event, dateCreated, payment}` with the `asaas-access-token` header, to
   `sandbox.webhook_targets["asaas"]`: PAYMENT_CREATED on create, PAYMENT_RECEIVED when a PIX is
   paid (a PIX goes PENDING → RECEIVED; CONFIRMED is the card path, or a PIX under Asaas's
   precautionary hold — switched on through the admin API to test that a client treats
-  CONFIRMED as paid), PAYMENT_OVERDUE.
+  CONFIRMED as paid; `POST /__sandbox__/asaas/pix-hold/release` ends the holds, firing
+  PAYMENT_RECEIVED), PAYMENT_OVERDUE. A payment's events are queued in the order its changes
+  happened, as Asaas's sequential webhook queue delivers them.
 - errors `{"errors": [{"code", "description"}]}` with 400; 404 with an empty body for an unknown
   id (the contract documents no body); a GET carrying a body gets 403.
 - limits: a rolling request quota answered with `RateLimit-Limit/-Remaining/-Reset` headers and
@@ -270,6 +274,60 @@ def parse_date(value: Any, field: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise invalid(field, f"A data informada em {field} é inválida.") from None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def parse_discount(value: Any, amount: float) -> dict[str, Any]:
+    """`discount{value, dueDateLimitDays, type}` as Asaas answers it (zeros when none is asked).
+
+    A fixed discount must leave something to pay and a percentage cannot pass 100.
+    """
+    if value is None:
+        return {"value": 0, "dueDateLimitDays": 0, "type": "FIXED"}
+    if not isinstance(value, dict):
+        raise invalid("discount", "O campo discount deve ser um objeto.")
+    kind = value.get("type", "FIXED")
+    if kind not in ("FIXED", "PERCENTAGE"):
+        raise invalid("discount", "O tipo de desconto deve ser FIXED ou PERCENTAGE.")
+    discount = value.get("value", 0)
+    if not _number(discount) or discount < 0:
+        raise invalid("discount", "O valor do desconto deve ser um número não negativo.")
+    if (kind == "FIXED" and discount >= amount) or (kind == "PERCENTAGE" and discount > 100):
+        raise invalid("discount", "O desconto não pode ser maior ou igual ao valor da cobrança.")
+    days = value.get("dueDateLimitDays", 0)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        raise invalid("discount", "O campo dueDateLimitDays deve ser um inteiro não negativo.")
+    return {"value": discount, "dueDateLimitDays": days, "type": kind}
+
+
+def _percentage(value: Any, field: str) -> float | int:
+    """`fine` / `interest`: `{value}` in percent (fine may also say `type`); 0 when absent."""
+    if value is None:
+        return 0
+    if not isinstance(value, dict):
+        raise invalid(field, f"O campo {field} deve ser um objeto.")
+    if field == "fine" and value.get("type", "PERCENTAGE") not in ("FIXED", "PERCENTAGE"):
+        raise invalid(field, "O tipo de multa deve ser FIXED ou PERCENTAGE.")
+    amount = value.get("value", 0)
+    if not _number(amount) or amount < 0:
+        raise invalid(field, f"O valor de {field} deve ser um número não negativo.")
+    return amount
+
+
+def parse_callback(value: Any) -> None:
+    """`callback{successUrl (required, ≤255), autoRedirect}`: checked, not answered (no field)."""
+    if value is None:
+        return
+    url = value.get("successUrl") if isinstance(value, dict) else None
+    if not isinstance(url, str) or not url.strip():
+        raise invalid("callback", "O campo successUrl deve ser informado.")
+    if len(url) > 255:
+        raise invalid("callback", "O campo successUrl deve ter no máximo 255 caracteres.")
+    if not isinstance(value.get("autoRedirect", True), bool):
+        raise invalid("callback", "O campo autoRedirect deve ser verdadeiro ou falso.")
 
 
 def _page(query: dict[str, str]) -> tuple[int, int]:
@@ -544,6 +602,10 @@ class AsaasEmulator:
         for forbidden in ("installmentCount", "installmentValue", "totalValue"):
             if payload.get(forbidden) is not None and billing_type == "PIX":
                 raise invalid(forbidden, "Cobranças Pix não podem ser parceladas.")
+        discount = parse_discount(payload.get("discount"), float(value))
+        fine = {"value": _percentage(payload.get("fine"), "fine")}
+        interest = {"value": _percentage(payload.get("interest"), "interest")}
+        parse_callback(payload.get("callback"))
         with self.sandbox.state.lock:
             number = self.sandbox.state.next_id(VENDOR, "payment", start=80_225_913_252)
             invoice = self.sandbox.state.next_id(VENDOR, "invoice", start=1)
@@ -559,9 +621,12 @@ class AsaasEmulator:
                 "checkoutSession": None,
                 "paymentLink": None,
                 "value": amount,
-                "netValue": round(amount - PIX_FEE, 2) if billing_type == "PIX" else amount,
+                "netValue": round(max(amount - PIX_FEE, 0), 2) if billing_type == "PIX" else amount,
                 "originalValue": None,
                 "interestValue": None,
+                "discount": discount,
+                "fine": fine,
+                "interest": interest,
                 "description": description,
                 "billingType": billing_type,
                 "canBePaidAfterDueDate": True,
@@ -585,11 +650,16 @@ class AsaasEmulator:
                 "nossoNumero": None,
                 "bankSlipUrl": None,
                 "postalService": False,
+                # documented on every payment, unset for a fresh single charge
+                "split": None,
+                "refunds": None,
+                "chargeback": None,
+                "escrow": None,
             }
             self._bucket()["payments"][payment_id] = payment
             self.sandbox.state.created(VENDOR, "payment")
             snapshot = dict(payment)
-        self._fire("PAYMENT_CREATED", snapshot)
+            self._fire("PAYMENT_CREATED", snapshot)
         return snapshot
 
     def get_payment(self, payment_id: str) -> dict[str, Any]:
@@ -693,8 +763,24 @@ class AsaasEmulator:
                 raise invalid(
                     "action", f"A cobrança {payment_id} está {status} e não pode ser paga."
                 )
-        self._fire(event, snapshot)
+            self._fire(event, snapshot)
         return snapshot
+
+    def release_held(self) -> list[str]:
+        """Asaas ends every precautionary hold: each CONFIRMED PIX becomes RECEIVED, in order.
+
+        The simulated payer only pays; at Asaas the hold ends by itself (up to 72 h later), so
+        the admin API calls this to let a scenario move on from CONFIRMED.
+        """
+        with self.sandbox.state.lock:
+            held = [
+                p["id"]
+                for p in self._bucket()["payments"].values()
+                if p["status"] == "CONFIRMED" and p["billingType"] == "PIX" and not p["deleted"]
+            ]
+            for payment_id in held:
+                self.receive_pix(payment_id)
+        return held
 
     def make_overdue(self, payment_id: str) -> dict[str, Any]:
         """The client never pays: PENDING → OVERDUE, then PAYMENT_OVERDUE fires."""
@@ -709,7 +795,7 @@ class AsaasEmulator:
                 )
             payment["status"] = "OVERDUE"
             snapshot = dict(payment)
-        self._fire("PAYMENT_OVERDUE", snapshot)
+            self._fire("PAYMENT_OVERDUE", snapshot)
         return snapshot
 
     def payer_accepts(self, payment_id: str) -> dict[str, Any]:
@@ -726,7 +812,12 @@ class AsaasEmulator:
 
     # -- webhooks -------------------------------------------------------------------------
     def _fire(self, event: str, payment: dict[str, Any]) -> None:
-        """Record the event and, when a target is set, deliver it as Asaas does."""
+        """Record the event and, when a target is set, queue it for delivery as Asaas does.
+
+        Called with the state lock held by the change it reports, so the events of one payment
+        are numbered and queued in the order the changes happened: a payer acting in another
+        thread cannot get PAYMENT_RECEIVED queued before the PAYMENT_CREATED of its charge.
+        """
         with self.sandbox.state.lock:
             number = self.sandbox.state.next_id(VENDOR, "event", start=368_604_920)
             token = self.sandbox.random.getrandbits(128)
@@ -920,6 +1011,10 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
         with sandbox.state.lock:
             emulator()._bucket()["pix_hold"] = body.enabled
         return {"enabled": body.enabled}
+
+    @router.post("/pix-hold/release")
+    def release_held() -> dict[str, list[str]]:
+        return {"released": emulator().release_held()}
 
     @router.get("/events")
     def events() -> list[dict[str, Any]]:

@@ -195,7 +195,13 @@ def validation_error(errors: dict[str, list[str]]) -> HostingerError:
 
 
 def _timestamp(moment: datetime) -> str:
+    """Billing resources' UTC time, as the spec shows it (`2025-02-27T11:54:22Z`)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hosting_timestamp(moment: datetime) -> str:
+    """Hosting resources' UTC time, as the spec shows it (`2024-01-15T10:30:00+00:00`)."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 def _integer(value: Any) -> int | None:
@@ -250,7 +256,7 @@ class HostingerEmulator:
             "id": order_id,
             "client_id": CLIENT_ID,
             "subscription_id": subscription_id,
-            "created_at": _timestamp(created),
+            "created_at": _hosting_timestamp(created),
             "plan": {"name": plan},
             "status": "active",
         }
@@ -413,10 +419,11 @@ class HostingerEmulator:
                 "username": username,
                 "client_id": CLIENT_ID,
                 "order_id": order["id"],
-                "created_at": _timestamp(now),
+                "created_at": _hosting_timestamp(now),
                 "root_directory": f"/home/{username}/domains/{domain}/public_html",
                 "parent_domain": None,
-                "website_type": "wordpress",
+                # nothing is installed on a new website: the platform detects "other"
+                "website_type": "other",
                 "horizons_uuid": None,
                 # the job's progress, never shown to clients
                 "_ready_at": (now + timedelta(seconds=settings.activation_delay_seconds)),

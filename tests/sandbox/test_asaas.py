@@ -13,6 +13,7 @@ import base64
 import binascii
 import hmac
 import json
+import threading
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -313,6 +314,13 @@ async def test_create_pix_payment_answers_a_pending_payment(client: httpx.AsyncC
     assert payment["externalReference"] == "journey-1:1"
 
 
+async def test_pix_charge_smaller_than_the_fee_nets_nothing_rather_than_a_debt(
+    client: httpx.AsyncClient,
+) -> None:
+    payment = await new_payment(client, value=0.5)
+    assert (payment["value"], payment["netValue"]) == (0.5, 0)
+
+
 async def test_invoice_url_shows_the_charge_to_the_payer(client: httpx.AsyncClient) -> None:
     payment = await new_payment(client)
     path = payment["invoiceUrl"].split("/asaas", 1)[1]
@@ -366,6 +374,52 @@ async def test_unknown_billing_type_is_refused(client: httpx.AsyncClient) -> Non
     customer = await new_customer(client)
     body = payment_body(customer["id"], billingType="BITCOIN")
     assert_error(await client.post("/v3/payments", json=body), 400, "invalid_billingType")
+
+
+async def test_payment_without_discount_fine_or_interest_answers_zeros(
+    client: httpx.AsyncClient,
+) -> None:
+    payment = await new_payment(client)
+    assert payment["discount"] == {"value": 0, "dueDateLimitDays": 0, "type": "FIXED"}
+    assert (payment["fine"], payment["interest"]) == ({"value": 0}, {"value": 0})
+
+
+async def test_payment_answers_the_discount_fine_and_interest_it_was_given(
+    client: httpx.AsyncClient,
+) -> None:
+    payment = await new_payment(
+        client,
+        discount={"value": 5, "dueDateLimitDays": 2, "type": "PERCENTAGE"},
+        fine={"value": 2, "type": "PERCENTAGE"},
+        interest={"value": 1},
+        callback={"successUrl": "https://agencia.example.com.br/obrigado", "autoRedirect": False},
+    )
+    assert_matches(payment, "asaas", "payment")
+    assert payment["discount"] == {"value": 5, "dueDateLimitDays": 2, "type": "PERCENTAGE"}
+    assert (payment["fine"], payment["interest"]) == ({"value": 2}, {"value": 1})
+    assert "callback" not in payment  # Asaas's payment answer has no such field
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("discount", {"value": 129.9, "type": "FIXED"}),
+        ("discount", {"value": 101, "type": "PERCENTAGE"}),
+        ("discount", {"value": 5, "type": "PERCENT"}),
+        ("discount", {"value": 5, "dueDateLimitDays": -1}),
+        ("fine", {"value": -1}),
+        ("interest", {"value": "2"}),
+        ("callback", {"autoRedirect": True}),
+        ("callback", {"successUrl": "https://x.com.br/" + "a" * 250}),
+    ],
+)
+async def test_payment_with_an_impossible_discount_fine_interest_or_callback_is_refused(
+    client: httpx.AsyncClient, sandbox: Sandbox, field: str, value: dict[str, Any]
+) -> None:
+    customer = await new_customer(client)
+    body = payment_body(customer["id"], **{field: value})
+    assert_error(await client.post("/v3/payments", json=body), 400, f"invalid_{field}")
+    assert sandbox.emulators["asaas"].pending_pix() == []
 
 
 async def test_get_payment_and_its_status(client: httpx.AsyncClient) -> None:
@@ -460,9 +514,25 @@ async def test_pix_qr_code_of_a_paid_charge_is_refused(client: httpx.AsyncClient
     assert_error(response, 400, "invalid_status")
 
 
-async def test_pix_qr_code_of_unknown_payment_is_404(client: httpx.AsyncClient) -> None:
-    response = await client.get("/v3/payments/pay_000000000001/pixQrCode")
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v3/payments/{id}"),
+        ("GET", "/v3/payments/{id}/status"),
+        ("GET", "/v3/payments/{id}/pixQrCode"),
+        ("POST", "/v3/sandbox/payment/{id}/confirm"),
+        ("POST", "/v3/sandbox/payment/{id}/overdue"),
+    ],
+)
+async def test_every_operation_on_an_unknown_payment_is_404_without_a_body(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    await new_payment(client)  # a payment exists, just not this one
+    response = await client.request(method, path.format(id="pay_000000000001"))
     assert response.status_code == 404
+    assert response.content == b""
+    events = (await client.get("http://sandbox/__sandbox__/asaas/events")).json()
+    assert [e["event"] for e in events] == ["PAYMENT_CREATED"]
 
 
 # -- the sandbox helpers and the payer --------------------------------------------------------
@@ -614,6 +684,30 @@ async def test_held_pix_is_confirmed_first_then_received_on_release(
         assert_matches(body, "asaas", "webhook_payment_event")
 
 
+async def test_admin_ends_the_hold_of_every_confirmed_pix_firing_payment_received(
+    client: httpx.AsyncClient, sandbox: Sandbox, receiver: WebhookReceiver
+) -> None:
+    sandbox.webhook_targets["asaas"] = receiver.url
+    await client.put("http://sandbox/__sandbox__/asaas/pix-hold", json={"enabled": True})
+    held = await new_payment(client)
+    waiting = await new_payment(client)
+    sandbox.people.act("payer", held["id"], "accept")
+    response = await client.post("http://sandbox/__sandbox__/asaas/pix-hold/release")
+    assert response.json() == {"released": [held["id"]]}
+    statuses = [
+        (await client.get(f"/v3/payments/{p['id']}/status")).json()["status"]
+        for p in (held, waiting)
+    ]
+    assert statuses == ["RECEIVED", "PENDING"]
+    mine = [b for b, _ in events(receiver, 4) if b["payment"]["id"] == held["id"]]
+    assert [b["event"] for b in mine] == [
+        "PAYMENT_CREATED",
+        "PAYMENT_CONFIRMED",
+        "PAYMENT_RECEIVED",
+    ]
+    assert_matches(mine[-1], "asaas", "webhook_payment_event")
+
+
 async def test_webhook_token_follows_configured_credentials(
     client: httpx.AsyncClient, sandbox: Sandbox, receiver: WebhookReceiver
 ) -> None:
@@ -628,6 +722,42 @@ async def test_webhook_token_follows_configured_credentials(
 
 
 # -- concurrency and the real server -----------------------------------------------------------
+
+
+async def test_a_payer_racing_the_creates_never_gets_received_queued_before_created(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    """Each charge's events are queued in the order its changes happened, across threads."""
+    queued: list[tuple[str, str]] = []
+
+    def capture(vendor: str, url: str, body: bytes, headers: dict[str, str]) -> list[int]:
+        event = json.loads(body)
+        queued.append((event["payment"]["id"], event["event"]))
+        return []
+
+    sandbox.webhooks.deliver = capture  # type: ignore[method-assign]
+    sandbox.webhook_targets["asaas"] = "http://127.0.0.1:9/never-called"
+    emulator = sandbox.emulators["asaas"]
+    customer = await new_customer(client)
+    done = threading.Event()
+
+    def payer() -> None:
+        while not done.is_set():
+            for payment_id in emulator.pending_pix():
+                emulator.receive_pix(payment_id)
+
+    thread = threading.Thread(target=payer)
+    thread.start()
+    try:
+        created = [emulator.create_payment(payment_body(customer["id"])) for _ in range(200)]
+    finally:
+        done.set()
+        thread.join()
+    for payment_id in emulator.pending_pix():
+        emulator.receive_pix(payment_id)
+    for payment in created:
+        mine = [event for paid, event in queued if paid == payment["id"]]
+        assert mine == ["PAYMENT_CREATED", "PAYMENT_RECEIVED"]
 
 
 async def test_fifty_concurrent_creates_and_searches_lose_and_duplicate_nothing(

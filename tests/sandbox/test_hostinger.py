@@ -179,6 +179,19 @@ async def test_website_job_state_is_readable_in_the_admin_state_dump(
     assert response.json()["hostinger"]["websites"]["cliente.com.br"]["is_enabled"] is False
 
 
+async def test_hosting_times_are_utc_with_an_offset_and_billing_times_end_in_z(
+    client: httpx.AsyncClient,
+) -> None:
+    """As the spec's examples write them: `2024-01-15T10:30:00+00:00` vs `...T11:54:22Z`."""
+    await create_website(client)
+    created = (await website(client, "cliente.com.br"))["created_at"]
+    assert created == "2026-03-10T12:00:00+00:00"
+    order = (await client.get("/api/hosting/v1/orders")).json()["data"][0]
+    assert order["created_at"].endswith("+00:00")
+    subscription = (await client.get("/api/billing/v1/subscriptions")).json()[0]
+    assert subscription["created_at"].endswith("Z")
+
+
 async def test_second_create_for_the_same_domain_is_422(
     client: httpx.AsyncClient, sandbox: Sandbox
 ) -> None:
@@ -256,6 +269,19 @@ async def test_is_enabled_filter(client: httpx.AsyncClient, clock: Clock) -> Non
     await client.post(WEBSITES, json=website_body(order_id, "novo.com.br"))
     response = await client.get(WEBSITES, params={"is_enabled": "true"})
     assert [w["domain"] for w in response.json()["data"]] == ["antigo.com.br"]
+
+
+async def test_new_website_is_an_empty_other_site_and_website_types_filters_by_it(
+    client: httpx.AsyncClient,
+) -> None:
+    await create_website(client)
+    others = await client.get(WEBSITES, params={"website_types": "wordpress,other"})
+    wordpress = await client.get(WEBSITES, params={"website_types": "wordpress"})
+    assert [w["website_type"] for w in others.json()["data"]] == ["other"]
+    assert wordpress.json()["data"] == []
+    assert_validation(
+        await client.get(WEBSITES, params={"website_types": "joomla"}), "website_types"
+    )
 
 
 async def test_websites_paginate_with_meta(client: httpx.AsyncClient) -> None:
