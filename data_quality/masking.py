@@ -1,5 +1,10 @@
 """Masks for personal data shown in artifacts, the CLI's lists and logs (LGPD; DESIGN.md,
-principle 9): enough of a value to recognise it, never enough to use it."""
+principle 9): enough of a value to recognise it, never enough to use it.
+
+Part of the quality gate's output side: the gate's Prefect table artifact
+(tasks/quality_gate.py) and `leadflow quarantine list` show quarantined leads through these
+masks, so people triaging the quarantine see which rule failed without seeing whose data it is.
+"""
 
 from __future__ import annotations
 

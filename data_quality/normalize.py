@@ -36,7 +36,9 @@ CNPJ_VALID = "cnpj_valid"
 PhoneKind = Literal["mobile", "landline", "other"]
 
 _CACHE_SIZE = 1 << 17
-_NAME_PARTICLES = frozenset({"da", "das", "de", "del", "di", "do", "dos", "du", "e"})
+# Portuguese particles only: Italian or French ones (Di, Del, Du) keep the capital their
+# families usually write ("Pedro Di Giorgio").
+_NAME_PARTICLES = frozenset({"da", "das", "de", "do", "dos", "e"})
 _NAME_JOINERS = frozenset("'’-.")
 _SPACES = re.compile(r"\s+")
 _DOCUMENT_PUNCTUATION = re.compile(r"[\s./\-]")

@@ -224,14 +224,36 @@ def failing_rows(frame: pd.DataFrame) -> dict[str, list[Any]]:
     failing: dict[str, list[Any]] = {name: [] for name in RULE_NAMES}
     for outcome in result.results:
         rule = outcome.expectation_config.meta["rule"]
-        if outcome.exception_info and outcome.exception_info.get("raised_exception"):
-            message = outcome.exception_info.get("exception_message")
+        message = _exception_message(outcome.exception_info)
+        if message is not None:
             raise RuntimeError(f"expectation for rule {rule!r} could not run: {message}")
         if outcome.success:
             continue
-        rows = outcome.result.get("unexpected_index_list") or []
+        rows = outcome.result.get("unexpected_index_list")
+        if rows is None:
+            # failed without naming rows: reading that as "no row failed" would let the whole
+            # batch through a rule it broke
+            raise RuntimeError(f"expectation for rule {rule!r} failed without per-row results")
         failing[rule] = [row[ROW_ID] for row in rows]
     return failing
+
+
+def _exception_message(info: dict[str, Any] | None) -> str | None:
+    """The message of an exception GX caught while running an expectation, or None.
+
+    GX reports it in two shapes: flat (`{"raised_exception": True, "exception_message": ...}`)
+    when the expectation itself raised, and keyed by metric configuration
+    (`{"MetricConfigurationID(...)": {"raised_exception": True, ...}}`) when one of its
+    metrics did — a custom metric's crash comes in the second shape with `success=False` and
+    no rows, which must not read as a clean batch."""
+    if not info:
+        return None
+    if info.get("raised_exception"):
+        return str(info.get("exception_message"))
+    for nested in info.values():
+        if isinstance(nested, dict) and nested.get("raised_exception"):
+            return str(nested.get("exception_message"))
+    return None
 
 
 def write_data_docs(frame: pd.DataFrame, directory: Path) -> Path:

@@ -192,14 +192,17 @@ def replay_quarantined(
     feeds the gate twice.
     """
     records = (
-        [ledger.get_quarantine(i) for i in quarantine_ids]
+        [ledger.get_quarantine(i) for i in dict.fromkeys(quarantine_ids)]
         if quarantine_ids
         else ledger.list_quarantine()
     )
-    lead_ids: list[int] = []
+    # every record is checked before any journey moves: an unknown or closed record among
+    # several leaves all of them as they were, rather than some leads back in `received`
     for record in records:
         if record.replayed_at is not None:
             ledger.mark_replayed(record.id)  # raises QuarantineClosed, naming the record
+    lead_ids: list[int] = []
+    for record in records:
         if _state(ledger, record.lead_id) == "quarantined":
             ledger.transition(
                 record.lead_id, "received", REPLAY_CAUSE, f"replay of quarantine {record.id}"

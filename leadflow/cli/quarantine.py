@@ -66,7 +66,9 @@ def _rules(record: QuarantineView) -> str:
 
 
 def _masked_values(values: dict[str, Any]) -> str:
-    return "  ".join(
+    """One masked `field=value` per line, so a narrow terminal wraps the table instead of
+    cutting each value down to its stars."""
+    return "\n".join(
         f"{name}={mask_field(name, value)}" for name, value in values.items() if value is not None
     )
 
@@ -84,7 +86,7 @@ def list_records(
         return
     table = Table(title="Quarantined leads")
     for column in ("id", "lead", "quarantined at", "rules broken", "values (masked)", "status"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for record in records:
         status = "replayed" if record.replayed_at else ("fixed" if record.fixed_at else "open")
         table.add_row(
@@ -130,11 +132,25 @@ def show(record_id: Annotated[int, typer.Argument(help="Quarantine record id.")]
 
 
 def _parse_assignment(text: str) -> tuple[str, str]:
+    """`field=value` → (field, value). The message never repeats the value: it may be the
+    personal data being corrected, and terminals end up in screenshots and CI logs."""
     field, sep, value = text.partition("=")
     field = field.strip()
-    if not sep or field not in LEAD_FIELDS:
+    fields = ", ".join(LEAD_FIELDS)
+    if not sep:
+        shown = repr(text) if text.strip() in LEAD_FIELDS else "an argument"
         raise typer.BadParameter(
-            f"{text!r}: write field=value with field one of {', '.join(LEAD_FIELDS)}"
+            f"{shown} has no '=': write field=value (e.g. email=ana@exemplo.com.br); "
+            "an empty value (email=) clears the field",
+            param_hint="FIELD=VALUE",
+        )
+    if not field:
+        raise typer.BadParameter(
+            f"a field name is missing before '=': one of {fields}", param_hint="FIELD=VALUE"
+        )
+    if field not in LEAD_FIELDS:
+        raise typer.BadParameter(
+            f"unknown field {field!r}: one of {fields}", param_hint="FIELD=VALUE"
         )
     return field, value.strip()
 
@@ -151,6 +167,12 @@ def fix(
     from data_quality.normalize import MISSING
 
     pairs = [_parse_assignment(text) for text in assignments]
+    repeated = sorted({f for f, _ in pairs if [g for g, _ in pairs].count(f) > 1})
+    if repeated:
+        raise typer.BadParameter(
+            f"{', '.join(repeated)} given more than once: give each field once",
+            param_hint="FIELD=VALUE",
+        )
 
     def apply(ledger: Ledger) -> None:
         for field, value in pairs:
@@ -178,7 +200,7 @@ def replay(
     from tasks.quality_gate import replay_quarantined
 
     outcome = _with_ledger(lambda ledger: replay_quarantined(ledger, record_ids or None))
-    if not (outcome.qualified or outcome.quarantined or outcome.duplicates):
+    if not (outcome.qualified or outcome.quarantined or outcome.duplicates or outcome.skipped):
         console.print("Nothing to replay.")
         return
     table = Table(title="Replay")
@@ -190,4 +212,6 @@ def replay(
         table.add_row(str(lead_id), f"same person as lead {earlier}: attached to its journey")
     for lead_id, new_record in outcome.quarantined.items():
         table.add_row(str(lead_id), f"quarantined again (record {new_record})")
+    for lead_id in outcome.skipped:
+        table.add_row(str(lead_id), "not gated: its journey had already left `received`")
     console.print(table)

@@ -98,3 +98,82 @@ def test_a_ledger_without_schema_is_one_line_and_exit_code_one() -> None:
 
     assert result.exit_code == 1
     assert "leadflow db upgrade" in result.output
+
+
+def test_list_shows_a_recognisable_masked_form_of_each_value(
+    quarantined: tuple[int, int],
+) -> None:
+    result = _run("list")
+
+    assert "C. D." in result.output  # Carla Dias
+    assert "c***@" in result.output
+    assert "*5432" in result.output
+    assert "cpf=*" in result.output
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("email", "'email' has no '='"),
+        ("carla@exemplo.com.br", "an argument has no '='"),
+        ("=carla@exemplo.com.br", "a field name is missing before '='"),
+        ("nickname=Cacá", "unknown field 'nickname'"),
+    ],
+)
+def test_fix_explains_a_malformed_assignment_without_echoing_the_value(
+    quarantined: tuple[int, int], argument: str, message: str
+) -> None:
+    result = _run("fix", str(quarantined[1]), argument)
+
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "carla@exemplo.com.br" not in result.output
+
+
+def test_fix_refuses_the_same_field_twice(quarantined: tuple[int, int]) -> None:
+    result = _run("fix", str(quarantined[1]), "email=a@x.com", "email=b@x.com")
+
+    assert result.exit_code == 2
+    assert "email given more than once" in result.output
+
+
+def test_fix_of_an_unknown_record_is_one_line_and_exit_code_one(ledger: Ledger) -> None:
+    result = _run("fix", "999", "email=carla@exemplo.com.br")
+
+    assert result.exit_code == 1
+    assert result.output.strip() == "leadflow quarantine: no quarantine record 999"
+
+
+def test_fix_of_a_replayed_record_is_refused(quarantined: tuple[int, int]) -> None:
+    _run("replay", str(quarantined[1]))
+
+    result = _run("fix", str(quarantined[1]), "email=carla@exemplo.com.br")
+
+    assert result.exit_code == 1
+    assert "already replayed" in result.output
+
+
+def test_replay_with_an_unknown_record_moves_no_journey(
+    ledger: Ledger, quarantined: tuple[int, int]
+) -> None:
+    lead_id, record_id = quarantined
+
+    result = _run("replay", str(record_id), "999")
+
+    assert result.exit_code == 1
+    assert "999" in result.output
+    assert ledger.journey_state(lead_id) == "quarantined"
+    assert [r.id for r in ledger.list_quarantine()] == [record_id]
+
+
+def test_replay_of_a_record_named_twice_gates_it_once(
+    ledger: Ledger, quarantined: tuple[int, int]
+) -> None:
+    lead_id, record_id = quarantined
+    _run("fix", str(record_id), "email=carla@exemplo.com.br", "cpf=")
+
+    result = _run("replay", str(record_id), str(record_id))
+
+    assert result.exit_code == 0, result.output
+    assert ledger.journey_state(lead_id) == "qualified"
+    assert len(ledger.list_quarantine(include_replayed=True)) == 1

@@ -3,6 +3,7 @@ they never raise, and normalising a normalised value changes nothing."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 
 import pytest
@@ -29,15 +30,30 @@ NORMALISERS: dict[str, Callable[[str | None], Normalized]] = {
     "cnpj": normalize_cnpj,
 }
 
+# any code point at all: lone surrogates (what a broken JSON decoder lets through), control
+# characters, unassigned and private-use code points — st.text() alone excludes surrogates
+ANY_CHARACTER = st.one_of(
+    st.characters(exclude_categories=()),
+    st.characters(categories=["Cs", "Cc", "Cf"]),  # made frequent: rare in the whole range
+)
+ARBITRARY = st.text(alphabet=ANY_CHARACTER)
+CONTROL_HEAVY = st.text(alphabet=st.sampled_from("\x00\x07\x1b\x7f\u200b\u202e\ufeff\n\t a1@+"))
+VERY_LONG = st.text(alphabet=ANY_CHARACTER, min_size=2_000, max_size=20_000)
+
 # text that looks like each field, so the properties also reach the "valid" branch
 FIELD_LIKE = st.one_of(
-    st.text(),
+    ARBITRARY,
+    CONTROL_HEAVY,
+    VERY_LONG,
     st.from_regex(r"\A\s*[A-Za-zÀ-ÿ' -]{1,30}\s*\Z"),
     st.emails(),
     st.from_regex(r"\A\+?55? ?\(?[1-9]{2}\)? ?9?[2-9]\d{3}-?\d{4}\Z"),
     st.from_regex(r"\A\d{3}\.?\d{3}\.?\d{3}-?\d{2}\Z"),
     st.from_regex(r"\A\d{2}\.?\d{3}\.?\d{3}/?\d{4}-?\d{2}\Z"),
+    st.from_regex(r"\A[0-9A-Za-z]{2}\.?[0-9A-Za-z]{3}\.?[0-9A-Za-z]{3}/?[0-9A-Za-z]{4}-?\d{2}\Z"),
 )
+# a field-like value with arbitrary text around it (a valid value plus a stray control char)
+FIELD_LIKE = st.one_of(FIELD_LIKE, st.tuples(ARBITRARY, FIELD_LIKE, ARBITRARY).map("".join))
 
 
 @pytest.mark.parametrize("name", NORMALISERS)
@@ -47,6 +63,21 @@ def test_a_normaliser_never_raises_and_answers_a_value_or_a_reason(name: str, te
     result = NORMALISERS[name](text)
 
     assert (result.value is None) != (result.reason is None)
+    if result.value is not None:  # a stored value can always be written to a database and JSON
+        result.value.encode("utf-8")
+
+
+def test_the_arbitrary_text_strategy_reaches_surrogates_and_control_characters() -> None:
+    """Guards the properties above: they are only as strong as the text they are fed."""
+    seen: set[str] = set()
+
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
+    @given(text=ARBITRARY)
+    def collect(text: str) -> None:
+        seen.update(unicodedata.category(ch) for ch in text)
+
+    collect()
+    assert {"Cs", "Cc"} <= seen
 
 
 @pytest.mark.parametrize("name", NORMALISERS)

@@ -3,6 +3,7 @@ replayed, the same person never gets a second journey, and each run publishes a 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
@@ -162,7 +163,12 @@ async def test_the_task_publishes_a_masked_table_artifact(
     from prefect.context import get_run_context
 
     good = record_lead(**ANA)
-    bad = record_lead(full_name="Bia 2", email="bia.lima@exemplo.com", phone_number=None)
+    bad = record_lead(
+        full_name="Bia 2",
+        email="bia.lima@exemplo.com",
+        phone_number="(21) 99876-5432",
+        cpf="111.444.777-3",
+    )
 
     monkeypatch.setenv("LEADFLOW_DATA_DOCS_DIR", str(tmp_path / "docs"))
     reset_settings_cache()
@@ -185,8 +191,58 @@ async def test_the_task_publishes_a_masked_table_artifact(
     assert len(artifacts) == 1
     assert (tmp_path / "docs" / "index.html").exists()
     table = artifacts[0].data
+    rows = json.loads(table) if isinstance(table, str) else table
+    leads_by_rule = {row["rule"]: row["leads"] for row in rows}
+    assert leads_by_rule["qualified"] == 1
+    assert leads_by_rule["quarantined"] == 1
+    assert leads_by_rule["full_name_valid"] == 1
+    assert leads_by_rule["cpf_valid"] == 1
+    assert leads_by_rule["email_valid"] == 0
     text = str(table)
-    assert "bia.lima@exemplo.com" not in text
+    for personal in ("bia.lima", "99876", "5511987654321", "21998765432", "111.444", "1114447"):
+        assert personal not in text
     assert "b***@exemplo.com" in text
     assert ledger.journey_state(good) == "qualified"
     assert ledger.journey_state(bad) == "quarantined"
+
+
+@pytest.mark.parametrize(
+    "again",
+    [
+        {"full_name": "Ana S.", "email": "outro@exemplo.com", "phone_number": "+55 11 98765 4321"},
+        {"full_name": "Ana", "email": "outra@exemplo.com", "cpf": "52998224725"},
+        {"full_name": "Ana", "email": " ANA@exemplo.com ", "phone_number": "(21) 99876-5432"},
+    ],
+    ids=["same phone", "same CPF", "same e-mail"],
+)
+def test_one_shared_contact_attaches_the_later_lead_and_keeps_its_payload(
+    ledger: Ledger, record_lead: Callable[..., int], again: dict[str, str]
+) -> None:
+    first = record_lead(**ANA, cpf="529.982.247-25")
+    run_gate(ledger, [first])
+    later = record_lead(**again)
+
+    outcome = run_gate(ledger, [later])
+
+    assert outcome.duplicates == {later: first}
+    assert outcome.qualified == []
+    stored = ledger.get_lead(later)
+    assert stored.duplicate_of == first
+    assert {d["name"]: d["values"][0] for d in stored.raw["field_data"]} == again
+
+
+def test_a_replayed_lead_that_turns_out_to_repeat_a_qualified_one_is_attached(
+    ledger: Ledger, record_lead: Callable[..., int]
+) -> None:
+    first = record_lead(**ANA)
+    run_gate(ledger, [first])
+    typo = record_lead(full_name="Ana Souza", email="ana@exemplo", phone_number=None)
+    record_id = run_gate(ledger, [typo]).quarantined[typo]
+
+    ledger.fix_quarantine(record_id, "email", "ANA@exemplo.com")
+    outcome = replay_quarantined(ledger, [record_id])
+
+    assert outcome.duplicates == {typo: first}
+    assert ledger.get_lead(typo).duplicate_of == first
+    assert ledger.journey_state(first) == "qualified"
+    assert ledger.list_quarantine() == []

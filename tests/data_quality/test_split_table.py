@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from data_quality import FieldMapping, split_leads
 
@@ -66,6 +68,27 @@ CASES: list[tuple[str, list[dict], list[list[str] | None]]] = [
         [lead(email=None, phone="11 8765-4321")],
         [["phone_valid_br", "contact_present"]],
     ),
+    ("mobile dialled with 0 and a carrier code", [lead(phone="0 21 11 98765-4321")], [None]),
+    ("mobile with the trunk 0 before the DDD", [lead(phone="(011) 98765-4321")], [None]),
+    ("mobile with +55 and no spaces", [lead(email=None, phone="+5521998765432")], [None]),
+    ("landline starting with 2 and an e-mail", [lead(phone="(11) 2345-6789")], [None]),
+    ("landline starting with 5 and an e-mail", [lead(phone="(11) 5678-1234")], [None]),
+    (
+        "landline of another DDD without e-mail",
+        [lead(email=None, phone="(61) 3345-6789")],
+        [["contact_present", "phone_is_mobile"]],
+    ),
+    (
+        "eight digits starting with 9, no ninth digit",
+        [lead(phone="(11) 9765-4321")],
+        [["phone_valid_br"]],
+    ),
+    ("nine digits not starting with 9", [lead(phone="+55 11 88765-4321")], [["phone_valid_br"]]),
+    (
+        "toll-free number and no e-mail",
+        [lead(email=None, phone="0800 123 4567")],
+        [["contact_present", "phone_is_mobile"]],
+    ),
     ("too few digits", [lead(phone="12345")], [["phone_valid_br"]]),
     ("letters as phone", [lead(phone="não tenho")], [["phone_valid_br"]]),
     ("foreign number", [lead(phone="+1 650 253 0000")], [["phone_valid_br"]]),
@@ -79,6 +102,16 @@ CASES: list[tuple[str, list[dict], list[list[str] | None]]] = [
     ("blank CPF is optional", [lead(cpf="")], [None]),
     ("valid CNPJ", [lead(cnpj=CNPJ)], [None]),
     ("valid alphanumeric CNPJ", [lead(cnpj=ALNUM_CNPJ)], [None]),
+    ("alphanumeric CNPJ typed in lower case", [lead(cnpj="12abc34501de35")], [None]),
+    ("alphanumeric CNPJ wrong check digit", [lead(cnpj="12.ABC.345/01DE-36")], [["cnpj_valid"]]),
+    ("CNPJ given as a CPF", [lead(cnpj=CPF)], [["cnpj_valid"]]),
+    ("CPF given as a CNPJ", [lead(cpf=CNPJ)], [["cpf_valid"]]),
+    ("punycode e-mail domain", [lead(email="Maria@xn--aa-4iaz.com.br")], [None]),
+    ("e-mail with an accented local part", [lead(email="josé@são-paulo.com.br")], [None]),
+    ("e-mail with a double dot in the domain", [lead(email="ana@açaí..com")], [["email_valid"]]),
+    ("name with a NUL character", [lead("Ana\x00 Souza")], [["full_name_valid"]]),
+    ("name with a right-to-left override", [lead("Ana Souza\u202e")], [None]),
+    ("name of only a particle", [lead("de")], [None]),
     ("CNPJ of repeated digits", [lead(cnpj="00.000.000/0000-00")], [["cnpj_valid"]]),
     ("CNPJ wrong check digit", [lead(cnpj="11.222.333/0001-82")], [["cnpj_valid"]]),
     (
@@ -139,6 +172,41 @@ def test_each_lead_lands_where_expected_with_its_reasons(
     assert [landed[i + 1] for i in range(len(rows))] == expected
 
 
+NORMALISED: list[tuple[str, str, str]] = [
+    ("full_name", "MARIA DAS GRAÇAS DOS SANTOS", "Maria das Graças dos Santos"),
+    ("full_name", "josé de almeida e silva", "José de Almeida e Silva"),
+    ("full_name", "  joão   do  carmo ", "João do Carmo"),
+    ("full_name", "De Souza Lima", "De Souza Lima"),
+    ("full_name", "Pedro Di Giorgio", "Pedro Di Giorgio"),
+    ("full_name", "ana-luíza d'ávila", "Ana-Luíza D'Ávila"),
+    ("full_name", "Bruna 🌸✨", "Bruna"),
+    ("email", " Ana.Souza+lead@Açaí.COM.BR ", "ana.souza+lead@açaí.com.br"),
+    ("email", "Maria@xn--aa-4iaz.com.br", "maria@açaí.com.br"),
+    ("email", "maria@例え.jp", "maria@例え.jp"),
+    ("phone_number", "0 21 11 98765-4321", "+5511987654321"),
+    ("phone_number", "(011) 98765-4321", "+5511987654321"),
+    ("phone_number", "0xx11 98765-4321", "+5511987654321"),
+    ("phone_number", "+55 (11) 98765-4321", "+5511987654321"),
+    ("phone_number", "55 11 98765 4321", "+5511987654321"),
+    ("phone_number", "(61) 3345-6789", "+556133456789"),
+    # DDD 55 (Santa Maria, RS) is also Brazil's country code: neither is mistaken for the other
+    ("phone_number", "(55) 98765-4321", "+5555987654321"),
+    ("phone_number", "55 3222-1234", "+555532221234"),
+    ("phone_number", "+55 55 98765-4321", "+5555987654321"),
+    ("cpf", "529 982 247 25", "52998224725"),
+    ("cnpj", " 12.abc.345/01de-35 ", "12ABC34501DE35"),
+    ("cnpj", "11.222.333/0001-81", "11222333000181"),
+]
+
+
+@pytest.mark.parametrize(("field", "typed", "stored"), NORMALISED, ids=[c[1] for c in NORMALISED])
+def test_a_clean_lead_carries_each_field_normalised(field: str, typed: str, stored: str) -> None:
+    result = split_leads([{**lead(), field: typed}])
+
+    assert result.quarantined.empty
+    assert result.clean.loc[0, field] == stored
+
+
 def test_the_table_has_at_least_forty_cases() -> None:
     assert len(CASES) >= 40
 
@@ -191,3 +259,28 @@ def test_two_columns_feeding_one_lead_field_are_refused() -> None:
 
     with pytest.raises(ValueError, match="same lead field"):
         split_leads(frame)
+
+
+FIELD_TEXT = st.one_of(
+    st.none(),
+    st.text(alphabet=st.characters(exclude_categories=()), max_size=40),
+    st.sampled_from(
+        [EMAIL, MOBILE, LANDLINE, CPF, CNPJ, ALNUM_CNPJ, "Ana Souza", "maria@açaí.com"]
+    ),
+)
+ARBITRARY_LEAD = st.fixed_dictionaries(
+    {field: FIELD_TEXT for field in ("full_name", "email", "phone_number", "cpf", "cnpj")}
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(ARBITRARY_LEAD, max_size=6))
+def test_every_lead_lands_once_and_the_clean_ones_pass_the_gate_again(rows: list[dict]) -> None:
+    result = split_leads(rows)
+
+    landed = [*result.clean["lead_id"], *result.quarantined["lead_id"]]
+    assert sorted(landed) == list(range(1, len(rows) + 1))
+    assert all(result.quarantined["reasons"].map(len) > 0)
+    again = split_leads(result.clean)
+    assert again.quarantined.empty
+    assert again.clean.equals(result.clean)

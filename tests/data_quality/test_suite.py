@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pandas as pd
+import pytest
 
+from data_quality import split_leads
 from data_quality.gate import build_suite_frame
 from data_quality.suite import RULE_NAMES, failing_rows, gate_suite
 
@@ -49,3 +52,69 @@ def test_importing_the_package_loads_neither_gx_nor_prefect() -> None:
     )
 
     assert result.stdout.strip() == "False"
+
+
+def test_quarantine_reasons_are_what_gx_reported_per_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """split_leads has no check of its own: a rule GX did not report is no reason, and a row GX
+    reported is quarantined for that rule even if the normalisers would let it through."""
+    from data_quality import suite
+
+    real = suite.failing_rows
+
+    def gx_with_one_rule_silenced(frame: pd.DataFrame) -> dict[str, list[Any]]:
+        failing = real(frame)
+        failing["cpf_valid"] = []
+        failing["cnpj_valid"] = [2]
+        return failing
+
+    monkeypatch.setattr(suite, "failing_rows", gx_with_one_rule_silenced)
+    good = {"full_name": "Ana", "email": "ana@exemplo.com", "phone_number": None}
+
+    result = split_leads([{**good, "cpf": "111.111.111-11"}, {**good, "email": "bia@x.com"}])
+
+    assert result.clean["lead_id"].tolist() == [1]
+    assert result.quarantined["reasons"].tolist() == [["cnpj_valid"]]
+
+
+def test_failing_rows_reads_gx_validation_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were GX bypassed, changing what GX's validation returns would change nothing."""
+    from great_expectations.datasource.fluent.interfaces import Batch
+
+    real_validate = Batch.validate
+    calls: list[int] = []
+
+    def validate_then_pass_the_name_rule(self: Batch, *args: Any, **kwargs: Any) -> Any:
+        result = real_validate(self, *args, **kwargs)
+        calls.append(1)
+        for outcome in result.results:
+            if outcome.expectation_config.meta["rule"] == "full_name_valid":
+                outcome.success = True
+        return result
+
+    monkeypatch.setattr(Batch, "validate", validate_then_pass_the_name_rule)
+    frame = pd.DataFrame({"lead_id": [7], "full_name": ["Ana 2"], "email": ["a@x.com"]})
+    suite_frame, _ = build_suite_frame(frame)
+
+    failing = failing_rows(suite_frame)
+
+    assert calls == [1]
+    assert failing["full_name_valid"] == []
+    assert set(failing) == set(RULE_NAMES)
+
+
+def test_a_rule_gx_could_not_run_stops_the_batch_instead_of_passing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An expectation that raised inside GX reports success=False with no rows: read naively,
+    the batch would pass. The gate refuses to decide instead."""
+    from data_quality import expectations
+
+    def broken(value: str) -> bool:
+        raise RuntimeError("validator crashed")
+
+    monkeypatch.setattr(expectations, "is_brazilian_mobile", broken)
+    frame = pd.DataFrame({"lead_id": [1], "full_name": ["Ana"], "phone_number": ["11987654321"]})
+    suite_frame, _ = build_suite_frame(frame)
+
+    with pytest.raises(RuntimeError, match="could not run"):
+        failing_rows(suite_frame)
