@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     http_max_attempts: int = Field(5, ge=1, le=20, description="Attempts per transient failure.")
     http_backoff_base: float = Field(0.5, ge=0, description="First backoff in seconds.")
     http_backoff_cap: float = Field(30.0, ge=0, description="Longest single backoff in seconds.")
+    http_max_rate_limit_pause: float = Field(
+        120.0,
+        gt=0,
+        description="Longest pause one 429 or rate-limit header may impose, whatever it asks.",
+    )
     data_docs_dir: Path = Field(
         Path(".leadflow/data_docs"), description="Where Great Expectations Data Docs are written."
     )
