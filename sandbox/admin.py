@@ -11,13 +11,12 @@ leads" or "a WhatsApp user writes in").
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict
 
-from sandbox.core import VENDORS, Sandbox
+from sandbox.core import Sandbox
 from sandbox.faults import RouteFaults, WebhookFaults
 from sandbox.people import PersonBehaviour
 
@@ -189,10 +188,11 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         return {"role": role, "outcome": outcome, "object_id": object_id, "result": result}
 
     # -- vendor-specific admin actions ---------------------------------------------------
-    for vendor in VENDORS:
+    from sandbox.app import VENDOR_MODULES  # the registry lives beside the app that mounts it
+
+    for vendor, module in VENDOR_MODULES.items():
         if vendor not in sandbox.default_credentials:
             continue
-        module = importlib.import_module(f"sandbox.vendors.{vendor}")
         build_admin = getattr(module, "build_admin_router", None)
         if build_admin is not None:
             router.include_router(build_admin(sandbox), prefix=f"/{vendor}")

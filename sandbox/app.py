@@ -5,8 +5,9 @@ URL is `http://host:port/<vendor>`; below it the vendor's own path layout (`/asa
 `/facebook/v23.0/{form-id}/leads`...), so a leadflow client differs between the sandbox and the
 real vendor only by its base URL. The admin API lives outside every vendor's surface.
 
-Vendor modules are discovered by name: one still being written (absent) is skipped, so the app
-always starts with whatever emulators exist.
+The vendor modules are listed in `VENDOR_MODULES`, a static registry in journey order: every
+emulator exists, so a missing or misspelt one is an ImportError at once rather than a vendor
+silently absent from the app.
 
 A request under a vendor's prefix that matches none of its routes gets that vendor's own error
 envelope (the module's `render_unknown_route`), never FastAPI's `{"detail": "Not Found"}`: a
@@ -15,7 +16,6 @@ client that calls a wrong path must fail here the way it would fail at the vendo
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable
 from types import ModuleType
@@ -25,23 +25,27 @@ from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from sandbox import admin
 from sandbox.core import VENDORS, Sandbox
 from sandbox.faults import install_fault_handling
+from sandbox.vendors import asaas, docusign, facebook, hostinger, pipedrive, whatsapp
 
 ADMIN_PREFIX = "/__sandbox__"
 
+VENDOR_MODULES: dict[str, ModuleType] = {
+    "facebook": facebook,
+    "pipedrive": pipedrive,
+    "docusign": docusign,
+    "asaas": asaas,
+    "hostinger": hostinger,
+    "whatsapp": whatsapp,
+}
+assert tuple(VENDOR_MODULES) == VENDORS, "the registry follows the journey order of VENDORS"
+
 
 def vendor_modules() -> dict[str, ModuleType]:
-    """The vendor emulators that exist, in journey order; a missing module is not an error."""
-    modules: dict[str, ModuleType] = {}
-    for vendor in VENDORS:
-        name = f"sandbox.vendors.{vendor}"
-        try:
-            modules[vendor] = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise  # the module exists but one of its own imports is broken: say so
-    return modules
+    """The vendor emulators, in journey order (a copy of the static registry)."""
+    return dict(VENDOR_MODULES)
 
 
 def default_credentials() -> dict[str, dict[str, str]]:
@@ -93,13 +97,7 @@ def create_app(sandbox: Sandbox | None = None) -> FastAPI:
         if renderer is not None:
             renderers[vendor] = renderer
     install_unknown_route_answers(app, sandbox, renderers)
-    try:
-        admin = importlib.import_module("sandbox.admin")
-    except ModuleNotFoundError as exc:
-        if exc.name != "sandbox.admin":
-            raise
-    else:
-        app.mount(ADMIN_PREFIX, LazyAdminApp(sandbox, admin.build_router))
+    app.mount(ADMIN_PREFIX, LazyAdminApp(sandbox, admin.build_router))
     return app
 
 

@@ -21,6 +21,20 @@ import uvicorn
 from sandbox.app import ADMIN_PREFIX, create_app
 from sandbox.core import Sandbox
 
+DEFAULT_PORT = 8765
+HIGHEST_PORT = 65535
+
+
+def check_port(port: int) -> str | None:
+    """Why `port` cannot be listened on, in one line, or None when it can be tried.
+
+    Checked before any socket is made, so a typo (`--port 70000`) is one clear line for the
+    user instead of an `OverflowError` traceback from the socket module.
+    """
+    if not 0 <= port <= HIGHEST_PORT:
+        return f"--port {port} is not a TCP port (0 to {HIGHEST_PORT}; 0 picks a free one)"
+    return None
+
 
 @dataclass(frozen=True)
 class RunningSandbox:
@@ -135,7 +149,9 @@ def describe(running: RunningSandbox) -> str:
     return "\n".join(lines)
 
 
-def serve(seed: int = 0, host: str = "127.0.0.1", port: int = 8765, people: bool = True) -> None:
+def serve(
+    seed: int = 0, host: str = "127.0.0.1", port: int = DEFAULT_PORT, people: bool = True
+) -> None:
     """Serve in the foreground until Ctrl-C or SIGTERM, printing the URLs and credentials first.
 
     uvicorn runs in a thread here, so it installs no signal handlers: SIGTERM (a container or

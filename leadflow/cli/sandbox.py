@@ -27,14 +27,20 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind; loopback by default.")] = (
         "127.0.0.1"
     ),
-    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.", min=0)] = 8765,
+    port: Annotated[int, typer.Option(help="TCP port (0 to 65535); 0 picks a free one.")] = 8765,
     seed: Annotated[int, typer.Option(help="Seed for ids, faults and simulated people.")] = 0,
     people: Annotated[
         bool, typer.Option("--people/--no-people", help="Run the simulated people.")
     ] = True,
 ) -> None:
     """Serve the sandbox in the foreground until Ctrl-C."""
+    from sandbox.server import check_port
     from sandbox.server import serve as serve_sandbox
+
+    problem = check_port(port)
+    if problem is not None:
+        err_console.print(f"leadflow sandbox: {problem}")
+        raise typer.Exit(2)
 
     if host not in ("127.0.0.1", "::1", "localhost"):
         err_console.print(

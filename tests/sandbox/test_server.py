@@ -108,3 +108,61 @@ def test_python_m_sandbox_prints_the_banner_and_stops_cleanly_on_sigterm() -> No
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _console_script(name: str) -> str:
+    script = Path(sys.executable).with_name(name)
+    assert script.exists(), f"the {name} console script is installed beside {sys.executable}"
+    return str(script)
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_port_outside_tcp_is_one_line_and_exit_2_through_the_console_script(port: str) -> None:
+    result = subprocess.run(
+        [_console_script("leadflow"), "sandbox", "serve", "--port", port, "--no-people"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        f"leadflow sandbox: --port {port} is not a TCP port (0 to 65535; 0 picks a free one)"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_python_m_sandbox_refuses_a_port_outside_tcp_in_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sandbox", "--port", "70000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "python -m sandbox: --port 70000 is not a TCP port (0 to 65535; 0 picks a free one)"
+    ]
+
+
+def test_the_sandbox_imports_nothing_of_leadflow() -> None:
+    """The sandbox stands in for the vendors of any client: no import cycle with leadflow's CLI."""
+    probe = (
+        "import sys, sandbox.__main__, sandbox.app, sandbox.server, sandbox.admin\n"
+        "leaked = sorted(m for m in sys.modules if m == 'leadflow' or m.startswith('leadflow.'))\n"
+        "print(leaked)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_vendor_registry_is_static_and_in_journey_order() -> None:
+    from sandbox.app import VENDOR_MODULES
+    from sandbox.core import VENDORS
+
+    assert tuple(VENDOR_MODULES) == VENDORS
+    assert all(name == module.VENDOR for name, module in VENDOR_MODULES.items())
