@@ -34,12 +34,14 @@ calls in it, e.g.::
 
 Every attempt writes one line to the "leadflow.http" logger — vendor, method, path template,
 status, attempt, duration in ms — and never a query value, body, token or personal datum
-(the logger carries blocks.masking.MaskingFilter as a second line of defence).
+(the logger carries leadflow.privacy.MaskingFilter as a second line of defence).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import hashlib
 import logging
 import math
@@ -52,11 +54,13 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import ValidationError
 
+import leadflow
 from blocks.errors import (
     AuthenticationError,
     NotFoundError,
@@ -66,20 +70,24 @@ from blocks.errors import (
     UnknownOutcomeError,
     VendorError,
 )
-from blocks.masking import install_masking, mask_text
+from leadflow.privacy import install_masking, mask_text
 from leadflow.settings import get_settings
 
 __all__ = [
+    "USER_AGENT",
+    "ConcurrencyCap",
     "ErrorParser",
     "HttpPolicy",
     "RateLimit",
     "RateLimitWaitTooLong",
+    "RollingWindow",
     "VendorClient",
     "VendorHTTP",
     "credential_fingerprint",
     "default_error_parser",
     "forget_rate_limits",
     "parse_retry_after",
+    "shared_limit",
     "shared_rate_limit",
 ]
 
@@ -91,6 +99,12 @@ install_masking(logging.getLogger("httpx"))
 #: statuses worth another attempt (DESIGN.md principle 4); everything else 4xx is permanent
 RETRYABLE_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
+#: methods that only read: an unreadable answer to anything else may hide a write that happened
+READ_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS"})
+#: `name/x.y.z`, as WhatsApp's spec requires and every vendor's logs can group by
+USER_AGENT = f"leadflow/{leadflow.__version__}"
+
+T = TypeVar("T")
 
 ErrorParser = Callable[[httpx.Response], tuple[str | None, str]]
 Sleep = Callable[[float], Awaitable[None]]
@@ -118,6 +132,8 @@ class HttpPolicy:
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
     now: Callable[[], float] = field(default=time.time, compare=False)
     jitter: Callable[[float, float], float] = field(default=random.uniform, compare=False)
+    #: the longest pause one 429 or rate-limit header may impose (a setting, default 120 s)
+    max_rate_limit_pause: float = 120.0
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> HttpPolicy:
@@ -130,6 +146,7 @@ class HttpPolicy:
             "max_attempts": settings.http_max_attempts,
             "backoff_base": settings.http_backoff_base,
             "backoff_cap": settings.http_backoff_cap,
+            "max_rate_limit_pause": settings.http_max_rate_limit_pause,
         }
         values.update(overrides)
         return cls(**values)
@@ -231,10 +248,12 @@ class RateLimit:
     its moment, holding no lock. That is fair (first come, first served), works across loops, and
     admits at most `burst + rate * t / per` calls in any window of t seconds.
 
-    `hold(seconds)` stops everyone until then: a 429 or an exhausted vendor budget applies to the
-    whole credential, not only to the call that saw it. The bucket is full again when the hold
-    ends (the vendor's window has reset), and a caller that booked its moment before the hold
-    was placed books again after it instead of slipping through.
+    `hold(seconds)` stops everyone until then: a vendor-wide 429 or an exhausted vendor budget
+    applies to the whole credential, not only to the call that saw it. The bucket is full again
+    when the hold ends (the vendor's window has reset), and a caller that booked its moment
+    before the hold was placed books again after it instead of slipping through.
+    `hold(seconds, scope="GET /v3/payments")` stops only the callers that name that scope (a
+    vendor whose limits are per route), and books nothing on the shared schedule.
     """
 
     def __init__(
@@ -256,6 +275,7 @@ class RateLimit:
         self._lock = threading.Lock()
         self._full_at = clock()  # when the bucket holds `burst` tokens again
         self._held_until = float("-inf")
+        self._scope_held_until: dict[str, float] = {}
 
     @property
     def interval(self) -> float:
@@ -278,18 +298,49 @@ class RateLimit:
             self._full_at = full_at
             return wait, held_until
 
+    def _scope_hold(self, scope: str | None) -> tuple[float, float]:
+        """(seconds left, the hold's end) of the hold on `scope`; (0, -inf) when none."""
+        if scope is None:
+            return 0.0, float("-inf")
+        with self._lock:
+            until = self._scope_held_until.get(scope)
+            if until is None:
+                return 0.0, float("-inf")
+            wait = until - self._clock()
+            if wait <= 0:
+                del self._scope_held_until[scope]
+                return 0.0, until
+            return wait, until
+
     async def acquire(
-        self, tokens: float = 1.0, *, sleep: Sleep | None = None, max_wait: float | None = None
+        self,
+        tokens: float = 1.0,
+        *,
+        scope: str | None = None,
+        sleep: Sleep | None = None,
+        max_wait: float | None = None,
     ) -> float:
         """Wait for `tokens` (a call's cost; 1 by default); returns the seconds waited.
 
         A cost above `burst` is allowed: the caller waits until the debt it leaves is earned.
-        `sleep` overrides the bucket's own (VendorHTTP passes its policy's, so a test's fake
-        sleep covers rate-limit waits too). With `max_wait`, a wait longer than that raises
+        `scope` (a route) waits out a hold placed on that scope alone first. `sleep` overrides
+        the bucket's own (VendorHTTP passes its policy's, so a test's fake sleep covers
+        rate-limit waits too). With `max_wait`, a wait longer than that raises
         RateLimitWaitTooLong at once and books nothing.
         """
         waited = 0.0
+        waited_out = float("-inf")  # the end of the scope's hold this caller already slept to
         while True:
+            scoped, until = self._scope_hold(scope)
+            if scoped > 0 and until > waited_out:
+                waited_out = until
+                if max_wait is not None and scoped > max_wait:
+                    raise RateLimitWaitTooLong(scoped)
+                await (sleep or self._sleep)(scoped)
+                waited += scoped
+                if max_wait is not None:
+                    max_wait = max(max_wait - scoped, 0.0)
+                continue
             wait, seen_hold = self._reserve(tokens, max_wait)
             if wait > 0:
                 await (sleep or self._sleep)(wait)
@@ -302,18 +353,146 @@ class RateLimit:
             if max_wait is not None:
                 max_wait = max(max_wait - wait, 0.0)
 
-    def hold(self, seconds: float) -> None:
-        """Let nobody through for `seconds` (the vendor said its budget is spent)."""
+    def hold(self, seconds: float, *, scope: str | None = None) -> None:
+        """Let nobody (or nobody asking for `scope`) through for `seconds`: the budget is spent."""
         if not seconds > 0 or not math.isfinite(seconds):
             return
         with self._lock:
-            self._held_until = max(self._held_until, self._clock() + seconds)
+            until = self._clock() + seconds
+            if scope is None:
+                self._held_until = max(self._held_until, until)
+            else:
+                self._scope_held_until[scope] = max(
+                    self._scope_held_until.get(scope, float("-inf")), until
+                )
 
     def __repr__(self) -> str:
         return f"RateLimit(rate={self.rate}, per={self.per}, burst={self.burst})"
 
 
-_registry: dict[tuple[str, str], RateLimit] = {}
+class RollingWindow(RateLimit):
+    """At most `limit` calls in any `window` seconds, counted call by call (a sliding log).
+
+    What Asaas publishes (25,000 requests per account per 12-hour rolling window): no average
+    rate and no burst, so the first 25,000 calls go at once and the next one waits until the
+    oldest of them leaves the window. Each booked moment is kept (at most `limit` + the callers
+    waiting), so the count is exact, not an estimate. Holds work as on RateLimit.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        super().__init__(limit, window, limit, clock=clock, sleep=sleep)
+        self.limit = limit
+        self.window = window
+        self._sent: collections.deque[float] = collections.deque()
+
+    def _reserve(self, tokens: float, max_wait: float | None) -> tuple[float, float]:
+        count = max(math.ceil(tokens), 1)
+        if count > self.limit:
+            raise ValueError(f"one call cannot cost more than the window's {self.limit} calls")
+        with self._lock:
+            now = self._clock()
+            held_until = self._held_until
+            sent = self._sent
+            while sent and sent[0] <= now - self.window:
+                sent.popleft()
+            ready = max(now, held_until)
+            excess = len(sent) + count - self.limit
+            if excess > 0:  # the oldest `excess` moments must leave the window first
+                ready = max(ready, sent[excess - 1] + self.window)
+            if sent:
+                ready = max(ready, sent[-1])  # first come, first served
+            wait = ready - now
+            if wait < 1e-9:
+                wait = 0.0
+            if max_wait is not None and wait > max_wait:
+                raise RateLimitWaitTooLong(wait)
+            sent.extend([ready] * count)
+            return wait, held_until
+
+    def __repr__(self) -> str:
+        return f"RollingWindow(limit={self.limit}, window={self.window})"
+
+
+class ConcurrencyCap:
+    """At most `limit` requests of `methods` in flight at once, across every loop and thread.
+
+    Asaas refuses a 51st concurrent GET with 429; a request over the cap waits for a slot
+    instead of being sent. A freed slot goes to the longest waiter (on whatever loop it runs).
+    """
+
+    def __init__(self, limit: int, methods: Collection[str] = READ_METHODS) -> None:
+        if limit < 1:
+            raise ValueError("ConcurrencyCap needs limit >= 1")
+        self.limit = limit
+        self.methods = frozenset(method.upper() for method in methods)
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = (
+            collections.deque()
+        )
+
+    @property
+    def in_flight(self) -> int:
+        """Slots taken right now (tests and benchmarks read it)."""
+        with self._lock:
+            return self._in_flight
+
+    @contextlib.asynccontextmanager
+    async def slot(self, method: str) -> Any:
+        """Hold one slot around a request of `method`; other methods pass straight through."""
+        if method.upper() not in self.methods:
+            yield
+            return
+        await self._take()
+        try:
+            yield
+        finally:
+            self._give_back()
+
+    async def _take(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._in_flight < self.limit:
+                self._in_flight += 1
+                return
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, waiter))
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            with self._lock, contextlib.suppress(ValueError):
+                self._waiters.remove((loop, waiter))
+            raise  # if the slot was already handed over, _hand_over passes it on
+
+    def _give_back(self) -> None:
+        with self._lock:
+            while self._waiters:
+                loop, waiter = self._waiters.popleft()
+                if loop.is_closed():
+                    continue
+                # the slot moves to the waiter as it is: in_flight stays the same
+                loop.call_soon_threadsafe(self._hand_over, waiter)
+                return
+            self._in_flight -= 1
+
+    def _hand_over(self, waiter: asyncio.Future[None]) -> None:
+        if waiter.done():  # cancelled meanwhile: the slot goes to the next one
+            self._give_back()
+        else:
+            waiter.set_result(None)
+
+    def __repr__(self) -> str:
+        return f"ConcurrencyCap(limit={self.limit}, methods={sorted(self.methods)})"
+
+
+_registry: dict[tuple[str, str], Any] = {}
 _registry_lock = threading.Lock()
 
 
@@ -339,6 +518,23 @@ def shared_rate_limit(
         if existing is None:
             existing = _registry[key] = RateLimit(rate, per, burst)
         return existing
+
+
+L = TypeVar("L")
+
+
+def shared_limit(vendor: str, fingerprint: str, build: Callable[[], L]) -> L:
+    """The one limit object (a RollingWindow, a ConcurrencyCap...) of (vendor, credential key).
+
+    The key is the vendor plus anything that tells the limit apart ("asaas-get-slots"), with
+    the credential's fingerprint; `build` runs once, on first use.
+    """
+    key = (vendor, fingerprint)
+    with _registry_lock:
+        existing = _registry.get(key)
+        if existing is None:
+            existing = _registry[key] = build()
+        return existing  # type: ignore[no-any-return]
 
 
 def forget_rate_limits() -> None:
@@ -389,6 +585,10 @@ def _error_body(response: httpx.Response) -> Any:
         return response.text[:2000] or None
 
 
+def _as_is(body: Any) -> Any:
+    return body
+
+
 # ---------------------------------------------------------------------------------- the client
 
 
@@ -415,12 +615,21 @@ class VendorHTTP:
         transport: httpx.AsyncBaseTransport | None = None,
         rate_limited_codes: Collection[str] = (),
         auth_codes: Collection[str] = (),
+        rate_limit_scope: Literal["vendor", "route"] = "route",
+        concurrency: ConcurrencyCap | None = None,
     ) -> None:
         """`rate_limited_codes` / `auth_codes`: vendor error codes (as the error_parser returns
         them) that mean "throttled" or "bad credentials" whatever the HTTP status — Graph API
         answers a throttled call with 400 and code 4 or 130429, an expired token with code 190.
+
+        `rate_limit_scope` is what a 429 or a spent rate-limit header pauses: "vendor" when the
+        vendor counts one budget per credential (Graph, Pipedrive, DocuSign), "route" (method
+        and path template) when its limits are per endpoint (Asaas, Hostinger). `concurrency`
+        caps requests in flight (Asaas: 50 GETs).
         """
         self.vendor = vendor
+        self.rate_limit_scope = rate_limit_scope
+        self.concurrency = concurrency
         self.rate_limited_codes = frozenset(rate_limited_codes)
         self.auth_codes = frozenset(auth_codes)
         self.base_url = base_url.rstrip("/")
@@ -430,7 +639,7 @@ class VendorHTTP:
         self._client_options: dict[str, Any] = {
             "base_url": self.base_url,
             "auth": auth,
-            "headers": {"user-agent": "leadflow", **(headers or {})},
+            "headers": {"user-agent": USER_AGENT, **(headers or {})},
             "timeout": self.policy.timeout(),
             "transport": transport,
             "follow_redirects": False,
@@ -515,12 +724,13 @@ class VendorHTTP:
             idempotent = method in IDEMPOTENT_METHODS
         url = self.fill_path(path, path_params)
         policy = self.policy
+        scope = None if self.rate_limit_scope == "vendor" else f"{method} {path}"
         deadline = policy.clock() + policy.total_timeout
         attempt = 0
         while True:
             attempt += 1
             if self.rate_limit is not None:
-                await self._take_token(method, path, deadline)
+                await self._take_token(method, path, deadline, scope)
             remaining = deadline - policy.clock()
             if remaining <= 0:
                 raise TransientError(
@@ -531,7 +741,7 @@ class VendorHTTP:
                 )
             started = policy.clock()
             try:
-                async with asyncio.timeout(remaining):
+                async with asyncio.timeout(remaining), self._slot(method):
                     response = await self._client().request(
                         method, url, params=params, json=json, data=data, headers=headers
                     )
@@ -545,8 +755,10 @@ class VendorHTTP:
                 self._log(method, path, response.status_code, attempt, started)
                 now = policy.now()
                 reset = _rate_limit_reset(response, now=now)
-                if reset is not None and self.rate_limit is not None:
-                    self.rate_limit.hold(reset)
+                if reset is not None:
+                    reset = min(reset, policy.max_rate_limit_pause)
+                    if self.rate_limit is not None:
+                        self.rate_limit.hold(reset, scope=scope)
                 if response.status_code < 400:
                     return response
                 await response.aread()
@@ -556,8 +768,11 @@ class VendorHTTP:
                 retry_after = error.retry_after
                 if retry_after is None and response.status_code == 429:
                     retry_after = reset
+                if retry_after is not None:
+                    # a bogus or huge Retry-After must not stop this vendor for an hour
+                    retry_after = error.retry_after = min(retry_after, policy.max_rate_limit_pause)
                 if retry_after and isinstance(error, RateLimitedError) and self.rate_limit:
-                    self.rate_limit.hold(retry_after)
+                    self.rate_limit.hold(retry_after, scope=scope)
             if attempt >= policy.max_attempts:
                 raise error
             delay = retry_after if retry_after is not None else policy.backoff(attempt)
@@ -565,7 +780,12 @@ class VendorHTTP:
                 raise error  # the vendor asks for longer than this call may take: let Prefect wait
             await policy.sleep(delay)
 
-    async def _take_token(self, method: str, path: str, deadline: float) -> None:
+    def _slot(self, method: str) -> contextlib.AbstractAsyncContextManager[Any]:
+        if self.concurrency is None:
+            return contextlib.nullcontext()
+        return self.concurrency.slot(method)
+
+    async def _take_token(self, method: str, path: str, deadline: float, scope: str | None) -> None:
         """Wait for the shared bucket, but never past this call's total time budget.
 
         A long wait (the vendor held the bucket for an hour, a daily budget is spent) becomes a
@@ -576,7 +796,7 @@ class VendorHTTP:
         policy = self.policy
         try:
             await self.rate_limit.acquire(
-                sleep=policy.sleep, max_wait=max(deadline - policy.clock(), 0.0)
+                scope=scope, sleep=policy.sleep, max_wait=max(deadline - policy.clock(), 0.0)
             )
         except RateLimitWaitTooLong as too_long:
             raise RateLimitedError(
@@ -589,22 +809,60 @@ class VendorHTTP:
             ) from None
 
     async def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """`request()` and its JSON body; a success that is not JSON is a TransientError.
+        """`request()` and its JSON body, read under `read_answer`'s rules."""
+        return await self.request_parsed(method, path, _as_is, **kwargs)
 
-        A proxy or captive portal answering 200 with HTML is not the vendor's answer, so it
-        must neither crash the caller with a decode error nor pass as a result.
-        """
+    async def request_parsed(
+        self, method: str, path: str, read: Callable[[Any], T], **kwargs: Any
+    ) -> T:
+        """`request()`, then `read(json body)` (a model's `model_validate`, say) under
+        `read_answer`'s rules: whatever the answer holds, only a VendorError comes out."""
         response = await self.request(method, path, **kwargs)
+        return self.read_answer(response, read, method=method, path=path)
+
+    def read_answer(
+        self, response: httpx.Response, read: Callable[[Any], T], *, method: str, path: str
+    ) -> T:
+        """`read(response.json())`, with any answer it cannot read turned into a VendorError.
+
+        A 2xx whose body is not JSON (a proxy's HTML page), is cut short, or lacks a field the
+        model needs is not the vendor's answer, but the request did reach somebody: for a read
+        it is a TransientError (reading again is safe); for a write it is an
+        UnknownOutcomeError, because the write may have happened and the caller must look the
+        object up by its reference before sending it again. `read` may raise KeyError,
+        TypeError, AttributeError, IndexError or ValueError (pydantic's ValidationError is one)
+        on a malformed body; no such error escapes. The message names fields, never values.
+        """
         try:
-            return response.json()
+            body = response.json()
         except ValueError:
-            raise TransientError(
-                self.vendor,
-                f"the answer was not JSON ({response.headers.get('content-type', 'no type')})",
-                method=method.upper(),
-                path=path,
-                status=response.status_code,
-            ) from None
+            kind = response.headers.get("content-type", "no content type")
+            problem = "an empty body" if not response.content else f"not JSON ({kind})"
+            raise self.unreadable_answer(response, method, path, problem) from None
+        try:
+            return read(body)
+        except ValidationError as invalid:
+            locations = (error["loc"] for error in invalid.errors())
+            fields = sorted({".".join(str(part) for part in loc) or "body" for loc in locations})
+            problem = f"missing or malformed {', '.join(fields)[:300]}"
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as broken:
+            problem = f"an unexpected shape ({type(broken).__name__})"
+        raise self.unreadable_answer(response, method, path, problem)
+
+    def unreadable_answer(
+        self, response: httpx.Response, method: str, path: str, problem: str
+    ) -> TransientError:
+        """The error for a success answer that cannot be read: see `read_answer`."""
+        method = method.upper()
+        common: dict[str, Any] = {"method": method, "path": path, "status": response.status_code}
+        if method in READ_METHODS:
+            return TransientError(self.vendor, f"the answer could not be read: {problem}", **common)
+        return UnknownOutcomeError(
+            self.vendor,
+            f"the answer to a write could not be read: {problem}; it may have been done, "
+            "look it up before sending it again",
+            **common,
+        )
 
     # -- classification
 

@@ -102,14 +102,14 @@ def test_retry_after_parses_both_forms_and_ignores_nonsense(
     assert parse_retry_after(header, now=NOW) == seconds
 
 
-async def test_a_retry_after_beyond_the_total_budget_raises_at_once_with_the_hint(
+async def test_a_retry_after_beyond_the_total_budget_raises_at_once_with_the_capped_hint(
     policy: HttpPolicy, sleeps: RecordedSleeps
 ) -> None:
     transport, seen = scripted(httpx.Response(429, headers={"Retry-After": "3600"}))
     async with client(transport, policy) as http:
         with pytest.raises(RateLimitedError) as caught:
             await http.request("GET", "/things")
-    assert caught.value.retry_after == 3600.0
+    assert caught.value.retry_after == 120.0  # LEADFLOW_HTTP_MAX_RATE_LIMIT_PAUSE, not an hour
     assert len(seen) == 1
     assert sleeps.waits == []
 
