@@ -6,10 +6,17 @@ path template as the vendor writes it, below the `/<vendor>` prefix):
 
 - error: a 500/502/503 (or 504) before the handler runs — nothing was written;
 - throttle: 429 with `Retry-After` — nothing was written;
-- latency: added before the handler on every request (plus jitter);
-- timeout: the request hangs `timeout_seconds`, then the connection drops — nothing was written;
-- lost_answer: the handler runs and commits, then the connection drops before the answer
-  arrives, the case that duplicates objects in a client that retries blindly.
+- latency: added before the handler on every request (plus jitter), awaited, never blocking;
+- gateway_timeout: a complete 504 from the vendor's gateway after `gateway_timeout_seconds` —
+  nothing was written (the old "timeout" fault; a real timeout is one of the next two);
+- hang: the request is held, unanswered, until the client gives up and disconnects or
+  `hang_seconds` pass, then the connection closes without a byte — nothing was written, and
+  the client only knows that it does not know (its read timeout fires);
+- drop: the connection closes before the handler runs, without a byte — nothing was written
+  (a reset connection: the request may have been lost on the way in);
+- lost_answer: the handler runs and commits, then the connection drops mid-response, after the
+  status line and before the body ("write committed, answer lost"), the case that duplicates
+  objects in a client that retries blindly.
 
 and, for webhooks (see sandbox/webhooks.py): dropped, duplicated and delayed deliveries.
 
@@ -30,6 +37,7 @@ type reaches the client directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -41,28 +49,50 @@ from typing import Any, Literal
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-FaultKind = Literal["error", "throttle", "timeout", "lost_answer"]
+FaultKind = Literal["error", "throttle", "gateway_timeout", "hang", "drop", "lost_answer"]
 ERROR_STATUSES: frozenset[int] = frozenset({500, 502, 503, 504})
 _SCOPE_KEY = "leadflow.sandbox.fault"
 FAULT_HEADER = "X-Sandbox-Fault"
 
 
-class RouteFaults(BaseModel):
-    """How often one vendor (or one of its routes) fails, and how. Rates are probabilities."""
+MAX_LATENCY_MS = 60_000.0
+MAX_HOLD_SECONDS = 300.0
+MAX_RETRY_AFTER_SECONDS = 86_400
 
-    model_config = ConfigDict(extra="forbid")
+
+class RouteFaults(BaseModel):
+    """How often one vendor (or one of its routes) fails, and how. Rates are probabilities.
+
+    Every number is bounded and finite (`NaN` and `Infinity` are refused): an unbounded latency
+    or hang would make every call wait forever and keep the server from shutting down.
+    `timeout_rate`/`timeout_seconds`, the names before hang and drop existed, still set `hang`.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
 
     error_rate: float = Field(0.0, ge=0, le=1)
-    error_statuses: list[int] = Field(default_factory=lambda: [500, 502, 503], min_length=1)
+    error_statuses: list[int] = Field(
+        default_factory=lambda: [500, 502, 503], min_length=1, max_length=4
+    )
     throttle_rate: float = Field(0.0, ge=0, le=1)
-    retry_after_seconds: int = Field(1, ge=0)
-    latency_ms: float = Field(0.0, ge=0)
-    latency_jitter_ms: float = Field(0.0, ge=0)
-    timeout_rate: float = Field(0.0, ge=0, le=1)
-    timeout_seconds: float = Field(30.0, ge=0)
+    retry_after_seconds: int = Field(1, ge=0, le=MAX_RETRY_AFTER_SECONDS)
+    latency_ms: float = Field(0.0, ge=0, le=MAX_LATENCY_MS)
+    latency_jitter_ms: float = Field(0.0, ge=0, le=MAX_LATENCY_MS)
+    gateway_timeout_rate: float = Field(0.0, ge=0, le=1)
+    gateway_timeout_seconds: float = Field(0.0, ge=0, le=MAX_HOLD_SECONDS)
+    hang_rate: float = Field(
+        0.0, ge=0, le=1, validation_alias=AliasChoices("hang_rate", "timeout_rate")
+    )
+    hang_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=MAX_HOLD_SECONDS,
+        validation_alias=AliasChoices("hang_seconds", "timeout_seconds"),
+    )
+    drop_rate: float = Field(0.0, ge=0, le=1)
     lost_answer_rate: float = Field(0.0, ge=0, le=1)
 
     @model_validator(mode="after")
@@ -70,7 +100,14 @@ class RouteFaults(BaseModel):
         unknown = set(self.error_statuses) - ERROR_STATUSES
         if unknown:
             raise ValueError(f"error_statuses must be among {sorted(ERROR_STATUSES)}: {unknown}")
-        total = self.error_rate + self.throttle_rate + self.timeout_rate + self.lost_answer_rate
+        total = (
+            self.error_rate
+            + self.throttle_rate
+            + self.gateway_timeout_rate
+            + self.hang_rate
+            + self.drop_rate
+            + self.lost_answer_rate
+        )
         if total > 1:
             raise ValueError(f"the fault rates add up to {total:.3f}, more than 1")
         return self
@@ -79,12 +116,12 @@ class RouteFaults(BaseModel):
 class WebhookFaults(BaseModel):
     """How a vendor's webhook deliveries misbehave. A dropped delivery is never sent."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     drop_rate: float = Field(0.0, ge=0, le=1)
     duplicate_rate: float = Field(0.0, ge=0, le=1)
     delay_rate: float = Field(0.0, ge=0, le=1)
-    delay_seconds: float = Field(1.0, ge=0)
+    delay_seconds: float = Field(1.0, ge=0, le=3600)
 
 
 @dataclass(frozen=True)
@@ -95,7 +132,7 @@ class FaultDecision:
     latency_seconds: float = 0.0
     status: int | None = None
     retry_after_seconds: int = 0
-    timeout_seconds: float = 0.0
+    hold_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -241,8 +278,17 @@ class FaultInjector:
                 decision = FaultDecision(
                     "throttle", latency, status=429, retry_after_seconds=rule.retry_after_seconds
                 )
-            elif draw < (threshold := threshold + rule.timeout_rate):
-                decision = FaultDecision("timeout", latency, timeout_seconds=rule.timeout_seconds)
+            elif draw < (threshold := threshold + rule.gateway_timeout_rate):
+                decision = FaultDecision(
+                    "gateway_timeout",
+                    latency,
+                    status=504,
+                    hold_seconds=rule.gateway_timeout_seconds,
+                )
+            elif draw < (threshold := threshold + rule.hang_rate):
+                decision = FaultDecision("hang", latency, hold_seconds=rule.hang_seconds)
+            elif draw < (threshold := threshold + rule.drop_rate):
+                decision = FaultDecision("drop", latency)
             elif draw < threshold + rule.lost_answer_rate:
                 decision = FaultDecision("lost_answer", latency)
             if decision.kind is not None:
@@ -290,11 +336,13 @@ class FaultInjector:
                 if marker is not None:
                     marker.drop_reason = "the write happened but the answer was lost"
                 return
-            if decision.kind == "timeout":
-                await asyncio.sleep(decision.timeout_seconds)
-                if marker is not None:
-                    marker.drop_reason = "timeout"
-                raise InjectedFaultError(PlainTextResponse("", status_code=504))
+            if decision.kind == "hang":
+                await _hold_until_disconnected(request, decision.hold_seconds)
+                raise _drop_without_answer(marker, "hang: no answer before the client gave up")
+            if decision.kind == "drop":
+                raise _drop_without_answer(marker, "dropped before the request was handled")
+            if decision.kind == "gateway_timeout" and decision.hold_seconds:
+                await asyncio.sleep(decision.hold_seconds)
             assert decision.status is not None
             headers = {FAULT_HEADER: decision.kind}
             if decision.kind == "throttle":
@@ -310,9 +358,44 @@ def _normalise_route(route: str) -> str:
     return f"{method.upper()} {path.strip()}"
 
 
+async def _hold_until_disconnected(request: Request, seconds: float) -> None:
+    """Wait, answering nothing, until the client disconnects or `seconds` pass.
+
+    Bounded so that a server asked to stop is not kept open by a hanging request; awaited, so a
+    hang never blocks the event loop for the other requests.
+    """
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass  # the rest of a request body: not what we wait for
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(disconnected(), timeout=seconds)
+
+
+def _drop_without_answer(marker: _Marker | None, reason: str) -> InjectedFaultError:
+    """Mark the request to be closed without a byte; the returned error ends the handler."""
+    if marker is not None:
+        marker.drop_reason = reason
+        marker.before_status_line = True
+    return InjectedFaultError(PlainTextResponse("", status_code=504))
+
+
 @dataclass
 class _Marker:
     drop_reason: str | None = None
+    before_status_line: bool = False
+
+
+# ASGI has no "close this connection" message. A response start whose header value holds a
+# newline is refused by the server (uvicorn's httptools and h11 protocols alike) after it has
+# marked the response started and before it writes anything; the server then closes the socket
+# instead of sending its own 500. The client sees the peer close with no response at all.
+_UNSENDABLE_START: Message = {
+    "type": "http.response.start",
+    "status": 504,
+    "headers": [(b"x-sandbox-fault", b"drop\n")],
+}
 
 
 class _DropConnectionMiddleware:
@@ -333,7 +416,11 @@ class _DropConnectionMiddleware:
                 await send(message)
                 return
             if message["type"] == "http.response.start":
-                await send(message)  # the client sees the headers, then the socket closes
+                if marker.before_status_line:
+                    with contextlib.suppress(Exception):
+                        await send(_UNSENDABLE_START)  # the server closes without writing
+                else:
+                    await send(message)  # the client sees the status line, then the socket closes
                 raise ConnectionDropped(marker.drop_reason)
 
         await self.app(scope, receive, guarded_send)

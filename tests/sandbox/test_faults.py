@@ -29,13 +29,27 @@ def test_each_fault_kind_hits_its_configured_rate_over_a_seeded_run() -> None:
     faults = FaultInjector(seed=42)
     faults.configure(
         "asaas",
-        RouteFaults(error_rate=0.10, throttle_rate=0.05, timeout_rate=0.03, lost_answer_rate=0.07),
+        RouteFaults(
+            error_rate=0.10,
+            throttle_rate=0.05,
+            gateway_timeout_rate=0.04,
+            hang_rate=0.03,
+            drop_rate=0.06,
+            lost_answer_rate=0.07,
+        ),
     )
     kinds = [faults.decide("asaas", "POST /v3/payments").kind for _ in range(DRAWS)]
     assert _share(kinds, "error") == pytest.approx(0.10, abs=TOLERANCE)
     assert _share(kinds, "throttle") == pytest.approx(0.05, abs=TOLERANCE)
-    assert _share(kinds, "timeout") == pytest.approx(0.03, abs=TOLERANCE)
+    assert _share(kinds, "gateway_timeout") == pytest.approx(0.04, abs=TOLERANCE)
+    assert _share(kinds, "hang") == pytest.approx(0.03, abs=TOLERANCE)
+    assert _share(kinds, "drop") == pytest.approx(0.06, abs=TOLERANCE)
     assert _share(kinds, "lost_answer") == pytest.approx(0.07, abs=TOLERANCE)
+
+
+def test_the_old_timeout_names_still_configure_a_hang() -> None:
+    rule = RouteFaults.model_validate({"timeout_rate": 0.5, "timeout_seconds": 2})
+    assert (rule.hang_rate, rule.hang_seconds) == (0.5, 2.0)
 
 
 def test_error_statuses_are_drawn_from_the_configured_list() -> None:
@@ -165,16 +179,61 @@ def test_a_lost_answer_commits_the_write_then_drops_the_connection(served: Runni
     assert next(iter(messages.values()))["wa_id"] == "5511987654321"
 
 
-def test_a_timeout_holds_the_request_then_drops_it_without_writing(
+def test_a_hang_holds_the_request_past_the_clients_read_timeout_without_writing(
     served: RunningSandbox,
 ) -> None:
     served.sandbox.faults.configure(
-        "whatsapp", RouteFaults(timeout_rate=1.0, timeout_seconds=0.5), route=ROUTE
+        "whatsapp", RouteFaults(hang_rate=1.0, hang_seconds=30), route=ROUTE
     )
     url = served.base_urls["whatsapp"] + _messages_path().removeprefix("/whatsapp")
     with httpx.Client() as client, pytest.raises(httpx.ReadTimeout):
-        client.post(url, json=_whatsapp_template(), headers=_auth(), timeout=0.1)
+        client.post(url, json=_whatsapp_template(), headers=_auth(), timeout=0.2)
     assert served.sandbox.state.counters().get("whatsapp", {}).get("message", 0) == 0
+
+
+def test_a_hang_ends_in_a_closed_connection_with_no_answer_once_its_bound_passes(
+    served: RunningSandbox,
+) -> None:
+    served.sandbox.faults.configure(
+        "whatsapp", RouteFaults(hang_rate=1.0, hang_seconds=0.2), route=ROUTE
+    )
+    url = served.base_urls["whatsapp"] + _messages_path().removeprefix("/whatsapp")
+    with (
+        httpx.Client(timeout=10) as client,
+        pytest.raises(httpx.RemoteProtocolError, match="without sending a response"),
+    ):
+        client.post(url, json=_whatsapp_template(), headers=_auth())
+    assert served.sandbox.state.counters().get("whatsapp", {}).get("message", 0) == 0
+
+
+def test_a_drop_closes_the_connection_before_the_handler_runs(served: RunningSandbox) -> None:
+    served.sandbox.faults.configure("whatsapp", RouteFaults(drop_rate=1.0), route=ROUTE)
+    url = served.base_urls["whatsapp"] + _messages_path().removeprefix("/whatsapp")
+    with httpx.Client(timeout=10) as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+            client.post(url, json=_whatsapp_template(), headers=_auth())
+        served.sandbox.faults.clear()
+        assert client.post(url, json=_whatsapp_template(), headers=_auth()).status_code == 200
+    assert served.sandbox.state.counters()["whatsapp"]["message"] == 1
+
+
+async def test_a_drop_in_process_raises_the_same_error_type_and_writes_nothing(
+    sandbox: Sandbox, app_client: httpx.AsyncClient
+) -> None:
+    sandbox.faults.configure("whatsapp", RouteFaults(drop_rate=1.0), route=ROUTE)
+    with pytest.raises(ConnectionDropped):
+        await app_client.post(_messages_path(), json=_whatsapp_template(), headers=_auth())
+    assert sandbox.state.counters().get("whatsapp", {}).get("message", 0) == 0
+
+
+async def test_a_gateway_timeout_is_a_complete_504_and_writes_nothing(
+    sandbox: Sandbox, app_client: httpx.AsyncClient
+) -> None:
+    sandbox.faults.configure("whatsapp", RouteFaults(gateway_timeout_rate=1.0), route=ROUTE)
+    response = await app_client.post(_messages_path(), json=_whatsapp_template(), headers=_auth())
+    assert response.status_code == 504
+    assert response.headers["X-Sandbox-Fault"] == "gateway_timeout"
+    assert sandbox.state.counters().get("whatsapp", {}).get("message", 0) == 0
 
 
 async def test_added_latency_is_part_of_the_decision(sandbox: Sandbox) -> None:
