@@ -7,7 +7,8 @@ Each delivery goes through the same steps, in this order, and stops at the first
 3. the body is streamed, 413 as soon as the running size passes the limit;
 4. 401 when the HMAC over the raw bytes does not match (Meta, DocuSign, any active key);
 5. 400 when the body is not JSON or not the vendor's shape (webhooks/events.py);
-6. stored in the inbox, unique on (vendor, event id), committed;
+6. stored in the inbox, unique on (vendor, event id), committed (deliveries arriving together
+   share one transaction: webhooks/inbox_writer.py);
 7. 200 — `stored` for a new delivery, `duplicate` for a redelivery (nothing new stored);
 8. after the response is sent, a new delivery is handed to the trigger (webhooks/trigger.py).
 
@@ -26,6 +27,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -41,6 +43,7 @@ from blocks.webhook_signatures import (
 from leadflow.privacy import install_masking, mask_text, redact_secret_headers
 from ledger import Ledger, LedgerError
 from webhooks.events import MalformedDelivery, delivery_event_id, parse_delivery
+from webhooks.inbox_writer import InboxWriter
 from webhooks.settings import TriggerMode, WebhookSettings
 from webhooks.trigger import (
     DeploymentTrigger,
@@ -191,13 +194,16 @@ def create_app(
     trigger = trigger or _trigger_for(settings, runner)
     vendors = _vendors(settings)
     limit = settings.max_body_bytes
+    writer = InboxWriter(store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await writer.start()
         await trigger.start()
         try:
             yield
         finally:
+            await writer.stop()
             await trigger.stop()
 
     app = FastAPI(
@@ -237,13 +243,15 @@ def create_app(
         event_id = delivery_event_id(events)
         headers = redact_secret_headers(dict(request.headers))
         try:
-            stored = await run_in_threadpool(store.store_inbox, vendor, event_id, body, headers)
+            inbox_id = await writer.store(vendor, event_id, body, headers)
         except LedgerError as exc:
             logger.error("could not store a %s delivery: %s", vendor, mask_text(str(exc)))
             return JSONResponse({"detail": "the ledger is unavailable"}, status_code=503)
-        if stored is None or stored is False:
+        except SQLAlchemyError as exc:
+            logger.error("could not store a %s delivery: %s", vendor, type(exc).__name__)
+            return JSONResponse({"detail": "the ledger is unavailable"}, status_code=503)
+        if inbox_id is None:
             return JSONResponse({"status": "duplicate", "event_id": event_id})
-        inbox_id = None if stored is True else int(stored)
         delivery = NewDelivery(vendor, event_id, inbox_id)
         return JSONResponse(
             {"status": "stored", "event_id": event_id},

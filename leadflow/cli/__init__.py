@@ -30,6 +30,8 @@ _GROUPS: dict[str, str] = {
     "sandbox": "sandbox",
     "blocks": "blocks",
     "quarantine": "quarantine",
+    "journeys": "journeys",
+    "webhooks": "webhooks",
 }
 
 

@@ -1,0 +1,197 @@
+"""Accepted webhook deliveries per second (verified, stored, acknowledged), beside a bare
+FastAPI endpoint that only answers 200, measured in the same run on this machine.
+
+The service runs in its own process with `leadflow webhooks serve`'s uvicorn settings and the
+trigger off (the figure is the receiving side: verify over the raw body, store in the inbox,
+commit, answer). Deliveries rotate over the five vendors, each signed as its vendor signs it,
+all distinct (every one is a new inbox row). Signed bodies are prepared before the clock
+starts, so the client spends its CPU on HTTP, not on HMACs.
+
+The ledger is a fresh SQLite file, then a fresh PostgreSQL database on the server named by
+LEADFLOW_BENCH_DATABASE_URL (or LEADFLOW_TEST_DATABASE_URL). Target on 2 cores: at least
+1,000 deliveries/s on PostgreSQL, and at least a third of the bare endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+
+from benchmarks import Figure
+from benchmarks.bench_sandbox import _free_port, _serve
+
+CONNECTIONS = 8
+WARMUP_SECONDS = 1.0
+MEASURE_SECONDS = 4.0
+PREPARED = 40_000  # more than can be sent in WARMUP + MEASURE seconds
+
+SECRETS: dict[str, Any] = {
+    "facebook_app_secret": "bench-facebook-secret",
+    "whatsapp_app_secret": "bench-whatsapp-secret",
+    "pipedrive_user": "leadflow",
+    "pipedrive_password": "bench-pipedrive-password",
+    "docusign_hmac_keys": "bench-docusign-key",
+    "asaas_token": "bench-asaas-token",
+    "trigger": "none",
+}
+
+bare_app = FastAPI()
+
+
+@bare_app.post("/ok")
+async def ok(request: Request) -> Response:
+    await request.body()
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+def service_app(database_url: str) -> FastAPI:
+    """The webhook service on a freshly migrated ledger (run in the server process)."""
+    from ledger import Ledger
+    from webhooks.app import create_app
+    from webhooks.settings import WebhookSettings
+
+    ledger = Ledger(database_url)
+    ledger.upgrade()
+    return create_app(WebhookSettings(**SECRETS), ledger=ledger)
+
+
+def _deliveries(count: int) -> list[tuple[str, bytes, dict[str, str]]]:
+    from tests.webhooks import conftest as signing
+
+    keys = {
+        "FACEBOOK_SECRET": SECRETS["facebook_app_secret"],
+        "WHATSAPP_SECRET": SECRETS["whatsapp_app_secret"],
+        "PIPEDRIVE_PASSWORD": SECRETS["pipedrive_password"],
+        "ASAAS_TOKEN": SECRETS["asaas_token"],
+    }
+    for name, value in keys.items():
+        setattr(signing, name, value)
+    signing.DOCUSIGN_KEYS = ["retired", SECRETS["docusign_hmac_keys"]]
+    run = uuid.uuid4().int % 10**6 * 10**6  # distinct event ids in every run
+    prepared = []
+    for n in range(count):
+        vendor = signing.VENDORS[n % 5]
+        body = signing.delivery(vendor, run + n)
+        prepared.append((f"/webhooks/{vendor}", body, signing.signed(vendor, body)))
+    return prepared
+
+
+async def _rate(base_url: str, deliveries: list[tuple[str, bytes, dict[str, str]]]) -> float:
+    """Acknowledged deliveries per second over MEASURE_SECONDS, CONNECTIONS at a time."""
+    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+    transport = httpx.AsyncHTTPTransport(
+        limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+    )
+    feed = iter(deliveries)
+    done = 0
+    measuring = stop = False
+    async with httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30) as client:
+
+        async def worker() -> None:
+            nonlocal done
+            while not stop:
+                path, body, headers = next(feed)
+                response = await client.post(path, content=body, headers=headers)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
+                if measuring:
+                    done += 1
+
+        tasks = [asyncio.create_task(worker()) for _ in range(CONNECTIONS)]
+        await asyncio.sleep(WARMUP_SECONDS)
+        measuring, started = True, time.perf_counter()
+        await asyncio.sleep(MEASURE_SECONDS)
+        measuring, elapsed = False, time.perf_counter() - started
+        stop = True
+        await asyncio.gather(*tasks)
+    return done / elapsed
+
+
+def _uvicorn(app_expression: str, port: int) -> str:
+    return (
+        "import uvicorn; from sandbox.server import _http_implementation; "
+        f"from benchmarks.bench_webhooks import bare_app, service_app; app = {app_expression}; "
+        f"uvicorn.run(app, host='127.0.0.1', port={port}, http=_http_implementation(), "
+        "access_log=False, log_level='warning')"
+    )
+
+
+@contextmanager
+def _postgres_database() -> Iterator[str | None]:
+    url = os.environ.get("LEADFLOW_BENCH_DATABASE_URL") or os.environ.get(
+        "LEADFLOW_TEST_DATABASE_URL"
+    )
+    if not url:
+        yield None
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    name = f"leadflow_bench_webhooks_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield parsed.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _measure_service(database_url: str, deliveries: list[Any]) -> float:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with _serve(_uvicorn(f"service_app({database_url!r})", port), url + "/healthz"):
+        return asyncio.run(_rate(url, deliveries))
+
+
+def main() -> list[Figure]:
+    port = _free_port()
+    bare_url = f"http://127.0.0.1:{port}"
+    with _serve(_uvicorn("bare_app", port), bare_url + "/docs"):
+        bare = asyncio.run(_rate(bare_url, [("/ok", b'{"n":1}', {})] * PREPARED))
+    figures = []
+    with tempfile.TemporaryDirectory() as folder:
+        sqlite = _measure_service(f"sqlite:///{folder}/ledger.db", _deliveries(PREPARED))
+    figures.append(
+        Figure(
+            name="webhook deliveries accepted (verified, stored, acknowledged), SQLite ledger",
+            value=sqlite,
+            baseline_name="bare FastAPI POST answering 200",
+            baseline=bare,
+            unit="deliveries/s",
+            target=">= 1/3 of bare",
+        )
+    )
+    with _postgres_database() as postgres_url:
+        if postgres_url is not None:
+            value = _measure_service(postgres_url, _deliveries(PREPARED))
+            figures.append(
+                Figure(
+                    name="webhook deliveries accepted (verified, stored, acknowledged), "
+                    "PostgreSQL ledger",
+                    value=value,
+                    baseline_name="bare FastAPI POST answering 200",
+                    baseline=bare,
+                    unit="deliveries/s",
+                    target=">= 1,000/s and >= 1/3 of bare",
+                )
+            )
+    return figures
+
+
+if __name__ == "__main__":
+    for figure in main():
+        print(figure.line())
