@@ -3,51 +3,45 @@
 Every lead has a journey with a state; every external side effect has an effect row keyed by a
 deterministic idempotency key; every webhook delivery is stored in the inbox before it is
 acknowledged; every lead stopped at the gate is in quarantine with the rules it broke. The rest
-of leadflow (webhooks/, tasks/, flows/) reads and records through the `Ledger` only; this
-package imports nothing of the project and takes a database URL (SQLite or PostgreSQL).
+of leadflow (webhooks/, tasks/, flows/) reads and records through the `Ledger` only.
 
-    from ledger import Ledger
-    ledger = Ledger("sqlite:///.leadflow/ledger.db")
+It imports two leaf modules of the project and nothing else of it (a DESIGN.md change, issue 9):
+`data_quality.lead` (`NormalizedLead`, the one typed lead the gate hands over and the ledger
+stores and returns) and `leadflow.privacy` (header redaction, and masking of database errors).
+It takes a database URL (SQLite or PostgreSQL).
+
+    from ledger import shared_ledger
+    ledger = shared_ledger("sqlite:///.leadflow/ledger.db")   # one per process
     ledger.upgrade()
 
-The effect protocol around every vendor call (DESIGN.md, principle 1):
-
-    try:
-        effect = ledger.begin_effect(f"lead:{lead_id}:asaas.payment", "asaas",
-                                     "create_pix_charge", lead_id)
-    except EffectInFlight:                  # another worker is calling the vendor right now
-        ...                                 # retry later; never call the vendor here
-    if effect.is_done:                      # created before: reuse effect.vendor_object_id
-        ...
-    elif effect.is_permanently_failed:      # the vendor refused for good
-        ledger.transition(lead_id, "dead_lettered", "reconcile", effect.last_error)
-    else:                                   # this caller alone holds the attempt (its lease)
-        try:
-            found = look_up_by_external_reference() if effect.needs_lookup else None
-            charge = found or create_charge()
-        except TransientVendorError as error:
-            ledger.fail_effect(effect.key, str(error), False, token=effect.lease_token)
-            raise
-        ledger.complete_effect(effect.key, charge["id"], charge)
+The effect protocol around every vendor call (DESIGN.md, principle 1) is shown, running against
+the sandbox's Asaas, in tests/ledger/test_effect_protocol_example.py: `begin_effect` (an
+exclusive lease; EffectInFlight while another worker holds it) → reuse `vendor_object_id` if
+`is_done`, dead-letter if `is_permanently_failed` → otherwise look the object up first when
+`needs_lookup`, call the vendor, and `complete_effect(key, id)`, or `fail_effect(key, error,
+permanent=..., token=effect.lease_token)`.
 
 `begin_effect` leases the attempt for `lease_seconds` (default 300): a second caller meanwhile
 gets EffectInFlight, so two workers never call the vendor for one effect at the same time. If
 the holder crashes, its lease runs out and the next `begin_effect` takes over with
 `needs_lookup`, so the object a lost answer may have created is found rather than made twice.
+A late worker's object id reported after the takeover completed the effect is kept as an
+orphan candidate (`EffectView.orphan_candidates`).
 
-Which operations move the journey: only `transition` does (and `record_lead`, which opens it in
-`received`). `quarantine_lead` and `mark_replayed` record the quarantine only: the gate calls
-`transition(lead_id, "quarantined", "gate")` and the replay `transition(lead_id, "received",
-"manual")` itself. The ledger is synchronous (SQLAlchemy sessions): from async code, call it
-through `asyncio.to_thread` when a call may wait on a lock.
+Which operations move the journey: `transition`, `retry_dead_lettered`, the gate's decisions
+(`pass_gate`, `quarantine_at_gate`, `attach_duplicate`: each one transaction, replay included),
+and `record_lead`, which opens it in `received`. From async code use `AsyncLedger` (`ledger.aio`).
 """
 
+from ledger.effects import DEFAULT_EFFECT_LEASE_SECONDS
 from ledger.errors import (
     ClaimLost,
+    DatabaseRefused,
     EffectInFlight,
     EffectLeaseLost,
     EffectStateError,
     IllegalTransition,
+    InvalidValue,
     LeadHasNoJourney,
     LedgerError,
     LedgerUnavailable,
@@ -60,22 +54,13 @@ from ledger.errors import (
     UnknownQuarantine,
     UnknownState,
 )
-from ledger.operations import (
-    CONTACT_KEYS,
-    DEFAULT_EFFECT_LEASE_SECONDS,
-    EFFECT_DONE,
-    EFFECT_FAILED,
-    EFFECT_PENDING,
-    Ledger,
-    canonical_document,
-    canonical_email,
-    canonical_phone,
-    redact_secret_headers,
-)
+from ledger.operations import AsyncLedger, Ledger, shared_ledger
 from ledger.states import (
     TERMINAL_STATES,
     TRANSITIONS,
     Cause,
+    EffectStatus,
+    InboxOutcome,
     JourneyState,
     is_legal,
     legal_edges,
@@ -83,6 +68,7 @@ from ledger.states import (
 from ledger.views import (
     ClaimedJourney,
     EffectView,
+    GateDecision,
     InboxView,
     JourneyView,
     LeadView,
@@ -92,22 +78,24 @@ from ledger.views import (
 )
 
 __all__ = [
-    "CONTACT_KEYS",
     "DEFAULT_EFFECT_LEASE_SECONDS",
-    "EFFECT_DONE",
-    "EFFECT_FAILED",
-    "EFFECT_PENDING",
     "TERMINAL_STATES",
     "TRANSITIONS",
+    "AsyncLedger",
     "Cause",
     "ClaimLost",
     "ClaimedJourney",
+    "DatabaseRefused",
     "EffectInFlight",
     "EffectLeaseLost",
     "EffectStateError",
+    "EffectStatus",
     "EffectView",
+    "GateDecision",
     "IllegalTransition",
+    "InboxOutcome",
     "InboxView",
+    "InvalidValue",
     "JourneyState",
     "JourneyView",
     "LeadHasNoJourney",
@@ -126,10 +114,7 @@ __all__ = [
     "UnknownLead",
     "UnknownQuarantine",
     "UnknownState",
-    "canonical_document",
-    "canonical_email",
-    "canonical_phone",
     "is_legal",
     "legal_edges",
-    "redact_secret_headers",
+    "shared_ledger",
 ]

@@ -4,6 +4,10 @@ The tree (each class's parent first):
 
     LedgerError
     ├── LedgerUnavailable      the database URL is wrong or the server cannot be reached
+    ├── DatabaseRefused        the database refused a statement; says which kind of error and
+    │                          where, never the statement's values (no CPF or e-mail in it)
+    ├── InvalidValue           a value the ledger will not store (too long, not text, NUL or
+    │                          control characters); names the field (also a ValueError)
     ├── MigrationError         an unknown revision, or a schema newer than this code
     ├── IllegalTransition      the state machine (ledger.states) has no such edge; names both states
     ├── UnknownState           a state name the state machine does not know (also a ValueError)
@@ -25,8 +29,10 @@ Names read as what happened (IllegalTransition, ClaimLost), as agreed with the c
 catches them, rather than carrying an `Error` suffix.
 
 The ledger sits under every stage of the journey (DESIGN.md, principle 1); these classes are the
-only exceptions that cross its public boundary, apart from SQLAlchemy errors for faults the
-ledger cannot classify (a full disk, a dropped connection in the middle of a transaction).
+only exceptions that cross its public boundary. Faults the ledger cannot classify (a full
+disk, a dropped connection in the middle of a transaction) are wrapped too: a database error
+becomes DatabaseRefused (or LedgerUnavailable for a lost connection) whose message carries no
+SQL parameters, and whose cause is suppressed so no traceback prints them (LGPD, principle 9).
 """
 
 from __future__ import annotations
@@ -40,6 +46,28 @@ class LedgerError(Exception):
 
 class LedgerUnavailable(LedgerError):  # noqa: N818 - the agreed API name
     """The database cannot be reached or opened; the message is one line, password masked."""
+
+
+class DatabaseRefused(LedgerError):  # noqa: N818 - reads as what happened
+    """The database refused a statement for a reason the ledger does not name on its own.
+
+    The message says the kind of error (SQLSTATE, constraint, table, column), never the
+    statement's parameters: those may hold a CPF, an e-mail or a phone.
+    """
+
+
+class InvalidValue(LedgerError, ValueError):  # noqa: N818 - reads as what happened
+    """A value the ledger refuses to store, on SQLite and PostgreSQL alike; `field` names it.
+
+    Identifiers (source ids, effect keys, vendor object ids, worker names) must be text within
+    their column's length, without NUL or lone surrogates; a quarantine fix must be text
+    without control characters. Nothing is stored when this is raised.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
 
 
 class MigrationError(LedgerError):

@@ -4,12 +4,14 @@ Tables: `leads` (what came in, as received and as normalised), `journeys` (one p
 state, when its next step is due, who holds it), `journey_transitions` (every move, with when,
 from, to, cause, reason), `effects` (one per external side effect, keyed by an idempotency key),
 `inbox` (raw webhook deliveries, unique per vendor event) and `quarantine` (leads stopped at the
-gate with every rule they broke). Nothing outside ledger/ sees these classes: the Ledger returns
-frozen views (ledger.views).
+gate with every rule they broke) and `cursors` (where each poll stopped). Nothing outside
+ledger/ sees these classes: the Ledger returns frozen views (ledger.views).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,8 +33,79 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-#: JSON everywhere, JSONB on PostgreSQL (indexable, compact). Python None is SQL NULL.
-JsonDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+#: The character that starts an escape in stored text: a private-use code point, itself escaped.
+ESCAPE = "\ue000"
+#: What PostgreSQL cannot hold in text or JSONB (NUL, lone surrogates), and the escape itself.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff\ue000]")
+_ESCAPED = re.compile("\ue000([0-9a-f]{4})")
+
+
+def escape_text(value: str) -> str:
+    """`value` with NUL, lone surrogates and the escape character written as ESCAPE + 4 hex
+    digits: storable on PostgreSQL (which refuses the first two) and read back equal."""
+    if _UNSTORABLE.search(value) is None:
+        return value
+    return _UNSTORABLE.sub(lambda match: f"{ESCAPE}{ord(match.group(0)):04x}", value)
+
+
+def unescape_text(value: str) -> str:
+    """The text `escape_text` was given."""
+    if ESCAPE not in value:
+        return value
+    return _ESCAPED.sub(lambda match: chr(int(match.group(1), 16)), value)
+
+
+def _walk(value: Any, text: Callable[[str], str]) -> Any:
+    """`value` (decoded JSON) with `text` applied to every string, keys included."""
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, dict):
+        return {
+            (text(key) if isinstance(key, str) else key): _walk(item, text)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_walk(item, text) for item in value]
+    return value
+
+
+class SafeJson(TypeDecorator[Any]):
+    """JSON on SQLite, JSONB on PostgreSQL (indexable, compact); Python None is SQL NULL.
+
+    Every string in the document goes through `escape_text` on the way in and `unescape_text`
+    on the way out, so a vendor payload holding NUL or a lone surrogate is stored losslessly on
+    both databases alike (PostgreSQL's JSONB refuses both).
+    """
+
+    impl = JSON(none_as_null=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(JSON(none_as_null=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else _walk(value, escape_text)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else _walk(value, unescape_text)
+
+
+class SafeText(TypeDecorator[str]):
+    """Free text (reasons, vendor error messages, notes) stored losslessly on both databases."""
+
+    impl = Text()
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else escape_text(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else unescape_text(value)
+
+
+JsonDocument = SafeJson()
 
 #: Integer keys: BIGINT on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY is rowid).
 Key = BigInteger().with_variant(Integer(), "sqlite")
@@ -89,7 +162,7 @@ class Lead(Base):
     duplicate_of_lead_id: Mapped[int | None] = mapped_column(
         Key, ForeignKey("leads.id", name="fk_leads_duplicate_of"), nullable=True
     )
-    duplicate_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duplicate_reason: Mapped[str | None] = mapped_column(SafeText, nullable=True)
 
     journey: Mapped[Journey | None] = relationship(back_populates="lead", uselist=False)
 
@@ -136,7 +209,7 @@ class JourneyTransition(Base):
     from_state: Mapped[str] = mapped_column(String(32))
     to_state: Mapped[str] = mapped_column(String(32))
     cause: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reason: Mapped[str | None] = mapped_column(SafeText, nullable=True)
 
     journey: Mapped[Journey] = relationship(back_populates="transitions")
 
@@ -162,10 +235,14 @@ class Effect(Base):
     vendor_object_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     response: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer)
-    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(SafeText, nullable=True)
     permanent: Mapped[bool] = mapped_column(Boolean)
     lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: Vendor object ids a late worker reported after another attempt completed the effect:
+    #: objects that may exist twice at the vendor, for a person or the reconciler to check.
+    orphan_candidates: Mapped[list[str] | None] = mapped_column(JsonDocument, nullable=True)
+    note: Mapped[str | None] = mapped_column(SafeText, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -186,6 +263,10 @@ class InboxEntry(Base):
     headers: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reason: Mapped[str | None] = mapped_column(SafeText, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class QuarantineRecord(Base):
@@ -203,3 +284,13 @@ class QuarantineRecord(Base):
     quarantined_at: Mapped[datetime] = mapped_column(UTCDateTime())
     fixed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Cursor(Base):
+    """A named position in a vendor's feed (the Facebook poll cursor of one form)."""
+
+    __tablename__ = "cursors"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(SafeText)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

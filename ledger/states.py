@@ -47,6 +47,21 @@ class Cause(StrEnum):
     GATE = "gate"
 
 
+class EffectStatus(StrEnum):
+    """How far an external side effect got: written before the call, done or failed after."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class InboxOutcome(StrEnum):
+    """How a stored webhook delivery ended: acted upon, or deliberately left alone."""
+
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+
+
 S = JourneyState
 
 #: The business edges: state → the states it may move to next.
@@ -93,6 +108,15 @@ def parse_cause(name: str) -> Cause:
     except ValueError:
         accepted = ", ".join(cause.value for cause in Cause)
         raise UnknownCause(f"unknown transition cause {name!r}; use one of {accepted}") from None
+
+
+def parse_outcome(name: str) -> InboxOutcome:
+    """The inbox outcome called `name`; ValueError naming the accepted ones."""
+    try:
+        return InboxOutcome(name)
+    except ValueError:
+        accepted = ", ".join(outcome.value for outcome in InboxOutcome)
+        raise ValueError(f"unknown inbox outcome {name!r}; use one of {accepted}") from None
 
 
 def is_dead_letterable(state: JourneyState) -> bool:

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from data_quality.lead import NormalizedLead
+from ledger.states import Cause, EffectStatus, InboxOutcome, JourneyState
+
 
 @dataclass(frozen=True)
 class RecordedLead:
@@ -26,14 +29,24 @@ class RecordedLead:
 
 
 @dataclass(frozen=True)
+class GateDecision:
+    """What the gate's `pass_gate` did with a lead: qualified it, or attached it as a
+    duplicate of an earlier lead of the same person (`duplicate_of`)."""
+
+    lead_id: int
+    qualified: bool
+    duplicate_of: int | None = None
+
+
+@dataclass(frozen=True)
 class LeadView:
-    """A lead as received (raw) and as normalised by the gate."""
+    """A lead as received (raw) and as the gate normalised it (None until it passed)."""
 
     lead_id: int
     source: str
     source_id: str
     raw: dict[str, Any]
-    normalized: dict[str, Any] | None
+    normalized: NormalizedLead | None
     received_at: datetime
     duplicate_of: int | None
     duplicate_reason: str | None
@@ -45,9 +58,9 @@ class JourneyView:
 
     journey_id: int
     lead_id: int
-    state: str
+    state: JourneyState
     due_at: datetime | None
-    dead_lettered_from: str | None
+    dead_lettered_from: JourneyState | None
     claimed_by: str | None
     claimed_until: datetime | None
     updated_at: datetime
@@ -58,9 +71,9 @@ class TransitionView:
     """One recorded move of a journey."""
 
     at: datetime
-    from_state: str
-    to_state: str
-    cause: str
+    from_state: JourneyState
+    to_state: JourneyState
+    cause: Cause
     reason: str | None
 
 
@@ -70,9 +83,9 @@ class ClaimedJourney:
 
     journey_id: int
     lead_id: int
-    state: str
+    state: JourneyState
     due_at: datetime | None
-    dead_lettered_from: str | None
+    dead_lettered_from: JourneyState | None
     claimed_by: str
     claimed_until: datetime
 
@@ -91,7 +104,7 @@ class EffectView:
     vendor: str
     operation: str
     lead_id: int | None
-    status: str
+    status: EffectStatus
     vendor_object_id: str | None
     response: dict[str, Any] | None
     attempts: int
@@ -104,27 +117,32 @@ class EffectView:
     lease_token: str | None = None
     #: When that attempt's lease runs out and another worker may take the effect over.
     leased_until: datetime | None = None
+    #: Vendor object ids reported by a late worker after another attempt completed the
+    #: effect: they may exist at the vendor as second objects (issue: look them up, cancel).
+    orphan_candidates: tuple[str, ...] = ()
+    #: What the last worker noted about its decision ("sent; outcome unknown").
+    note: str | None = None
 
     @property
     def is_done(self) -> bool:
         """The vendor object exists and its id is recorded: callers skip the call."""
-        return self.status == "done"
+        return self.status is EffectStatus.DONE
 
     @property
     def is_permanently_failed(self) -> bool:
         """The vendor refused for good: callers dead-letter instead of calling again."""
-        return self.status == "failed" and self.permanent
+        return self.status is EffectStatus.FAILED and self.permanent
 
     @property
     def needs_lookup(self) -> bool:
         """An earlier attempt may have created the object: look it up by external reference
         before creating it (DESIGN.md, principle 1)."""
-        return self.status == "pending" and self.attempts > 1
+        return self.status is EffectStatus.PENDING and self.attempts > 1
 
 
 @dataclass(frozen=True)
 class InboxView:
-    """A stored webhook delivery."""
+    """A stored webhook delivery: who holds it for processing, and how it ended."""
 
     id: int
     vendor: str
@@ -133,6 +151,10 @@ class InboxView:
     headers: dict[str, Any]
     received_at: datetime
     processed_at: datetime | None
+    outcome: InboxOutcome | None = None
+    reason: str | None = None
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ def test_racing_retries_of_a_failed_effect_let_exactly_one_worker_call_the_vendo
     ledger: Ledger, ledger_url: str
 ) -> None:
     first = ledger.begin_effect("lead:1:asaas.payment", "asaas", "create_pix_charge", None)
-    ledger.fail_effect("lead:1:asaas.payment", "503", False, token=first.lease_token)
+    ledger.fail_effect("lead:1:asaas.payment", "503", permanent=False, token=first.lease_token)
     tokens = _race_to_begin(ledger_url, "lead:1:asaas.payment", workers=4)
     holders = [token for token in tokens if token is not None]
     assert len(holders) == 1, f"{len(holders)} workers were allowed to call the vendor"

@@ -1,4 +1,5 @@
-"""The inbox: every webhook delivery stored once per vendor event, then marked processed."""
+"""The inbox: every webhook delivery stored once per vendor event, claimed by one worker,
+finished as processed or ignored."""
 
 from __future__ import annotations
 
@@ -7,16 +8,19 @@ from threading import Barrier
 
 import pytest
 
-from ledger import Ledger
+from ledger import ClaimLost, InboxOutcome, Ledger
 from ledger.errors import UnknownInboxEntry
+from tests.ledger.conftest import Clock
 
 BODY = b'{"event":"PAYMENT_RECEIVED","payment":{"id":"pay_1"}}'
 HEADERS = {"x-hub-signature-256": "sha256=4f2c", "content-type": "application/json"}
 
 
 def test_a_delivery_is_stored_with_its_exact_body_and_headers(ledger: Ledger) -> None:
-    assert ledger.store_inbox("asaas", "evt_1", BODY, HEADERS) is True
+    inbox_id = ledger.store_inbox("asaas", "evt_1", BODY, HEADERS)
+    assert isinstance(inbox_id, int)
     (entry,) = ledger.unprocessed_inbox()
+    assert entry.id == inbox_id
     assert (entry.vendor, entry.event_id, entry.body, entry.headers) == (
         "asaas",
         "evt_1",
@@ -29,14 +33,14 @@ def test_a_delivery_is_stored_with_its_exact_body_and_headers(ledger: Ledger) ->
 
 def test_a_redelivery_of_the_same_event_is_a_quiet_no_op(ledger: Ledger) -> None:
     ledger.store_inbox("asaas", "evt_1", BODY, HEADERS)
-    assert ledger.store_inbox("asaas", "evt_1", b"{}", {}) is False
+    assert ledger.store_inbox("asaas", "evt_1", b"{}", {}) is None
     (entry,) = ledger.unprocessed_inbox()
     assert entry.body == BODY
 
 
 def test_the_same_event_id_from_another_vendor_is_another_delivery(ledger: Ledger) -> None:
     ledger.store_inbox("asaas", "evt_1", BODY, HEADERS)
-    assert ledger.store_inbox("docusign", "evt_1", BODY, HEADERS) is True
+    assert ledger.store_inbox("docusign", "evt_1", BODY, HEADERS) is not None
 
 
 def test_concurrent_redeliveries_store_the_event_exactly_once(
@@ -46,7 +50,7 @@ def test_concurrent_redeliveries_store_the_event_exactly_once(
     barrier = Barrier(workers)
     ledgers = [Ledger(ledger_url) for _ in range(workers)]
 
-    def deliver(own: Ledger) -> bool:
+    def deliver(own: Ledger) -> int | None:
         barrier.wait()
         return own.store_inbox("pipedrive", "evt-race", BODY, HEADERS)
 
@@ -56,7 +60,7 @@ def test_concurrent_redeliveries_store_the_event_exactly_once(
     finally:
         for own in ledgers:
             own.dispose()
-    assert sorted(stored) == [False] * (workers - 1) + [True]
+    assert sorted(inbox_id is not None for inbox_id in stored) == [False] * (workers - 1) + [True]
     assert len(ledger.unprocessed_inbox()) == 1
 
 
@@ -111,3 +115,93 @@ def test_credential_headers_are_never_stored_but_signatures_are(ledger: Ledger) 
         "X-DocuSign-Signature-1": "bWFj",
         "Content-Type": "application/json",
     }
+
+
+def stored(ledger: Ledger, *event_ids: str, vendor: str = "asaas") -> list[int]:
+    ids = [ledger.store_inbox(vendor, event_id, BODY, {}) for event_id in event_ids]
+    assert all(inbox_id is not None for inbox_id in ids)
+    return [inbox_id for inbox_id in ids if inbox_id is not None]
+
+
+def test_a_claim_takes_unfinished_deliveries_oldest_first_for_one_worker(ledger: Ledger) -> None:
+    first, second, third = stored(ledger, "e1", "e2", "e3")
+    claimed = ledger.claim_inbox(2, "web-1")
+    assert [entry.id for entry in claimed] == [first, second]
+    assert {entry.claimed_by for entry in claimed} == {"web-1"}
+    assert [entry.id for entry in ledger.claim_inbox(10, "web-2")] == [third]
+    assert ledger.claim_inbox(10, "web-3") == []
+
+
+def test_a_claim_can_name_the_rows_and_the_vendor(ledger: Ledger) -> None:
+    first, second = stored(ledger, "e1", "e2")
+    (docusign,) = stored(ledger, "d1", vendor="docusign")
+    assert [e.id for e in ledger.claim_inbox(10, "web-1", ids=[second, 2**70])] == [second]
+    assert [e.id for e in ledger.claim_inbox(10, "web-1", vendor="docusign")] == [docusign]
+    assert [e.id for e in ledger.claim_inbox(10, "web-1")] == [first]
+
+
+def test_an_expired_claim_is_claimable_again_but_a_finished_delivery_never(
+    ledger: Ledger, clock: Clock
+) -> None:
+    first, second = stored(ledger, "e1", "e2")
+    ledger.claim_inbox(10, "crashed", lease_seconds=30)
+    done = ledger.finish_inbox(second, "crashed", InboxOutcome.PROCESSED)
+    assert (done.outcome, done.processed_at is not None) == (InboxOutcome.PROCESSED, True)
+    assert ledger.claim_inbox(10, "web-2") == []
+    clock.advance(31)
+    assert [e.id for e in ledger.claim_inbox(10, "web-2")] == [first]
+    assert ledger.unprocessed_inbox()[0].claimed_by == "web-2"
+
+
+def test_finishing_records_the_outcome_and_reason_and_leaves_the_catch_up_list(
+    ledger: Ledger,
+) -> None:
+    (inbox_id,) = stored(ledger, "e1")
+    ledger.claim_inbox(1, "web-1")
+    finished = ledger.finish_inbox(inbox_id, "web-1", "ignored", "event for a deleted deal")
+    assert (finished.outcome, finished.reason) == ("ignored", "event for a deleted deal")
+    assert ledger.get_inbox(inbox_id).outcome is InboxOutcome.IGNORED
+    assert ledger.unprocessed_inbox() == []
+
+
+def test_only_the_worker_holding_a_delivery_may_finish_it(ledger: Ledger, clock: Clock) -> None:
+    (inbox_id,) = stored(ledger, "e1")
+    with pytest.raises(ClaimLost, match="not claimed"):
+        ledger.finish_inbox(inbox_id, "web-1", InboxOutcome.PROCESSED)
+    ledger.claim_inbox(1, "stalled", lease_seconds=10)
+    clock.advance(11)
+    ledger.claim_inbox(1, "web-2")
+    with pytest.raises(ClaimLost, match="web-2"):
+        ledger.finish_inbox(inbox_id, "stalled", InboxOutcome.PROCESSED)
+    ledger.finish_inbox(inbox_id, "web-2", InboxOutcome.PROCESSED)
+    with pytest.raises(ClaimLost, match="finished as processed"):
+        ledger.finish_inbox(inbox_id, "web-2", InboxOutcome.IGNORED)
+    assert ledger.get_inbox(inbox_id).outcome == "processed"
+
+
+def test_an_unknown_outcome_is_refused(ledger: Ledger) -> None:
+    (inbox_id,) = stored(ledger, "e1")
+    ledger.claim_inbox(1, "web-1")
+    with pytest.raises(ValueError, match="processed, ignored"):
+        ledger.finish_inbox(inbox_id, "web-1", "done")
+
+
+def test_concurrent_inbox_claims_hand_each_delivery_to_exactly_one_worker(
+    ledger: Ledger, ledger_url: str
+) -> None:
+    stored(ledger, *(f"e{number}" for number in range(12)))
+    workers = 4
+    barrier = Barrier(workers)
+    ledgers = [Ledger(ledger_url) for _ in range(workers)]
+
+    def claim(own: Ledger) -> list[int]:
+        barrier.wait()
+        return [entry.id for entry in own.claim_inbox(5, f"w{id(own)}")]
+
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            claimed = [inbox_id for batch in pool.map(claim, ledgers) for inbox_id in batch]
+    finally:
+        for own in ledgers:
+            own.dispose()
+    assert len(claimed) == len(set(claimed)) == 12

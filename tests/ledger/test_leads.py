@@ -7,7 +7,8 @@ from threading import Barrier
 
 import pytest
 
-from ledger import IllegalTransition, LeadHasNoJourney, Ledger, UnknownLead
+from data_quality.lead import NormalizedLead
+from ledger import GateDecision, IllegalTransition, LeadHasNoJourney, Ledger, UnknownLead
 from ledger.states import JourneyState
 from tests.ledger.conftest import Clock, lead_in_state, new_lead
 
@@ -35,7 +36,7 @@ def test_a_new_lead_is_stored_with_its_journey_in_received_and_due_now(
 
 def test_recording_the_same_lead_again_returns_it_unchanged(ledger: Ledger) -> None:
     first = ledger.record_lead("facebook", "9001", RAW)
-    again = ledger.record_lead("facebook", "9001", {"other": "payload"}, {"email": "x@y.z"})
+    again = ledger.record_lead("facebook", "9001", {"other": "payload"})
     assert (again.lead_id, again.journey_id, again.created) == (
         first.lead_id,
         first.journey_id,
@@ -74,81 +75,123 @@ def test_concurrent_deliveries_of_one_lead_create_it_exactly_once(
     assert sum(created for _, created in results) == 1
 
 
-def test_normalised_fields_are_stored_and_returned(ledger: Ledger) -> None:
-    lead_id = new_lead(ledger)
-    normalized = {
-        "full_name": "Ana da Silva",
-        "email": "ana@example.com",
-        "phone": "+5511987654321",
-    }
-    ledger.update_normalized(lead_id, normalized)
-    assert ledger.get_lead(lead_id).normalized == normalized
+def normalized(lead_id: int, **contacts: str) -> NormalizedLead:
+    return NormalizedLead(
+        source="facebook", source_id=f"lead-of-{lead_id}", full_name="Ana da Silva", **contacts
+    )
 
 
-def test_a_lead_is_found_by_the_same_email_in_another_case(ledger: Ledger) -> None:
+def gated(ledger: Ledger, **contacts: str) -> int:
+    """A new lead passed through the gate with these contacts (qualified, or attached)."""
     lead_id = new_lead(ledger)
-    ledger.update_normalized(lead_id, {"email": "ana@example.com"})
-    assert ledger.find_lead_by_contact(" Ana@Example.COM", None, None) == lead_id
+    ledger.pass_gate(lead_id, normalized(lead_id, **contacts))
+    return lead_id
+
+
+def test_the_normalised_lead_is_stored_and_returned_as_a_normalized_lead(ledger: Ledger) -> None:
+    lead_id = new_lead(ledger)
+    lead = normalized(lead_id, email="ana@example.com", phone="+5511987654321", cpf="52998224725")
+    decision = ledger.pass_gate(lead_id, lead)
+    assert decision == GateDecision(lead_id, qualified=True, duplicate_of=None)
+    stored = ledger.get_lead(lead_id).normalized
+    assert isinstance(stored, NormalizedLead)
+    assert stored == lead
+    assert stored.document == "52998224725"
+
+
+def test_a_lead_is_found_by_the_same_email(ledger: Ledger) -> None:
+    lead_id = gated(ledger, email="ana@example.com")
+    assert ledger.find_lead_by_contact("ana@example.com", None, None) == lead_id
+
+
+def test_the_ledger_compares_contacts_as_given_and_no_longer_normalises(ledger: Ledger) -> None:
+    gated(ledger, email="ana@example.com", phone="+5511987654321", cpf="52998224725")
+    assert ledger.find_lead_by_contact(" Ana@Example.COM", "+55 11 98765-4321", None) is None
+    assert ledger.find_lead_by_contact(None, None, "529.982.247-25") is None
 
 
 def test_a_lead_is_found_by_the_same_e164_phone(ledger: Ledger) -> None:
-    lead_id = new_lead(ledger)
-    ledger.update_normalized(lead_id, {"phone": "+5511987654321"})
-    assert ledger.find_lead_by_contact(None, "+55 11 98765-4321", None) == lead_id
+    lead_id = gated(ledger, phone="+5511987654321")
+    assert ledger.find_lead_by_contact(None, "+5511987654321", None) == lead_id
 
 
-@pytest.mark.parametrize("key", ["document", "cpf", "cnpj", "cpf_cnpj"])
-def test_a_lead_is_found_by_the_same_cpf_or_cnpj_digits(ledger: Ledger, key: str) -> None:
-    lead_id = new_lead(ledger)
-    ledger.update_normalized(lead_id, {key: "52998224725"})
-    assert ledger.find_lead_by_contact(None, None, "529.982.247-25") == lead_id
+@pytest.mark.parametrize("key", ["cpf", "cnpj"])
+def test_a_lead_is_found_by_the_same_cpf_or_cnpj(ledger: Ledger, key: str) -> None:
+    document = "52998224725" if key == "cpf" else "11222333000181"
+    lead_id = gated(ledger, **{key: document})
+    assert ledger.find_lead_by_contact(None, None, document) == lead_id
 
 
 def test_contact_look_up_answers_the_earliest_matching_lead(ledger: Ledger) -> None:
-    first, second = new_lead(ledger), new_lead(ledger)
-    ledger.update_normalized(first, {"email": "ana@example.com"})
-    ledger.update_normalized(second, {"phone": "+5511987654321"})
+    first = gated(ledger, email="ana@example.com")
+    gated(ledger, phone="+5511987654321")
     assert ledger.find_lead_by_contact("ana@example.com", "+5511987654321", None) == first
 
 
 def test_contact_look_up_can_exclude_the_lead_being_checked(ledger: Ledger) -> None:
-    lead_id = new_lead(ledger)
-    ledger.update_normalized(lead_id, {"email": "ana@example.com"})
+    lead_id = gated(ledger, email="ana@example.com")
     assert ledger.find_lead_by_contact("ana@example.com", None, None, lead_id) is None
 
 
-def test_in_one_batch_the_oldest_lead_of_a_person_goes_on_whatever_the_order(
+def test_gated_in_order_the_oldest_lead_of_a_person_goes_on_and_the_later_attaches(
     ledger: Ledger,
 ) -> None:
     older, newer = new_lead(ledger), new_lead(ledger)
-    for lead_id in (older, newer):
-        ledger.update_normalized(lead_id, {"email": "ana@example.com"})
-    assert ledger.find_lead_by_contact("ana@example.com", None, None, older) is None
-    assert ledger.find_lead_by_contact("ana@example.com", None, None, newer) == older
+    first = ledger.pass_gate(older, normalized(older, email="ana@example.com"))
+    second = ledger.pass_gate(newer, normalized(newer, email="ana@example.com"))
+    assert first == GateDecision(older, qualified=True, duplicate_of=None)
+    assert second == GateDecision(newer, qualified=False, duplicate_of=older)
+    reason = ledger.get_lead(newer).duplicate_reason
+    assert reason == f"same e-mail, phone or CPF/CNPJ as lead {older}"
+    with pytest.raises(LeadHasNoJourney):
+        ledger.get_journey(newer)
 
 
-def test_a_lead_replayed_after_a_newer_one_went_ahead_finds_the_newer_one(
+def test_a_received_lead_not_yet_gated_is_not_a_match(ledger: Ledger) -> None:
+    new_lead(ledger)
+    later = gated(ledger, email="ana@example.com")
+    assert ledger.journey_state(later) == "qualified"
+
+
+def test_a_lead_replayed_after_a_newer_one_went_ahead_attaches_to_the_newer_one(
     ledger: Ledger,
 ) -> None:
     older = new_lead(ledger)
-    ledger.transition(older, "quarantined", "gate", "email_valid")
-    newer = lead_in_state(ledger, JourneyState.QUALIFIED)
-    ledger.update_normalized(newer, {"email": "ana@example.com"})
-    ledger.transition(older, "received", "manual", "fixed")
-    ledger.update_normalized(older, {"email": "ana@example.com"})
-    assert ledger.find_lead_by_contact("ana@example.com", None, None, older) == newer
+    record_id = ledger.quarantine_at_gate(older, [{"rule": "email_valid"}], {"email": "x"})
+    newer = gated(ledger, email="ana@example.com")
+    decision = ledger.pass_gate(
+        older, normalized(older, email="ana@example.com"), replay_of=record_id
+    )
+    assert decision == GateDecision(older, qualified=False, duplicate_of=newer)
+    assert ledger.get_quarantine(record_id).replayed_at is not None
 
 
 def test_contact_look_up_without_any_contact_finds_nothing(ledger: Ledger) -> None:
-    lead_id = new_lead(ledger)
-    ledger.update_normalized(lead_id, {"full_name": "Ana"})
-    assert ledger.find_lead_by_contact(None, "  ", "") is None
+    gated(ledger)
+    assert ledger.find_lead_by_contact(None, "", "") is None
 
 
 def test_a_lead_with_other_contacts_is_not_found(ledger: Ledger) -> None:
-    lead_id = new_lead(ledger)
-    ledger.update_normalized(lead_id, {"email": "ana@example.com"})
+    gated(ledger, email="ana@example.com")
     assert ledger.find_lead_by_contact("bia@example.com", "+5511911112222", "1") is None
+
+
+def test_get_leads_reads_many_leads_in_one_call_and_leaves_unknown_ids_out(
+    ledger: Ledger,
+) -> None:
+    first, second = new_lead(ledger), gated(ledger, email="ana@example.com")
+    leads = ledger.get_leads([first, second, 999_999, 2**70])
+    assert sorted(leads) == [first, second]
+    assert leads[second].normalized is not None
+    assert leads[first].normalized is None
+    assert ledger.get_leads([]) == {}
+
+
+def test_an_id_beyond_64_bits_is_an_unknown_lead_on_every_database(ledger: Ledger) -> None:
+    with pytest.raises(UnknownLead):
+        ledger.get_lead(2**70)
+    with pytest.raises(UnknownLead):
+        ledger.journey_state(2**64)
 
 
 def test_reading_an_unknown_lead_raises_unknown_lead(ledger: Ledger) -> None:
@@ -212,10 +255,10 @@ def test_a_lead_already_under_way_cannot_be_attached_as_a_duplicate(ledger: Ledg
 
 
 def test_contact_look_up_ignores_leads_attached_as_duplicates(ledger: Ledger) -> None:
-    first, second = new_lead(ledger), new_lead(ledger)
-    ledger.update_normalized(second, {"email": "ana@example.com"})
-    ledger.update_normalized(first, {"email": "other@example.com"})
-    ledger.attach_duplicate(second, first, "same phone")
+    first = gated(ledger, email="other@example.com", phone="+5511911112222")
+    second = new_lead(ledger)
+    ledger.pass_gate(second, normalized(second, email="ana@example.com", phone="+5511911112222"))
+    assert ledger.get_lead(second).duplicate_of == first
     assert ledger.find_lead_by_contact("ana@example.com", None, None) is None
 
 

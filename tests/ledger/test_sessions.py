@@ -1,41 +1,11 @@
-"""`Ledger.session()`: one transaction, committed on success, rolled back on error."""
+"""How a Ledger opens its database, and what its views are: snapshots, never live rows.
+
+Callers get no Session (issue 9 point 4): each operation is its own transaction.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import pytest
-from sqlalchemy import func, select
-
 from ledger import Ledger
-from ledger.models import Lead
-
-
-def _lead_row(source_id: str) -> Lead:
-    return Lead(source="manual", source_id=source_id, raw={}, received_at=datetime.now(UTC))
-
-
-def _count_leads(ledger: Ledger) -> int:
-    with ledger.session() as session:
-        return session.execute(select(func.count()).select_from(Lead)).scalar_one()
-
-
-def test_a_session_commits_when_the_block_succeeds(ledger: Ledger) -> None:
-    with ledger.session() as session:
-        session.add(_lead_row("kept"))
-    assert _count_leads(ledger) == 1
-
-
-def test_a_session_rolls_back_everything_when_the_block_fails(ledger: Ledger) -> None:
-    def add_then_fail() -> None:
-        with ledger.session() as session:
-            session.add(_lead_row("lost"))
-            session.flush()
-            raise RuntimeError("vendor exploded")
-
-    with pytest.raises(RuntimeError, match="vendor exploded"):
-        add_then_fail()
-    assert _count_leads(ledger) == 0
 
 
 def test_views_are_snapshots_that_outlive_their_session(ledger: Ledger) -> None:
@@ -73,3 +43,7 @@ def test_the_url_the_ledger_shows_hides_the_password() -> None:
     pg_ledger = Ledger("postgresql+psycopg://leadflow:s3cret@db.internal:5432/ledger")
     assert "s3cret" not in pg_ledger.url
     assert "s3cret" not in repr(pg_ledger)
+
+
+def test_a_ledger_hands_out_no_raw_session(ledger: Ledger) -> None:
+    assert not hasattr(ledger, "session")

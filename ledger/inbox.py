@@ -1,0 +1,177 @@
+"""The inbox: raw webhook deliveries stored before they are acknowledged (DESIGN.md, principle
+2), then claimed by one worker each and finished as processed or ignored.
+
+`store_inbox` is on the webhook service's hot path: one INSERT ... ON CONFLICT DO NOTHING
+RETURNING, nothing else. A redelivery (same vendor event id) is a quiet no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from leadflow.privacy import redact_secret_headers
+from ledger._core import LedgerCore, check_identifier, id_in_range, inbox_view
+from ledger.errors import ClaimLost, UnknownInboxEntry
+from ledger.models import InboxEntry
+from ledger.states import InboxOutcome, parse_outcome
+from ledger.views import InboxView
+
+
+class InboxOperations(LedgerCore):
+    """Store, claim, finish and read webhook deliveries."""
+
+    def store_inbox(
+        self, vendor: str, event_id: str, body: bytes, headers: dict[str, Any]
+    ) -> int | None:
+        """Store a webhook delivery before it is acknowledged; the new row's id, or None when
+        it was already stored (a redelivery).
+
+        Unique on (vendor, event id) with ON CONFLICT DO NOTHING: a redelivery, even one racing
+        the first delivery, is a quiet no-op, never an error. Credential headers are redacted
+        (leadflow.privacy.redact_secret_headers); verify the delivery before storing it.
+        """
+        check_identifier("vendor", vendor, 64)
+        check_identifier("event_id", event_id, 255)
+        with self._session() as session:
+            statement = (
+                self._insert(session, InboxEntry)
+                .values(
+                    vendor=vendor,
+                    event_id=event_id,
+                    body=body,
+                    headers=redact_secret_headers(headers),
+                    received_at=self._now(),
+                )
+                .on_conflict_do_nothing(index_elements=["vendor", "event_id"])
+                .returning(InboxEntry.id)
+            )
+            return session.execute(statement).scalar_one_or_none()
+
+    def claim_inbox(
+        self,
+        limit: int,
+        worker: str,
+        *,
+        vendor: str | None = None,
+        ids: Sequence[int] | None = None,
+        lease_seconds: float = 300,
+    ) -> list[InboxView]:
+        """Take up to `limit` unfinished deliveries, oldest first, for `worker` to process.
+
+        A claimed delivery is held until `claimed_until`; a claim that ran out (the worker
+        crashed) is claimable again, a finished delivery never. `ids` restricts the claim to
+        those rows (the webhook service processing what it just stored), `vendor` to one
+        vendor's. On PostgreSQL rows held by a concurrent claim are skipped (SKIP LOCKED), so
+        any number of workers share the inbox, each delivery going to one of them.
+        """
+        check_identifier("worker", worker, 255)
+        if not worker:
+            raise ValueError("a claim needs the worker's name")
+        if limit < 1:
+            raise ValueError("claim limit must be at least 1")
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        with self._session() as session:
+            now = self._now()
+            until = now + timedelta(seconds=lease_seconds)
+            query = select(InboxEntry).where(
+                InboxEntry.processed_at.is_(None),
+                or_(InboxEntry.claimed_until.is_(None), InboxEntry.claimed_until <= now),
+            )
+            if vendor is not None:
+                query = query.where(InboxEntry.vendor == vendor)
+            if ids is not None:
+                wanted = sorted({inbox_id for inbox_id in ids if id_in_range(inbox_id)})
+                if not wanted:
+                    return []
+                query = query.where(InboxEntry.id.in_(wanted))
+            rows = (
+                session.execute(
+                    query.order_by(InboxEntry.id).limit(limit).with_for_update(skip_locked=True)
+                )
+                .scalars()
+                .all()
+            )
+            for row in rows:
+                row.claimed_by = worker
+                row.claimed_until = until
+            session.flush()
+            return [inbox_view(row) for row in rows]
+
+    def finish_inbox(
+        self,
+        inbox_id: int,
+        worker: str,
+        outcome: InboxOutcome | str,
+        reason: str | None = None,
+    ) -> InboxView:
+        """Record how a claimed delivery ended (processed, or ignored with a reason) and
+        release it. ClaimLost unless `worker` still holds it: once its claim ran out another
+        worker may be processing it, and the first to finish is the one recorded."""
+        ending = parse_outcome(outcome)
+        with self._session() as session:
+            now = self._now()
+            entry = self._inbox(session, inbox_id, lock=True)
+            holds = (
+                entry.processed_at is None
+                and entry.claimed_by == worker
+                and entry.claimed_until is not None
+                and entry.claimed_until > now
+            )
+            if not holds:
+                holder = (
+                    f"finished as {entry.outcome}"
+                    if entry.processed_at is not None
+                    else f"held by {entry.claimed_by!r}"
+                    if entry.claimed_by
+                    else "not claimed"
+                )
+                raise ClaimLost(
+                    f"worker {worker!r} does not hold inbox entry {inbox_id} ({holder})"
+                )
+            entry.processed_at = now
+            entry.outcome = ending.value
+            entry.reason = reason
+            entry.claimed_until = None
+            session.flush()
+            return inbox_view(entry)
+
+    def unprocessed_inbox(self, vendor: str | None = None, limit: int = 100) -> list[InboxView]:
+        """Stored deliveries not yet finished, oldest first (what the reconciler catches up)."""
+        query = select(InboxEntry).where(InboxEntry.processed_at.is_(None))
+        if vendor is not None:
+            query = query.where(InboxEntry.vendor == vendor)
+        with self._session(write=False) as session:
+            rows = session.execute(query.order_by(InboxEntry.id).limit(limit)).scalars()
+            return [inbox_view(row) for row in rows]
+
+    def get_inbox(self, inbox_id: int) -> InboxView:
+        """One stored delivery; UnknownInboxEntry if there is none."""
+        with self._session(write=False) as session:
+            return inbox_view(self._inbox(session, inbox_id))
+
+    def mark_inbox_processed(self, inbox_id: int) -> None:
+        """Record that a delivery was processed, claim or not (an operator, a test); the first
+        time stays recorded."""
+        with self._session() as session:
+            # Locked, so of two processors finishing together the first time is the one kept.
+            entry = self._inbox(session, inbox_id, lock=True)
+            if entry.processed_at is None:
+                entry.processed_at = self._now()
+                entry.outcome = InboxOutcome.PROCESSED.value
+                entry.claimed_until = None
+
+    def _inbox(self, session: Session, inbox_id: int, *, lock: bool = False) -> InboxEntry:
+        entry = (
+            session.get(InboxEntry, inbox_id, with_for_update=lock)
+            if isinstance(inbox_id, int) and id_in_range(inbox_id)
+            else None
+        )
+        if entry is None:
+            raise UnknownInboxEntry(f"no inbox entry {inbox_id}")
+        return entry

@@ -1,0 +1,315 @@
+"""Journeys and claims: where each lead stands, every move it made, which worker holds it, and
+where each scheduled poll stopped (cursors).
+
+Only `transition` (and `retry_dead_lettered`, and the gate's decisions in ledger.quarantine)
+moves a journey; `claim` hands a reconciler batch to one worker under a lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select
+
+from ledger._core import (
+    LedgerCore,
+    aware,
+    check_identifier,
+    effect_view,
+    id_in_range,
+    journey_view,
+)
+from ledger.errors import ClaimLost, IllegalTransition
+from ledger.models import Cursor, Effect, Journey, JourneyTransition
+from ledger.states import Cause, EffectStatus, JourneyState, parse_cause, parse_state
+from ledger.views import ClaimedJourney, EffectView, JourneyView, TransitionView
+
+
+class JourneyOperations(LedgerCore):
+    """Move, read, list and claim journeys; keep poll cursors."""
+
+    def transition(
+        self,
+        lead_id: int,
+        to_state: JourneyState | str,
+        cause: Cause | str,
+        reason: str | None = None,
+        due_at: datetime | None = None,
+        *,
+        worker: str | None = None,
+        expected_from: JourneyState | str | None = None,
+    ) -> None:
+        """Move the lead's journey to `to_state`, recording when, from, to, cause and reason.
+
+        Only edges of the state machine (ledger.states) are allowed; any other raises
+        IllegalTransition naming both states. The journey row is locked for the move, and its
+        claim is cleared (the claimed step is over). `due_at` is when the next step is due:
+        now by default; never for terminal states and states awaiting a fix. With `worker`,
+        the move is refused with ClaimLost unless that worker still holds the journey. With
+        `expected_from`, it is refused with IllegalTransition unless the journey still stands
+        there (a webhook and the reconciler racing to make the same move: one of them wins).
+        """
+        target = parse_state(to_state)
+        recorded_cause = parse_cause(cause)
+        expected = parse_state(expected_from) if expected_from is not None else None
+        with self._session() as session:
+            now = self._now()
+            journey = self._lock_journey(session, lead_id)
+            if worker is not None:
+                _check_claim(journey, worker, now)
+            if expected is not None and journey.state != expected.value:
+                raise IllegalTransition(
+                    journey.state,
+                    target.value,
+                    lead_id,
+                    f"expected the journey in {expected.value!r}; it moved meanwhile",
+                )
+            self._move(session, journey, target, recorded_cause, reason, now, due_at)
+
+    def retry_dead_lettered(self, lead_id: int, reason: str) -> list[EffectView]:
+        """Resume a dead-lettered journey at the step it failed in (cause manual), once a
+        person fixed what the vendor refused.
+
+        In the same transaction every permanently failed effect of the lead becomes a
+        transient failure, so the step's next `begin_effect` starts a new attempt, with a
+        look-up first (`needs_lookup`). Returns those effects as they are now. A journey that
+        is not dead-lettered is IllegalTransition.
+        """
+        with self._session() as session:
+            now = self._now()
+            journey = self._lock_journey(session, lead_id)
+            if journey.state != JourneyState.DEAD_LETTERED.value:
+                raise IllegalTransition(
+                    journey.state, "retry", lead_id, "only a dead-lettered journey is retried"
+                )
+            origin = JourneyState(journey.dead_lettered_from or JourneyState.RECEIVED.value)
+            self._move(session, journey, origin, Cause.MANUAL, reason, now)
+            failed = (
+                session.execute(
+                    select(Effect)
+                    .where(
+                        Effect.lead_id == lead_id,
+                        Effect.status == EffectStatus.FAILED.value,
+                        Effect.permanent.is_(True),
+                    )
+                    .order_by(Effect.id)
+                    .with_for_update()
+                )
+                .scalars()
+                .all()
+            )
+            for effect in failed:
+                effect.permanent = False
+                effect.note = f"retry after dead letter: {reason}"
+                effect.updated_at = now
+            session.flush()
+            return [effect_view(effect) for effect in failed]
+
+    def journey_state(self, lead_id: int) -> JourneyState:
+        """The state of the lead's journey."""
+        return self.get_journey(lead_id).state
+
+    def get_journey(self, lead_id: int) -> JourneyView:
+        """The lead's journey: state, next due time, dead-letter origin, current claim."""
+        with self._session(write=False) as session:
+            return journey_view(self._journey(session, lead_id))
+
+    def get_journeys(self, lead_ids: Iterable[int]) -> dict[int, JourneyView]:
+        """The journeys of these leads, in one query, by lead id; a lead without a journey
+        (unknown, or attached as a duplicate) is left out."""
+        wanted = sorted({lead_id for lead_id in lead_ids if id_in_range(lead_id)})
+        if not wanted:
+            return {}
+        with self._session(write=False) as session:
+            rows = session.execute(select(Journey).where(Journey.lead_id.in_(wanted))).scalars()
+            return {row.lead_id: journey_view(row) for row in rows}
+
+    def list_journeys(
+        self,
+        state: JourneyState | str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[JourneyView]:
+        """Journeys, most recently moved first: all, or those in `state`, or those moved at or
+        after `since` (what `leadflow journeys list` shows)."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        query = select(Journey)
+        if state is not None:
+            query = query.where(Journey.state == parse_state(state).value)
+        if since is not None:
+            query = query.where(Journey.updated_at >= aware(since, "since"))
+        query = query.order_by(Journey.updated_at.desc(), Journey.id.desc()).limit(limit)
+        with self._session(write=False) as session:
+            return [journey_view(row) for row in session.execute(query).scalars()]
+
+    def journey_history(self, lead_id: int) -> list[TransitionView]:
+        """Every transition of the lead's journey, oldest first."""
+        with self._session(write=False) as session:
+            journey = self._journey(session, lead_id)
+            rows = session.execute(
+                select(JourneyTransition)
+                .where(JourneyTransition.journey_id == journey.id)
+                .order_by(JourneyTransition.id)
+            ).scalars()
+            return [
+                TransitionView(
+                    row.at,
+                    JourneyState(row.from_state),
+                    JourneyState(row.to_state),
+                    Cause(row.cause),
+                    row.reason,
+                )
+                for row in rows
+            ]
+
+    def journey_counts(self) -> dict[JourneyState, int]:
+        """How many journeys stand in each state (every state listed, zeros included): the
+        picture a reconciler run or a dashboard starts from."""
+        counts = dict.fromkeys(JourneyState, 0)
+        with self._session(write=False) as session:
+            rows = session.execute(
+                select(Journey.state, func.count()).group_by(Journey.state)
+            ).all()
+        for state, count in rows:
+            counts[JourneyState(state)] = count
+        return counts
+
+    # -- claims -------------------------------------------------------------------------------
+
+    def claim(
+        self,
+        state: JourneyState | str,
+        limit: int,
+        worker: str,
+        lease_seconds: float = 300,
+        *,
+        lead_ids: Sequence[int] | None = None,
+    ) -> list[ClaimedJourney]:
+        """Take up to `limit` journeys in `state` whose next step is due, oldest due first.
+
+        With `lead_ids`, take exactly those leads' journeys that stand in `state`, due or not
+        (a webhook or an ad-hoc call names the leads it acts on); ones another worker holds
+        are still skipped. A claimed journey is held by `worker` until its lease ends
+        (`claimed_until`), so a crashed worker's journeys become claimable again on their own.
+        Claimed journeys are skipped, never waited for: on PostgreSQL `FOR UPDATE SKIP LOCKED`
+        lets any number of workers claim side by side, each journey going to exactly one.
+        """
+        wanted = parse_state(state)
+        check_identifier("worker", worker, 255)
+        if not worker:
+            raise ValueError("a claim needs the worker's name")
+        if limit < 1:
+            raise ValueError("claim limit must be at least 1")
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        with self._session() as session:
+            now = self._now()
+            until = now + timedelta(seconds=lease_seconds)
+            query = select(Journey).where(
+                Journey.state == wanted.value,
+                or_(Journey.claimed_until.is_(None), Journey.claimed_until <= now),
+            )
+            if lead_ids is not None:
+                ids = sorted({lead_id for lead_id in lead_ids if id_in_range(lead_id)})
+                if not ids:
+                    return []
+                query = query.where(Journey.lead_id.in_(ids)).order_by(Journey.id)
+            else:
+                query = query.where(Journey.due_at <= now).order_by(Journey.due_at, Journey.id)
+            journeys = (
+                session.execute(query.limit(limit).with_for_update(skip_locked=True))
+                .scalars()
+                .all()
+            )
+            for journey in journeys:
+                journey.claimed_by = worker
+                journey.claimed_until = until
+            session.flush()
+            return [
+                ClaimedJourney(
+                    journey_id=journey.id,
+                    lead_id=journey.lead_id,
+                    state=JourneyState(journey.state),
+                    due_at=journey.due_at,
+                    dead_lettered_from=(
+                        JourneyState(journey.dead_lettered_from)
+                        if journey.dead_lettered_from
+                        else None
+                    ),
+                    claimed_by=worker,
+                    claimed_until=until,
+                )
+                for journey in journeys
+            ]
+
+    def renew_claim(self, lead_id: int, worker: str, lease_seconds: float = 300) -> datetime:
+        """Extend a claim the worker still holds (a long batch step) and return its new end.
+
+        ClaimLost if the lease already ran out or another worker holds the journey: by then
+        someone else may be doing the step, so the worker must stop rather than carry on.
+        """
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        with self._session() as session:
+            now = self._now()
+            journey = self._lock_journey(session, lead_id)
+            _check_claim(journey, worker, now)
+            until = now + timedelta(seconds=lease_seconds)
+            journey.claimed_until = until
+            return until
+
+    def release(self, lead_id: int, worker: str, due_at: datetime | None = None) -> None:
+        """Give back a claimed journey without moving it, optionally due again at `due_at`.
+
+        Raises ClaimLost if another worker holds it, or nobody does (the step was transitioned
+        or the claim released before).
+        """
+        with self._session() as session:
+            journey = self._lock_journey(session, lead_id)
+            if journey.claimed_by != worker:
+                raise ClaimLost(_claim_lost_message(journey, worker))
+            journey.claimed_by = None
+            journey.claimed_until = None
+            if due_at is not None:
+                journey.due_at = aware(due_at, "due_at")
+            journey.updated_at = self._now()
+
+    # -- cursors ------------------------------------------------------------------------------
+
+    def get_cursor(self, name: str) -> str | None:
+        """Where the poll called `name` stopped (the Facebook cursor of one form); None before
+        its first run."""
+        check_identifier("cursor name", name, 255)
+        with self._session(write=False) as session:
+            cursor = session.get(Cursor, name)
+            return cursor.value if cursor is not None else None
+
+    def set_cursor(self, name: str, value: str) -> None:
+        """Record where the poll called `name` stopped; the next run starts from there."""
+        check_identifier("cursor name", name, 255)
+        if not isinstance(value, str):
+            raise TypeError("a cursor's value is text")
+        with self._session() as session:
+            now = self._now()
+            statement = self._insert(session, Cursor).values(name=name, value=value, updated_at=now)
+            session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["name"],
+                    set_={"value": statement.excluded.value, "updated_at": now},
+                )
+            )
+
+
+def _check_claim(journey: Journey, worker: str, now: datetime) -> None:
+    holds = journey.claimed_by == worker and (
+        journey.claimed_until is not None and journey.claimed_until > now
+    )
+    if not holds:
+        raise ClaimLost(_claim_lost_message(journey, worker))
+
+
+def _claim_lost_message(journey: Journey, worker: str) -> str:
+    holder = f"held by {journey.claimed_by!r}" if journey.claimed_by else "not claimed"
+    return f"worker {worker!r} does not hold the journey of lead {journey.lead_id} ({holder})"
