@@ -31,6 +31,7 @@ from data_quality.normalize import (
     normalize_email,
     normalize_name,
     normalize_phone,
+    not_text,
     phone_kind,
 )
 
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 
 ROW_ID = "lead_id"
 REASONS = "reasons"
+NOT_TEXT = "not_text"
+"""The suite's (and the quarantined table's) column naming, per row, each lead field whose
+value is not text and why (`email: a dict, not text`); None when every field is readable."""
 
 NORMALISERS: dict[str, Callable[[str | None], Normalized]] = {
     "full_name": normalize_name,
@@ -64,8 +68,11 @@ class GateResult:
 
     `clean` has `lead_id`, the five lead fields normalised (None when not given), `phone_kind`
     (mobile / landline) and any other column of the input unchanged. `quarantined` has
-    `lead_id`, the lead fields as given, the other input columns, and `reasons` (rule names in
-    the suite's order). `counts` holds every rule, zero included.
+    `lead_id`, the lead fields as given, the other input columns, `reasons` (rule names in
+    the suite's order) and `not_text` (which fields were not text, and why; None for most
+    rows). A field that was not text is shown as `[not text: ...]` rather than as given: it
+    may be unstorable (NUL, bytes) or huge, and replayed unfixed it fails its field's rule
+    again instead of passing as blank. `counts` holds every rule, zero included.
     """
 
     clean: pd.DataFrame
@@ -78,13 +85,36 @@ class GateResult:
 
 
 def _as_text(value: Any) -> str | None:
-    """What the person typed, as text; blank → None (a blank answer is a missing answer)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+    """What the person typed, as text; blank → None (a blank answer is a missing answer).
+    Only values `not_text` accepts get here."""
+    if value is None or value is pd.NA or value is pd.NaT:
         return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # a spreadsheet turned a phone or CPF into a number
+    if isinstance(value, float | np.floating):
+        if np.isnan(value):
+            return None
+        if float(value).is_integer():
+            value = int(value)  # a spreadsheet turned a phone or CPF into a number
     text = str(value).strip()
     return text or None
+
+
+def _unreadable(column: pd.Series) -> np.ndarray | None:
+    """Per row, why the value is not text (None when it is); None for a column without any
+    such value. A column of strings (the usual case) is checked once per distinct value; only
+    a column mixing types is checked row by row."""
+    if pd.api.types.is_integer_dtype(column.dtype):
+        return None
+    kind = pd.api.types.infer_dtype(column, skipna=True)
+    if kind == "empty":
+        return None
+    if kind in {"string", "floating", "integer", "mixed-integer-float"}:
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        verdicts = [not_text(value) for value in uniques]
+        if not any(verdicts):
+            return None
+        return np.array([*verdicts, None], dtype=object)[codes]
+    verdicts = [not_text(value) for value in column]
+    return np.array(verdicts, dtype=object) if any(verdicts) else None
 
 
 def _normalise_column(
@@ -120,18 +150,46 @@ def _as_frame(
 
 
 def build_suite_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """The table the suite validates, and each lead field's normalised values."""
+    """The table the suite validates, and each lead field's normalised values.
+
+    A value that is not text reaches neither the normalisers nor GX (a dict is unhashable, a
+    lone surrogate cannot be encoded): the suite sees the field as blank, and the `not_text`
+    column says which field held what kind of value, for the `value_not_text` rule."""
     suite_frame = pd.DataFrame({ROW_ID: frame[ROW_ID].to_numpy()})
     normalised: dict[str, np.ndarray] = {}
+    problems: list[tuple[str, np.ndarray]] = []
     for lead_field, normaliser in NORMALISERS.items():
         column = (
-            frame[lead_field] if lead_field in frame.columns else pd.Series([None] * len(frame))
+            frame[lead_field].reset_index(drop=True)
+            if lead_field in frame.columns
+            else pd.Series([None] * len(frame), dtype=object)
         )
+        unreadable = _unreadable(column)
+        if unreadable is not None:
+            column = column.astype(object).copy()
+            column[_flagged(unreadable)] = None
+            problems.append((lead_field, unreadable))
         given, values = _normalise_column(column, normaliser)
         suite_frame[lead_field] = pd.Series(given, dtype=object)
         suite_frame[NORMALIZED_COLUMN[lead_field]] = pd.Series(values, dtype=object)
         normalised[lead_field] = values
+    suite_frame[NOT_TEXT] = pd.Series(_describe_problems(problems, len(frame)), dtype=object)
     return suite_frame, normalised
+
+
+def _flagged(problems: np.ndarray) -> np.ndarray:
+    return np.fromiter((p is not None for p in problems), dtype=bool, count=len(problems))
+
+
+def _describe_problems(problems: list[tuple[str, np.ndarray]], rows: int) -> list[str | None]:
+    """`email: a dict, not text; cpf: true/false, not text` per row; None for a readable row."""
+    described: list[str | None] = [None] * rows
+    for lead_field, unreadable in problems:
+        for position in np.flatnonzero(_flagged(unreadable)):
+            entry = f"{lead_field}: {unreadable[position]}"
+            current = described[position]
+            described[position] = entry if current is None else f"{current}; {entry}"
+    return described
 
 
 def _reasons_by_row(suite_frame: pd.DataFrame) -> tuple[dict[Any, list[str]], dict[str, int]]:
@@ -198,14 +256,30 @@ def split_leads(
     clean = clean.where(clean.notna(), None).reset_index(drop=True)
 
     quarantined = frame.loc[quarantined_mask].copy()
+    problems = suite_frame[NOT_TEXT].to_numpy()[quarantined_mask]
     for lead_field in LEAD_FIELDS:
         quarantined[lead_field] = pd.Series(
-            suite_frame[lead_field].to_numpy()[quarantined_mask], index=quarantined.index
+            _given_or_placeholder(
+                lead_field, suite_frame[lead_field].to_numpy()[quarantined_mask], problems
+            ),
+            index=quarantined.index,
         )
     quarantined[REASONS] = [reasons[i] for i in quarantined[ROW_ID]]
+    quarantined[NOT_TEXT] = pd.Series(problems, index=quarantined.index, dtype=object)
     quarantined = quarantined.astype(dict.fromkeys(LEAD_FIELDS, object))
     quarantined = quarantined.where(quarantined.notna(), None).reset_index(drop=True)
     return GateResult(clean=clean, quarantined=quarantined, counts=counts)
+
+
+def _given_or_placeholder(lead_field: str, given: np.ndarray, problems: np.ndarray) -> np.ndarray:
+    """The text as given, or `[not text: a dict, not text]` where the field held no text."""
+    prefix = f"{lead_field}: "
+    shown = given.copy()
+    for position in np.flatnonzero(_flagged(problems)):
+        for entry in str(problems[position]).split("; "):
+            if entry.startswith(prefix):
+                shown[position] = f"[not text: {entry.removeprefix(prefix)}]"
+    return shown
 
 
 def _zero_counts() -> dict[str, int]:

@@ -13,11 +13,13 @@ cached per distinct value: a batch of 100,000 leads holds far fewer distinct val
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -32,6 +34,11 @@ EMAIL_VALID = "email_valid"
 PHONE_VALID_BR = "phone_valid_br"
 CPF_VALID = "cpf_valid"
 CNPJ_VALID = "cnpj_valid"
+VALUE_NOT_TEXT = "value_not_text"
+
+MAX_TEXT_LENGTH = 1_000
+"""The longest answer the gate reads: four times the longest e-mail address a mail server
+accepts. Anything longer is not something a person typed into a lead form."""
 
 PhoneKind = Literal["mobile", "landline", "other"]
 
@@ -62,6 +69,49 @@ class Normalized:
     @property
     def ok(self) -> bool:
         return self.reason is None
+
+
+# NUL cannot be stored by PostgreSQL; a lone surrogate is a byte that was not UTF-8 (Python's
+# surrogateescape), which neither GX nor the database can encode
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_LONGEST_NUMBER = 10**40
+
+
+def not_text(value: Any) -> str | None:
+    """Why `value` cannot be read as an answer a person typed, or None when it can.
+
+    Readable: text (at most MAX_TEXT_LENGTH characters, no NUL, no lone surrogate), a blank
+    (None, NaN), or a number (a spreadsheet turns a phone or a CPF into one). Everything else
+    a webhook or a spreadsheet may hand the gate (objects, lists, sets, bytes, true/false,
+    infinities, dates) is quarantined by the `value_not_text` rule rather than guessed at or
+    crashing the batch. The answer names only the kind of value, never the value (it ends
+    up in a quarantine record's reasons, which `quarantine list` shows)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT_LENGTH:
+            return f"longer than {MAX_TEXT_LENGTH:,} characters"
+        if _UNSTORABLE.search(value):
+            return "holds a NUL character or bytes that are not UTF-8"
+        return None
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return "true/false, not text"
+    if isinstance(value, numbers.Integral):
+        return None if abs(int(value)) < _LONGEST_NUMBER else "a number too long to be typed"
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if math.isnan(number):
+            return None
+        if math.isinf(number) or abs(number) >= _LONGEST_NUMBER:
+            return "a number too large to be typed"
+        return None
+    if type(value).__name__ in {"NAType", "NaTType"}:
+        return None  # pandas' blanks
+    kind = type(value).__name__
+    return f"{_KIND_NAMES.get(kind, f'a {kind}')}, not text"
+
+
+_KIND_NAMES = {"dict": "an object", "bytes": "bytes", "bytearray": "bytes", "list": "a list"}
 
 
 def _blank(text: str | None) -> bool:

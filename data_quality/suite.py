@@ -11,6 +11,7 @@ The columns the suite reads (built by data_quality.gate):
     cpf, cnpj
     email_normalized, phone_e164,        the normalised values (null when absent or invalid),
     cpf_normalized, cnpj_normalized      for uniqueness and reachability
+    not_text                             which fields held no text, and why (null: none)
 
 Great Expectations is imported on first use (2-3 s) and its ephemeral context is built once
 per process, with progress bars off.
@@ -56,6 +57,11 @@ def _rules() -> tuple[Rule, ...]:
 
     ex = gx.expectations
     return (
+        Rule(
+            "value_not_text",
+            RULE_DESCRIPTIONS["value_not_text"],
+            lambda: ex.ExpectColumnValuesToBeNull(column="not_text"),
+        ),
         Rule(
             "full_name_present",
             RULE_DESCRIPTIONS["full_name_present"],
@@ -129,6 +135,8 @@ def _rules() -> tuple[Rule, ...]:
 
 
 RULE_DESCRIPTIONS: dict[str, str] = {
+    "value_not_text": "every field holds text (or a number): not an object, list, bytes or "
+    "true/false, no NUL or non-UTF-8 byte, at most 1,000 characters",
     "full_name_present": "a name was given",
     "full_name_valid": "the name has letters and no digits or markup-like punctuation",
     "email_valid": "an e-mail, when given, is a valid address",
