@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     data_docs_dir: Path = Field(
         Path(".leadflow/data_docs"), description="Where Great Expectations Data Docs are written."
     )
+    business_file: Path = Field(
+        Path("leadflow.toml"),
+        description="The business's choices (forms, products, template...): leadflow/business.py.",
+    )
 
     @field_validator("database_url")
     @classmethod
