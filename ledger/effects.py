@@ -15,7 +15,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger._core import MAX_ERROR_LENGTH, LedgerCore, check_identifier, effect_view
+from ledger._core import (
+    MAX_ERROR_LENGTH,
+    LedgerCore,
+    check_identifier,
+    effect_view,
+    id_in_range,
+)
 from ledger.errors import EffectInFlight, EffectLeaseLost, EffectStateError, UnknownEffect
 from ledger.models import Effect
 from ledger.states import EffectStatus
@@ -224,6 +230,8 @@ class EffectOperations(LedgerCore):
 
     def effects_for_lead(self, lead_id: int) -> list[EffectView]:
         """Every effect recorded for a lead, oldest first (what was done for this client)."""
+        if not id_in_range(lead_id):
+            return []
         with self._session(write=False) as session:
             rows = session.execute(
                 select(Effect).where(Effect.lead_id == lead_id).order_by(Effect.id)

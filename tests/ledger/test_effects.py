@@ -235,3 +235,34 @@ def test_a_leads_effects_are_listed_in_the_order_they_began(ledger: Ledger) -> N
         "upsert_person",
         "upsert_deal",
     ]
+
+
+def test_a_late_workers_object_after_a_takeover_is_recorded_as_an_orphan_candidate(
+    ledger: Ledger, clock: Clock
+) -> None:
+    """Issue 8 point 5: the stalled worker's completion is refused, but its object's id is
+    kept where a person or the reconciler finds it."""
+    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=30)
+    clock.advance(31)
+    takeover = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None)
+    assert takeover.needs_lookup
+    ledger.complete_effect(KEY, "pay_by_the_new_worker")
+    with pytest.raises(EffectStateError, match="orphan candidate"):
+        ledger.complete_effect(KEY, "pay_by_the_stalled_worker")
+    with pytest.raises(EffectStateError):
+        ledger.complete_effect(KEY, "pay_by_the_stalled_worker")  # reported twice: kept once
+    effect = ledger.get_effect(KEY)
+    assert effect.vendor_object_id == "pay_by_the_new_worker"
+    assert effect.orphan_candidates == ("pay_by_the_stalled_worker",)
+    assert ledger.effects_for_lead(2**70) == []
+
+
+def test_a_note_on_the_decision_is_recorded_with_the_completion_or_failure(
+    ledger: Ledger,
+) -> None:
+    ledger.begin_effect(KEY, "whatsapp", "send_template", None)
+    failed = ledger.fail_effect(KEY, "read timeout", permanent=False, note="retry later")
+    assert failed.note == "retry later"
+    ledger.begin_effect(KEY, "whatsapp", "send_template", None)
+    done = ledger.complete_effect(KEY, "wamid.1", note="sent; outcome unknown")
+    assert (done.note, ledger.get_effect(KEY).note) == ("sent; outcome unknown",) * 2
