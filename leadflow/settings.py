@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "LEADFLOW_"
@@ -58,6 +59,24 @@ class Settings(BaseSettings):
     business_file: Path = Field(
         Path("leadflow.toml"),
         description="The business's choices (forms, products, template...): leadflow/business.py.",
+    )
+    alert_channel: Literal["webhook", "slack", "email"] = Field(
+        "webhook",
+        description="Where alerts go (deployments/setup.py): a generic webhook, Slack, or e-mail.",
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        None,
+        description="The alert webhook (generic POST of JSON, or a Slack incoming webhook).",
+    )
+    alert_email_to: list[str] = Field(
+        default_factory=list, description="Alert recipients when alert_channel is email."
+    )
+    alert_email_from: str | None = Field(None, description="Alert sender (SendGrid-verified).")
+    alert_sendgrid_api_key: SecretStr | None = Field(
+        None, description="SendGrid API key for e-mail alerts."
+    )
+    quarantine_alert_threshold: int = Field(
+        50, ge=0, description="Open quarantine records past which the nightly report alerts."
     )
 
     @field_validator("database_url")
