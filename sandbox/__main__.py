@@ -20,13 +20,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port; 0 picks one")
     parser.add_argument("--seed", type=int, default=0, help="seed for ids, faults and people")
     parser.add_argument("--people", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--allow-external-webhook-targets",
+        action="store_true",
+        help="let webhooks go to addresses outside loopback (off: the sandbox is no SSRF tool)",
+    )
     args = parser.parse_args(argv)
     problem = check_port(args.port)
     if problem is not None:
         print(f"python -m sandbox: {problem}", file=sys.stderr)
         return 2
     try:
-        serve(seed=args.seed, host=args.host, port=args.port, people=args.people)
+        serve(
+            seed=args.seed,
+            host=args.host,
+            port=args.port,
+            people=args.people,
+            allow_external_webhook_targets=args.allow_external_webhook_targets,
+        )
     except OSError as error:
         where = f"{args.host}:{args.port}"
         print(f"python -m sandbox: cannot listen on {where}: {error}", file=sys.stderr)

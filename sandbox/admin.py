@@ -13,12 +13,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.core import Sandbox
 from sandbox.faults import RouteFaults, WebhookFaults
 from sandbox.people import PersonBehaviour
+
+MAX_ADMIN_BODY_BYTES = 1024 * 1024
+"""The largest admin request body read (1 MiB): bigger is refused with 413 before it is read."""
 
 
 class RouteFaultsBody(BaseModel):
@@ -26,7 +32,7 @@ class RouteFaultsBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    route: str
+    route: str = Field(min_length=3, max_length=500)
     faults: RouteFaults
 
 
@@ -37,9 +43,82 @@ class WebhookTargetBody(BaseModel):
 
 
 class WaitBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    timeout_seconds: float = 10.0
+    timeout_seconds: float = Field(10.0, ge=0, le=600)
+
+
+def _field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validation errors naming the field and the rule, never the value that was sent.
+
+    FastAPI's default 422 echoes each rejected `input`: a 50 MB body comes back whole, and a
+    NaN cannot even be written as JSON (a 500). The location and message are what an
+    operator needs to fix the call.
+    """
+    return [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error["type"]}
+        for error in errors
+    ]
+
+
+async def _answer_invalid_body(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(status_code=422, content={"detail": _field_errors(list(exc.errors()))})
+
+
+def build_app(sandbox: Sandbox) -> ASGIApp:
+    """The admin API as an ASGI app: its routes, 422s without echoes, bodies capped at 1 MiB."""
+    app = FastAPI(title="leadflow sandbox admin", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_exception_handler(RequestValidationError, _answer_invalid_body)
+    app.include_router(build_router(sandbox))
+    return BodyLimit(app, MAX_ADMIN_BODY_BYTES)
+
+
+class BodyLimit:
+    """Refuse a request body over `limit` bytes with 413, before reading it whole.
+
+    A declared `Content-Length` over the limit is refused at once; a chunked body is counted
+    as it arrives and refused as soon as it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.limit:
+                    await self._refuse(scope, receive, send)
+                    return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    # an HTTPException passes through FastAPI's body parsing as it is
+                    raise HTTPException(413, f"request body over {self.limit} bytes")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            status_code=413,
+            content={"detail": f"request body over {self.limit} bytes"},
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
 
 
 def _known_vendor(sandbox: Sandbox, vendor: str) -> None:
@@ -62,6 +141,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
                 for vendor, url in sandbox.base_urls().items()
             },
             "webhook_targets": dict(sandbox.webhook_targets),
+            "allow_external_webhook_targets": sandbox.allow_external_webhook_targets,
         }
 
     @router.get("/counters")
@@ -129,6 +209,18 @@ def build_router(sandbox: Sandbox) -> APIRouter:
     @router.put("/webhook-targets/{vendor}")
     def set_webhook_target(vendor: str, body: WebhookTargetBody) -> dict[str, str]:
         _known_vendor(sandbox, vendor)
+        if not sandbox.webhook_target_allowed(str(body.url)):
+            raise HTTPException(
+                422,
+                [
+                    {
+                        "loc": ["body", "url"],
+                        "msg": "a webhook target must be on loopback (127.0.0.1, ::1, localhost) "
+                        "unless the sandbox runs with allow_external_webhook_targets",
+                        "type": "webhook_target_not_loopback",
+                    }
+                ],
+            )
         sandbox.webhook_targets[vendor] = str(body.url)
         return dict(sandbox.webhook_targets)
 

@@ -20,10 +20,10 @@ import threading
 from collections.abc import Callable
 from types import ModuleType
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbox import admin
 from sandbox.core import VENDORS, Sandbox
@@ -97,7 +97,7 @@ def create_app(sandbox: Sandbox | None = None) -> FastAPI:
         if renderer is not None:
             renderers[vendor] = renderer
     install_unknown_route_answers(app, sandbox, renderers)
-    app.mount(ADMIN_PREFIX, LazyAdminApp(sandbox, admin.build_router))
+    app.mount(ADMIN_PREFIX, LazyAdminApp(sandbox, admin.build_app))
     return app
 
 
@@ -110,20 +110,16 @@ class LazyAdminApp:
     (`{"detail": ...}`), which suit an operator's API that impersonates no vendor.
     """
 
-    def __init__(self, sandbox: Sandbox, build_router: Callable[[Sandbox], APIRouter]) -> None:
+    def __init__(self, sandbox: Sandbox, build_app: Callable[[Sandbox], ASGIApp]) -> None:
         self._sandbox = sandbox
-        self._build_router = build_router
-        self._app: FastAPI | None = None
+        self._build_app = build_app
+        self._app: ASGIApp | None = None
         self._lock = threading.Lock()
 
-    def _admin_app(self) -> FastAPI:
+    def _admin_app(self) -> ASGIApp:
         with self._lock:
             if self._app is None:
-                app = FastAPI(
-                    title="leadflow sandbox admin", docs_url=None, redoc_url=None, openapi_url=None
-                )
-                app.include_router(self._build_router(self._sandbox))
-                self._app = app
+                self._app = self._build_app(self._sandbox)
             return self._app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

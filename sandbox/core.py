@@ -19,12 +19,14 @@ webhooks are sent with `sandbox.webhooks.deliver(...)`.
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter
 
@@ -81,6 +83,30 @@ class SandboxState:
             self._created.clear()
 
 
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether `url` points at this machine (a loopback address or `localhost`).
+
+    The sandbox posts signed webhooks wherever it is told to; a target such as
+    169.254.169.254 (a cloud's metadata service) would make it a request forger, so only
+    loopback targets are accepted unless the operator allows external ones.
+    """
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass
 class PersonRole:
     """A simulated person who acts on objects waiting for them (deal to win, envelope to sign...).
@@ -104,6 +130,9 @@ class Sandbox:
     seed: int = 0
     credentials: dict[str, dict[str, str]] = field(default_factory=dict)
     webhook_targets: dict[str, str] = field(default_factory=dict)
+    # Off by default: webhooks (admin targets and the URLs clients register at a vendor) go only
+    # to loopback, so the sandbox cannot be steered into posting to another machine.
+    allow_external_webhook_targets: bool = False
     public_base_url: str = "http://127.0.0.1:8765"
     state: SandboxState = field(default_factory=SandboxState)
     roles: dict[str, PersonRole] = field(default_factory=dict)
@@ -120,8 +149,12 @@ class Sandbox:
 
         self.random = random.Random(self.seed)
         self.faults = FaultInjector(seed=self.seed)
-        self.webhooks = WebhookSender(self.faults)
+        self.webhooks = WebhookSender(self.faults, target_allowed=self.webhook_target_allowed)
         self.people = PeopleEngine(self)
+
+    def webhook_target_allowed(self, url: str) -> bool:
+        """Whether a webhook may be sent to `url` (loopback, unless external ones are allowed)."""
+        return self.allow_external_webhook_targets or is_loopback_url(url)
 
     def base_url(self, vendor: str) -> str:
         return f"{self.public_base_url}/{vendor}"

@@ -340,6 +340,9 @@ class FaultInjector:
                 await _hold_until_disconnected(request, decision.hold_seconds)
                 raise _drop_without_answer(marker, "hang: no answer before the client gave up")
             if decision.kind == "drop":
+                # read the request first: closing a socket with unread bytes is a TCP reset,
+                # which the client may see before or instead of the close; this is the close
+                await request.body()
                 raise _drop_without_answer(marker, "dropped before the request was handled")
             if decision.kind == "gateway_timeout" and decision.hold_seconds:
                 await asyncio.sleep(decision.hold_seconds)

@@ -32,13 +32,13 @@ Outcome = Literal["accept", "refuse"]
 class PersonBehaviour(BaseModel):
     """How one simulated person behaves; what is left of the probabilities is "never acts"."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = True
     accept_probability: float = Field(0.8, ge=0, le=1)
     refuse_probability: float = Field(0.2, ge=0, le=1)
-    delay_seconds: float = Field(1.0, ge=0)
-    jitter_seconds: float = Field(0.0, ge=0)
+    delay_seconds: float = Field(1.0, ge=0, le=86_400)
+    jitter_seconds: float = Field(0.0, ge=0, le=86_400)
 
     @model_validator(mode="after")
     def _coherent(self) -> PersonBehaviour:

@@ -93,6 +93,7 @@ def running_sandbox(
     sandbox: Sandbox | None = None,
     people: bool = False,
     log_level: str = "warning",
+    allow_external_webhook_targets: bool = False,
 ) -> Iterator[RunningSandbox]:
     """Serve a sandbox (a fresh one from `seed` unless given) until the block exits.
 
@@ -101,6 +102,8 @@ def running_sandbox(
     people are off unless `people=True` (tests want to drive them on demand).
     """
     sandbox = sandbox if sandbox is not None else Sandbox(seed=seed)
+    if allow_external_webhook_targets:
+        sandbox.allow_external_webhook_targets = True
     if webhook_targets:
         sandbox.webhook_targets.update(webhook_targets)
     sock = bind_socket(host, port)
@@ -150,7 +153,11 @@ def describe(running: RunningSandbox) -> str:
 
 
 def serve(
-    seed: int = 0, host: str = "127.0.0.1", port: int = DEFAULT_PORT, people: bool = True
+    seed: int = 0,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    people: bool = True,
+    allow_external_webhook_targets: bool = False,
 ) -> None:
     """Serve in the foreground until Ctrl-C or SIGTERM, printing the URLs and credentials first.
 
@@ -161,7 +168,12 @@ def serve(
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
         with running_sandbox(
-            seed=seed, host=host, port=port, people=people, log_level="info"
+            seed=seed,
+            host=host,
+            port=port,
+            people=people,
+            log_level="info",
+            allow_external_webhook_targets=allow_external_webhook_targets,
         ) as run:
             print(describe(run), flush=True)
             try:

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -29,7 +30,7 @@ from sandbox.faults import FaultInjector
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["pending", "delivered", "failed", "dropped"]
+Outcome = Literal["pending", "delivered", "failed", "dropped", "refused"]
 
 
 @dataclass
@@ -75,8 +76,10 @@ class WebhookSender:
         retry_delays: tuple[float, ...] = (0.2, 1.0),
         timeout_seconds: float = 10.0,
         log_size: int = 2000,
+        target_allowed: Callable[[str], bool] = lambda url: True,
     ) -> None:
         self.faults = faults
+        self.target_allowed = target_allowed
         self.retry_delays = retry_delays
         self.timeout_seconds = timeout_seconds
         self._condition = threading.Condition()
@@ -90,7 +93,19 @@ class WebhookSender:
 
     # -- producer side -------------------------------------------------------------------
     def deliver(self, vendor: str, url: str, body: bytes, headers: dict[str, str]) -> list[int]:
-        """Queue one webhook; returns the ids of the records it produced (0, 1 or 2 sends)."""
+        """Queue one webhook; returns the ids of the records it produced (0, 1 or 2 sends).
+
+        A target the sandbox may not post to (outside loopback, unless allowed) is logged as
+        `refused` and never contacted.
+        """
+        if not self.target_allowed(url):
+            refused = self._record(vendor, url, body, headers)
+            refused.outcome = "refused"
+            refused.error = "webhook target outside loopback (allow_external_webhook_targets)"
+            refused.finished_at = time.time()
+            with self._condition:
+                self._log.append(refused)
+            return [refused.id]
         decision = self.faults.decide_webhook(vendor)
         now = time.monotonic()
         first = self._record(vendor, url, body, headers)

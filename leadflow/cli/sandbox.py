@@ -1,6 +1,7 @@
 """`leadflow sandbox`: serve every vendor's emulator on loopback, leadflow's embedded default.
 
     leadflow sandbox serve [--host 127.0.0.1] [--port 8765] [--seed 0] [--no-people]
+                           [--allow-external-webhook-targets]
 
 On start it prints each vendor's base URL and the credentials the sandbox accepts, which is
 what a user types into leadflow's Blocks (or any other client). It binds to loopback unless
@@ -32,6 +33,13 @@ def serve(
     people: Annotated[
         bool, typer.Option("--people/--no-people", help="Run the simulated people.")
     ] = True,
+    allow_external_webhook_targets: Annotated[
+        bool,
+        typer.Option(
+            help="Let webhooks go to addresses outside loopback (off by default: the sandbox "
+            "must not be steerable into posting to other machines)."
+        ),
+    ] = False,
 ) -> None:
     """Serve the sandbox in the foreground until Ctrl-C."""
     from sandbox.server import check_port
@@ -48,7 +56,13 @@ def serve(
             "anyone who can reach this address can use it[/yellow]"
         )
     try:
-        serve_sandbox(seed=seed, host=host, port=port, people=people)
+        serve_sandbox(
+            seed=seed,
+            host=host,
+            port=port,
+            people=people,
+            allow_external_webhook_targets=allow_external_webhook_targets,
+        )
     except OSError as error:
         err_console.print(f"[red]leadflow sandbox: cannot listen on {host}:{port}: {error}[/red]")
         raise typer.Exit(1) from None

@@ -158,11 +158,11 @@ class PixHoldBody(BaseModel):
 
 
 class LimitsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    requests_per_window: int = Field(1_000_000, ge=1)
-    window_seconds: float = Field(60.0, gt=0)
-    concurrent_gets: int = Field(10_000, ge=1)
+    requests_per_window: int = Field(1_000_000, ge=1, le=1_000_000_000)
+    window_seconds: float = Field(60.0, gt=0, le=30 * 86_400)
+    concurrent_gets: int = Field(10_000, ge=1, le=1_000_000)
 
 
 # -- PIX: BR Code and image ---------------------------------------------------------------------
@@ -888,7 +888,7 @@ async def _json_body(request: Request) -> Any:
     raw = await request.body()
     try:
         return json.loads(raw) if raw else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can read
         raise invalid("object", "O corpo da requisição não é um JSON válido.") from None
 
 

@@ -1054,7 +1054,7 @@ def _route_class(emulator: DocuSignEmulator) -> type[APIRoute]:
 async def _json_object(request: Request) -> dict[str, Any]:
     try:
         payload = json.loads(await request.body() or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can read
         payload = None
     if not isinstance(payload, dict):
         raise DocuSignError(

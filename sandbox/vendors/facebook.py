@@ -318,7 +318,7 @@ class LeadSubmission(BaseModel):
     bad_share: float = Field(0.1, ge=0, le=1)
     bad_kinds: list[BadKind] = Field(default_factory=lambda: list(BAD_KINDS), min_length=1)
     form_id: str | None = None
-    created_time: int | None = Field(None, description="unix seconds; default: now")
+    created_time: int | None = Field(None, ge=0, le=2**33, description="unix seconds; default: now")
     webhook: bool = True
 
 
@@ -614,7 +614,7 @@ def _time_filter(raw: str | None) -> tuple[int | None, int | None]:
         return None, None
     try:
         rules = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise GraphError("(#100) param filtering must be a JSON array", 100) from None
     if not isinstance(rules, list):
         raise GraphError("(#100) param filtering must be an array.", 100)
@@ -758,7 +758,7 @@ def _body_parameter(body: bytes, name: str) -> str | None:
     if text.startswith("{"):
         try:
             value = json.loads(text).get(name)
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             return None
         if isinstance(value, list):
             return ",".join(str(item) for item in value)

@@ -160,11 +160,11 @@ class HostingerSettings:
 
 
 class SettingsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    activation_delay_seconds: float = Field(0.5, ge=0)
-    activation_polls: int | None = Field(None, ge=1)
-    requests_per_minute: int = Field(1_000_000, ge=1)
+    activation_delay_seconds: float = Field(0.5, ge=0, le=86_400)
+    activation_polls: int | None = Field(None, ge=1, le=1_000_000)
+    requests_per_minute: int = Field(1_000_000, ge=1, le=1_000_000_000)
 
 
 class HostingerError(Exception):
@@ -660,7 +660,7 @@ async def _json_body(request: Request) -> Any:
     raw = await request.body()
     try:
         return json.loads(raw) if raw else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can read
         return {}
 
 

@@ -137,7 +137,7 @@ class InboundMessage(BaseModel):
     from_: str = Field(alias="from", min_length=8)
     text: str = "Olá!"
     name: str = "Cliente"
-    timestamp: int | None = None
+    timestamp: int | None = Field(None, ge=0, le=2**33)
 
 
 class TemplateDefinition(BaseModel):
@@ -146,7 +146,7 @@ class TemplateDefinition(BaseModel):
     name: str = Field(min_length=1)
     language: str = "pt_BR"
     category: Literal["utility", "marketing", "authentication"] = "utility"
-    body_parameters: int = Field(0, ge=0)
+    body_parameters: int = Field(0, ge=0, le=100)
 
 
 def _invalid_parameter(details: str) -> GraphError:
@@ -518,7 +518,7 @@ def build_router(sandbox: Sandbox, limits: WhatsAppLimits | None = None) -> APIR
     async def send_message(version: str, phone_number_id: str, request: Request) -> Response:
         try:
             payload = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than json can read
             raise _invalid_parameter("The request body is not valid JSON") from None
         return JSONResponse(emulator.send(phone_number_id, payload))
 
@@ -526,10 +526,10 @@ def build_router(sandbox: Sandbox, limits: WhatsAppLimits | None = None) -> APIR
 
 
 class LimitsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    messages_per_second: int = Field(100_000, ge=1)
-    pair_interval_seconds: float = Field(0.0, ge=0)
+    messages_per_second: int = Field(100_000, ge=1, le=1_000_000_000)
+    pair_interval_seconds: float = Field(0.0, ge=0, le=86_400)
     read_probability: float = Field(0.7, ge=0, le=1)
 
 
