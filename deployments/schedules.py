@@ -152,22 +152,15 @@ def by_name(name: str) -> DeploymentSpec:
 def prefect_yaml() -> dict[str, Any]:
     """prefect.yaml as data: every deployment on the process work pool.
 
-    The pull step runs on the worker before each flow run: it moves into the checkout named by
-    LEADFLOW_HOME on that machine (each worker machine has leadflow installed there), so one
-    file serves every machine.
+    There is no pull step: `prefect deploy` records the folder it runs from, and each worker
+    runs the flow from that folder on its own machine (leadflow installed at the same path on
+    every worker machine; docs/scaling.md). A git_clone pull step is the alternative.
     """
     return {
         "name": PROJECT_NAME,
         "prefect-version": "3.9.1",
         "build": None,
         "push": None,
-        "pull": [
-            {
-                "prefect.deployments.steps.set_working_directory": {
-                    "directory": "{{ $LEADFLOW_HOME }}",
-                }
-            }
-        ],
         "deployments": [
             {
                 "name": spec.name,
@@ -186,7 +179,7 @@ def prefect_yaml() -> dict[str, Any]:
 HEADER = (
     "# Generated from deployments/schedules.py (python -m deployments.schedules); do not edit:\n"
     "# a test fails when the two disagree. Deploy with `prefect deploy --all` from this folder.\n"
-    "# Workers: LEADFLOW_HOME=<this checkout> prefect worker start --pool leadflow-pool\n"
+    "# Workers (same checkout path on every machine): prefect worker start --pool leadflow-pool\n"
 )
 
 
