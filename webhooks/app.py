@@ -253,9 +253,13 @@ def create_app(
         if inbox_id is None:
             return JSONResponse({"status": "duplicate", "event_id": event_id})
         delivery = NewDelivery(vendor, event_id, inbox_id)
+
+        async def trigger_after_response() -> None:  # async: no thread hop per delivery
+            trigger.submit(delivery)
+
         return JSONResponse(
             {"status": "stored", "event_id": event_id},
-            background=BackgroundTask(trigger.submit, delivery),
+            background=BackgroundTask(trigger_after_response),
         )
 
     def add_post(vendor: str, summary: str) -> None:

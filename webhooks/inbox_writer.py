@@ -25,6 +25,8 @@ from ledger import Ledger
 from ledger.models import InboxEntry
 
 MAX_BATCH = 256
+#: batches committed at once (PostgreSQL overlaps them; SQLite takes them in turn)
+MAX_IN_FLIGHT = 4
 
 
 @dataclass
@@ -39,9 +41,12 @@ class _Pending:
 class InboxWriter:
     """Stores deliveries in batches from one task in the service's loop."""
 
-    def __init__(self, ledger: Ledger, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, ledger: Ledger, max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT
+    ) -> None:
         self._ledger = ledger
         self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
         self._pending: list[_Pending] = []
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -76,23 +81,33 @@ class InboxWriter:
         return await future
 
     async def _run(self) -> None:
+        """Start a batch whenever deliveries wait and fewer than `max_in_flight` batches are
+        being committed: a commit mostly waits for the database's disk, so a second batch
+        overlaps it instead of queueing behind it."""
         assert self._wakeup is not None
+        in_flight: set[asyncio.Task[None]] = set()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._pending:
+            while self._pending and len(in_flight) < self._max_in_flight:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                try:
-                    ids = await asyncio.to_thread(self._write, batch)
-                except Exception as exc:  # each waiting request answers 503, nothing is lost
-                    for pending in batch:
-                        if not pending.future.done():
-                            pending.future.set_exception(exc)
-                    continue
-                for pending, inbox_id in zip(batch, ids, strict=True):
-                    if not pending.future.done():
-                        pending.future.set_result(inbox_id)
+                task = asyncio.create_task(self._commit(batch))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                task.add_done_callback(lambda _: self._wakeup and self._wakeup.set())
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            ids = await asyncio.to_thread(self._write, batch)
+        except Exception as exc:  # each waiting request answers 503, nothing is lost
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            return
+        for pending, inbox_id in zip(batch, ids, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(inbox_id)
 
     def _write(self, batch: list[_Pending]) -> list[int | None]:
         rows = [(p.vendor, p.event_id, p.body, p.headers) for p in batch]
