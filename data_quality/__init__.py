@@ -4,7 +4,8 @@
     result = split_leads(rows)      # rows: a DataFrame or dicts with lead-form field names
     result.clean, result.quarantined, result.counts
 
-Imports nothing of the project; Great Expectations is imported on the first validation, and
+Personal data is masked by leadflow.privacy (the one privacy module), not here. Imports
+nothing else of the project; Great Expectations is imported on the first validation, and
 pandas when `split_leads` is first looked up (so `leadflow --help` stays fast).
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from data_quality.fields import DEFAULT_FORM_FIELDS, LEAD_FIELDS, FieldMapping
-from data_quality.masking import mask_field
 from data_quality.normalize import (
     MISSING,
     Normalized,
@@ -46,7 +46,6 @@ __all__ = [
     "GateResult",
     "Normalized",
     "is_brazilian_mobile",
-    "mask_field",
     "normalize_cnpj",
     "normalize_cpf",
     "normalize_email",

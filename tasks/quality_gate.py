@@ -4,28 +4,29 @@ Between intake (a lead recorded in the ledger by the webhook service or a poll) 
 vendor call (the Pipedrive person and deal), DESIGN.md principle 3: bad data stops here.
 
 For a batch of leads `run_gate`:
-1. loads each lead still in `received` — its raw form answers, or, after a replay, the fixed
-   values of its latest replayed quarantine record — and maps them to lead fields;
+1. loads each lead still in `received` (its raw form answers) in one query, and maps them to
+   lead fields;
 2. splits them with data_quality.split_leads (normalise, GX suite, per-row reasons);
-3. in lead-id order, for a lead that passed (or broke only a uniqueness-in-batch rule): looks
-   for an earlier lead with the same e-mail, phone or CPF/CNPJ. Found: the lead is attached
-   to it (`Ledger.attach_duplicate`: it keeps its raw payload, points to the earlier lead, and
-   its own journey is removed, so the person has one journey and no second deal is opened).
-   Not found: its normalised fields are stored and its journey moves to `qualified` (cause
-   "gate"). Only qualified leads' fields are stored, so a quarantined lead never attracts
-   duplicates; the earlier of two leads in one batch is processed first, and the later one
-   is attached to it;
-4. quarantines every other lead with every rule it broke and moves it to `quarantined`.
+3. in lead-id order, records ONE decision per lead, each one ledger transaction:
+   - passed: `Ledger.pass_gate` stores its `NormalizedLead` and qualifies it, or attaches it
+     to an earlier lead with the same e-mail, phone or CPF/CNPJ (the person keeps one journey);
+   - broke only uniqueness-in-batch rules and the earlier lead of the batch passed:
+     `Ledger.attach_duplicate` (compared on the values the gate normalised);
+   - otherwise `Ledger.quarantine_at_gate` with every rule it broke.
 
-`gate_leads` is the Prefect task around it, which also publishes a table artifact (counts per
-rule, masked samples) and writes GX Data Docs. `replay_quarantined` sends fixed records back
-through the same gate: a fix never bypasses it.
+`replay_quarantined` sends fixed quarantine records back through the same gate (a fix never
+bypasses it): the records' values are gated first, and only then each lead's decision is
+recorded together with closing its record (`replay_of`). A crash in the gate leaves every
+record open and every journey where it was, so the replay can simply be run again.
+
+`gate_leads` is the Prefect task around `run_gate`, which also publishes a table artifact
+(counts per rule, masked samples) and writes GX Data Docs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,14 +34,17 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import acreate_table_artifact
 
-from data_quality import LEAD_FIELDS, FieldMapping, mask_field, split_leads
+from data_quality import LEAD_FIELDS, FieldMapping, split_leads
+from data_quality.gate import NOT_TEXT
+from data_quality.lead import NormalizedLead, PhoneKind
+from data_quality.normalize import normalize_cnpj, normalize_cpf, normalize_email, normalize_phone
 from data_quality.suite import RULE_DESCRIPTIONS, RULE_NAMES, UNIQUENESS_RULES
+from leadflow.privacy import mask_field
 from leadflow.settings import get_settings
-from ledger import LeadHasNoJourney, Ledger
+from ledger import InvalidValue, Ledger, QuarantineClosed, QuarantineView
 
 ARTIFACT_KEY = "quality-gate"
-GATE_CAUSE = "gate"
-REPLAY_CAUSE = "manual"
+VALUE_NOT_TEXT = "value_not_text"
 
 
 @dataclass
@@ -55,33 +59,6 @@ class GateOutcome:
     samples: dict[str, dict[str, Any]] = field(default_factory=dict)  # rule → masked values
 
 
-def _fixed_values(ledger: Ledger, lead_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """The values of each lead's latest replayed quarantine record: a replayed lead is gated
-    on its fixed values, even if the process that replayed it died before gating it."""
-    wanted = set(lead_ids)
-    latest: dict[int, dict[str, Any]] = {}
-    for record in ledger.list_quarantine(include_replayed=True):
-        if record.lead_id in wanted and record.replayed_at is not None:
-            latest[record.lead_id] = record.values  # records come oldest first
-    return latest
-
-
-def _state(ledger: Ledger, lead_id: int) -> str | None:
-    try:
-        return ledger.journey_state(lead_id)
-    except LeadHasNoJourney:
-        return None  # attached as a duplicate earlier: nothing left to gate
-
-
-def _normalized_fields(row: dict[str, Any]) -> dict[str, Any]:
-    keep = (*LEAD_FIELDS, "phone_kind")
-    return {name: row[name] for name in keep if row.get(name) is not None}
-
-
-def _document(values: dict[str, Any]) -> str | None:
-    return values.get("cpf") or values.get("cnpj")
-
-
 def run_gate(
     ledger: Ledger,
     lead_ids: Sequence[int],
@@ -92,91 +69,14 @@ def run_gate(
     a crash finishes the batch without gating anything twice). With `data_docs_dir`, the
     batch's GX Data Docs are written there."""
     mapping = mapping or FieldMapping()
-    outcome = GateOutcome(counts=dict.fromkeys(RULE_NAMES, 0))
-    fixed = _fixed_values(ledger, lead_ids)
-    rows: list[dict[str, Any]] = []
-    for lead_id in sorted(set(lead_ids)):
-        if _state(ledger, lead_id) != "received":
-            outcome.skipped.append(lead_id)
-            continue
-        values = fixed.get(lead_id) or mapping.map_row(ledger.get_lead(lead_id).raw)
-        rows.append({**values, "lead_id": lead_id})
-    if not rows:
-        return outcome
-
-    result = split_leads(rows, mapping, data_docs_dir=data_docs_dir)
-    clean = {int(r["lead_id"]): r for r in result.clean.to_dict("records")}
-    stopped = {int(r["lead_id"]): r for r in result.quarantined.to_dict("records")}
-
-    for lead_id in sorted([*clean, *stopped]):
-        if lead_id in clean:
-            _pass(ledger, lead_id, clean[lead_id], outcome)
-        elif set(stopped[lead_id]["reasons"]) <= UNIQUENESS_RULES and _attach_in_batch(
-            ledger, lead_id, stopped[lead_id], outcome
-        ):
-            continue
-        else:
-            _quarantine(ledger, lead_id, stopped[lead_id], outcome)
+    wanted = sorted(set(lead_ids))
+    journeys = ledger.get_journeys(wanted)
+    received = [i for i in wanted if i in journeys and journeys[i].state == "received"]
+    leads = ledger.get_leads(received)
+    rows = {lead_id: mapping.map_row(leads[lead_id].raw) for lead_id in received}
+    outcome = _gate(ledger, rows, mapping, data_docs_dir, replays={})
+    outcome.skipped = [i for i in wanted if i not in rows]
     return outcome
-
-
-def _pass(ledger: Ledger, lead_id: int, row: dict[str, Any], outcome: GateOutcome) -> None:
-    normalized = _normalized_fields(row)
-    earlier = ledger.find_lead_by_contact(
-        normalized.get("email"),
-        normalized.get("phone_number"),
-        _document(normalized),
-        exclude_lead_id=lead_id,
-    )
-    ledger.update_normalized(lead_id, normalized)
-    if earlier is not None:
-        ledger.attach_duplicate(lead_id, earlier, f"same e-mail, phone or CPF/CNPJ as {earlier}")
-        outcome.duplicates[lead_id] = earlier
-        return
-    ledger.transition(lead_id, "qualified", GATE_CAUSE, "passed the quality gate")
-    outcome.qualified.append(lead_id)
-
-
-def _attach_in_batch(
-    ledger: Ledger, lead_id: int, row: dict[str, Any], outcome: GateOutcome
-) -> bool:
-    """A lead that broke only uniqueness-in-batch rules repeats an earlier lead of the batch:
-    once that one was qualified, attach this one to it. False when the earlier lead did not
-    pass (it was quarantined): then this one is quarantined too, with its reasons."""
-    from data_quality import normalize_cnpj, normalize_cpf, normalize_email, normalize_phone
-
-    normalized = {
-        "email": normalize_email(row.get("email")).value,
-        "phone_number": normalize_phone(row.get("phone_number")).value,
-        "cpf": normalize_cpf(row.get("cpf")).value,
-        "cnpj": normalize_cnpj(row.get("cnpj")).value,
-    }
-    earlier = ledger.find_lead_by_contact(
-        normalized["email"], normalized["phone_number"], _document(normalized), lead_id
-    )
-    if earlier is None:
-        return False
-    reason = f"same person as lead {earlier} ({', '.join(row['reasons'])})"
-    ledger.attach_duplicate(lead_id, earlier, reason)
-    outcome.duplicates[lead_id] = earlier
-    return True
-
-
-def _quarantine(ledger: Ledger, lead_id: int, row: dict[str, Any], outcome: GateOutcome) -> None:
-    reasons: list[str] = list(row["reasons"])
-    values = {name: row.get(name) for name in LEAD_FIELDS}
-    record_id = ledger.quarantine_lead(
-        lead_id,
-        [{"rule": name, "description": RULE_DESCRIPTIONS[name]} for name in reasons],
-        values,
-    )
-    ledger.transition(lead_id, "quarantined", GATE_CAUSE, ", ".join(reasons))
-    outcome.quarantined[lead_id] = record_id
-    for name in reasons:
-        outcome.counts[name] += 1
-        outcome.samples.setdefault(
-            name, {k: mask_field(k, v) for k, v in values.items() if v is not None}
-        )
 
 
 def replay_quarantined(
@@ -186,30 +86,157 @@ def replay_quarantined(
 ) -> GateOutcome:
     """Send quarantine records (all open ones when none are named) back through the gate.
 
-    Each record's lead moves back to `received` (cause "manual"), the record is closed, and
-    the lead is gated again on the record's (fixed) values: it is qualified only if they now
-    pass. A replayed record cannot be replayed again (QuarantineClosed), so one record never
-    feeds the gate twice.
+    Each lead is gated again on its record's (fixed) values and qualified only if they now
+    pass. Its decision, closing the record and moving its journey out of quarantine are one
+    ledger transaction per lead; nothing moves before the whole batch has been gated. An
+    unknown record (UnknownQuarantine) or a closed one (QuarantineClosed) among those named
+    is refused before any lead is gated.
     """
     records = (
         [ledger.get_quarantine(i) for i in dict.fromkeys(quarantine_ids)]
         if quarantine_ids
         else ledger.list_quarantine()
     )
-    # every record is checked before any journey moves: an unknown or closed record among
-    # several leaves all of them as they were, rather than some leads back in `received`
     for record in records:
         if record.replayed_at is not None:
-            ledger.mark_replayed(record.id)  # raises QuarantineClosed, naming the record
-    lead_ids: list[int] = []
-    for record in records:
-        if _state(ledger, record.lead_id) == "quarantined":
-            ledger.transition(
-                record.lead_id, "received", REPLAY_CAUSE, f"replay of quarantine {record.id}"
-            )
-        ledger.mark_replayed(record.id)
-        lead_ids.append(record.lead_id)
-    return run_gate(ledger, lead_ids, mapping)
+            raise QuarantineClosed(f"quarantine record {record.id} was already replayed")
+    replays: dict[int, QuarantineView] = {record.lead_id: record for record in records}
+    rows = {lead_id: dict(record.values) for lead_id, record in replays.items()}
+    return _gate(ledger, rows, mapping or FieldMapping(), None, replays=replays)
+
+
+def _gate(
+    ledger: Ledger,
+    rows: Mapping[int, dict[str, Any]],
+    mapping: FieldMapping,
+    data_docs_dir: Path | None,
+    *,
+    replays: Mapping[int, QuarantineView],
+) -> GateOutcome:
+    """Split `rows` (lead id → lead fields), then record each lead's decision in the ledger,
+    closing its replayed record (if any) in the same transaction."""
+    outcome = GateOutcome(counts=dict.fromkeys(RULE_NAMES, 0))
+    if not rows:
+        return outcome
+    batch = [{**values, "lead_id": lead_id} for lead_id, values in sorted(rows.items())]
+    result = split_leads(batch, mapping, data_docs_dir=data_docs_dir)
+    clean = {int(r["lead_id"]): r for r in result.clean.to_dict("records")}
+    stopped = {int(r["lead_id"]): r for r in result.quarantined.to_dict("records")}
+    leads = ledger.get_leads(clean) if clean else {}
+
+    for lead_id in sorted([*clean, *stopped]):
+        replay_of = replays[lead_id].id if lead_id in replays else None
+        if lead_id in clean:
+            lead = leads[lead_id]
+            _pass(ledger, lead_id, clean[lead_id], lead.source, lead.source_id, replay_of, outcome)
+        elif set(stopped[lead_id]["reasons"]) <= UNIQUENESS_RULES and _attach_in_batch(
+            ledger, lead_id, stopped[lead_id], replay_of, outcome
+        ):
+            continue
+        else:
+            _quarantine(ledger, lead_id, stopped[lead_id], replay_of, outcome)
+    return outcome
+
+
+def _normalized_lead(row: dict[str, Any], source: str, source_id: str) -> NormalizedLead:
+    """A clean row as the one typed lead; a valid number that is neither a mobile nor a
+    landline (toll-free, say) has no kind WhatsApp or a salesperson could use."""
+    kind = row.get("phone_kind")
+    row = {**row, "phone_kind": kind if kind in set(PhoneKind) else None}
+    return NormalizedLead.from_gate_row(row, source=source, source_id=source_id)
+
+
+def _pass(
+    ledger: Ledger,
+    lead_id: int,
+    row: dict[str, Any],
+    source: str,
+    source_id: str,
+    replay_of: int | None,
+    outcome: GateOutcome,
+) -> None:
+    lead = _normalized_lead(row, source, source_id)
+    try:
+        decision = ledger.pass_gate(lead_id, lead, replay_of=replay_of)
+    except InvalidValue as refused:
+        # a value the gate accepted but the ledger cannot store (longer than its column):
+        # this lead is stopped with the ledger's reason, the batch goes on
+        reasons = [{"rule": VALUE_NOT_TEXT, "description": f"not storable: {refused}"}]
+        values = {name: row.get(name) for name in LEAD_FIELDS}
+        _record_quarantine(ledger, lead_id, reasons, values, replay_of, outcome)
+        return
+    if decision.duplicate_of is not None:
+        outcome.duplicates[lead_id] = decision.duplicate_of
+    else:
+        outcome.qualified.append(lead_id)
+
+
+def _attach_in_batch(
+    ledger: Ledger,
+    lead_id: int,
+    row: dict[str, Any],
+    replay_of: int | None,
+    outcome: GateOutcome,
+) -> bool:
+    """A lead that broke only uniqueness-in-batch rules repeats an earlier lead of the batch:
+    once that one passed, attach this one to it. False when the earlier lead did not pass
+    (it was quarantined): then this one is quarantined too, with its reasons.
+
+    The values are normalised by the gate's own normalisers (cached: the split just ran them
+    on these very values), so they compare equal to the NormalizedLead the earlier lead
+    stored."""
+    email = normalize_email(row.get("email")).value
+    phone = normalize_phone(row.get("phone_number")).value
+    document = normalize_cpf(row.get("cpf")).value or normalize_cnpj(row.get("cnpj")).value
+    earlier = ledger.find_lead_by_contact(email, phone, document, lead_id)
+    if earlier is None:
+        return False
+    reason = f"same person as lead {earlier} ({', '.join(row['reasons'])})"
+    ledger.attach_duplicate(lead_id, earlier, reason, replay_of=replay_of)
+    outcome.duplicates[lead_id] = earlier
+    return True
+
+
+def _quarantine(
+    ledger: Ledger,
+    lead_id: int,
+    row: dict[str, Any],
+    replay_of: int | None,
+    outcome: GateOutcome,
+) -> None:
+    reasons = [_reason(name, row.get(NOT_TEXT)) for name in row["reasons"]]
+    values = {name: row.get(name) for name in LEAD_FIELDS}
+    _record_quarantine(ledger, lead_id, reasons, values, replay_of, outcome)
+
+
+def _reason(rule: str, not_text: str | None) -> dict[str, str]:
+    """A quarantine reason; `value_not_text` also says which field held what kind of value
+    (never the value itself)."""
+    description = RULE_DESCRIPTIONS[rule]
+    if rule == VALUE_NOT_TEXT and not_text:
+        description = f"{description} ({not_text})"
+    return {"rule": rule, "description": description}
+
+
+def _record_quarantine(
+    ledger: Ledger,
+    lead_id: int,
+    reasons: list[dict[str, str]],
+    values: dict[str, Any],
+    replay_of: int | None,
+    outcome: GateOutcome,
+) -> None:
+    record_id = ledger.quarantine_at_gate(lead_id, reasons, values, replay_of=replay_of)
+    outcome.quarantined[lead_id] = record_id
+    for reason in reasons:
+        name = reason["rule"]
+        outcome.counts[name] = outcome.counts.get(name, 0) + 1
+        outcome.samples.setdefault(name, masked(values))
+
+
+def masked(values: Mapping[str, Any]) -> dict[str, str]:
+    """A lead's fields as artifacts and logs may show them (leadflow.privacy's rules)."""
+    return {name: mask_field(name, value) for name, value in values.items() if value is not None}
 
 
 def artifact_table(outcome: GateOutcome) -> list[dict[str, Any]]:

@@ -9,7 +9,8 @@
 A replayed record re-enters the gate (tasks.quality_gate.replay_quarantined): it is qualified
 only if its values now pass every rule, otherwise it is quarantined again with the rules it
 still breaks. The ledger is `LEADFLOW_DATABASE_URL`; a database problem or an unknown record is
-one line on stderr and exit code 1.
+one line on stderr and exit code 1; a usage error (a record id beyond 64 bits, a value that is
+not text) is one line and exit code 2, the value itself never repeated.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from data_quality.fields import LEAD_FIELDS
-from data_quality.masking import mask_field
+from leadflow.privacy import mask_field, mask_text
 from leadflow.settings import get_settings
 
 if TYPE_CHECKING:
@@ -37,6 +39,33 @@ console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 T = TypeVar("T")
+
+MAX_RECORD_ID = 2**63 - 1
+"""The largest id a ledger row can have (a 64-bit BIGINT, on SQLite and PostgreSQL alike)."""
+
+
+def _usage_error(message: str) -> typer.Exit:
+    """One line on stderr, exit code 2 (a usage error, like click's own), no traceback."""
+    err_console.print(f"leadflow quarantine: {escape(message)}")
+    return typer.Exit(2)
+
+
+def _record_id(value: str) -> int:
+    """A quarantine record id as typed: a positive whole number that fits the ledger's ids
+    (64 bits), or one line and exit code 2."""
+    text = value.strip()
+    if not text.isascii() or not text.isdigit():
+        raise _usage_error(f"{mask_text(text)[:40]!r} is not a record id: write a whole number")
+    number = int(text) if len(text) <= 20 else MAX_RECORD_ID + 1
+    if not 1 <= number <= MAX_RECORD_ID:
+        shown = text if len(text) <= 25 else f"{text[:25]}…"
+        raise _usage_error(
+            f"{shown} is not a record id: ids run from 1 to {MAX_RECORD_ID} (64 bits)"
+        )
+    return number
+
+
+RECORD_ID = typer.Argument(help="Quarantine record id.", metavar="ID", show_default=False)
 
 
 def _with_ledger(action: Callable[[Ledger], T]) -> T:
@@ -57,7 +86,7 @@ def _with_ledger(action: Callable[[Ledger], T]) -> T:
         finally:
             ledger.dispose()
     except LedgerError as exc:
-        err_console.print(f"[red]leadflow quarantine: {exc}[/red]")
+        err_console.print(f"[red]leadflow quarantine: {escape(mask_text(exc))}[/red]")
         raise typer.Exit(1) from None
 
 
@@ -101,11 +130,12 @@ def list_records(
 
 
 @app.command()
-def show(record_id: Annotated[int, typer.Argument(help="Quarantine record id.")]) -> None:
+def show(record: Annotated[str, RECORD_ID]) -> None:
     """One record in full: rules broken, values to replay (unmasked), fixes made.
 
     Personal data is shown here only, for the one record asked for; `list` masks it.
     """
+    record_id = _record_id(record)
     record = _with_ledger(lambda ledger: ledger.get_quarantine(record_id))
     console.print(f"Quarantine record {record.id} — lead {record.lead_id}")
     rules = Table(title="Rules broken")
@@ -150,14 +180,29 @@ def _parse_assignment(text: str) -> tuple[str, str]:
         )
     if field not in LEAD_FIELDS:
         raise typer.BadParameter(
-            f"unknown field {field!r}: one of {fields}", param_hint="FIELD=VALUE"
+            f"unknown field {mask_text(field)!r}: one of {fields}", param_hint="FIELD=VALUE"
         )
     return field, value.strip()
 
 
+def _not_typed_text(value: str) -> str | None:
+    """Why a corrected value is not text a person could type, or None. Checked before
+    anything is stored: a value the gate cannot read would close nothing but block the
+    replay (issue 8.1). The ledger refuses the same (InvalidValue) as a second guard."""
+    import unicodedata
+
+    from data_quality.normalize import not_text
+
+    if not_text(value) is not None:
+        return "is not valid UTF-8 text (a byte that is not UTF-8, or NUL), or is too long"
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        return "contains a control character (newline, tab, escape, ...)"
+    return None
+
+
 @app.command()
 def fix(
-    record_id: Annotated[int, typer.Argument(help="Quarantine record id.")],
+    record: Annotated[str, RECORD_ID],
     assignments: Annotated[
         list[str], typer.Argument(help="field=value, e.g. email=ana@exemplo.com.br")
     ],
@@ -166,7 +211,12 @@ def fix(
     from data_quality.gate import NORMALISERS
     from data_quality.normalize import MISSING
 
+    record_id = _record_id(record)
     pairs = [_parse_assignment(text) for text in assignments]
+    for field, value in pairs:
+        problem = _not_typed_text(value)
+        if problem is not None:
+            raise _usage_error(f"the value given for {field} {problem}; nothing was stored")
     repeated = sorted({f for f, _ in pairs if [g for g, _ in pairs].count(f) > 1})
     if repeated:
         raise typer.BadParameter(
@@ -193,13 +243,16 @@ def fix(
 @app.command()
 def replay(
     record_ids: Annotated[
-        list[int] | None, typer.Argument(help="Records to replay; all open ones if none.")
+        list[str] | None,
+        typer.Argument(help="Records to replay; all open ones if none.", metavar="[ID]..."),
     ] = None,
 ) -> None:
     """Send records back through the quality gate; each lead is qualified only if it passes."""
     from tasks.quality_gate import replay_quarantined
 
-    outcome = _with_ledger(lambda ledger: replay_quarantined(ledger, record_ids or None))
+    ids = [_record_id(text) for text in record_ids or []]
+
+    outcome = _with_ledger(lambda ledger: replay_quarantined(ledger, ids or None))
     if not (outcome.qualified or outcome.quarantined or outcome.duplicates or outcome.skipped):
         console.print("Nothing to replay.")
         return

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -107,7 +111,7 @@ def test_list_shows_a_recognisable_masked_form_of_each_value(
 
     assert "C. D." in result.output  # Carla Dias
     assert "c***@" in result.output
-    assert "*5432" in result.output
+    assert "phone_number=**" in result.output  # ***32, wrapped in a narrow table
     assert "cpf=*" in result.output
 
 
@@ -177,3 +181,64 @@ def test_replay_of_a_record_named_twice_gates_it_once(
     assert result.exit_code == 0, result.output
     assert ledger.journey_state(lead_id) == "qualified"
     assert len(ledger.list_quarantine(include_replayed=True)) == 1
+
+
+LEADFLOW = Path(sys.executable).with_name("leadflow")
+
+
+def _console(*args: str | bytes, ledger_url: str) -> subprocess.CompletedProcess[bytes]:
+    """The real console script, as a person runs it in a terminal."""
+    env = {**os.environ, "LEADFLOW_DATABASE_URL": ledger_url}
+    return subprocess.run(
+        [str(LEADFLOW), "quarantine", *args], capture_output=True, env=env, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("show", "99999999999999999999"),
+        ("fix", "99999999999999999999", "email=ana@exemplo.com.br"),
+        ("replay", "1", "99999999999999999999"),
+    ],
+    ids=["show", "fix", "replay"],
+)
+def test_an_id_beyond_64_bits_is_one_line_and_exit_code_two(
+    ledger: Ledger, ledger_url: str, args: tuple[str, ...]
+) -> None:
+    result = _console(*args, ledger_url=ledger_url)
+
+    assert result.returncode == 2
+    assert result.stdout == b""
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "99999999999999999999 is not a record id" in lines[0]
+    assert "64 bits" in lines[0]
+
+
+def test_a_fix_with_a_byte_that_is_not_utf8_is_refused_in_one_line_and_stores_nothing(
+    ledger: Ledger, ledger_url: str, quarantined: tuple[int, int]
+) -> None:
+    """Issue 8.1: `fix ID "email=j<0xff>@exemplo.com.br"` used to be stored, then lost the lead."""
+    lead_id, record_id = quarantined
+    before = ledger.get_quarantine(record_id)
+
+    result = _console("fix", str(record_id), b"email=j\xff@exemplo.com.br", ledger_url=ledger_url)
+
+    assert result.returncode == 2
+    lines = result.stderr.decode(errors="replace").strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "email" in lines[0] and "UTF-8" in lines[0]
+    assert b"Traceback" not in result.stderr
+    assert ledger.get_quarantine(record_id) == before
+    replayed = _console("replay", str(record_id), ledger_url=ledger_url)
+    assert replayed.returncode == 0, replayed.stderr
+    assert ledger.journey_state(lead_id) == "quarantined"  # gated again, still broken
+    assert len(ledger.list_quarantine()) == 1
+
+
+def test_a_fix_with_a_control_character_is_refused(quarantined: tuple[int, int]) -> None:
+    result = _run("fix", str(quarantined[1]), "email=carla\x1b@exemplo.com.br")
+
+    assert result.exit_code == 2
+    assert "control character" in result.output

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import pytest
 
+from data_quality.lead import NormalizedLead, PhoneKind
 from leadflow.settings import reset_settings_cache
 from ledger import LeadHasNoJourney, Ledger, QuarantineClosed
 from tasks.quality_gate import ARTIFACT_KEY, gate_leads, replay_quarantined, run_gate
@@ -26,13 +27,15 @@ def test_a_clean_lead_is_qualified_with_its_normalised_fields(
 
     assert outcome.qualified == [lead_id]
     assert ledger.journey_state(lead_id) == "qualified"
-    assert ledger.get_lead(lead_id).normalized == {
-        "full_name": "Ana Souza",
-        "email": "ana@exemplo.com",
-        "phone_number": "+5511987654321",
-        "phone_kind": "mobile",
-        "cpf": "52998224725",
-    }
+    assert ledger.get_lead(lead_id).normalized == NormalizedLead(
+        source="facebook",
+        source_id="fb-1",
+        full_name="Ana Souza",
+        email="ana@exemplo.com",
+        phone="+5511987654321",
+        phone_kind=PhoneKind.MOBILE,
+        cpf="52998224725",
+    )
 
 
 def test_a_bad_lead_is_quarantined_with_every_rule_it_broke(
@@ -246,3 +249,65 @@ def test_a_replayed_lead_that_turns_out_to_repeat_a_qualified_one_is_attached(
     assert ledger.get_lead(typo).duplicate_of == first
     assert ledger.journey_state(first) == "qualified"
     assert ledger.list_quarantine() == []
+
+
+def test_a_gate_crash_during_replay_leaves_every_record_open_and_replayable(
+    ledger: Ledger, record_lead: Callable[..., int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 8.1: the records close and the journeys move only with the gate's decision."""
+    leads = [record_lead(full_name="Ana Souza", email=f"ana{i}@") for i in (1, 2)]
+    records = run_gate(ledger, leads).quarantined
+    for lead_id, record_id in records.items():
+        ledger.fix_quarantine(record_id, "email", f"ana{lead_id}@exemplo.com")
+    before = ledger.list_quarantine()
+
+    def gate_crashes(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the gate crashed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("tasks.quality_gate.split_leads", gate_crashes)
+        with pytest.raises(RuntimeError, match="the gate crashed"):
+            replay_quarantined(ledger)
+
+    assert ledger.list_quarantine() == before
+    assert [ledger.journey_state(i) for i in leads] == ["quarantined", "quarantined"]
+    outcome = replay_quarantined(ledger)
+    assert outcome.qualified == leads
+    assert ledger.list_quarantine() == []
+    assert [t.to_state for t in ledger.journey_history(leads[0])] == [
+        "quarantined",
+        "received",
+        "qualified",
+    ]
+
+
+def test_a_value_that_is_not_text_quarantines_its_lead_and_names_the_field(
+    ledger: Ledger, record_lead: Callable[..., int]
+) -> None:
+    odd = record_lead(full_name="Ana Souza", email={"v": 1}, phone_number="(11) 98765-4321")
+    good = record_lead(full_name="Bia Lima", email="bia@exemplo.com.br")
+
+    outcome = run_gate(ledger, [odd, good])
+
+    assert outcome.qualified == [good]
+    record = ledger.get_quarantine(outcome.quarantined[odd])
+    assert [r["rule"] for r in record.reasons] == ["value_not_text"]
+    assert "email: an object, not text" in record.reasons[0]["description"]
+    assert record.values["email"] == "[not text: an object, not text]"
+
+
+def test_a_replay_that_is_refused_moves_nothing(
+    ledger: Ledger, record_lead: Callable[..., int]
+) -> None:
+    """A closed record among those named stops the replay before any lead is gated."""
+    first = record_lead(full_name="Ana Souza", email="ana@")
+    second = record_lead(full_name="Bia Lima", email="bia@")
+    records = run_gate(ledger, [first, second]).quarantined
+    ledger.fix_quarantine(records[first], "email", "ana@exemplo.com")
+    replay_quarantined(ledger, [records[first]])
+
+    with pytest.raises(QuarantineClosed):
+        replay_quarantined(ledger, [records[second], records[first]])
+
+    assert ledger.journey_state(second) == "quarantined"
+    assert [r.id for r in ledger.list_quarantine()] == [records[second]]
