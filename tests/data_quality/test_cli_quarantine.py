@@ -228,7 +228,8 @@ def test_a_fix_with_a_byte_that_is_not_utf8_is_refused_in_one_line_and_stores_no
     assert result.returncode == 2
     lines = result.stderr.decode(errors="replace").strip().splitlines()
     assert len(lines) == 1, lines
-    assert "email" in lines[0] and "UTF-8" in lines[0]
+    assert "email" in lines[0]
+    assert "UTF-8" in lines[0]
     assert b"Traceback" not in result.stderr
     assert ledger.get_quarantine(record_id) == before
     replayed = _console("replay", str(record_id), ledger_url=ledger_url)
