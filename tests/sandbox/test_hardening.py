@@ -54,7 +54,6 @@ async def test_a_422_names_the_field_and_does_not_echo_the_body(
     assert response.json()["detail"][0]["loc"] == ["body", "error_rate"]
 
 
-@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999"])
 @pytest.mark.parametrize(
     ("path", "field", "body"),
     [
@@ -69,15 +68,16 @@ async def test_a_422_names_the_field_and_does_not_echo_the_body(
     ],
 )
 async def test_non_finite_numbers_are_a_422_naming_the_field(
-    app_client: httpx.AsyncClient, path: str, field: str, body: dict[str, Any], value: str
+    app_client: httpx.AsyncClient, path: str, field: str, body: dict[str, Any]
 ) -> None:
-    raw = json.dumps(body)[:-1] + ("" if not body else ", ") + f'"{field}": {value}}}'
     method = "POST" if path == "/webhooks/wait" else "PUT"
-    response = await app_client.request(
-        method, ADMIN + path, content=raw, headers={"Content-Type": "application/json"}
-    )
-    assert response.status_code == 422, response.text
-    assert response.json()["detail"][0]["loc"][-1] == field
+    for value in ("NaN", "Infinity", "-Infinity", "1e999"):
+        raw = json.dumps(body)[:-1] + ("" if not body else ", ") + f'"{field}": {value}}}'
+        response = await app_client.request(
+            method, ADMIN + path, content=raw, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 422, (value, response.text)
+        assert response.json()["detail"][0]["loc"][-1] == field
 
 
 @pytest.mark.parametrize(
