@@ -3,8 +3,9 @@
 Part of the quality gate's suite (data_quality.suite): CPF and CNPJ check digits, a person's
 name, an e-mail's syntax, a Brazilian phone, a Brazilian E.164 mobile, and "reachable" (an
 e-mail or a mobile). Each follows GX's documented ColumnMap/MulticolumnMap expectation +
-metric provider pattern, so its failing rows come back in GX's per-row results like any
-built-in expectation's. The metrics call the cached normalisers once per distinct value.
+metric provider pattern (the column ones built by one factory, `column_expectation`), so its
+failing rows come back in GX's per-row results like any built-in expectation's. The metrics
+call the cached normalisers once per distinct value.
 
 Importing this module imports Great Expectations (2-3 s): only data_quality.suite does, lazily.
 """
@@ -50,94 +51,77 @@ def _normaliser_accepts(normaliser: Callable[[str], Normalized]) -> Callable[[st
     return lambda value: normaliser(value).ok
 
 
-class ColumnValuesValidCpf(ColumnMapMetricProvider):
-    condition_metric_name = "column_values.leadflow_valid_cpf"
+def column_expectation(
+    name: str, metric: str, check: Callable[[str], bool], doc: str
+) -> type[ColumnMapExpectation]:
+    """A column expectation `name` whose rows pass when `check` accepts their value, with the
+    metric provider behind it: GX's documented ColumnMap pattern, written once.
 
-    @column_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:  # noqa: N805 (GX makes it a classmethod)
-        return passes(column, _normaliser_accepts(normalize_cpf))
+    GX registers both classes when they are created (the metric under `metric`, the
+    expectation under `name` in snake case), so the suite refers to the expectation by the
+    class returned here like any built-in one.
+    """
 
+    def _pandas(cls: type, column: pd.Series, **kwargs: Any) -> pd.Series:
+        return passes(column, check)
 
-class ExpectColumnValuesToBeValidCpf(ColumnMapExpectation):
-    """Each CPF has 11 digits, correct check digits, and is not one digit repeated."""
-
-    map_metric = "column_values.leadflow_valid_cpf"
-    success_keys = ("mostly",)
-
-
-class ColumnValuesValidCnpj(ColumnMapMetricProvider):
-    condition_metric_name = "column_values.leadflow_valid_cnpj"
-
-    @column_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:  # noqa: N805 (GX makes it a classmethod)
-        return passes(column, _normaliser_accepts(normalize_cnpj))
-
-
-class ExpectColumnValuesToBeValidCnpj(ColumnMapExpectation):
-    """Each CNPJ (numeric or alphanumeric) has 14 characters and correct check digits."""
-
-    map_metric = "column_values.leadflow_valid_cnpj"
-    success_keys = ("mostly",)
-
-
-class ColumnValuesValidPersonName(ColumnMapMetricProvider):
-    condition_metric_name = "column_values.leadflow_valid_person_name"
-
-    @column_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:  # noqa: N805 (GX makes it a classmethod)
-        return passes(column, _normaliser_accepts(normalize_name))
+    type(
+        f"{name.removeprefix('Expect')}Metric",
+        (ColumnMapMetricProvider,),
+        {
+            "__module__": __name__,
+            "condition_metric_name": metric,
+            "_pandas": column_condition_partial(engine=PandasExecutionEngine)(_pandas),
+        },
+    )
+    return type(
+        name,
+        (ColumnMapExpectation,),
+        {
+            "__module__": __name__,
+            "__doc__": doc,
+            "map_metric": metric,
+            "success_keys": ("mostly",),
+        },
+    )
 
 
-class ExpectColumnValuesToBeValidPersonName(ColumnMapExpectation):
-    """Each name has letters and no digits or markup-like punctuation."""
-
-    map_metric = "column_values.leadflow_valid_person_name"
-    success_keys = ("mostly",)
-
-
-class ColumnValuesValidEmail(ColumnMapMetricProvider):
-    condition_metric_name = "column_values.leadflow_valid_email"
-
-    @column_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:  # noqa: N805 (GX makes it a classmethod)
-        return passes(column, _normaliser_accepts(normalize_email))
-
-
-class ExpectColumnValuesToBeValidEmail(ColumnMapExpectation):
-    """Each e-mail address is syntactically valid (email-validator, no DNS)."""
-
-    map_metric = "column_values.leadflow_valid_email"
-    success_keys = ("mostly",)
-
-
-class ColumnValuesValidBrazilianPhone(ColumnMapMetricProvider):
-    condition_metric_name = "column_values.leadflow_valid_br_phone"
-
-    @column_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:  # noqa: N805 (GX makes it a classmethod)
-        return passes(column, _normaliser_accepts(normalize_phone))
-
-
-class ExpectColumnValuesToBeValidBrazilianPhone(ColumnMapExpectation):
-    """Each phone is a valid Brazilian number (mobile or landline), nothing guessed."""
-
-    map_metric = "column_values.leadflow_valid_br_phone"
-    success_keys = ("mostly",)
-
-
-class ColumnValuesBrazilianMobileE164(ColumnMapMetricProvider):
-    condition_metric_name = "column_values.leadflow_br_mobile_e164"
-
-    @column_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:  # noqa: N805 (GX makes it a classmethod)
-        return passes(column, is_brazilian_mobile)
-
-
-class ExpectColumnValuesToBeBrazilianMobileE164(ColumnMapExpectation):
-    """Each E.164 number is a Brazilian mobile: the only kind WhatsApp reaches."""
-
-    map_metric = "column_values.leadflow_br_mobile_e164"
-    success_keys = ("mostly",)
+ExpectColumnValuesToBeValidCpf = column_expectation(
+    "ExpectColumnValuesToBeValidCpf",
+    "column_values.leadflow_valid_cpf",
+    _normaliser_accepts(normalize_cpf),
+    "Each CPF has 11 digits, correct check digits, and is not one digit repeated.",
+)
+ExpectColumnValuesToBeValidCnpj = column_expectation(
+    "ExpectColumnValuesToBeValidCnpj",
+    "column_values.leadflow_valid_cnpj",
+    _normaliser_accepts(normalize_cnpj),
+    "Each CNPJ (numeric or alphanumeric) has 14 characters and correct check digits.",
+)
+ExpectColumnValuesToBeValidPersonName = column_expectation(
+    "ExpectColumnValuesToBeValidPersonName",
+    "column_values.leadflow_valid_person_name",
+    _normaliser_accepts(normalize_name),
+    "Each name has letters and no digits or markup-like punctuation.",
+)
+ExpectColumnValuesToBeValidEmail = column_expectation(
+    "ExpectColumnValuesToBeValidEmail",
+    "column_values.leadflow_valid_email",
+    _normaliser_accepts(normalize_email),
+    "Each e-mail address is syntactically valid (email-validator, no DNS).",
+)
+ExpectColumnValuesToBeValidBrazilianPhone = column_expectation(
+    "ExpectColumnValuesToBeValidBrazilianPhone",
+    "column_values.leadflow_valid_br_phone",
+    _normaliser_accepts(normalize_phone),
+    "Each phone is a valid Brazilian number (mobile or landline), nothing guessed.",
+)
+ExpectColumnValuesToBeBrazilianMobileE164 = column_expectation(
+    "ExpectColumnValuesToBeBrazilianMobileE164",
+    "column_values.leadflow_br_mobile_e164",
+    is_brazilian_mobile,
+    "Each E.164 number is a Brazilian mobile: the only kind WhatsApp reaches.",
+)
 
 
 class LeadIsReachable(MulticolumnMapMetricProvider):

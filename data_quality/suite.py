@@ -56,82 +56,46 @@ def _rules() -> tuple[Rule, ...]:
     from data_quality import expectations as leadflow
 
     ex = gx.expectations
-    return (
-        Rule(
-            "value_not_text",
-            RULE_DESCRIPTIONS["value_not_text"],
-            lambda: ex.ExpectColumnValuesToBeNull(column="not_text"),
+    expectations: dict[str, Callable[[], Expectation]] = {
+        "value_not_text": lambda: ex.ExpectColumnValuesToBeNull(column="not_text"),
+        "full_name_present": lambda: ex.ExpectColumnValuesToNotBeNull(column="full_name"),
+        "full_name_valid": lambda: leadflow.ExpectColumnValuesToBeValidPersonName(
+            column="full_name"
         ),
-        Rule(
-            "full_name_present",
-            RULE_DESCRIPTIONS["full_name_present"],
-            lambda: ex.ExpectColumnValuesToNotBeNull(column="full_name"),
+        "email_valid": lambda: leadflow.ExpectColumnValuesToBeValidEmail(column="email"),
+        "phone_valid_br": lambda: leadflow.ExpectColumnValuesToBeValidBrazilianPhone(
+            column="phone_number"
         ),
-        Rule(
-            "full_name_valid",
-            RULE_DESCRIPTIONS["full_name_valid"],
-            lambda: leadflow.ExpectColumnValuesToBeValidPersonName(column="full_name"),
+        "contact_present": lambda: leadflow.ExpectLeadToBeReachable(
+            column_list=["email_normalized", "phone_e164"]
         ),
-        Rule(
-            "email_valid",
-            RULE_DESCRIPTIONS["email_valid"],
-            lambda: leadflow.ExpectColumnValuesToBeValidEmail(column="email"),
+        "phone_is_mobile": lambda: leadflow.ExpectColumnValuesToBeBrazilianMobileE164(
+            column="phone_e164", row_condition=Column("email_normalized").is_null()
         ),
-        Rule(
-            "phone_valid_br",
-            RULE_DESCRIPTIONS["phone_valid_br"],
-            lambda: leadflow.ExpectColumnValuesToBeValidBrazilianPhone(column="phone_number"),
-        ),
-        Rule(
-            "contact_present",
-            RULE_DESCRIPTIONS["contact_present"],
-            lambda: leadflow.ExpectLeadToBeReachable(
-                column_list=["email_normalized", "phone_e164"]
-            ),
-        ),
-        Rule(
-            "phone_is_mobile",
-            RULE_DESCRIPTIONS["phone_is_mobile"],
-            lambda: leadflow.ExpectColumnValuesToBeBrazilianMobileE164(
-                column="phone_e164",
-                row_condition=Column("email_normalized").is_null(),
-            ),
-        ),
-        Rule(
-            "cpf_valid",
-            RULE_DESCRIPTIONS["cpf_valid"],
-            lambda: leadflow.ExpectColumnValuesToBeValidCpf(column="cpf"),
-        ),
-        Rule(
-            "cnpj_valid",
-            RULE_DESCRIPTIONS["cnpj_valid"],
-            lambda: leadflow.ExpectColumnValuesToBeValidCnpj(column="cnpj"),
-        ),
-        Rule(
-            "email_unique_in_batch",
-            RULE_DESCRIPTIONS["email_unique_in_batch"],
-            lambda: ex.ExpectColumnValuesToBeUnique(column="email_normalized"),
-            keep_first_of="email_normalized",
-        ),
-        Rule(
-            "phone_unique_in_batch",
-            RULE_DESCRIPTIONS["phone_unique_in_batch"],
-            lambda: ex.ExpectColumnValuesToBeUnique(column="phone_e164"),
-            keep_first_of="phone_e164",
-        ),
-        Rule(
-            "cpf_unique_in_batch",
-            RULE_DESCRIPTIONS["cpf_unique_in_batch"],
-            lambda: ex.ExpectColumnValuesToBeUnique(column="cpf_normalized"),
-            keep_first_of="cpf_normalized",
-        ),
-        Rule(
-            "cnpj_unique_in_batch",
-            RULE_DESCRIPTIONS["cnpj_unique_in_batch"],
-            lambda: ex.ExpectColumnValuesToBeUnique(column="cnpj_normalized"),
-            keep_first_of="cnpj_normalized",
-        ),
-    )
+        "cpf_valid": lambda: leadflow.ExpectColumnValuesToBeValidCpf(column="cpf"),
+        "cnpj_valid": lambda: leadflow.ExpectColumnValuesToBeValidCnpj(column="cnpj"),
+    }
+    rules = [Rule(name, RULE_DESCRIPTIONS[name], make) for name, make in expectations.items()]
+    # uniqueness: GX flags every member of a duplicate group; the gate keeps the first
+    for name, column in UNIQUE_COLUMNS.items():
+        rules.append(
+            Rule(
+                name,
+                RULE_DESCRIPTIONS[name],
+                lambda column=column: ex.ExpectColumnValuesToBeUnique(column=column),
+                keep_first_of=column,
+            )
+        )
+    return tuple(rules)
+
+
+UNIQUE_COLUMNS: dict[str, str] = {
+    "email_unique_in_batch": "email_normalized",
+    "phone_unique_in_batch": "phone_e164",
+    "cpf_unique_in_batch": "cpf_normalized",
+    "cnpj_unique_in_batch": "cnpj_normalized",
+}
+"""Each uniqueness-in-batch rule and the normalised column it compares."""
 
 
 RULE_DESCRIPTIONS: dict[str, str] = {

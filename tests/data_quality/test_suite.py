@@ -118,3 +118,27 @@ def test_a_rule_gx_could_not_run_stops_the_batch_instead_of_passing_it(
 
     with pytest.raises(RuntimeError, match="could not run"):
         failing_rows(suite_frame)
+
+
+def test_one_factory_builds_a_column_expectation_gx_runs_with_per_row_results() -> None:
+    """Issue 9.6: the metric/expectation pairs come from `column_expectation`; a new rule is
+    one call, and GX runs it and names the failing rows like a built-in expectation."""
+    from data_quality.expectations import column_expectation
+
+    expect_even = column_expectation(
+        "ExpectColumnValuesToBeLeadflowTestEven",
+        "column_values.leadflow_test_even",
+        lambda value: int(value) % 2 == 0,
+        "Each value is an even number.",
+    )
+    frame = pd.DataFrame({"lead_id": [1, 2, 3], "n": ["2", "3", None]})
+    batch = gate_suite().batch_definition.get_batch(batch_parameters={"dataframe": frame})
+
+    result = batch.validate(
+        expect_even(column="n"),
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["lead_id"]},
+    )
+
+    assert result.success is False
+    assert [row["lead_id"] for row in result.result["unexpected_index_list"]] == [2]
+    assert expect_even.__doc__ == "Each value is an even number."
