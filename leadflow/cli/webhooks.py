@@ -71,16 +71,9 @@ async def _saved_blocks(name: str) -> dict[str, Any]:
 
 
 def _sandbox_blocks(sandbox: str) -> dict[str, Any]:
-    from leadflow.cli.blocks import _admin_overview, _block_for_sandbox, vendor_blocks
+    from leadflow.sandbox_blocks import sandbox_credentials
 
-    offered = _admin_overview(sandbox).get("vendors", {})
-    return {
-        item.vendor: _block_for_sandbox(
-            item.block, offered[item.vendor]["base_url"], offered[item.vendor]["credentials"]
-        )
-        for item in vendor_blocks()
-        if item.vendor in offered
-    }
+    return dict(sandbox_credentials(sandbox))
 
 
 @app.command()
