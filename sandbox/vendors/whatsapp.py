@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sandbox.core import Sandbox
 from sandbox.vendors.facebook import (
@@ -59,6 +59,10 @@ DEFAULT_CREDENTIALS: dict[str, str] = {
     "app_secret": "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b",
     "verify_token": "leadflow-sandbox-verify-token",
 }
+
+#: The Graph API versions the contract names (business-messaging-api_v23.0.yaml); any other
+#: `/vNN.N/` prefix is refused as Graph refuses a path it cannot route.
+GRAPH_VERSIONS: frozenset[str] = frozenset({"v23.0"})
 
 DEFAULT_TEMPLATES: list[dict[str, Any]] = [
     {"name": "hello_world", "language": "en_US", "category": "utility", "body_parameters": 0},
@@ -90,7 +94,22 @@ class TextObject(_Body):
 
 class Language(_Body):
     code: str = Field(min_length=2)
-    policy: Literal["deterministic"]  # required by the contract's LanguageObject
+    # The spec's LanguageObject lists `policy` as required, yet Meta's own examples (the
+    # contract README's template example among them) omit it and the Cloud API accepts that:
+    # absent means the only policy there is. Present, it must be that one.
+    policy: Literal["deterministic"] = "deterministic"
+
+
+#: Parameter types per component, as the v23.0 spec lists them (HeaderComponent,
+#: BodyComponent, ButtonParameterObject). Each parameter carries the property named by its type.
+PARAMETER_TYPES: dict[str, frozenset[str]] = {
+    "header": frozenset({"text", "image", "video", "document"}),
+    "body": frozenset({"text", "currency", "date_time"}),
+    "button": frozenset({"payload", "text"}),
+}
+#: TemplateComponent.sub_type's enum; `copy_code` and the others Meta documents elsewhere are not
+#: in the spec the project ships, so the sandbox refuses them as the contract does.
+BUTTON_SUB_TYPES = ("quick_reply", "url", "catalog")
 
 
 class Parameter(BaseModel):
@@ -103,9 +122,31 @@ class Component(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: Literal["header", "body", "button"]
-    sub_type: str | None = None
-    index: str | int | None = None
+    sub_type: Literal["quick_reply", "url", "catalog"] | None = None
+    # A string in the spec ("Position index of the button (0-9)"); its `pattern` is garbled
+    # (`^[2-6, 11-14]$` refuses the spec's own example "0"), so the description rules.
+    index: str | None = Field(None, pattern=r"^[0-9]$")
     parameters: list[Parameter] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _as_the_spec_says(self) -> Component:
+        if self.type == "button":
+            if self.sub_type is None or self.index is None:
+                raise ValueError("a button component needs sub_type and index")
+            if not self.parameters:
+                raise ValueError("a button component needs at least one parameter")
+        elif self.sub_type is not None or self.index is not None:
+            raise ValueError(f"sub_type and index are for buttons, not a {self.type} component")
+        allowed = PARAMETER_TYPES[self.type]
+        for parameter in self.parameters:
+            if parameter.type not in allowed:
+                raise ValueError(
+                    f"parameter type '{parameter.type}' is not allowed in a {self.type} "
+                    f"component (one of {', '.join(sorted(allowed))})"
+                )
+            if (parameter.model_extra or {}).get(parameter.type) is None:
+                raise ValueError(f"a '{parameter.type}' parameter needs its '{parameter.type}'")
+        return self
 
 
 class TemplateObject(_Body):
@@ -120,7 +161,8 @@ class Context(_Body):
 
 class MessageBody(_Body):
     messaging_product: Literal["whatsapp"]
-    recipient_type: Literal["individual", "group"]
+    # required by the spec's BaseMessageProperties, omitted by Meta's own send examples
+    recipient_type: Literal["individual", "group"] = "individual"
     to: str = Field(min_length=1)
     type: Literal["text", "template"]
     text: TextObject | None = None
@@ -155,6 +197,11 @@ def _invalid_parameter(details: str) -> GraphError:
         100,
         error_data={"messaging_product": "whatsapp", "details": details},
     )
+
+
+def _require_version(version: str, rest: str) -> None:
+    if version not in GRAPH_VERSIONS:
+        raise GraphError(f"Unknown path components: /{version}{rest}", 2500)
 
 
 def _validation_details(error: ValidationError) -> str:
@@ -512,10 +559,12 @@ def build_router(sandbox: Sandbox, limits: WhatsAppLimits | None = None) -> APIR
     async def get_phone_number(
         version: str, phone_number_id: str, fields: str | None = None
     ) -> Response:
+        _require_version(version, f"/{phone_number_id}")
         return JSONResponse(emulator.phone_number(phone_number_id, fields))
 
     @router.post("/{version}/{phone_number_id}/messages")
     async def send_message(version: str, phone_number_id: str, request: Request) -> Response:
+        _require_version(version, f"/{phone_number_id}/messages")
         try:
             payload = await request.json()
         except (ValueError, RecursionError):  # nested deeper than json can read

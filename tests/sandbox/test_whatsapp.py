@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
 from sandbox.core import Sandbox
 from sandbox.server import RunningSandbox
@@ -287,14 +288,105 @@ async def test_50_concurrent_sends_get_50_distinct_wamids_and_nothing_is_lost(
     assert served.sandbox.state.counters()["whatsapp"]["message"] == 50
 
 
-async def test_a_template_language_without_policy_is_invalid_parameter_100(
+async def test_metas_own_examples_without_policy_or_recipient_type_are_accepted(
+    app_client: httpx.AsyncClient,
+) -> None:
+    """The contract README's template example omits both; the Cloud API accepts it."""
+    body = template()
+    del body["template"]["language"]["policy"]
+    del body["recipient_type"]
+    response = await app_client.post(MESSAGES, json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.json()["messages"][0]["message_status"] == "accepted"
+
+
+async def test_a_policy_other_than_deterministic_is_invalid_parameter_100(
     app_client: httpx.AsyncClient,
 ) -> None:
     body = template()
-    del body["template"]["language"]["policy"]
+    body["template"]["language"]["policy"] = "fallback"
     error = error_of(await app_client.post(MESSAGES, json=body, headers=AUTH))
     assert error["code"] == 100
     assert "policy" in error["error_data"]["details"]
+
+
+def _with_button(**button: Any) -> dict[str, Any]:
+    body = template(name="hello_world", parameters=0, language="en_US")
+    body["template"]["components"].append({"type": "button", **button})
+    return body
+
+
+async def test_a_button_the_spec_lists_is_accepted(app_client: httpx.AsyncClient) -> None:
+    body = _with_button(
+        sub_type="quick_reply", index="0", parameters=[{"type": "payload", "payload": "PAID"}]
+    )
+    response = await app_client.post(MESSAGES, json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("button", "word"),
+    [
+        (
+            {
+                "sub_type": "copy_code",
+                "index": "0",
+                "parameters": [{"type": "payload", "payload": "x"}],
+            },
+            "sub_type",
+        ),
+        (
+            {"sub_type": "url", "index": "12", "parameters": [{"type": "text", "text": "x"}]},
+            "index",
+        ),
+        ({"sub_type": "url", "index": 0, "parameters": [{"type": "text", "text": "x"}]}, "index"),
+        (
+            {
+                "sub_type": "url",
+                "index": "0",
+                "parameters": [{"type": "coupon_code", "coupon_code": "x"}],
+            },
+            "coupon_code",
+        ),
+        ({"index": "0", "parameters": [{"type": "payload", "payload": "x"}]}, "sub_type"),
+        ({"sub_type": "quick_reply", "index": "0", "parameters": []}, "parameter"),
+        ({"sub_type": "quick_reply", "index": "0", "parameters": [{"type": "payload"}]}, "payload"),
+    ],
+)
+async def test_a_button_outside_the_spec_is_invalid_parameter_100(
+    app_client: httpx.AsyncClient, button: dict[str, Any], word: str
+) -> None:
+    error = error_of(await app_client.post(MESSAGES, json=_with_button(**button), headers=AUTH))
+    assert error["code"] == 100
+    assert word in error["error_data"]["details"]
+
+
+@pytest.mark.parametrize(
+    ("component", "kind"),
+    [("body", "image"), ("body", "payload"), ("header", "currency"), ("body", "location")],
+)
+async def test_a_parameter_type_the_component_does_not_take_is_invalid_parameter_100(
+    app_client: httpx.AsyncClient, component: str, kind: str
+) -> None:
+    body = template(name="hello_world", parameters=0, language="en_US")
+    body["template"]["components"] = [
+        {"type": component, "parameters": [{"type": kind, kind: {"link": "https://x.example"}}]}
+    ]
+    error = error_of(await app_client.post(MESSAGES, json=body, headers=AUTH))
+    assert error["code"] == 100
+    assert kind in error["error_data"]["details"]
+
+
+@pytest.mark.parametrize("version", ["v99.0", "v22.0", "latest"])
+async def test_only_the_graph_version_the_contract_names_is_served(
+    app_client: httpx.AsyncClient, version: str
+) -> None:
+    path = MESSAGES.replace("/v23.0/", f"/{version}/")
+    error = error_of(await app_client.post(path, json=template(), headers=AUTH))
+    assert error["code"] == 2500
+    assert version in error["message"]
+    node = error_of(await app_client.get(path.removesuffix("/messages"), headers=AUTH))
+    assert node["code"] == 2500
 
 
 NUMBER = f"/whatsapp/v23.0/{CREDENTIALS['phone_number_id']}"
