@@ -112,6 +112,13 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         raise ConfigError(f"invalid setting — {_describe(exc)}") from None
+    except UnicodeDecodeError as exc:
+        # pydantic-settings reads .env as UTF-8; a file saved in Latin-1 (a "ç" typed on an
+        # old editor) would otherwise end the command in a codec traceback
+        raise ConfigError(
+            f".env is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
+            f"{exc.start}): save it as UTF-8"
+        ) from None
 
 
 def reset_settings_cache() -> None:

@@ -208,7 +208,12 @@ class LedgerCore:
             return LedgerUnavailable(
                 f"the ledger database {where} has no ledger schema yet: run `leadflow db upgrade`"
             )
-        if isinstance(exc, OperationalError | InterfaceError) and not _is_sqlite_refusal(exc):
+        if isinstance(exc.orig, sqlite3.DatabaseError) and "not a database" in str(exc.orig):
+            return LedgerUnavailable(
+                f"cannot use the ledger database {where}: the file is not a SQLite database "
+                "(is the path right?)"
+            )
+        if isinstance(exc, OperationalError | InterfaceError):
             detail = str(exc.orig if exc.orig is not None else exc).strip()
             first_line = detail.splitlines()[0] if detail else type(exc).__name__
             return LedgerUnavailable(
@@ -310,11 +315,6 @@ def _is_missing_table(exc: DBAPIError) -> bool:
     if getattr(exc.orig, "sqlstate", None) == "42P01":
         return True
     return "no such table" in str(exc.orig)
-
-
-def _is_sqlite_refusal(exc: DBAPIError) -> bool:
-    """SQLite reports some refusals (a trigger's RAISE, a constraint) as OperationalError."""
-    return isinstance(exc.orig, sqlite3.Error) and "locked" not in str(exc.orig)
 
 
 def _describe_refusal(exc: DBAPIError) -> str:

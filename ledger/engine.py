@@ -9,6 +9,7 @@ connect timeout so an unreachable server fails in seconds, and row locks do the 
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 import time
 from pathlib import Path
@@ -27,17 +28,52 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_S = 10
 
 
+#: The one driver per backend the ledger runs on (synchronous, and installed with leadflow).
+DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}
+
+
 def parse_url(url: str) -> URL:
-    """The SQLAlchemy URL, or LedgerUnavailable if it is not one or names another backend."""
+    """The SQLAlchemy URL, or LedgerUnavailable if it is not one, names another backend, or a
+    driver the ledger does not use (the message says which URL to write instead).
+
+    A bare `postgresql://` means psycopg (version 3) here, not SQLAlchemy's default psycopg2,
+    which leadflow does not install.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise LedgerUnavailable("the ledger database URL is not a SQLAlchemy URL") from None
-    if parsed.get_backend_name() not in {"sqlite", "postgresql"}:
-        raise LedgerUnavailable(
-            f"the ledger supports sqlite and postgresql, not {parsed.get_backend_name()!r}"
-        )
+    backend = parsed.get_backend_name()
+    if backend not in DRIVERS:
+        raise LedgerUnavailable(f"the ledger supports sqlite and postgresql, not {backend!r}")
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    driver = parsed.get_driver_name()
+    if driver != DRIVERS[backend]:
+        raise LedgerUnavailable(_wrong_driver(backend, driver))
     return parsed
+
+
+def _wrong_driver(backend: str, driver: str) -> str:
+    if backend == "sqlite":
+        use = "sqlite:///PATH/TO/ledger.db (Python's built-in sqlite3)"
+    else:
+        use = "postgresql+psycopg://USER:PASSWORD@HOST:5432/DATABASE (psycopg 3)"
+    if driver in {"asyncpg", "aiosqlite", "psycopg_async"}:
+        why = f"{driver} is an async driver and the ledger is synchronous"
+    elif importlib.util.find_spec(driver) is None:
+        why = f"the {driver} driver is not installed"
+    else:
+        why = f"the ledger does not use the {driver} driver"
+    return f"the ledger database URL names {backend}+{driver}: {why}; use {use}"
+
+
+def is_in_memory(url: URL) -> bool:
+    """Whether `url` is an in-memory SQLite database, which keeps nothing once closed."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database
+    return not database or database == ":memory:" or database.startswith("file::memory:")
 
 
 def describe_url(url: URL) -> str:
@@ -57,7 +93,7 @@ def create_ledger_engine(url: URL) -> Engine:
 
 def _create_sqlite_engine(url: URL) -> Engine:
     database = url.database
-    in_memory = not database or database == ":memory:" or database.startswith("file::memory:")
+    in_memory = is_in_memory(url)
     if in_memory or database is None:
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:

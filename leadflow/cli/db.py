@@ -5,8 +5,11 @@
                                    asks first unless --yes
     leadflow db current            the schema revision the database is at
 
-The database is `LEADFLOW_DATABASE_URL` (settings). A wrong or unreachable database is one line
-on stderr and exit code 1, never a traceback; the password in the URL is masked.
+The database is `LEADFLOW_DATABASE_URL` (settings). Every problem is one line on stderr, never a
+traceback, with the password in the URL masked: exit code 2 when the database cannot be used as
+configured (a file that is not a database or cannot be written, a driver leadflow does not use,
+an in-memory SQLite URL that would keep nothing, an unreachable server, a `.env` that is not
+UTF-8), exit code 1 when the migration itself fails (an unknown revision).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from leadflow.settings import get_settings
+from leadflow.settings import ConfigError, get_settings
 
 if TYPE_CHECKING:  # the ledger (SQLAlchemy, Alembic) is imported only when a command runs
     from ledger import Ledger
@@ -34,19 +37,47 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 T = TypeVar("T")
 
 
-def _with_ledger(action: Callable[[Ledger], T]) -> T:
-    """Run `action` on the configured ledger; a database problem becomes one line, exit 1."""
-    from ledger import Ledger, LedgerError
+def _fail(message: str, code: int) -> typer.Exit:
+    err_console.print(f"[red]leadflow: {escape(message)}[/red]")
+    return typer.Exit(code)
 
+
+def _check_configured_url() -> None:
+    """Refuse, before anything runs or is asked, a URL the ledger cannot keep data in."""
+    from ledger import LedgerUnavailable
+    from ledger.engine import describe_url, is_in_memory, parse_url
+
+    try:
+        url = parse_url(get_settings().database_url)
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    except LedgerUnavailable as exc:
+        raise _fail(str(exc), 2) from None
+    if is_in_memory(url):
+        raise _fail(
+            f"{describe_url(url)} is an in-memory SQLite database: nothing would be kept once "
+            "this command ends; set LEADFLOW_DATABASE_URL to a file, sqlite:///PATH/TO/ledger.db",
+            2,
+        )
+
+
+def _with_ledger(action: Callable[[Ledger], T]) -> T:
+    """Run `action` on the configured ledger; any problem becomes one line (see the module)."""
+    from ledger import Ledger, LedgerError, LedgerUnavailable
+
+    _check_configured_url()
     try:
         ledger = Ledger(get_settings().database_url)
         try:
             return action(ledger)
         finally:
             ledger.dispose()
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    except LedgerUnavailable as exc:
+        raise _fail(str(exc), 2) from None
     except LedgerError as exc:
-        err_console.print(f"[red]leadflow: {escape(str(exc))}[/red]")
-        raise typer.Exit(1) from None
+        raise _fail(str(exc), 1) from None
 
 
 @app.command()
@@ -69,6 +100,7 @@ def downgrade(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Migrate the ledger's schema down to REVISION (asks first: data in dropped tables is lost)."""
+    _check_configured_url()
     if not yes:
         typer.confirm(
             f"Downgrading the ledger at {_url()} to {revision} drops what newer revisions "
@@ -101,6 +133,11 @@ def current() -> None:
 
 
 def _url() -> str:
+    """The configured URL, password masked; a URL the ledger refuses is reported when used."""
+    from ledger import LedgerError
     from ledger.engine import describe_url, parse_url
 
-    return describe_url(parse_url(get_settings().database_url))
+    try:
+        return describe_url(parse_url(get_settings().database_url))
+    except LedgerError:
+        return "LEADFLOW_DATABASE_URL"

@@ -96,12 +96,95 @@ def test_an_unreachable_database_is_one_clear_line_without_traceback(tmp_path: P
         timeout=120,
         check=False,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "cannot use the ledger database" in lines[0]
     assert "127.0.0.1:1" in lines[0]
     assert "s3cret" not in result.stderr + result.stdout
+
+
+def _console(
+    tmp_path: Path, url: str | None, *args: str, env_file: bytes | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`leadflow ARGS` through the real console script, in a folder of its own."""
+    env = {key: value for key, value in os.environ.items() if key != "LEADFLOW_DATABASE_URL"}
+    if url is not None:
+        env["LEADFLOW_DATABASE_URL"] = url
+    if env_file is not None:
+        (tmp_path / ".env").write_bytes(env_file)
+    return subprocess.run(
+        [str(LEADFLOW), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:////etc/passwd", "is not a SQLite database"),
+        ("postgresql+asyncpg://leadflow@127.0.0.1/ledger", "use postgresql+psycopg://"),
+        ("postgresql+psycopg2://leadflow@127.0.0.1/ledger", "psycopg2 driver is not installed"),
+        ("sqlite:///", "in-memory SQLite database: nothing would be kept"),
+    ],
+    ids=["not-a-database", "asyncpg", "psycopg2", "in-memory"],
+)
+def test_a_database_url_the_ledger_cannot_use_is_one_line_and_exit_code_2(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    result = _console(tmp_path, url, "db", "upgrade")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_downgrade_refuses_an_unusable_url_before_asking_anything(tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://leadflow@127.0.0.1/ledger"
+    result = _console(tmp_path, url, "db", "downgrade", "base")
+    assert result.returncode == 2
+    assert "Continue?" not in result.stdout
+    assert "asyncpg" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite+aiosqlite:///ledger.db", "use sqlite:///"),
+        ("sqlite:///:memory:", "nothing would be kept"),
+        ("postgresql://leadflow@127.0.0.1:1/ledger", "cannot use the ledger database"),
+    ],
+    ids=["aiosqlite", "memory-by-name", "bare-postgresql-means-psycopg"],
+)
+def test_other_urls_get_the_same_one_line_treatment(
+    monkeypatch: pytest.MonkeyPatch, url: str, expected: str
+) -> None:
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", url)
+    reset_settings_cache()
+    try:
+        result = _run("upgrade")
+    finally:
+        reset_settings_cache()
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_an_env_file_that_is_not_utf8_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    result = _console(
+        tmp_path, None, "db", "upgrade", env_file=b"LEADFLOW_DATABASE_URL=sqlite:///a\xff.db\n"
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert ".env is not UTF-8" in lines[0]
+    assert "Traceback" not in result.stderr
 
 
 def test_upgrade_and_downgrade_work_on_postgresql(
