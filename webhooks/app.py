@@ -167,12 +167,11 @@ def _trigger_for(settings: WebhookSettings, runner: Runner | None) -> Trigger:
 
 
 def _default_ledger() -> Ledger:
-    import ledger as ledger_package
+    """The process's shared ledger on LEADFLOW_DATABASE_URL (one pool for every request)."""
     from leadflow.settings import get_settings
+    from ledger import shared_ledger
 
-    url = get_settings().database_url
-    shared = getattr(ledger_package, "shared_ledger", None)
-    return shared(url) if shared is not None else Ledger(url)
+    return shared_ledger(get_settings().database_url)
 
 
 def create_app(

@@ -122,3 +122,18 @@ def test_unknown_vendor_and_non_json_are_malformed() -> None:
         parse_delivery("stripe", b"{}")
     with pytest.raises(MalformedDelivery, match="not JSON"):
         parse_delivery("asaas", b"\xff\xfe")
+
+
+def test_the_public_api_is_pinned() -> None:
+    import webhooks
+
+    assert sorted(webhooks.__all__) == [
+        "EventKind",
+        "MalformedDelivery",
+        "TriggerMode",
+        "VendorEvent",
+        "WebhookSettings",
+        "create_app",
+        "delivery_event_id",
+        "parse_delivery",
+    ]
