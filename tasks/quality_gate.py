@@ -26,6 +26,7 @@ record open and every journey where it was, so the replay can simply be run agai
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +40,12 @@ from data_quality.gate import NOT_TEXT
 from data_quality.lead import NormalizedLead, PhoneKind
 from data_quality.normalize import normalize_cnpj, normalize_cpf, normalize_email, normalize_phone
 from data_quality.suite import RULE_DESCRIPTIONS, RULE_NAMES, UNIQUENESS_RULES
-from leadflow.privacy import mask_field
+from leadflow.privacy import install_masking, mask_field
 from leadflow.settings import get_settings
 from ledger import InvalidValue, Ledger, QuarantineClosed, QuarantineView
 
 ARTIFACT_KEY = "quality-gate"
+logger = install_masking(logging.getLogger(__name__))
 VALUE_NOT_TEXT = "value_not_text"
 
 
@@ -135,6 +137,12 @@ def _gate(
             continue
         else:
             _quarantine(ledger, lead_id, stopped[lead_id], replay_of, outcome)
+    logger.info(
+        "quality gate: %d qualified, %d quarantined, %d attached to an earlier lead",
+        len(outcome.qualified),
+        len(outcome.quarantined),
+        len(outcome.duplicates),
+    )
     return outcome
 
 
@@ -228,6 +236,13 @@ def _record_quarantine(
 ) -> None:
     record_id = ledger.quarantine_at_gate(lead_id, reasons, values, replay_of=replay_of)
     outcome.quarantined[lead_id] = record_id
+    logger.info(
+        "lead %s quarantined (record %s) for %s: %s",
+        lead_id,
+        record_id,
+        ", ".join(reason["rule"] for reason in reasons),
+        ", ".join(f"{name}={value}" for name, value in masked(values).items()),
+    )
     for reason in reasons:
         name = reason["rule"]
         outcome.counts[name] = outcome.counts.get(name, 0) + 1

@@ -1,7 +1,8 @@
 """`leadflow quarantine`: see, correct and replay the leads the quality gate stopped.
 
     leadflow quarantine list                 open records, personal data masked
-    leadflow quarantine show ID              one record, its values in full, its fixes
+    leadflow quarantine show ID [--reveal]   one record and its fixes (values in full with
+                                             --reveal only)
     leadflow quarantine fix ID field=value   correct a lead field (several pairs allowed)
     leadflow quarantine replay [ID...]       send fixed records (all open ones by default)
                                              back through the gate
@@ -130,35 +131,52 @@ def list_records(
 
 
 @app.command()
-def show(record: Annotated[str, RECORD_ID]) -> None:
-    """One record in full: rules broken, values to replay (unmasked), fixes made.
+def show(
+    record: Annotated[str, RECORD_ID],
+    reveal: Annotated[
+        bool,
+        typer.Option(
+            "--reveal",
+            help="Show the values in full, for the person correcting them (personal data).",
+        ),
+    ] = False,
+) -> None:
+    """One record: rules broken, values to replay and fixes made, masked unless --reveal.
 
-    Personal data is shown here only, for the one record asked for; `list` masks it.
+    Terminals end up in screenshots, pasted tickets and CI logs: personal data is shown in
+    clear only when asked for, for the one record asked for.
     """
     record_id = _record_id(record)
-    record = _with_ledger(lambda ledger: ledger.get_quarantine(record_id))
-    console.print(f"Quarantine record {record.id} — lead {record.lead_id}")
+    found = _with_ledger(lambda ledger: ledger.get_quarantine(record_id))
+
+    def shown(name: str, value: Any) -> str:
+        if value is None:
+            return ""
+        return str(value) if reveal else mask_field(name, value)
+
+    console.print(f"Quarantine record {found.id} — lead {found.lead_id}")
     rules = Table(title="Rules broken")
     rules.add_column("rule")
     rules.add_column("meaning")
-    for reason in record.reasons:
+    for reason in found.reasons:
         rules.add_row(str(reason.get("rule")), str(reason.get("description", "")))
     console.print(rules)
-    values = Table(title="Values to replay")
+    values = Table(title="Values to replay" + ("" if reveal else " (masked; --reveal shows them)"))
     values.add_column("field")
     values.add_column("value")
-    for name, value in record.values.items():
-        values.add_row(name, "" if value is None else str(value))
+    for name, value in found.values.items():
+        values.add_row(name, shown(name, value))
     console.print(values)
-    if record.fixes:
+    if found.fixes:
         fixes = Table(title="Fixes")
         for column in ("at", "field", "value"):
             fixes.add_column(column)
-        for fix in record.fixes:
-            fixes.add_row(str(fix.get("at")), str(fix.get("field")), str(fix.get("value")))
+        for fix in found.fixes:
+            field = str(fix.get("field"))
+            fixes.add_row(str(fix.get("at")), field, shown(field, fix.get("value")))
         console.print(fixes)
-    if record.replayed_at:
-        console.print(f"Replayed at {record.replayed_at:%Y-%m-%d %H:%M}.")
+    if found.replayed_at:
+        console.print(f"Replayed at {found.replayed_at:%Y-%m-%d %H:%M}.")
 
 
 def _parse_assignment(text: str) -> tuple[str, str]:

@@ -52,12 +52,17 @@ def test_list_shows_rules_and_masks_personal_data(quarantined: tuple[int, int]) 
     assert "111.111.111-11" not in result.output
 
 
-def test_show_reveals_the_one_record_in_full(quarantined: tuple[int, int]) -> None:
-    result = _run("show", str(quarantined[1]))
+def test_show_masks_the_record_unless_asked_to_reveal_it(quarantined: tuple[int, int]) -> None:
+    masked = _run("show", str(quarantined[1]))
+    revealed = _run("show", str(quarantined[1]), "--reveal")
 
-    assert result.exit_code == 0, result.output
-    assert "carla.dias@" in result.output
-    assert "111.111.111-11" in result.output
+    assert masked.exit_code == 0, masked.output
+    assert "carla.dias@" not in masked.output
+    assert "111.111.111-11" not in masked.output
+    assert "c***@" in masked.output
+    assert revealed.exit_code == 0, revealed.output
+    assert "carla.dias@" in revealed.output
+    assert "111.111.111-11" in revealed.output
 
 
 def test_fix_then_replay_qualifies_the_lead(ledger: Ledger, quarantined: tuple[int, int]) -> None:
