@@ -99,3 +99,47 @@ async def test_each_alert_arrives_once_naming_journey_or_run_not_person(
     assert "alert-test-crashes" in crashed_alert["text"]
     for alert in alert_receiver.alerts:
         assert not PERSONAL.search(str(alert)), alert
+
+
+async def test_nightly_report_counts_by_rule_and_alerts_once_past_threshold(
+    configured: list[str], alert_receiver: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.quarantine_report import quarantine_report
+    from leadflow.settings import reset_settings_cache
+    from ledger import Ledger
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger(url)
+    ledger.upgrade()
+    email = {"rule": "email_valid", "description": "a valid e-mail"}
+    phone = {"rule": "phone_e164", "description": "a Brazilian phone"}
+    broken = [[email], [email, phone], [phone]]
+    for number, reasons in enumerate(broken):
+        lead = ledger.record_lead("facebook", f"q{number}", {"email": "maria@exemplo.com.br"})
+        ledger.quarantine_at_gate(lead.lead_id, reasons, {"email": "maria@exemplo.com.br"})
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", url)
+    reset_settings_cache()
+    try:
+        below = await quarantine_report(threshold=3)
+        past = await quarantine_report(threshold=2)
+    finally:
+        monkeypatch.delenv("LEADFLOW_DATABASE_URL")
+        reset_settings_cache()
+
+    assert below == {"open": 3, "threshold": 3, "email_valid": 2, "phone_e164": 2}
+    assert past["threshold"] == 2
+    alert_receiver.wait_for(lambda a: "3 leads in quarantine" in a.get("subject", ""))
+    await alert_dead_lettered_sentinel(alert_receiver, 9998)
+    alerts = [a for a in alert_receiver.alerts if "3 open quarantine records" in a["text"]]
+    assert len(alerts) == 1
+    assert "threshold 2" in alerts[0]["text"]
+    assert "email_valid" in alerts[0]["text"]
+    assert not PERSONAL.search(str(alerts[0]))
+
+
+async def alert_dead_lettered_sentinel(receiver: Any, lead_id: int) -> None:
+    """An alert sent last: once it arrived, a duplicate of an earlier one would have too."""
+    from deployments.alerts import alert_dead_lettered
+
+    await alert_dead_lettered(lead_id, "welcome", "sentinel")
+    receiver.wait_for(lambda a: f"journey {lead_id} " in a.get("subject", ""))
