@@ -177,3 +177,38 @@ def test_downgrading_the_lease_revision_keeps_every_effect(empty_ledger: Ledger)
         keys = connection.execute(text("SELECT key, status FROM effects")).all()
     assert {"lease_token", "leased_until"}.isdisjoint(columns)
     assert keys == [("lead:1:asaas.payment", "pending")]
+
+
+def test_deliveries_processed_before_inbox_outcomes_existed_read_as_processed(
+    empty_ledger: Ledger,
+) -> None:
+    empty_ledger.upgrade("0002")
+    now = datetime(2026, 11, 1, tzinfo=UTC).replace(tzinfo=None)
+    with empty_ledger.engine.begin() as connection:
+        for event_id, processed in (("done", now), ("waiting", None)):
+            connection.execute(
+                text(
+                    "INSERT INTO inbox (vendor, event_id, body, headers, received_at, "
+                    "processed_at) VALUES ('asaas', :event_id, :body, '{}', :now, :processed)"
+                ),
+                {"event_id": event_id, "body": b"{}", "now": now, "processed": processed},
+            )
+    empty_ledger.upgrade()
+    (waiting,) = empty_ledger.unprocessed_inbox()
+    assert (waiting.event_id, waiting.outcome) == ("waiting", None)
+    assert empty_ledger.get_inbox(waiting.id - 1).outcome == "processed"
+    assert [entry.event_id for entry in empty_ledger.claim_inbox(10, "w")] == ["waiting"]
+
+
+def test_downgrading_the_inbox_claims_revision_keeps_every_delivery(empty_ledger: Ledger) -> None:
+    empty_ledger.upgrade()
+    empty_ledger.store_inbox("asaas", "evt", b"{}", {})
+    empty_ledger.set_cursor("facebook:form:1", "abc")
+    empty_ledger.downgrade("0002")
+    with empty_ledger.engine.connect() as connection:
+        columns = {column["name"] for column in inspect(connection).get_columns("inbox")}
+        events = connection.execute(text("SELECT event_id FROM inbox")).scalars().all()
+        tables = set(inspect(connection).get_table_names())
+    assert {"outcome", "reason", "claimed_by", "claimed_until"}.isdisjoint(columns)
+    assert events == ["evt"]
+    assert "cursors" not in tables
