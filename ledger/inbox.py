@@ -52,6 +52,48 @@ class InboxOperations(LedgerCore):
             )
             return session.execute(statement).scalar_one_or_none()
 
+    def store_inbox_many(
+        self, rows: Sequence[tuple[str, str, bytes, dict[str, Any]]]
+    ) -> list[int | None]:
+        """Store several deliveries (vendor, event id, body, headers) in one transaction and
+        one INSERT (the webhook service's group commit); for each row its new id, or None when
+        that (vendor, event id) was stored before or came earlier in the same batch."""
+        now = self._now()
+        first: dict[tuple[str, str], int] = {}
+        values = []
+        for index, (vendor, event_id, body, headers) in enumerate(rows):
+            check_identifier("vendor", vendor, 64)
+            check_identifier("event_id", event_id, 255)
+            if (vendor, event_id) in first:
+                continue
+            first[(vendor, event_id)] = index
+            values.append(
+                {
+                    "vendor": vendor,
+                    "event_id": event_id,
+                    "body": body,
+                    "headers": redact_secret_headers(headers),
+                    "received_at": now,
+                }
+            )
+        ids: list[int | None] = [None] * len(rows)
+        if not values:
+            return ids
+        with self._session() as session:
+            statement = (
+                self._insert(session, InboxEntry)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["vendor", "event_id"])
+                .returning(InboxEntry.id, InboxEntry.vendor, InboxEntry.event_id)
+            )
+            inserted = {
+                (vendor, event_id): inbox_id
+                for inbox_id, vendor, event_id in session.execute(statement)
+            }
+        for key, index in first.items():
+            ids[index] = inserted.get(key)
+        return ids
+
     def claim_inbox(
         self,
         limit: int,

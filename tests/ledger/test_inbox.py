@@ -205,3 +205,22 @@ def test_concurrent_inbox_claims_hand_each_delivery_to_exactly_one_worker(
         for own in ledgers:
             own.dispose()
     assert len(claimed) == len(set(claimed)) == 12
+
+
+def test_a_batch_of_deliveries_is_stored_in_one_call_each_once(ledger: Ledger) -> None:
+    (earlier,) = stored(ledger, "e0")
+    rows = [
+        ("asaas", "e1", b"1", {"Authorization": "Basic dXNlcjpwYXNz"}),
+        ("asaas", "e0", b"again", {}),
+        ("asaas", "e1", b"same batch", {}),
+        ("docusign", "e1", b"other vendor", {}),
+    ]
+    ids = ledger.store_inbox_many(rows)
+    assert ids[1] is None
+    assert ids[2] is None
+    assert ids[0] is not None
+    assert ids[3] is not None
+    assert len({earlier, ids[0], ids[3]}) == 3
+    first = ledger.get_inbox(ids[0])
+    assert (first.body, first.headers) == (b"1", {"Authorization": "[redacted]"})
+    assert ledger.store_inbox_many([]) == []
