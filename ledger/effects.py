@@ -238,6 +238,36 @@ class EffectOperations(LedgerCore):
             ).scalars()
             return [effect_view(row) for row in rows]
 
+    def lead_for_vendor_object(self, vendor: str, vendor_object_id: str) -> int | None:
+        """The lead whose effect created this vendor object (a webhook names the object, not
+        the lead), or None for an object leadflow did not make."""
+        with self._session(write=False) as session:
+            return session.execute(
+                select(Effect.lead_id)
+                .where(Effect.vendor == vendor, Effect.vendor_object_id == vendor_object_id)
+                .order_by(Effect.id)
+                .limit(1)
+            ).scalar_one_or_none()
+
+    def note_effect_by_vendor_object(self, vendor: str, vendor_object_id: str, note: str) -> bool:
+        """Record `note` on the effect that created this vendor object (WhatsApp reports a
+        message failed after it was accepted); False when leadflow made no such object."""
+        with self._session() as session:
+            effects = (
+                session.execute(
+                    select(Effect)
+                    .where(Effect.vendor == vendor, Effect.vendor_object_id == vendor_object_id)
+                    .with_for_update()
+                )
+                .scalars()
+                .all()
+            )
+            now = self._now()
+            for effect in effects:
+                effect.note = note
+                effect.updated_at = now
+            return bool(effects)
+
     def _lock_effect(self, session: Session, key: str) -> Effect:
         effect = session.execute(
             select(Effect).where(Effect.key == key).with_for_update()

@@ -223,6 +223,7 @@ class Effect(Base):
     """
 
     __tablename__ = "effects"
+    __table_args__ = (Index("ix_effects_vendor_object", "vendor", "vendor_object_id"),)
 
     id: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(255), unique=True)

@@ -266,3 +266,15 @@ def test_a_note_on_the_decision_is_recorded_with_the_completion_or_failure(
     ledger.begin_effect(KEY, "whatsapp", "send_template", None)
     done = ledger.complete_effect(KEY, "wamid.1", note="sent; outcome unknown")
     assert (done.note, ledger.get_effect(KEY).note) == ("sent; outcome unknown",) * 2
+
+
+def test_a_vendor_object_leads_back_to_its_lead_and_can_be_noted(ledger: Ledger) -> None:
+    lead_id = new_lead(ledger)
+    key = f"lead:{lead_id}:whatsapp.welcome"
+    ledger.begin_effect(key, "whatsapp", "send_template", lead_id)
+    ledger.complete_effect(key, "wamid.HBg1")
+    assert ledger.lead_for_vendor_object("whatsapp", "wamid.HBg1") == lead_id
+    assert ledger.lead_for_vendor_object("asaas", "wamid.HBg1") is None
+    assert ledger.note_effect_by_vendor_object("whatsapp", "wamid.HBg1", "failed: 131026")
+    assert ledger.get_effect(key).note == "failed: 131026"
+    assert not ledger.note_effect_by_vendor_object("whatsapp", "wamid.other", "x")
