@@ -1,0 +1,158 @@
+"""A leadflow cluster on one machine, for the scale-out tests and benchmarks/bench_scaling.py.
+
+The production topology in miniature (docs/scaling.md): `prefect server start` on PostgreSQL,
+the ledger on PostgreSQL, any number of `prefect worker start --pool leadflow-pool` processes.
+Every process gets its own process group so a test can kill one worker, flow runs and all,
+exactly as a machine dying would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from deployments.schedules import REPO_ROOT, WORK_POOL
+
+__all__ = ["Cluster", "free_port", "recreate_database"]
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def recreate_database(url: str, name: str) -> str:
+    """Drop and create database `name` on the server of SQLAlchemy `url`; its URL (same
+    driver)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    admin = parsed.set(drivername="postgresql", database=parsed.database or "postgres")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+@dataclass
+class Cluster:
+    """A Prefect server and its workers, each a process group, logs under `home`."""
+
+    home: Path
+    prefect_database_url: str  # postgresql://... (the asyncpg driver is set here)
+    env: dict[str, str] = field(default_factory=dict)
+    api_url: str = ""
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """What every process of the cluster runs with: its own PREFECT_HOME, no telemetry."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(
+            PREFECT_HOME=str(self.home / "prefect-home"),
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            DO_NOT_TRACK="1",
+            PREFECT_UI_ENABLED="false",
+            PREFECT_WORKER_QUERY_SECONDS="1",
+            PREFECT_WORKER_PREFETCH_SECONDS="1",
+        )
+        if self.api_url:
+            env["PREFECT_API_URL"] = self.api_url
+        env.update(self.env)
+        env.update(extra or {})
+        return env
+
+    def _spawn(self, name: str, args: list[str], env: Mapping[str, str]) -> None:
+        log = (self.home / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(  # noqa: S603 - our own interpreter's tools
+            args,
+            cwd=REPO_ROOT,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def start_server(self, startup_deadline_s: float = 90) -> str:
+        """`prefect server start` on loopback and PostgreSQL; its API URL once healthy."""
+        from sqlalchemy.engine import make_url
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        database = make_url(self.prefect_database_url).set(drivername="postgresql+asyncpg")
+        env = self.environment(
+            {
+                "PREFECT_API_DATABASE_CONNECTION_URL": database.render_as_string(
+                    hide_password=False
+                ),
+                "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "500",
+                "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "500",
+            }
+        )
+        args = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+        self._spawn("server", args, env)
+        self.api_url = f"http://127.0.0.1:{port}/api"
+        deadline = time.monotonic() + startup_deadline_s
+        while time.monotonic() < deadline:
+            if self.processes["server"].poll() is not None:
+                raise RuntimeError(f"prefect server exited; see {self.home / 'server.log'}")
+            try:
+                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
+                    return self.api_url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"prefect server not healthy in {startup_deadline_s}s")
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """A command against the cluster's server (prefect deploy, python -m ...), from the
+        repository root."""
+        return subprocess.run(  # noqa: S603
+            list(args),
+            cwd=REPO_ROOT,
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def start_worker(self, name: str) -> None:
+        args = [str(BIN / "prefect"), "worker", "start", "--pool", WORK_POOL, "--name", name]
+        self._spawn(name, args, self.environment())
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the process group: the process and every flow run it started, at once."""
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def log(self, name: str) -> str:
+        return (self.home / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Workers first, then the server; TERM, then KILL whatever lingers."""
+        for name in sorted(self.processes, key=lambda n: n == "server"):
+            process = self.processes[name]
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=15)
+        self.processes.clear()

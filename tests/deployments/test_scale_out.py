@@ -1,0 +1,288 @@
+"""Scale-out on Prefect's own machinery (issue 13): `prefect server start` on PostgreSQL, the
+ledger on PostgreSQL, two process workers on leadflow-pool, the sandbox as every vendor.
+
+- `python -m deployments.setup` twice: the second run changes nothing;
+- `prefect deploy --all` from the repository root succeeds and deploys every flow;
+- 500 due journeys, the reconciler triggered from both workers: each journey advanced exactly
+  once, work shared, no Pipedrive person or deal created twice;
+- the same with one worker killed mid-run (its process group, flow run and all): the other
+  worker and the next runs finish the work, nothing lost, nothing duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deployments.local_cluster import Cluster, recreate_database
+from deployments.schedules import DEPLOYMENTS
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+JOURNEYS = 500
+TIMING = (
+    "\n[timing]\nretry_base_seconds = 0.05\nretry_cap_seconds = 0.5\n"
+    "waiting_recheck_seconds = 3600\nclaim_lease_seconds = 8\neffect_lease_seconds = 8\n"
+)
+HTTP_POLICY = {
+    "LEADFLOW_HTTP_CONNECT_TIMEOUT": "2",
+    "LEADFLOW_HTTP_READ_TIMEOUT": "5",
+    "LEADFLOW_HTTP_TOTAL_TIMEOUT": "20",
+    "LEADFLOW_HTTP_BACKOFF_BASE": "0.05",
+    "LEADFLOW_HTTP_BACKOFF_CAP": "0.5",
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    from sqlalchemy.engine import make_url
+
+    base = make_url(postgres_url).database or "leadflow"
+    home = tmp_path_factory.mktemp("cluster")
+    ledger_url = recreate_database(postgres_url, f"{base}_scale_ledger")
+    cluster = Cluster(
+        home=home,
+        prefect_database_url=recreate_database(postgres_url, f"{base}_scale_prefect"),
+        env={
+            "LEADFLOW_DATABASE_URL": ledger_url,
+            "LEADFLOW_BUSINESS_FILE": str(home / "leadflow.toml"),
+            **HTTP_POLICY,
+        },
+    )
+    try:
+        cluster.start_server()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _python() -> str:
+    return sys.executable
+
+
+@pytest.fixture(scope="module")
+def setup_runs(cluster: Cluster) -> list[str]:
+    """`python -m deployments.setup` twice, then `prefect deploy --all`; their outputs."""
+    outputs = []
+    for _ in range(2):
+        done = cluster.run(_python(), "-m", "deployments.setup")
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        outputs.append(done.stdout)
+    prefect = str(Path(_python()).parent / "prefect")
+    deploy = cluster.run(prefect, "--no-prompt", "deploy", "--all")
+    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+    outputs.append(deploy.stdout)
+    return outputs
+
+
+async def _deployments(cluster: Cluster) -> dict[str, Any]:
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
+        async with get_client() as client:
+            return {
+                spec.full_name: await client.read_deployment_by_name(spec.full_name)
+                for spec in DEPLOYMENTS
+            }
+
+
+async def test_setup_twice_changes_nothing_and_deploy_all_succeeds(
+    cluster: Cluster, setup_runs: list[str]
+) -> None:
+    first, second, _deploy = setup_runs
+    assert "work pool leadflow-pool (process) created" in first
+    assert "concurrency limit pipedrive = 20 slots (created)" in first
+    assert second.splitlines()[0] == "Prefect is already set up for leadflow: nothing changed"
+    deployed = await _deployments(cluster)
+    for spec in DEPLOYMENTS:
+        deployment = deployed[spec.full_name]
+        assert deployment.work_pool_name == "leadflow-pool"
+        assert deployment.parameters == spec.parameters
+        assert sorted(deployment.tags) == sorted(spec.tags)
+        schedules = [s.schedule for s in deployment.schedules]
+        intervals = [s.interval.total_seconds() for s in schedules if hasattr(s, "interval")]
+        crons = [s.cron for s in schedules if hasattr(s, "cron")]
+        assert intervals == ([spec.interval_seconds] if spec.interval_seconds else [])
+        assert crons == ([spec.cron] if spec.cron else [])
+
+
+# ------------------------------------------------------------------------------ the journey
+@pytest.fixture(scope="module")
+async def journey_cluster(cluster: Cluster, setup_runs: list[str]) -> AsyncIterator[Any]:
+    """The cluster with the sandbox's Blocks saved, a migrated ledger and two workers."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from leadflow.setup import setup_sandbox
+    from ledger import Ledger
+    from sandbox.server import running_sandbox
+
+    with running_sandbox(seed=13) as sandbox:
+        with temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
+            await setup_sandbox(
+                sandbox.url,
+                blocks_name="scale",
+                business_file=Path(cluster.env["LEADFLOW_BUSINESS_FILE"]),
+                extra_toml=TIMING,
+            )
+        ledger = Ledger(cluster.env["LEADFLOW_DATABASE_URL"])
+        ledger.upgrade()
+        cluster.start_worker("w1")
+        cluster.start_worker("w2")
+        try:
+            yield cluster, sandbox, ledger
+        finally:
+            ledger.dispose()
+
+
+def _record(ledger: Any, batch: str, count: int) -> list[int]:
+    from tasks.intake import ADHOC_SOURCE, adhoc_source_id
+
+    ids = []
+    for number in range(count):
+        lead = {
+            "source_id": f"{batch}-{number}",
+            "full_name": f"Cliente {batch.title()} Teste",
+            "email": f"cliente.{batch}.{number}@exemplo.com.br",
+            "phone_number": f"(11) 9{8000_0000 + number + (5000 if batch == 'kill' else 0)}",
+        }
+        ids.append(ledger.record_lead(ADHOC_SOURCE, adhoc_source_id(lead), lead).lead_id)
+    return ids
+
+
+async def _trigger(cluster: Cluster, runs: int) -> list[str]:
+    """Reconciler runs on the pool, as its schedule would start them; their ids."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
+        started = [
+            await run_deployment("lead-to-cash/lead-to-cash", timeout=0) for _ in range(runs)
+        ]
+    return [str(run.id) for run in started]
+
+
+async def _wait_until_all_in(
+    ledger: Any, ids: list[int], state: str, deadline_s: float, cluster: Cluster
+) -> None:
+    """Until every journey is in `state`, triggering one more run whenever the pool is idle
+    (what the every-minute schedule does, sooner)."""
+    end = time.monotonic() + deadline_s
+    while True:
+        views = await asyncio.to_thread(ledger.get_journeys, ids)
+        states = [str(view.state) for view in views.values()]
+        if all(s == state for s in states):
+            return
+        if time.monotonic() > end:
+            from collections import Counter
+
+            raise AssertionError(f"not all {state} after {deadline_s}s: {Counter(states)}")
+        if not await _pool_busy(cluster):
+            await _trigger(cluster, 1)
+        await asyncio.sleep(1)
+
+
+async def _pool_busy(cluster: Cluster) -> bool:
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    live = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING]
+    with temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))
+                )
+            )
+    now = time.time()
+    return any(
+        run.state_type != StateType.SCHEDULED
+        or (run.next_scheduled_start_time and run.next_scheduled_start_time.timestamp() <= now)
+        for run in runs
+    )
+
+
+def _transitions_per_journey(ledger: Any, ids: list[int]) -> dict[tuple[int, str], int]:
+    from sqlalchemy import text
+
+    query = text(
+        "SELECT j.lead_id, t.to_state, count(*) FROM journey_transitions t "
+        "JOIN journeys j ON j.id = t.journey_id WHERE j.lead_id = ANY(:ids) "
+        "GROUP BY j.lead_id, t.to_state"
+    )
+    with ledger.engine.connect() as connection:
+        rows = connection.execute(query, {"ids": ids}).all()
+    return {(int(lead), str(state)): int(count) for lead, state, count in rows}
+
+
+def _pipedrive_created(sandbox: Any) -> dict[str, int]:
+    return dict(sandbox.sandbox.state.counters().get("pipedrive", {}))
+
+
+def _assert_advanced_once(ledger: Any, ids: list[int]) -> None:
+    counts = _transitions_per_journey(ledger, ids)
+    for lead_id in ids:
+        assert counts.get((lead_id, "qualified")) == 1, lead_id
+        assert counts.get((lead_id, "deal_open")) == 1, lead_id
+
+
+async def test_two_workers_advance_500_journeys_exactly_once(journey_cluster: Any) -> None:
+    cluster, sandbox, ledger = journey_cluster
+    before = _pipedrive_created(sandbox)
+    ids = await asyncio.to_thread(_record, ledger, "share", JOURNEYS)
+
+    runs = await _trigger(cluster, 6)
+    await _wait_until_all_in(ledger, ids, "deal_open", 600, cluster)
+
+    _assert_advanced_once(ledger, ids)
+    after = _pipedrive_created(sandbox)
+    for kind in ("person", "deal"):
+        created = {k: v for k, v in after.items() if kind in k}
+        assert sum(created.values()) - sum(v for k, v in before.items() if kind in k) == JOURNEYS
+    ran_on = {name: sum(run in cluster.log(name) for run in runs) for name in ("w1", "w2")}
+    assert all(ran_on.values()), f"work not shared between the workers: {ran_on}"
+
+
+async def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(journey_cluster: Any) -> None:
+    cluster, sandbox, ledger = journey_cluster
+    before = _pipedrive_created(sandbox)
+    ids = await asyncio.to_thread(_record, ledger, "kill", JOURNEYS)
+
+    runs = await _trigger(cluster, 4)
+    victim = await _worker_running_one_of(cluster, runs, ledger, ids)
+    cluster.kill(victim)
+    await _wait_until_all_in(ledger, ids, "deal_open", 600, cluster)
+
+    _assert_advanced_once(ledger, ids)
+    after = _pipedrive_created(sandbox)
+    for kind in ("person", "deal"):
+        created = sum(v for k, v in after.items() if kind in k)
+        assert created - sum(v for k, v in before.items() if kind in k) == JOURNEYS
+
+
+async def _worker_running_one_of(
+    cluster: Cluster, runs: list[str], ledger: Any, ids: list[int]
+) -> str:
+    """The worker whose flow run is in the middle of the work: some journeys moved, not all."""
+    end = time.monotonic() + 300
+    while time.monotonic() < end:
+        views = await asyncio.to_thread(ledger.get_journeys, ids)
+        moved = sum(str(view.state) != "received" for view in views.values())
+        if moved:
+            for name in ("w1", "w2"):
+                if name in cluster.processes and any(run in cluster.log(name) for run in runs):
+                    return name
+        await asyncio.sleep(0.2)
+    raise AssertionError("no reconciler run started on either worker")
