@@ -183,6 +183,19 @@ class InboxOperations(LedgerCore):
             session.flush()
             return inbox_view(entry)
 
+    def release_inbox(self, inbox_id: int, worker: str) -> None:
+        """Give back a claimed delivery unfinished (its journey is not there yet): the next
+        claim takes it again. ClaimLost if another worker holds it or it was finished."""
+        with self._session() as session:
+            entry = self._inbox(session, inbox_id, lock=True)
+            if entry.processed_at is not None or entry.claimed_by != worker:
+                raise ClaimLost(
+                    f"worker {worker!r} does not hold inbox entry {inbox_id} "
+                    f"({'finished' if entry.processed_at else f'held by {entry.claimed_by!r}'})"
+                )
+            entry.claimed_by = None
+            entry.claimed_until = None
+
     def unprocessed_inbox(self, vendor: str | None = None, limit: int = 100) -> list[InboxView]:
         """Stored deliveries not yet finished, oldest first (what the reconciler catches up)."""
         query = select(InboxEntry).where(InboxEntry.processed_at.is_(None))

@@ -224,3 +224,16 @@ def test_a_batch_of_deliveries_is_stored_in_one_call_each_once(ledger: Ledger) -
     first = ledger.get_inbox(ids[0])
     assert (first.body, first.headers) == (b"1", {"Authorization": "[redacted]"})
     assert ledger.store_inbox_many([]) == []
+
+
+def test_a_released_delivery_is_claimable_again_at_once(ledger: Ledger) -> None:
+    (inbox_id,) = stored(ledger, "e1")
+    ledger.claim_inbox(1, "web-1")
+    with pytest.raises(ClaimLost):
+        ledger.release_inbox(inbox_id, "web-2")
+    ledger.release_inbox(inbox_id, "web-1")
+    assert ledger.get_inbox(inbox_id).claimed_by is None
+    assert [entry.id for entry in ledger.claim_inbox(1, "web-2")] == [inbox_id]
+    ledger.finish_inbox(inbox_id, "web-2", InboxOutcome.PROCESSED)
+    with pytest.raises(ClaimLost, match="finished"):
+        ledger.release_inbox(inbox_id, "web-2")
