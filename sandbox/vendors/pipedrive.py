@@ -388,6 +388,72 @@ class _Delivery:
     headers: dict[str, str]
 
 
+#: The fields every Pipedrive company has before anyone adds one (id, key, name, field_type),
+#: as `GET /v1/dealFields` and `/v1/personFields` list them; types stay within the v1 spec's
+#: `field_type` enum. Their ids sit below the first custom field's (12500).
+BUILT_IN_FIELDS: dict[str, tuple[tuple[int, str, str, str], ...]] = {
+    "deal": (
+        (12451, "title", "Title", "varchar"),
+        (12452, "creator_user_id", "Creator", "user"),
+        (12453, "user_id", "Owner", "user"),
+        (12454, "value", "Value", "monetary"),
+        (12455, "currency", "Currency", "varchar"),
+        (12456, "org_id", "Organization", "org"),
+        (12457, "person_id", "Contact person", "people"),
+        (12458, "probability", "Probability", "double"),
+        (12459, "expected_close_date", "Expected close date", "date"),
+        (12460, "add_time", "Deal created", "date"),
+        (12461, "update_time", "Update time", "date"),
+        (12462, "won_time", "Won time", "date"),
+        (12463, "lost_time", "Lost time", "date"),
+        (12464, "close_time", "Deal closed on", "date"),
+        (12465, "lost_reason", "Lost reason", "varchar_auto"),
+        (12466, "visible_to", "Visible to", "visible_to"),
+    ),
+    "person": (
+        (9051, "name", "Name", "varchar"),
+        (9052, "owner_id", "Owner", "user"),
+        (9053, "org_id", "Organization", "org"),
+        (9054, "email", "Email", "varchar"),
+        (9055, "phone", "Phone", "phone"),
+        (9056, "first_name", "First name", "varchar"),
+        (9057, "last_name", "Last name", "varchar"),
+        (9058, "add_time", "Person created", "date"),
+        (9059, "update_time", "Update time", "date"),
+        (9060, "visible_to", "Visible to", "visible_to"),
+    ),
+}
+
+
+def _built_in_field(
+    field_id: int, key: str, name: str, field_type: str, order: int
+) -> dict[str, Any]:
+    return {
+        "id": field_id,
+        "key": key,
+        "name": name,
+        "order_nr": order,
+        "field_type": field_type,
+        "add_time": "2020-01-01 00:00:00",
+        "update_time": "2020-01-01 00:00:00",
+        "last_updated_by_user_id": None,
+        "created_by_user_id": None,
+        "active_flag": True,
+        "edit_flag": False,
+        "index_visible_flag": True,
+        "details_visible_flag": True,
+        "add_visible_flag": True,
+        "important_flag": False,
+        "bulk_edit_allowed": True,
+        "searchable_flag": False,
+        "filtering_allowed": True,
+        "sortable_flag": True,
+        "mandatory_flag": key in ("title", "name"),
+        "options": None,
+        "is_custom": False,
+    }
+
+
 class PipedriveEmulator:
     """Persons, deals, fields, notes and webhook subscriptions of one Pipedrive company."""
 
@@ -423,6 +489,17 @@ class PipedriveEmulator:
         with self.sandbox.state.lock:
             return self.sandbox.state.bucket(VENDOR).setdefault(kind, {})
 
+    def _field_bucket(self, entity: FieldEntity) -> dict[int, dict[str, Any]]:
+        """The entity's fields, the built-in ones first: real Pipedrive always lists them."""
+        with self.sandbox.state.lock:
+            fields = self._bucket(f"{entity}_fields")
+            if not fields:
+                for order, (field_id, key, name, field_type) in enumerate(
+                    BUILT_IN_FIELDS[entity], start=1
+                ):
+                    fields[field_id] = _built_in_field(field_id, key, name, field_type, order)
+            return fields
+
     def authenticate(self, request: Request) -> str | None:
         """The token the request is authenticated with, or None (Pipedrive answers 401)."""
         credentials = self.credentials
@@ -445,7 +522,7 @@ class PipedriveEmulator:
     ) -> dict[str, Any]:
         if not values:
             return {}
-        known = {f["key"]: f for f in self._bucket(f"{entity}_fields").values()}
+        known = {f["key"]: f for f in self._field_bucket(entity).values()}
         for key, value in values.items():
             if not FIELD_KEY.match(key):
                 raise PipedriveError(
@@ -469,13 +546,13 @@ class PipedriveEmulator:
         return dict(values)
 
     def _custom_field_defaults(self, entity: FieldEntity) -> dict[str, Any]:
-        fields = self._bucket(f"{entity}_fields").values()
+        fields = self._field_bucket(entity).values()
         return {f["key"]: None for f in fields if f["is_custom"]}
 
     def create_field(self, entity: FieldEntity, body: FieldBody) -> dict[str, Any]:
         """A custom deal or person field (v1 dealFields / personFields) with a 40-hex key."""
         with self.sandbox.state.lock:
-            fields = self._bucket(f"{entity}_fields")
+            fields = self._field_bucket(entity)
             field_id = self.sandbox.state.next_id(VENDOR, f"{entity}_field", start=12500)
             record = {
                 "id": field_id,
@@ -511,13 +588,13 @@ class PipedriveEmulator:
 
     def list_fields(self, entity: FieldEntity) -> list[dict[str, Any]]:
         with self.sandbox.state.lock:
-            fields = sorted(self._bucket(f"{entity}_fields").items())
+            fields = sorted(self._field_bucket(entity).items())
             return [self._field_view(f) for _, f in fields]
 
     def list_fields_v2(self, entity: FieldEntity) -> list[tuple[int, dict[str, Any]]]:
         """(id, field) pairs in the v2 shape: `field_code` is the v1 `key`."""
         with self.sandbox.state.lock:
-            fields = sorted(self._bucket(f"{entity}_fields").items())
+            fields = sorted(self._field_bucket(entity).items())
             return [
                 (
                     field_id,
@@ -712,7 +789,7 @@ class PipedriveEmulator:
         with self.sandbox.state.lock:
             return {
                 f["key"]
-                for f in self._bucket(f"{entity}_fields").values()
+                for f in self._field_bucket(entity).values()
                 if f["is_custom"] and f["field_type"] in SEARCHABLE_FIELD_TYPES
             }
 
@@ -902,7 +979,8 @@ class PipedriveEmulator:
                                 "id": deal_id,
                                 "type": "deal",
                                 "title": deal["title"],
-                                "value": deal["value"],
+                                # an integer in the spec's search item (a number on the deal)
+                                "value": round(deal["value"]),
                                 "currency": deal["currency"],
                                 "status": deal["status"],
                                 "visible_to": deal["visible_to"],

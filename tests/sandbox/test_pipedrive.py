@@ -355,15 +355,41 @@ async def test_deal_field_of_unknown_type_is_refused(client: httpx.AsyncClient) 
 
 async def test_deal_fields_list_pages_by_offset(client: httpx.AsyncClient) -> None:
     keys = [await _deal_field(client, f"campo {index}") for index in range(3)]
+    built_in = len(pipedrive.BUILT_IN_FIELDS["deal"])
     first = await client.get("/api/v1/dealFields", params={"start": "0", "limit": "2"})
-    second = await client.get("/api/v1/dealFields", params={"start": "2", "limit": "2"})
-    for response in (first, second):
+    rest = await client.get("/api/v1/dealFields", params={"start": str(built_in), "limit": "500"})
+    for response in (first, rest):
         assert_matches(response.json(), "pipedrive", "deal_field_list_response")
     pagination = first.json()["additional_data"]["pagination"]
     assert pagination == {"start": 0, "limit": 2, "more_items_in_collection": True, "next_start": 2}
-    listed = [f["key"] for f in first.json()["data"] + second.json()["data"]]
-    assert listed == keys
-    assert second.json()["additional_data"]["pagination"]["more_items_in_collection"] is False
+    assert [f["key"] for f in rest.json()["data"]] == keys
+    assert rest.json()["additional_data"]["pagination"]["more_items_in_collection"] is False
+
+
+@pytest.mark.parametrize(
+    ("path", "entity"), [("/api/v1/dealFields", "deal"), ("/api/v1/personFields", "person")]
+)
+async def test_the_built_in_fields_are_listed_before_any_custom_one(
+    client: httpx.AsyncClient, path: str, entity: str
+) -> None:
+    """Real Pipedrive always lists title, value, currency... (name, email, phone... for people)."""
+    response = await client.get(path, params={"limit": "500"})
+    assert_matches(response.json(), "pipedrive", "deal_field_list_response")
+    fields = {f["key"]: f for f in response.json()["data"]}
+    expected = {"title", "value", "currency"} if entity == "deal" else {"name", "email", "phone"}
+    assert expected <= set(fields)
+    assert all(not f["edit_flag"] for f in fields.values())
+    v2 = await client.get(path.replace("/v1/", "/v2/"), params={"limit": "500"})
+    v2_fields = {f["field_code"]: f for f in v2.json()["data"]}
+    assert expected <= set(v2_fields)
+    assert not any(v2_fields[key]["is_custom_field"] for key in expected)
+
+
+async def test_built_in_fields_are_not_counted_as_created(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    await client.get("/api/v1/dealFields")
+    assert "deal_field" not in sandbox.state.counters().get("pipedrive", {})
 
 
 async def test_person_custom_field_holds_leadflow_id_and_is_searchable(
@@ -402,9 +428,9 @@ async def test_v2_field_list_gives_each_custom_fields_code(
     created = await client.post(
         f"/api/v1/{entity}Fields", json={"name": "leadflow_id", "field_type": "varchar"}
     )
-    response = await client.get(f"/api/v2/{entity}Fields")
+    response = await client.get(f"/api/v2/{entity}Fields", params={"limit": "500"})
     assert_matches(response.json(), "pipedrive", "field_v2_list_response")
-    [field] = response.json()["data"]
+    [field] = [f for f in response.json()["data"] if f["is_custom_field"]]
     assert (field["field_name"], field["field_code"], field["is_custom_field"]) == (
         "leadflow_id",
         created.json()["data"]["key"],
@@ -574,6 +600,17 @@ async def test_deal_search_by_custom_field_exact_match_finds_that_deal(
     items = response.json()["data"]["items"]
     assert [i["item"]["id"] for i in items] == [wanted["id"]]
     assert items[0]["item"]["custom_fields"] == ["lead-000123"]
+
+
+async def test_deal_search_answers_an_integer_value_as_the_spec_says(
+    client: httpx.AsyncClient,
+) -> None:
+    await _deal(client, value=1490.0)
+    response = await client.get("/api/v2/deals/search", params={"term": "Site institucional"})
+    (item,) = [i["item"] for i in response.json()["data"]["items"]]
+    assert item["value"] == 1490
+    assert isinstance(item["value"], int)
+    assert '"value":1490,' in response.text
 
 
 async def test_deal_search_filters_by_status(client: httpx.AsyncClient) -> None:
