@@ -11,17 +11,43 @@ async client; the clients share one HTTP policy (blocks/http.py) and one error t
 
     credentials = await PipedriveCredentials.load("default")
     async with credentials.get_client() as pipedrive:
-        page = await pipedrive.search_persons("maria@example.com", field="email")
+        person = await pipedrive.find_person(email="maria@example.com")
 
-Everything a task needs is importable from here, and `prefect block register -m blocks`
-registers every Block type (Prefect scans this module's namespace for Block classes).
-`__all__` is the package's public face: tests/blocks/test_block_conventions.py pins it.
+Everything a task needs is importable from here — each vendor's credentials Block, its client,
+the models the client takes and returns, and the error tree — and `prefect block register -m
+blocks` registers every Block type (Prefect scans this module's namespace for Block classes).
+The plumbing (`VendorHTTP`, `HttpPolicy`, `RateLimit`, `RollingWindow`, `ConcurrencyCap`) stays
+importable from blocks.http for tests and new clients, outside the public face. `__all__` is
+that face: tests/blocks/test_block_conventions.py pins it.
 """
 
 from __future__ import annotations
 
-from blocks.asaas import AsaasClient, AsaasCredentials
-from blocks.docusign import DocuSignClient, DocuSignCredentials
+from blocks.asaas import (
+    PAID_STATUSES,
+    AsaasClient,
+    AsaasCredentials,
+    AsaasCustomer,
+    AsaasPayment,
+    CustomerPage,
+    NewCustomer,
+    NewPixCharge,
+    PaymentPage,
+    PixQrCode,
+)
+from blocks.docusign import (
+    LEAD_ID_FIELD,
+    DocuSignClient,
+    DocuSignCredentials,
+    Envelope,
+    EnvelopeFormData,
+    EnvelopeFromTemplate,
+    EnvelopesPage,
+    EnvelopeSummary,
+    FormDataItem,
+    TemplateRole,
+    TextCustomField,
+)
 from blocks.errors import (
     AuthenticationError,
     NotFoundError,
@@ -31,34 +57,131 @@ from blocks.errors import (
     UnknownOutcomeError,
     VendorError,
 )
-from blocks.facebook import FacebookLeadAdsClient, FacebookLeadAdsCredentials
-from blocks.hostinger import HostingerClient, HostingerCredentials
-from blocks.http import HttpPolicy, RateLimit, VendorHTTP
-from blocks.pipedrive import PipedriveClient, PipedriveCredentials
-from blocks.whatsapp import WhatsAppClient, WhatsAppCredentials
+from blocks.facebook import (
+    FacebookLeadAdsClient,
+    FacebookLeadAdsCredentials,
+    FieldAnswer,
+    Lead,
+    LeadForm,
+)
+from blocks.hostinger import (
+    BillingOrder,
+    CatalogCategory,
+    CatalogItem,
+    CatalogPrice,
+    CreatedWebsite,
+    Datacenter,
+    HostingerClient,
+    HostingerCredentials,
+    HostingOrder,
+    HostingOrdersPage,
+    NewWebsite,
+    PurchasesDisabledError,
+    Subscription,
+    Website,
+    WebsitesPage,
+)
+from blocks.pipedrive import (
+    PipedriveClient,
+    PipedriveCredentials,
+)
+from blocks.pipedrive_models import (
+    ContactEntry,
+    Deal,
+    DealCreate,
+    DealField,
+    DealFieldCreate,
+    DealMatch,
+    DealUpdate,
+    Note,
+    NoteCreate,
+    Page,
+    Person,
+    PersonCreate,
+    PersonMatch,
+    PersonUpdate,
+)
+from blocks.whatsapp import (
+    CurrencyParameter,
+    PhoneNumber,
+    SendResult,
+    TemplateComponent,
+    TemplateParameter,
+    WhatsAppClient,
+    WhatsAppCredentials,
+)
 
 __all__ = [
+    "LEAD_ID_FIELD",
+    "PAID_STATUSES",
     "VENDOR_MODULES",
     "AsaasClient",
     "AsaasCredentials",
+    "AsaasCustomer",
+    "AsaasPayment",
     "AuthenticationError",
+    "BillingOrder",
+    "CatalogCategory",
+    "CatalogItem",
+    "CatalogPrice",
+    "ContactEntry",
+    "CreatedWebsite",
+    "CurrencyParameter",
+    "CustomerPage",
+    "Datacenter",
+    "Deal",
+    "DealCreate",
+    "DealField",
+    "DealFieldCreate",
+    "DealMatch",
+    "DealUpdate",
     "DocuSignClient",
     "DocuSignCredentials",
+    "Envelope",
+    "EnvelopeFormData",
+    "EnvelopeFromTemplate",
+    "EnvelopeSummary",
+    "EnvelopesPage",
     "FacebookLeadAdsClient",
     "FacebookLeadAdsCredentials",
+    "FieldAnswer",
+    "FormDataItem",
+    "HostingOrder",
+    "HostingOrdersPage",
     "HostingerClient",
     "HostingerCredentials",
-    "HttpPolicy",
+    "Lead",
+    "LeadForm",
+    "NewCustomer",
+    "NewPixCharge",
+    "NewWebsite",
     "NotFoundError",
+    "Note",
+    "NoteCreate",
+    "Page",
+    "PaymentPage",
     "PermanentError",
+    "Person",
+    "PersonCreate",
+    "PersonMatch",
+    "PersonUpdate",
+    "PhoneNumber",
     "PipedriveClient",
     "PipedriveCredentials",
-    "RateLimit",
+    "PixQrCode",
+    "PurchasesDisabledError",
     "RateLimitedError",
+    "SendResult",
+    "Subscription",
+    "TemplateComponent",
+    "TemplateParameter",
+    "TemplateRole",
+    "TextCustomField",
     "TransientError",
     "UnknownOutcomeError",
     "VendorError",
-    "VendorHTTP",
+    "Website",
+    "WebsitesPage",
     "WhatsAppClient",
     "WhatsAppCredentials",
 ]

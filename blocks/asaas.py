@@ -13,28 +13,35 @@ Contract (contracts README §4): `access_token: <API key>` and a `User-Agent` on
 limit, offset, data}`; errors `{"errors": [{"code", "description"}]}`.
 
 Asaas has no idempotency key and happily creates duplicate customers and charges, so the
-creates are sent once (`UnknownOutcomeError` when the answer is lost) and the caller looks the
-object up by `externalReference` first — `find_customer` and `find_payment` exist for that:
+creates are sent once (`UnknownOutcomeError` when the answer is lost, or when a 2xx cannot be
+read) and the caller looks the object up by `externalReference` first — `find_by_reference`:
 
-    from blocks.asaas import AsaasCredentials, NewPixCharge
+    from blocks import AsaasCredentials, AsaasPayment, NewPixCharge
 
     asaas = await AsaasCredentials.load("NAME")
     async with asaas.get_client() as client:
-        charge = await client.find_payment("j_123:charge-1") or await client.create_pix_charge(
+        charge = await client.find_by_reference(
+            "j_123:charge-1", of=AsaasPayment
+        ) or await client.create_pix_charge(
             NewPixCharge(customer=customer.id, value=Decimal("1490.00"), due_date=due,
                          external_reference="j_123:charge-1")
         )
         pix = await client.get_pix_qr_code(charge.id)
+
+Limits (contracts README §4.6), modelled as published: 25,000 requests per account in any
+12-hour rolling window (`RollingWindow`, not an average rate: a burst of a thousand calls waits
+on nothing), at most 50 GETs in flight (`ConcurrencyCap`), and the `RateLimit-*` headers some
+endpoints send, read on every answer by the HTTP policy (a spent endpoint pauses that endpoint
+only, for at most LEADFLOW_HTTP_MAX_RATE_LIMIT_PAUSE).
 """
 
 from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Unpack, overload
 
 import httpx
-from prefect.blocks.core import Block
 from pydantic import (
     AliasGenerator,
     BaseModel,
@@ -46,13 +53,16 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from blocks.credentials import ClientOptions, VendorCredentials
 from blocks.http import (
-    HttpPolicy,
+    USER_AGENT,
+    ConcurrencyCap,
     RateLimit,
+    RollingWindow,
     VendorClient,
     VendorHTTP,
     credential_fingerprint,
-    shared_rate_limit,
+    shared_limit,
 )
 
 __all__ = [
@@ -78,6 +88,8 @@ PAID_STATUSES: frozenset[str] = frozenset({"CONFIRMED", "RECEIVED", "RECEIVED_IN
 #: Asaas counts 25,000 requests per account in a rolling 12-hour window
 QUOTA_REQUESTS = 25_000
 QUOTA_WINDOW_SECONDS = 12 * 3600
+#: Asaas refuses a 51st concurrent GET with 429
+MAX_CONCURRENT_GETS = 50
 MAX_PAGE = 100
 
 
@@ -159,24 +171,29 @@ class NewPixCharge(_Request):
         return {"billingType": "PIX", **super().to_json()}
 
 
-class AsaasCustomer(_AsaasModel):
-    """A customer as Asaas answers it (CustomerGetResponseDTO, the fields leadflow reads)."""
+class _Referenced(_AsaasModel):
+    """What every Asaas object leadflow creates carries: its id, leadflow's reference, and
+    whether it was deleted (a deleted object is never taken for the journey's)."""
 
     id: str
-    name: str
-    cpf_cnpj: str | None = None
-    email: str | None = None
-    mobile_phone: str | None = None
     external_reference: str | None = None
-    person_type: Literal["FISICA", "JURIDICA"] | None = None
     deleted: bool = False
     date_created: date | None = None
 
 
-class AsaasPayment(_AsaasModel):
+class AsaasCustomer(_Referenced):
+    """A customer as Asaas answers it (CustomerGetResponseDTO, the fields leadflow reads)."""
+
+    name: str
+    cpf_cnpj: str | None = None
+    email: str | None = None
+    mobile_phone: str | None = None
+    person_type: Literal["FISICA", "JURIDICA"] | None = None
+
+
+class AsaasPayment(_Referenced):
     """A charge as Asaas answers it (PaymentGetResponseDTO, the fields leadflow reads)."""
 
-    id: str
     customer: str
     value: Decimal
     net_value: Decimal | None = None
@@ -184,11 +201,8 @@ class AsaasPayment(_AsaasModel):
     status: str
     due_date: date
     description: str | None = None
-    external_reference: str | None = None
     invoice_url: str | None = None
     payment_date: date | None = None
-    deleted: bool = False
-    date_created: date | None = None
 
     @property
     def is_paid(self) -> bool:
@@ -252,16 +266,14 @@ class AsaasClient(VendorClient):
 
     async def create_customer(self, customer: NewCustomer) -> AsaasCustomer:
         """Create a customer, once: Asaas allows duplicates, so call `find_customer` first."""
-        response = await self._http.request(
-            "POST", "/v3/customers", json=customer.to_json(), idempotent=False
-        )
-        return AsaasCustomer.model_validate(response.json())
+        return await self._create("/v3/customers", AsaasCustomer.model_validate, customer.to_json())
 
     async def get_customer(self, customer_id: str) -> AsaasCustomer:
-        response = await self._http.request(
-            "GET", "/v3/customers/{id}", path_params={"id": customer_id}
+        return await self._get(
+            "/v3/customers/{id}",
+            AsaasCustomer.model_validate,
+            path_params={"id": customer_id},
         )
-        return AsaasCustomer.model_validate(response.json())
 
     async def list_customers(
         self,
@@ -277,13 +289,14 @@ class AsaasClient(VendorClient):
             params["cpfCnpj"] = _digits(cpf_cnpj)
         if external_reference is not None:
             params["externalReference"] = external_reference
-        response = await self._http.request("GET", "/v3/customers", params=params)
-        return CustomerPage.model_validate(response.json())
+        return await self._get("/v3/customers", CustomerPage.model_validate, params=params)
 
     async def find_customer(
         self, *, external_reference: str | None = None, cpf_cnpj: str | None = None
     ) -> AsaasCustomer | None:
         """The existing customer, looked up as Asaas prescribes: reference first, then document.
+
+        `find_by_reference(ref, of=AsaasCustomer)` is the reference-only form.
 
         Deleted customers are ignored (a charge cannot be created for them), and so is any
         answer that does not carry the asked reference or document: a filter Asaas ignored must
@@ -312,16 +325,13 @@ class AsaasClient(VendorClient):
 
     async def create_pix_charge(self, charge: NewPixCharge) -> AsaasPayment:
         """Create a PIX charge, once: after an UnknownOutcomeError call `find_payment` first."""
-        response = await self._http.request(
-            "POST", "/v3/payments", json=charge.to_json(), idempotent=False
-        )
-        return AsaasPayment.model_validate(response.json())
+        return await self._create("/v3/payments", AsaasPayment.model_validate, charge.to_json())
 
     async def get_payment(self, payment_id: str) -> AsaasPayment:
-        response = await self._http.request(
-            "GET", "/v3/payments/{id}", path_params={"id": payment_id}
+        """The charge as Asaas has it now (its `status`, `is_paid`)."""
+        return await self._get(
+            "/v3/payments/{id}", AsaasPayment.model_validate, path_params={"id": payment_id}
         )
-        return AsaasPayment.model_validate(response.json())
 
     async def list_payments(
         self,
@@ -343,26 +353,43 @@ class AsaasClient(VendorClient):
             params["status"] = status
         if billing_type is not None:
             params["billingType"] = billing_type
-        response = await self._http.request("GET", "/v3/payments", params=params)
-        return PaymentPage.model_validate(response.json())
+        return await self._get("/v3/payments", PaymentPage.model_validate, params=params)
 
-    async def find_payment(self, external_reference: str) -> AsaasPayment | None:
-        """The live (not deleted) charge carrying exactly leadflow's reference, if Asaas has one.
+    @overload
+    async def find_by_reference(
+        self, reference: str, *, of: type[AsaasPayment]
+    ) -> AsaasPayment | None: ...
 
-        The task calls this before `create_pix_charge` and after its UnknownOutcomeError.
+    @overload
+    async def find_by_reference(
+        self, reference: str, *, of: type[AsaasCustomer]
+    ) -> AsaasCustomer | None: ...
+
+    async def find_by_reference(
+        self, reference: str, *, of: type[AsaasPayment] | type[AsaasCustomer]
+    ) -> AsaasPayment | AsaasCustomer | None:
+        """The live (not deleted) charge or customer whose `externalReference` is exactly
+        `reference`, or None.
+
+        The task calls this before `create_pix_charge` / `create_customer` and after their
+        UnknownOutcomeError. An answer carrying another reference (a filter Asaas ignored) is
+        never taken for ours.
         """
-        page = await self.list_payments(external_reference=external_reference, limit=MAX_PAGE)
-        found = [
-            p for p in page.data if not p.deleted and p.external_reference == external_reference
-        ]
+        if of is AsaasCustomer:
+            return await self.find_customer(external_reference=reference)
+        if of is not AsaasPayment:
+            raise TypeError("Asaas looks up an AsaasPayment or an AsaasCustomer by reference")
+        page = await self.list_payments(external_reference=reference, limit=MAX_PAGE)
+        found = [p for p in page.data if not p.deleted and p.external_reference == reference]
         return found[0] if found else None
 
     async def get_pix_qr_code(self, payment_id: str) -> PixQrCode:
         """The charge's PIX copy-and-paste code and QR image (a read: safe to repeat)."""
-        response = await self._http.request(
-            "GET", "/v3/payments/{id}/pixQrCode", path_params={"id": payment_id}
+        return await self._get(
+            "/v3/payments/{id}/pixQrCode",
+            PixQrCode.model_validate,
+            path_params={"id": payment_id},
         )
-        return PixQrCode.model_validate(response.json())
 
 
 def _page_size(limit: int) -> int:
@@ -374,7 +401,7 @@ def _page_size(limit: int) -> int:
 # ------------------------------------------------------------------------------------- Block
 
 
-class AsaasCredentials(Block):
+class AsaasCredentials(VendorCredentials):
     """Asaas API access for one account, and the token Asaas sends on its webhooks.
 
     `api_key` starts `$aact_prod_` (production) or `$aact_hmlg_` (Asaas's sandbox, with
@@ -399,6 +426,7 @@ class AsaasCredentials(Block):
     )
     _logo_url: ClassVar[str] = "https://www.asaas.com/favicon.ico"
     _documentation_url: ClassVar[str] = "https://docs.asaas.com/reference/comece-por-aqui"
+    vendor: ClassVar[str] = VENDOR
 
     api_key: SecretStr = Field(description="API key, sent as the access_token header.")
     webhook_auth_token: SecretStr | None = Field(
@@ -409,56 +437,43 @@ class AsaasCredentials(Block):
         description="https://api.asaas.com, https://api-sandbox.asaas.com, or leadflow's sandbox.",
     )
     user_agent: str = Field(
-        default="leadflow", description="Application name Asaas asks for in User-Agent."
+        default=USER_AGENT, description="Application name Asaas asks for in User-Agent."
     )
     requests_per_12h: int = Field(
-        default=QUOTA_REQUESTS, ge=1, description="The account's 12-hour request quota."
-    )
-    burst: int = Field(
-        default=500,
+        default=QUOTA_REQUESTS,
         ge=1,
-        description="Requests allowed in a burst before the quota's average rate applies.",
+        description="The account's quota: requests in any 12-hour rolling window.",
     )
-    concurrency_limit_name: str | None = Field(
-        default=None, description="Prefect global rate limit the tasks take before calling."
+    concurrent_gets: int = Field(
+        default=MAX_CONCURRENT_GETS, ge=1, description="GET requests in flight at most."
     )
 
-    @classmethod
-    def from_sandbox(cls, base_url: str, credentials: dict[str, str]) -> Self:
-        """The Block for a sandbox, from what its admin API lists (`leadflow blocks init`)."""
-        token = credentials.get("webhook_auth_token")
-        return cls(
-            base_url=base_url,
-            api_key=SecretStr(credentials["api_key"]),
-            webhook_auth_token=SecretStr(token) if token else None,
+    def _account_secrets(self) -> tuple[str | None, ...]:
+        return (self.api_key.get_secret_value(),)
+
+    def _published_rate_limit(self) -> RateLimit:
+        return RollingWindow(self.requests_per_12h, QUOTA_WINDOW_SECONDS)
+
+    def concurrency_cap(self) -> ConcurrencyCap:
+        """The account's cap on GETs in flight, shared by every client of it in the process."""
+        fingerprint = credential_fingerprint(*self._account_secrets())
+        return shared_limit(
+            f"{VENDOR}-gets", fingerprint, lambda: ConcurrencyCap(self.concurrent_gets)
         )
 
-    def get_client(
-        self,
-        *,
-        policy: HttpPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        rate_limit: RateLimit | None = None,
-    ) -> AsaasClient:
-        """A client for this account, under the account's shared 12-hour quota.
+    def get_client(self, **options: Unpack[ClientOptions]) -> AsaasClient:
+        """A client for this account, under its shared quota, GET cap and endpoint limits.
 
-        `rate_limit` replaces the shared bucket (tests give one on a fake clock).
+        `rate_limit` replaces the shared quota (tests give one on a fake clock).
         """
-        key = self.api_key.get_secret_value()
-        http = VendorHTTP(
-            VENDOR,
-            self.base_url,
-            headers={"access_token": key, "user-agent": self.user_agent},
-            rate_limit=rate_limit
-            or shared_rate_limit(
-                VENDOR,
-                credential_fingerprint(key),
-                rate=self.requests_per_12h,
-                per=QUOTA_WINDOW_SECONDS,
-                burst=self.burst,
-            ),
+        http = self.vendor_http(
+            options,
+            headers={
+                "access_token": self.api_key.get_secret_value(),
+                "user-agent": self.user_agent,
+            },
             error_parser=asaas_error,
-            policy=policy,
-            transport=transport,
+            rate_limit_scope="route",  # RateLimit-* limits are per endpoint
+            concurrency=self.concurrency_cap(),
         )
         return AsaasClient(http)

@@ -25,25 +25,30 @@ required) or by transaction id. Errors are `{errorCode, message}`; the account's
 30-second burst limits answer 429 with `X-RateLimit-*` headers, which the HTTP policy honours.
 
 Idempotency (§3.8): DocuSign has no idempotency key. A create whose answer was lost raises
-UnknownOutcomeError; the caller then looks the envelope up with `find_envelope_by_transaction_id`
-(valid 7 days) or `find_envelope_by_custom_field` before creating it again:
+UnknownOutcomeError; the caller then looks the envelope up by leadflow's reference — the lead id
+in the `leadflow_lead_id` custom field, `find_by_reference` — (or by `transactionId`, valid 7
+days) before creating it again:
 
-    from blocks.docusign import (
+    from blocks import (
         DocuSignCredentials, EnvelopeFromTemplate, TemplateRole, TextCustomField
     )
 
     docusign = await DocuSignCredentials.load("NAME")
     async with docusign.get_client() as client:
-        envelope = await client.find_envelope_by_transaction_id("j_123:contract")
+        envelope = await client.find_by_reference("42", since=journey_started_at)
         if envelope is None:
             summary = await client.create_envelope_from_template(
                 EnvelopeFromTemplate(
                     template_id=docusign.template_id,
-                    template_roles=[TemplateRole(role_name="Cliente", ...)],
-                    custom_fields=[TextCustomField(name="leadflow_journey_id", value="j_123")],
-                    transaction_id="j_123:contract",
+                    template_roles=[
+                        TemplateRole(role_name="Cliente", name=..., email=...,
+                                     text_tabs={"cpf": "123.456.789-09"})
+                    ],
+                    custom_fields=[TextCustomField(name=LEAD_ID_FIELD, value="42")],
+                    transaction_id="lead:42:contract",
                 )
             )
+        signed = await client.get_envelope_form_data(summary.envelope_id)  # once completed
 """
 
 from __future__ import annotations
@@ -55,36 +60,38 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 import jwt
-from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.alias_generators import to_camel
 
-from blocks.errors import AuthenticationError, NotFoundError, PermanentError
+from blocks.credentials import VendorCredentials
+from blocks.errors import AuthenticationError, NotFoundError, PermanentError, TransientError
 from blocks.http import (
     HttpPolicy,
     RateLimit,
     VendorClient,
     VendorHTTP,
     credential_fingerprint,
-    shared_rate_limit,
 )
 
 __all__ = [
     "DEMO_AUTH_SERVER",
     "DEMO_BASE_URL",
+    "LEAD_ID_FIELD",
     "AccessToken",
     "AccessTokens",
     "DocuSignClient",
     "DocuSignCredentials",
     "Envelope",
+    "EnvelopeFormData",
     "EnvelopeFromTemplate",
     "EnvelopeSummary",
     "EnvelopesPage",
+    "FormDataItem",
     "TemplateRole",
     "TextCustomField",
     "TokenStore",
@@ -111,6 +118,10 @@ REST = "/restapi/v2.1/accounts/{account_id}"
 BURST_WINDOW_SECONDS = 30.0
 #: envelopes carry their custom fields only when asked ("additional information" in v2.1)
 INCLUDE = "custom_fields"
+#: the envelope custom field holding leadflow's lead id: the envelope's reference
+LEAD_ID_FIELD = "leadflow_lead_id"
+
+T = TypeVar("T")
 
 
 # ------------------------------------------------------------------------------------ models
@@ -135,11 +146,20 @@ class TemplateRole(_DocuSignModel):
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     client_user_id: str | None = None
     routing_order: int | None = Field(default=None, ge=1)
+    #: the signer's text tabs prefilled by label (say {"cpf": "123.456.789-09"}); the labels
+    #: must be the template's
+    text_tabs: dict[str, str] = Field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        body = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        body = self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"text_tabs"})
         if self.routing_order is not None:
             body["routingOrder"] = str(self.routing_order)
+        if self.text_tabs:
+            body["tabs"] = {
+                "textTabs": [
+                    {"tabLabel": label, "value": value} for label, value in self.text_tabs.items()
+                ]
+            }
         return body
 
 
@@ -232,6 +252,32 @@ class Envelope(_DocuSignModel):
     def is_final(self) -> bool:
         """Completed, declined or voided: Connect will send nothing more for it."""
         return self.status in TERMINAL_STATUSES
+
+
+class FormDataItem(_DocuSignModel):
+    """One filled-in field of an envelope (formDataItem): its tab label and value."""
+
+    name: str
+    value: str | None = None
+    original_value: str | None = None
+
+
+class EnvelopeFormData(_DocuSignModel):
+    """What the signers filled in (envelopeFormData): every field, and per recipient."""
+
+    envelope_id: str | None = None
+    status: str | None = None
+    form_data: list[FormDataItem] = Field(default_factory=list)
+    recipient_form_data: list[dict[str, Any]] = Field(default_factory=list)
+
+    def values(self) -> dict[str, str]:
+        """Field name -> value, the envelope's own fields then each signer's (later wins)."""
+        found = {item.name: item.value or "" for item in self.form_data}
+        for recipient in self.recipient_form_data:
+            for item in recipient.get("formData") or []:
+                parsed = FormDataItem.model_validate(item)
+                found[parsed.name] = parsed.value or ""
+        return found
 
 
 class EnvelopesPage(_DocuSignModel):
@@ -451,9 +497,14 @@ class AccessTokens:
             body = response.json()
             value = str(body["access_token"])
             lifetime = float(body.get("expires_in", self.token_seconds))
-        except (KeyError, TypeError, ValueError):
-            raise AuthenticationError(
-                VENDOR, response.status_code, None, "the token answer has no access_token"
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # a proxy's page or a cut answer, not DocuSign refusing the grant: mint again later
+            raise TransientError(
+                VENDOR,
+                "the token answer could not be read (no access_token)",
+                method="POST",
+                path="/oauth/token",
+                status=response.status_code,
             ) from None
         self.store.replace(AccessToken(value=value, expires_at=started + lifetime))
         self.minted += 1
@@ -490,7 +541,8 @@ class DocuSignClient(VendorClient):
     ) -> httpx.Response:
         """Send with a Bearer token; on a 401, mint a new token and try exactly once more.
 
-        A 401 means DocuSign did nothing, so repeating even a create is safe.
+        A 401 means DocuSign did nothing, so repeating even a create is safe. Read the answer
+        with `_read` (never `response.json()`), so a body that cannot be read is a VendorError.
         """
         filled = {"account_id": self.account_id, **(path_params or {})}
         for attempt in (1, 2):
@@ -513,6 +565,11 @@ class DocuSignClient(VendorClient):
                 self._respect_burst_limit(response)
                 return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(
+        self, response: httpx.Response, read: Callable[[Any], T], method: str, path: str
+    ) -> T:
+        return self._http.read_answer(response, read, method=method, path=REST + path)
 
     def _respect_burst_limit(self, response: httpx.Response) -> None:
         """`X-BurstLimit-Remaining: 0`: the next call inside the window would get a 429.
@@ -538,7 +595,7 @@ class DocuSignClient(VendorClient):
         response = await self._request(
             "POST", "/envelopes", json=envelope.to_json(), idempotent=False
         )
-        return EnvelopeSummary.model_validate(response.json())
+        return self._read(response, EnvelopeSummary.model_validate, "POST", "/envelopes")
 
     async def get_envelope(self, envelope_id: str) -> Envelope:
         """The envelope's status and custom fields (poll sparingly: prefer Connect)."""
@@ -548,7 +605,16 @@ class DocuSignClient(VendorClient):
             path_params={"envelope_id": envelope_id},
             params={"include": INCLUDE},
         )
-        return Envelope.from_payload(response.json())
+        return self._read(response, Envelope.from_payload, "GET", "/envelopes/{envelope_id}")
+
+    async def get_envelope_form_data(self, envelope_id: str) -> EnvelopeFormData:
+        """What the signers filled in (the CPF or address the contract asked for), once signed.
+
+        `GET …/envelopes/{envelopeId}/form_data` (Envelopes: getFormData in the v2.1 spec).
+        """
+        path = "/envelopes/{envelope_id}/form_data"
+        response = await self._request("GET", path, path_params={"envelope_id": envelope_id})
+        return self._read(response, EnvelopeFormData.model_validate, "GET", path)
 
     async def list_envelopes(
         self,
@@ -580,7 +646,14 @@ class DocuSignClient(VendorClient):
         if status:
             params["status"] = ",".join(status)
         response = await self._request("GET", "/envelopes", params=params)
-        return EnvelopesPage.from_payload(response.json())
+        return self._read(response, EnvelopesPage.from_payload, "GET", "/envelopes")
+
+    async def find_by_reference(self, lead_id: str, *, since: datetime) -> Envelope | None:
+        """The newest envelope whose `leadflow_lead_id` custom field is `lead_id`, or None.
+
+        `since` is when the lead's journey started (DocuSign searches only from a date).
+        """
+        return await self.find_envelope_by_custom_field(LEAD_ID_FIELD, lead_id, from_date=since)
 
     async def find_envelope_by_custom_field(
         self, name: str, value: str, *, from_date: datetime
@@ -659,7 +732,7 @@ def _utc(moment: datetime) -> str:
 # ------------------------------------------------------------------------------------- Block
 
 
-class DocuSignCredentials(Block):
+class DocuSignCredentials(VendorCredentials):
     """DocuSign eSignature access through the OAuth JWT grant, and the Connect HMAC key.
 
     `integration_key` is the app's client id, `user_id` the GUID of the user it impersonates
@@ -687,6 +760,7 @@ class DocuSignCredentials(Block):
     _documentation_url: ClassVar[str] = (
         "https://developers.docusign.com/platform/auth/jwt/jwt-get-token/"
     )
+    vendor: ClassVar[str] = VENDOR
 
     integration_key: str = Field(description="The app's integration key (JWT iss).")
     user_id: str = Field(description="GUID of the impersonated user (JWT sub).")
@@ -709,9 +783,6 @@ class DocuSignCredentials(Block):
     )
     hourly_limit: int = Field(default=3000, ge=1, description="API calls per hour (account).")
     burst: int = Field(default=100, ge=1, description="Calls allowed at once within the hour.")
-    concurrency_limit_name: str | None = Field(
-        default=None, description="Prefect global rate limit the tasks take before calling."
-    )
 
     @field_validator("base_url", "auth_server")
     @classmethod
@@ -720,24 +791,11 @@ class DocuSignCredentials(Block):
             raise ValueError("must be an absolute http(s) URL")
         return value.rstrip("/")
 
-    @classmethod
-    def from_sandbox(cls, base_url: str, credentials: dict[str, str]) -> Self:
-        """The Block for a sandbox, from what its admin API lists (`leadflow blocks init`).
+    def _account_secrets(self) -> tuple[str | None, ...]:
+        return (self.account_id, self.integration_key)
 
-        The sandbox serves the OAuth server and the REST API under the same URL, and accepts
-        its own host as the assertion's audience.
-        """
-        hmac_key = credentials.get("connect_hmac_key")
-        return cls(
-            base_url=base_url,
-            auth_server=base_url,
-            integration_key=credentials["integration_key"],
-            user_id=credentials["user_id"],
-            account_id=credentials["account_id"],
-            private_key=SecretStr(credentials["private_key_pem"]),
-            connect_hmac_key=SecretStr(hmac_key) if hmac_key else None,
-            template_id=credentials.get("template_id"),
-        )
+    def _published_rate_limit(self) -> RateLimit:
+        return RateLimit(self.hourly_limit, per=3600.0, burst=self.burst)
 
     def audience(self) -> str:
         """JWT aud: the auth host without scheme (account-d.docusign.com)."""
@@ -775,20 +833,10 @@ class DocuSignCredentials(Block):
             ),
             clock=clock,
         )
-        http = VendorHTTP(
-            VENDOR,
-            self.base_url,
-            rate_limit=rate_limit
-            or shared_rate_limit(
-                VENDOR,
-                credential_fingerprint(self.account_id, self.integration_key),
-                rate=self.hourly_limit,
-                per=3600.0,
-                burst=self.burst,
-            ),
+        http = self.vendor_http(
+            {"policy": policy, "transport": transport, "rate_limit": rate_limit},
             error_parser=docusign_error,
-            policy=policy,
-            transport=transport,
             rate_limited_codes=RATE_LIMIT_CODES,
+            rate_limit_scope="vendor",  # the account's hourly and 30-second budgets
         )
         return DocuSignClient(http, tokens, account_id=self.account_id)

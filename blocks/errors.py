@@ -16,10 +16,17 @@ The whole tree::
         ├── AuthenticationError               401/403, a bad token, or a failed token refresh
         └── NotFoundError                     404: the object does not exist at the vendor
 
+One vendor adds its own PermanentError: blocks.hostinger.PurchasesDisabledError (a purchase the
+Block does not allow; nothing was sent).
+
+A 2xx answer that cannot be read (not JSON, cut short, a required field missing) is a
+TransientError for a read and an UnknownOutcomeError for a write (blocks.http `read_answer`):
+never a JSONDecodeError, a pydantic ValidationError or a KeyError.
+
 Every error carries the vendor, the HTTP method, the path TEMPLATE (never the filled-in path: ids
 and query values may be personal data), the status, the vendor's own error code and its message.
 `str(error)` is safe to log: it is built only from those fields, and the message is the vendor's
-own text, which callers must mask (blocks/masking.py) like any other log line.
+own text, which callers must mask (leadflow/privacy.py) like any other log line.
 """
 
 from __future__ import annotations

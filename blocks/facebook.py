@@ -30,23 +30,18 @@ sandbox — and loaded by name wherever a task needs it)::
 from __future__ import annotations
 
 import json
+from abc import ABC
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, TypeVar, Unpack
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from blocks.credentials import ClientOptions, VendorCredentials
 from blocks.errors import TransientError
-from blocks.http import (
-    HttpPolicy,
-    VendorClient,
-    VendorHTTP,
-    credential_fingerprint,
-    shared_rate_limit,
-)
+from blocks.http import RateLimit, VendorClient, VendorHTTP
 
 __all__ = [
     "GRAPH_AUTH_CODES",
@@ -172,6 +167,18 @@ class LeadForm(BaseModel):
         return _graph_id(value)
 
 
+Item = TypeVar("Item", bound=BaseModel)
+
+
+def _graph_page(body: Any, model: type[Item]) -> tuple[list[Item], str | None]:
+    """One Graph edge page: its items as `model`, and `paging.next` (None on the last page)."""
+    items = [model.model_validate(item) for item in body.get("data") or []]
+    next_url = (body.get("paging") or {}).get("next")
+    if next_url is not None and not isinstance(next_url, str):
+        raise TypeError("paging.next is not a URL")
+    return items, next_url or None
+
+
 # ------------------------------------------------------------------------------------ client
 
 
@@ -184,8 +191,12 @@ class FacebookLeadAdsClient(VendorClient):
         self.graph_version = graph_version
 
     async def _pages(
-        self, path: str, path_params: dict[str, str | int], params: dict[str, Any]
-    ) -> AsyncIterator[dict[str, Any]]:
+        self,
+        path: str,
+        path_params: dict[str, str | int],
+        params: dict[str, Any],
+        model: type[Item],
+    ) -> AsyncIterator[Item]:
         """Each item of a Graph edge, following `paging.next` until it is absent.
 
         The next page is asked for on the same path template with the query `next` carries
@@ -194,12 +205,15 @@ class FacebookLeadAdsClient(VendorClient):
         """
         path_params = {"version": self.graph_version, **path_params}
         while True:
-            body = await self._http.request_json(
-                "GET", path, path_params=path_params, params=params
+            items, next_url = await self._http.request_parsed(
+                "GET",
+                path,
+                lambda body: _graph_page(body, model),
+                path_params=path_params,
+                params=params,
             )
-            for item in body.get("data") or []:
+            for item in items:
                 yield item
-            next_url = (body.get("paging") or {}).get("next")
             if not next_url:
                 return
             next_params = {
@@ -219,12 +233,13 @@ class FacebookLeadAdsClient(VendorClient):
 
     async def list_forms(self, page_id: str | None = None) -> list[LeadForm]:
         """Every lead form of the Page (all statuses; callers keep the ACTIVE ones they want)."""
-        items = self._pages(
+        forms = self._pages(
             "/{version}/{page_id}/leadgen_forms",
             {"page_id": page_id or self.page_id},
             {"fields": FORM_FIELDS, "limit": 100},
+            LeadForm,
         )
-        return [LeadForm.model_validate(item) async for item in items]
+        return [form async for form in forms]
 
     async def iter_leads(
         self,
@@ -234,7 +249,12 @@ class FacebookLeadAdsClient(VendorClient):
         until: datetime | None = None,
         limit: int = 100,
     ) -> AsyncIterator[Lead]:
-        """The form's leads created after `since` (and before `until`), page after page."""
+        """The form's leads created after `since` (and before `until`), page after page.
+
+        `since` is the poll's cursor: the `created_time` of the newest lead already taken (Graph
+        filters on whole seconds, so a lead of that same second comes back: the inbox's unique
+        lead id makes that harmless). Paging cursors are followed, never stored.
+        """
         filters = []
         if since is not None:
             filters.append(
@@ -247,10 +267,10 @@ class FacebookLeadAdsClient(VendorClient):
         params: dict[str, Any] = {"fields": LEAD_FIELDS, "limit": limit}
         if filters:
             params["filtering"] = json.dumps(filters, separators=(",", ":"))
-        async for item in self._pages(
-            "/{version}/{form_id}/leads", {"form_id": str(form_id)}, params
+        async for lead in self._pages(
+            "/{version}/{form_id}/leads", {"form_id": str(form_id)}, params, Lead
         ):
-            yield Lead.model_validate(item)
+            yield lead
 
     async def list_leads(
         self,
@@ -272,13 +292,13 @@ class FacebookLeadAdsClient(VendorClient):
 
     async def get_lead(self, lead_id: str | int) -> Lead:
         """One lead with its answers (what a `leadgen` webhook points at)."""
-        body = await self._http.request_json(
+        return await self._http.request_parsed(
             "GET",
             "/{version}/{lead_id}",
+            Lead.model_validate,
             path_params={"version": self.graph_version, "lead_id": str(lead_id)},
             params={"fields": LEAD_FIELDS},
         )
-        return Lead.model_validate(body)
 
 
 def _unix(moment: datetime) -> int:
@@ -290,7 +310,40 @@ def _unix(moment: datetime) -> int:
 # ------------------------------------------------------------------------------------- Block
 
 
-class FacebookLeadAdsCredentials(Block):
+class GraphCredentials(VendorCredentials, ABC):
+    """What Meta's Graph products share (Lead Ads here, WhatsApp Cloud API in blocks.whatsapp):
+    the Graph URL and version, the app's webhook secrets, Graph's error envelope, and limits
+    counted per app and token rather than per route."""
+
+    base_url: str = Field(default=PRODUCTION_URL, description="Graph API URL, or the sandbox's.")
+    graph_version: str = Field(default=GRAPH_VERSION, description="Graph API version, e.g. v23.0.")
+    app_secret: SecretStr | None = Field(
+        default=None, description="App secret: verifies X-Hub-Signature-256 on webhooks."
+    )
+    verify_token: SecretStr | None = Field(
+        default=None, description="Token echoed in Meta's webhook subscription handshake."
+    )
+
+    def graph_http(
+        self,
+        options: ClientOptions,
+        token: SecretStr,
+        *,
+        rate_limited_codes: frozenset[str],
+        auth_codes: frozenset[str],
+    ) -> VendorHTTP:
+        """A VendorHTTP sending `token` as Bearer; a throttled call pauses the whole token."""
+        return self.vendor_http(
+            options,
+            headers={"Authorization": f"Bearer {token.get_secret_value()}"},
+            error_parser=graph_error,
+            rate_limited_codes=rate_limited_codes,
+            auth_codes=auth_codes,
+            rate_limit_scope="vendor",
+        )
+
+
+class FacebookLeadAdsCredentials(GraphCredentials):
     """Facebook Page access for Lead Ads: the Page token and id, and the app's webhook secrets.
 
     `page_access_token` needs leads_retrieval, pages_show_list, pages_read_engagement and
@@ -317,63 +370,31 @@ class FacebookLeadAdsCredentials(Block):
     _documentation_url: ClassVar[str] = (
         "https://developers.facebook.com/docs/marketing-api/guides/lead-ads/retrieving"
     )
+    vendor: ClassVar[str] = VENDOR
 
     page_id: str = Field(description="The Facebook Page whose lead forms are read.")
     page_access_token: SecretStr = Field(description="Page access token (leads_retrieval).")
-    app_secret: SecretStr | None = Field(
-        default=None, description="App secret: verifies X-Hub-Signature-256 on webhooks."
-    )
-    verify_token: SecretStr | None = Field(
-        default=None, description="Token echoed in Meta's webhook subscription handshake."
-    )
-    graph_version: str = Field(default=GRAPH_VERSION, description="Graph API version, e.g. v23.0.")
-    base_url: str = Field(default=PRODUCTION_URL, description="Graph API URL, or the sandbox's.")
     calls_per_hour: int = Field(
         default=200,
         ge=1,
         description="Client-side budget; Meta allows 200 x 24 x leads of the last 90 days per day.",
     )
-    concurrency_limit_name: str | None = Field(
-        default=None, description="Prefect global rate limit the tasks take before calling Graph."
-    )
 
-    @classmethod
-    def from_sandbox(cls, base_url: str, credentials: dict[str, str]) -> Self:
-        """The Block for a sandbox, from what its admin API lists (`leadflow blocks init`)."""
-        return cls(
-            base_url=base_url,
-            page_id=credentials["page_id"],
-            page_access_token=SecretStr(credentials["page_access_token"]),
-            app_secret=SecretStr(credentials["app_secret"])
-            if "app_secret" in credentials
-            else None,
-            verify_token=(
-                SecretStr(credentials["verify_token"]) if "verify_token" in credentials else None
-            ),
-        )
+    def _account_secrets(self) -> tuple[str | None, ...]:
+        return (self.page_access_token.get_secret_value(),)
 
-    def get_client(
-        self,
-        *,
-        policy: HttpPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> FacebookLeadAdsClient:
-        """A client reading this Page with its token, under the process's shared rate limit."""
-        token = self.page_access_token.get_secret_value()
-        http = VendorHTTP(
-            VENDOR,
-            self.base_url,
-            headers={"Authorization": f"Bearer {token}"},
-            rate_limit=shared_rate_limit(
-                VENDOR,
-                credential_fingerprint(token),
-                rate=self.calls_per_hour,
-                per=3600.0,
-                burst=min(self.calls_per_hour, 50),
-            ),
-            error_parser=graph_error,
-            policy=policy,
-            transport=transport,
+    def _published_rate_limit(self) -> RateLimit:
+        return RateLimit(self.calls_per_hour, per=3600.0, burst=min(self.calls_per_hour, 50))
+
+    def get_client(self, **options: Unpack[ClientOptions]) -> FacebookLeadAdsClient:
+        """A client reading this Page with its token, under the process's shared rate limit.
+
+        Graph counts its limits per app and Page, not per route: a throttled call pauses them
+        all (`rate_limit_scope="vendor"`).
+        """
+        http = self.graph_http(
+            options,
+            self.page_access_token,
             rate_limited_codes=GRAPH_RATE_LIMIT_CODES,
             auth_codes=GRAPH_AUTH_CODES,
         )

@@ -8,11 +8,13 @@ Hostinger has no single "activate" call and no webhook (contracts README §5.3, 
    its best datacenter (`GET /api/hosting/v1/datacenters?order_id=`);
 2. `POST /api/hosting/v1/websites {domain, order_id, datacenter_code?}` — answered
    `{"message": "Request accepted"}` while the site is built in the background;
-3. poll `GET /api/hosting/v1/websites?domain=` until the site is listed with `is_enabled: true`
-   (`wait_until_enabled`).
+3. read `GET /api/hosting/v1/websites?domain=` (`find_by_reference(domain)`) until the site is
+   listed with `is_enabled: true` — the journey's `activating` state asks again when its
+   ledger `due_at` comes round; nothing here sleeps or polls.
 
-A lost answer to the website create raises UnknownOutcomeError; the task then calls
-`find_website(domain)` before asking again (a second create for the domain would be a 422).
+A website's reference is its domain (Hostinger keys websites by it and returns no id on
+create). A lost answer to the website create raises UnknownOutcomeError; the task then calls
+`find_by_reference(domain)` before asking again (a second create for the domain would be a 422).
 
 Buying a plan (`POST /api/billing/v1/orders`) spends real money, so `purchase` refuses to run
 unless the Block says `allow_purchases: true`, and it is never retried once sent: a lost answer
@@ -24,9 +26,9 @@ The catalogue and subscriptions are plain reads.
 
     hostinger = await HostingerCredentials.load("NAME")
     async with hostinger.get_client() as client:
-        if await client.find_website("cliente.com.br") is None:
+        if await client.find_by_reference("cliente.com.br") is None:
             await client.create_website(NewWebsite(domain="cliente.com.br", order_id=12345))
-        site = await client.wait_until_enabled("cliente.com.br", timeout=900)
+        site = await client.find_by_reference("cliente.com.br")  # later: site.is_enabled
 
 Contract (§5.2): `Authorization: Bearer <API token>`; JSON everywhere; lists are
 `{data, meta: {current_page, per_page, total}}` (the billing lists are bare arrays); errors are
@@ -37,26 +39,21 @@ already has a website, raised as a PermanentError carrying the field messages.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Unpack, get_args
 
 import httpx
-from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
 
-from blocks.errors import PermanentError, TransientError
-from blocks.http import (
-    HttpPolicy,
-    RateLimit,
-    VendorClient,
-    VendorHTTP,
-    credential_fingerprint,
-    shared_rate_limit,
-)
+from blocks.credentials import ClientOptions, VendorCredentials
+from blocks.errors import PermanentError
+from blocks.http import RateLimit, VendorClient, VendorHTTP
 
 __all__ = [
     "BillingOrder",
+    "CatalogCategory",
     "CatalogItem",
     "CatalogPrice",
+    "CreatedWebsite",
     "Datacenter",
     "HostingOrder",
     "HostingOrdersPage",
@@ -128,6 +125,19 @@ class Website(_Answer):
     vhost_type: str | None = None
     website_type: str | None = None
     created_at: str | None = None
+
+
+class CreatedWebsite(_Answer):
+    """What a website create leaves the journey: the site's id (its domain, the key Hostinger
+    lists websites by: the create answers only "Request accepted") and where it goes."""
+
+    id: str
+    order_id: int
+    message: str | None = None
+
+    @property
+    def domain(self) -> str:
+        return self.id
 
 
 class WebsitesPage(_Answer):
@@ -214,6 +224,9 @@ class BillingOrder(_Answer):
     created_at: str | None = None
 
 
+#: the catalogue categories the spec lets a caller filter by
+CatalogCategory = Literal["DOMAIN", "VPS", "EMAIL"]
+
 _catalog = TypeAdapter(list[CatalogItem])
 _subscriptions = TypeAdapter(list[Subscription])
 _datacenters = TypeAdapter(list[Datacenter])
@@ -275,33 +288,40 @@ class HostingerClient(VendorClient):
             params["statuses[]"] = statuses
         if order_ids:
             params["order_ids[]"] = order_ids
-        response = await self._http.request("GET", "/api/hosting/v1/orders", params=params)
-        body = response.json()
-        return HostingOrdersPage(
-            data=[HostingOrder.from_payload(order) for order in body["data"]],
-            meta=PageMeta.model_validate(body["meta"]),
-        )
+        return await self._get("/api/hosting/v1/orders", _orders_page, params=params)
 
     async def list_datacenters(self, order_id: int) -> list[Datacenter]:
         """Datacenters for the first website of a plan, best match first."""
-        response = await self._http.request(
-            "GET", "/api/hosting/v1/datacenters", params={"order_id": order_id}
+        return await self._get(
+            "/api/hosting/v1/datacenters",
+            _datacenters.validate_python,
+            params={"order_id": order_id},
         )
-        return _datacenters.validate_python(response.json())
 
-    async def create_website(self, website: NewWebsite) -> str:
-        """Ask Hostinger to build the site; returns its acknowledgement ("Request accepted").
+    async def create_website(self, website: NewWebsite) -> CreatedWebsite:
+        """Ask Hostinger to build the site; returns its id (the domain) once it is accepted.
 
-        The site appears in `list_websites` minutes later (`wait_until_enabled`). A domain that
-        already has a site is refused with 422 (PermanentError). Sent once: after an
-        UnknownOutcomeError, look the domain up with `find_website` before asking again.
+        The site is listed minutes later, enabled later still: the journey reads it with
+        `find_by_reference(domain)` when its ledger `due_at` comes round. A domain that already
+        has a site is refused with 422 (PermanentError). Sent once: after an
+        UnknownOutcomeError, look the domain up with `find_by_reference` before asking again.
         """
-        response = await self._http.request(
-            "POST", "/api/hosting/v1/websites", json=website.to_json(), idempotent=False
+
+        def accepted(body: Any) -> CreatedWebsite:
+            message = body.get("message") if body is not None else None
+            return CreatedWebsite(
+                id=website.domain,
+                order_id=website.order_id,
+                message=None if message is None else str(message),
+            )
+
+        return await self._http.request_parsed(
+            "POST",
+            "/api/hosting/v1/websites",
+            accepted,
+            json=website.to_json(),
+            idempotent=False,
         )
-        body = response.json() if response.content else {}
-        message = body.get("message") if isinstance(body, dict) else None
-        return str(message or response.reason_phrase)
 
     async def list_websites(
         self,
@@ -320,11 +340,17 @@ class HostingerClient(VendorClient):
             params["order_id"] = order_id
         if is_enabled is not None:
             params["is_enabled"] = "true" if is_enabled else "false"
-        response = await self._http.request("GET", "/api/hosting/v1/websites", params=params)
-        return WebsitesPage.model_validate(response.json())
+        return await self._get(
+            "/api/hosting/v1/websites", WebsitesPage.model_validate, params=params
+        )
 
-    async def find_website(self, domain: str, *, order_id: int | None = None) -> Website | None:
-        """The website of exactly `domain` (the list filter also matches longer names)."""
+    async def find_by_reference(
+        self, domain: str, *, order_id: int | None = None
+    ) -> Website | None:
+        """The website of exactly `domain` (its reference), or None; `.is_enabled` says if live.
+
+        The list filter also matches longer names, so only an exact domain is taken.
+        """
         wanted = bare_domain(domain)
         page_number = 1
         while True:
@@ -338,53 +364,21 @@ class HostingerClient(VendorClient):
                 return None
             page_number += 1
 
-    async def wait_until_enabled(
-        self,
-        domain: str,
-        *,
-        order_id: int | None = None,
-        timeout: float = 600.0,  # noqa: ASYNC109 (measured on the policy clock, see below)
-        interval: float = 15.0,
-    ) -> Website:
-        """Poll until the website of `domain` is listed with `is_enabled`, and return it.
-
-        Raises TransientError when `timeout` seconds pass first: the site may still come up,
-        so the task can wait longer (Prefect retry) rather than dead-letter the journey.
-        Time is the HTTP policy's clock and sleep, so tests need not wait.
-        """
-        if interval <= 0 or timeout < 0:
-            raise ValueError("interval must be positive and timeout not negative")
-        policy = self._http.policy
-        deadline = policy.clock() + timeout
-        while True:
-            website = await self.find_website(domain, order_id=order_id)
-            if website is not None and website.is_enabled:
-                return website
-            remaining = deadline - policy.clock()
-            if remaining <= 0:
-                state = "listed but not enabled" if website is not None else "not listed"
-                raise TransientError(
-                    VENDOR,
-                    f"the website is still {state} after {timeout:g}s",
-                    method="GET",
-                    path="/api/hosting/v1/websites",
-                )
-            await policy.sleep(min(interval, remaining))
-
     # -- billing
 
     async def get_catalog(
-        self, *, category: str | None = None, name: str | None = None
+        self, *, category: CatalogCategory | None = None, name: str | None = None
     ) -> list[CatalogItem]:
-        """Products on sale with their price item ids (e.g. category="HOSTING")."""
+        """Products on sale with their price item ids (e.g. `category="VPS"`; the spec filters
+        by DOMAIN, VPS or EMAIL only)."""
+        if category is not None and category not in get_args(CatalogCategory):
+            raise ValueError(f"the catalogue filters by {', '.join(get_args(CatalogCategory))}")
         params = {k: v for k, v in {"category": category, "name": name}.items() if v is not None}
-        response = await self._http.request("GET", "/api/billing/v1/catalog", params=params)
-        return _catalog.validate_python(response.json())
+        return await self._get("/api/billing/v1/catalog", _catalog.validate_python, params=params)
 
     async def list_subscriptions(self) -> list[Subscription]:
         """The account's subscriptions: where a purchase whose answer was lost shows up."""
-        response = await self._http.request("GET", "/api/billing/v1/subscriptions")
-        return _subscriptions.validate_python(response.json())
+        return await self._get("/api/billing/v1/subscriptions", _subscriptions.validate_python)
 
     async def find_subscriptions_created_since(
         self, since: datetime, *, name: str | None = None
@@ -436,10 +430,20 @@ class HostingerClient(VendorClient):
             body["payment_method_id"] = payment_method_id
         if coupons:
             body["coupons"] = coupons
-        response = await self._http.request(
-            "POST", "/api/billing/v1/orders", json=body, idempotent=False
+        return await self._http.request_parsed(
+            "POST",
+            "/api/billing/v1/orders",
+            BillingOrder.model_validate,
+            json=body,
+            idempotent=False,
         )
-        return BillingOrder.model_validate(response.json())
+
+
+def _orders_page(body: Any) -> HostingOrdersPage:
+    return HostingOrdersPage(
+        data=[HostingOrder.from_payload(order) for order in body["data"]],
+        meta=PageMeta.model_validate(body["meta"]),
+    )
 
 
 def _moment(value: str | None) -> datetime | None:
@@ -462,7 +466,7 @@ def _page_size(per_page: int) -> int:
 # ------------------------------------------------------------------------------------- Block
 
 
-class HostingerCredentials(Block):
+class HostingerCredentials(VendorCredentials):
     """Hostinger API access for the agency's account, and whether leadflow may spend money.
 
     `api_token` is created in hPanel (Profile → API). `allow_purchases` stays false unless the
@@ -474,7 +478,7 @@ class HostingerCredentials(Block):
 
         hostinger = await HostingerCredentials.load("default")
         async with hostinger.get_client() as client:
-            site = await client.wait_until_enabled("cliente.com.br", timeout=900)
+            site = await client.find_by_reference("cliente.com.br")
         ```
     """
 
@@ -486,6 +490,7 @@ class HostingerCredentials(Block):
     )
     _logo_url: ClassVar[str] = "https://www.hostinger.com/favicon.ico"
     _documentation_url: ClassVar[str] = "https://developers.hostinger.com"
+    vendor: ClassVar[str] = VENDOR
 
     api_token: SecretStr = Field(description="API token, sent as Authorization: Bearer.")
     base_url: str = Field(default=PRODUCTION_URL, description="Hostinger's API, or the sandbox's.")
@@ -499,44 +504,26 @@ class HostingerCredentials(Block):
         default=60, ge=1, description="Self-imposed rate (Hostinger does not publish its own)."
     )
     burst: int = Field(default=10, ge=1, description="Requests allowed at once.")
-    concurrency_limit_name: str | None = Field(
-        default=None, description="Prefect global rate limit the tasks take before calling."
-    )
 
-    @classmethod
-    def from_sandbox(cls, base_url: str, credentials: dict[str, str]) -> Self:
-        """The Block for a sandbox, from what its admin API lists (`leadflow blocks init`).
+    def _account_secrets(self) -> tuple[str | None, ...]:
+        return (self.api_token.get_secret_value(),)
 
-        Purchases stay off: the demo shows that activation never buys anything.
-        """
-        return cls(base_url=base_url, api_token=SecretStr(credentials["api_token"]))
+    def _published_rate_limit(self) -> RateLimit:
+        return RateLimit(self.requests_per_minute, per=60.0, burst=self.burst)
 
-    def get_client(
-        self,
-        *,
-        policy: HttpPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        rate_limit: RateLimit | None = None,
-    ) -> HostingerClient:
+    def get_client(self, **options: Unpack[ClientOptions]) -> HostingerClient:
         """A client for this account, under the token's shared rate limit.
 
-        `rate_limit` replaces the shared bucket (tests give one on a fake clock).
+        Hostinger publishes limits per endpoint (the domain availability check's 90 a minute),
+        so a 429 pauses its route only. `rate_limit` replaces the shared bucket (tests).
         """
-        token = self.api_token.get_secret_value()
-        http = VendorHTTP(
-            VENDOR,
-            self.base_url,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            rate_limit=rate_limit
-            or shared_rate_limit(
-                VENDOR,
-                credential_fingerprint(token),
-                rate=self.requests_per_minute,
-                per=60.0,
-                burst=self.burst,
-            ),
+        http = self.vendor_http(
+            options,
+            headers={
+                "Authorization": f"Bearer {self.api_token.get_secret_value()}",
+                "Accept": "application/json",
+            },
             error_parser=hostinger_error,
-            policy=policy,
-            transport=transport,
+            rate_limit_scope="route",
         )
         return HostingerClient(http, allow_purchases=self.allow_purchases)

@@ -904,16 +904,15 @@ class VendorHTTP:
         retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
         if code is not None and code in self.auth_codes:
             return AuthenticationError(self.vendor, status, code, message, details, **common)
+        hints: dict[str, Any] = {
+            "retry_after": retry_after,
+            "status": status,
+            "code": code,
+            "details": details,
+            **common,
+        }
         if status == 429 or (code is not None and code in self.rate_limited_codes):
-            return RateLimitedError(
-                self.vendor,
-                message,
-                retry_after=retry_after,
-                status=status,
-                code=code,
-                details=details,
-                **common,
-            )
+            return RateLimitedError(self.vendor, message, **hints)
         if status >= 500:
             if status not in RETRYABLE_STATUSES:  # 501, 505...: the server cannot ever do it
                 return PermanentError(self.vendor, status, code, message, details, **common)
@@ -921,21 +920,9 @@ class VendorHTTP:
                 return UnknownOutcomeError(
                     self.vendor,
                     f"{message} (a {status} to a non-idempotent request: look it up first)",
-                    retry_after=retry_after,
-                    status=status,
-                    code=code,
-                    details=details,
-                    **common,
+                    **hints,
                 )
-            return TransientError(
-                self.vendor,
-                message,
-                retry_after=retry_after,
-                status=status,
-                code=code,
-                details=details,
-                **common,
-            )
+            return TransientError(self.vendor, message, **hints)
         if status in (401, 403):
             return AuthenticationError(self.vendor, status, code, message, details, **common)
         if status == 404:
@@ -990,3 +977,11 @@ class VendorClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def _create(self, path: str, read: Callable[[Any], T], body: Any) -> T:
+        """POST a new object, once: a lost or unreadable answer is an UnknownOutcomeError."""
+        return await self._http.request_parsed("POST", path, read, json=body, idempotent=False)
+
+    async def _get(self, path: str, read: Callable[[Any], T], **request: Any) -> T:
+        """GET and read the answer (a read: retried through transient failures)."""
+        return await self._http.request_parsed("GET", path, read, **request)

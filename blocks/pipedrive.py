@@ -26,12 +26,17 @@ How to use it::
 
     credentials = await PipedriveCredentials.load("default")
     async with credentials.get_client() as pipedrive:
-        found = await pipedrive.search_deals(lead_id)  # the lead-id custom field, exact
-        if not found.items:
+        field = await pipedrive.ensure_deal_field(DealFieldCreate(name="leadflow lead id",
+                                                                  field_type="varchar"))
+        deal = await pipedrive.find_by_reference(lead_id, field_key=field.key)
+        if deal is None:
             deal = await pipedrive.create_deal(
-                DealCreate(title="Site", person_id=person.id, custom_fields={field_key: lead_id})
+                DealCreate(title="Site", person_id=person.id, custom_fields={field.key: lead_id})
             )
-        await pipedrive.update_deal(deal_id, DealUpdate(status="won"))
+        await pipedrive.update_deal(deal.id, DealUpdate(stage_id=3))
+
+Every answer is read through the HTTP policy's `read_answer`: a 2xx that is not JSON, is cut
+short or lacks `data` is a TransientError for a read and an UnknownOutcomeError for a write.
 """
 
 from __future__ import annotations
@@ -42,15 +47,14 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, ClassVar, Self, get_args
+from typing import Any, ClassVar, Self, TypeVar, Unpack, get_args
 
 import httpx
-from prefect.blocks.core import Block
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
+from blocks.credentials import ClientOptions, VendorCredentials
 from blocks.errors import AuthenticationError, PermanentError, RateLimitedError, TransientError
 from blocks.http import (
-    HttpPolicy,
     RateLimit,
     RateLimitWaitTooLong,
     VendorClient,
@@ -59,7 +63,6 @@ from blocks.http import (
     parse_retry_after,
     shared_rate_limit,
 )
-from blocks.masking import mask_text
 from blocks.pipedrive_models import (
     Deal,
     DealCreate,
@@ -79,8 +82,11 @@ from blocks.pipedrive_models import (
     PersonSearchField,
     PersonUpdate,
 )
+from leadflow.privacy import mask_text
 
 __all__ = ["PipedriveClient", "PipedriveCredentials", "PipedriveOAuth", "pipedrive_error"]
+
+T = TypeVar("T")
 
 VENDOR = "pipedrive"
 PRODUCTION_URL = "https://api.pipedrive.com"
@@ -209,7 +215,16 @@ class PipedriveOAuth(httpx.Auth):
                 method="POST",
                 path="/oauth/token",
             )
-        tokens = OAuthTokens.model_validate(response.json())
+        try:
+            tokens = OAuthTokens.model_validate(response.json())
+        except ValueError:  # a proxy's page or a cut answer: the refresh may be tried again
+            raise TransientError(
+                VENDOR,
+                "the OAuth token answer could not be read",
+                method="POST",
+                path="/oauth/token",
+                status=response.status_code,
+            ) from None
         self.access_token = tokens.access_token
         if tokens.refresh_token:
             self.refresh_token = tokens.refresh_token
@@ -268,11 +283,17 @@ class PipedriveClient(VendorClient):
         operation: str,
         method: str,
         path: str,
+        read: Callable[[dict[str, Any]], T],
         *,
         path_params: dict[str, str | int] | None = None,
         params: dict[str, Any] | None = None,
         json: Any = None,
-    ) -> dict[str, Any]:
+    ) -> T:
+        """One operation: spend its token cost, send, and `read` the answer's envelope.
+
+        `{"success": false}` in a 2xx is Pipedrive refusing (PermanentError); a body that is
+        not an object, or that `read` cannot take apart, is the HTTP policy's unreadable answer.
+        """
         if self._daily_budget is not None:
             policy = self._http.policy
             try:
@@ -291,28 +312,24 @@ class PipedriveClient(VendorClient):
         response = await self._http.request(
             method, path, path_params=path_params, params=params, json=json
         )
-        try:
-            body = response.json()
-        except ValueError:
-            raise TransientError(
-                VENDOR,
-                f"answer was not JSON (status {response.status_code})",
-                method=method,
-                path=path,
-                status=response.status_code,
-            ) from None
-        if not isinstance(body, dict) or body.get("success") is False:
-            code, message = pipedrive_error(response)
-            raise PermanentError(
-                VENDOR,
-                response.status_code,
-                code,
-                mask_text(message),
-                body,
-                method=method,
-                path=path,
-            )
-        return body
+
+        def checked(body: Any) -> T:
+            if not isinstance(body, dict):
+                raise TypeError("the answer is not an object")
+            if body.get("success") is False:
+                code, message = pipedrive_error(response)
+                raise PermanentError(
+                    VENDOR,
+                    response.status_code,
+                    code,
+                    mask_text(message),
+                    body,
+                    method=method,
+                    path=path,
+                )
+            return read(body)
+
+        return self._http.read_answer(response, checked, method=method, path=path)
 
     @staticmethod
     def _next_cursor(body: dict[str, Any]) -> str | None:
@@ -337,39 +354,48 @@ class PipedriveClient(VendorClient):
         different people. A field Pipedrive does not search is refused before anything is sent.
         """
         _searchable(field, PersonSearchField)
-        params: dict[str, Any] = {
-            "term": term,
-            "fields": field,
-            "exact_match": "true" if exact_match else "false",
-            "limit": limit,
-        }
-        if cursor:
-            params["cursor"] = cursor
-        body = await self._call("search", "GET", "/api/v2/persons/search", params=params)
-        items = (body.get("data") or {}).get("items") or []
-        matches = [
-            PersonMatch.model_validate({**item["item"], "result_score": item.get("result_score")})
-            for item in items
-        ]
-        return Page[PersonMatch](items=matches, next_cursor=self._next_cursor(body))
+        params = _search_query(term, field, exact_match, limit, cursor=cursor)
+        return await self._call(
+            "search",
+            "GET",
+            "/api/v2/persons/search",
+            lambda body: _search_page(body, PersonMatch),
+            params=params,
+        )
+
+    async def find_person(
+        self, *, email: str | None = None, phone: str | None = None
+    ) -> PersonMatch | None:
+        """The person whose e-mail (first) or phone is exactly this, or None.
+
+        Give the normalised values (lower-case e-mail, E.164 phone); each is one exact search
+        (token cost 20). The best-scored match wins.
+        """
+        if email is None and phone is None:
+            raise ValueError("find_person needs an email or a phone")
+        searches: tuple[tuple[PersonSearchField, str | None], ...] = (
+            ("email", email),
+            ("phone", phone),
+        )
+        for field, term in searches:
+            if term:
+                page = await self.search_persons(term, field=field, exact_match=True, limit=1)
+                if page.items:
+                    return page.items[0]
+        return None
 
     async def get_person(self, person_id: int) -> Person:
-        body = await self._call("get", "GET", "/api/v2/persons/{id}", path_params={"id": person_id})
-        return Person.model_validate(body["data"])
+        return await self._call(
+            "get", "GET", "/api/v2/persons/{id}", _data(Person), path_params={"id": person_id}
+        )
 
     async def create_person(self, person: PersonCreate) -> Person:
-        body = await self._call("create", "POST", "/api/v2/persons", json=person.payload())
-        return Person.model_validate(body["data"])
+        return await self._call(
+            "create", "POST", "/api/v2/persons", _data(Person), json=person.payload()
+        )
 
     async def update_person(self, person_id: int, changes: PersonUpdate) -> Person:
-        body = await self._call(
-            "update",
-            "PATCH",
-            "/api/v2/persons/{id}",
-            path_params={"id": person_id},
-            json=changes.payload(),
-        )
-        return Person.model_validate(body["data"])
+        return await self._update("/api/v2/persons/{id}", person_id, changes, Person)
 
     # -- deals (v2)
 
@@ -388,44 +414,56 @@ class PipedriveClient(VendorClient):
         _searchable(field, DealSearchField)
         if status is not None and status not in get_args(DealStatus):
             raise ValueError(f"deal search status must be one of {get_args(DealStatus)}")
-        params: dict[str, Any] = {
-            "term": term,
-            "fields": field,
-            "exact_match": "true" if exact_match else "false",
-            "limit": limit,
-        }
-        if status:
-            params["status"] = status
-        if person_id is not None:
-            params["person_id"] = person_id
-        if cursor:
-            params["cursor"] = cursor
-        body = await self._call("search", "GET", "/api/v2/deals/search", params=params)
-        items = (body.get("data") or {}).get("items") or []
-        matches = [
-            DealMatch.model_validate({**item["item"], "result_score": item.get("result_score")})
-            for item in items
-        ]
-        return Page[DealMatch](items=matches, next_cursor=self._next_cursor(body))
+        params = _search_query(
+            term, field, exact_match, limit, cursor=cursor, status=status, person_id=person_id
+        )
+        return await self._call(
+            "search",
+            "GET",
+            "/api/v2/deals/search",
+            lambda body: _search_page(body, DealMatch),
+            params=params,
+        )
+
+    async def find_by_reference(self, lead_id: str, *, field_key: str) -> Deal | None:
+        """The deal whose lead-id custom field (`field_key`, 40 hex) holds exactly `lead_id`.
+
+        An exact custom-field search, then each hit read back and checked on that very field:
+        a deal that only mentions the id in another custom field is not ours. Open, won and
+        lost deals all count (a lost deal is still the lead's). Cost: 20 + 1 per hit.
+        """
+        page = await self.search_deals(lead_id, field="custom_fields", exact_match=True)
+        for match in page.items:
+            deal = await self.get_deal(match.id)
+            if str(deal.custom_fields.get(field_key)) == lead_id:
+                return deal
+        return None
 
     async def get_deal(self, deal_id: int) -> Deal:
-        body = await self._call("get", "GET", "/api/v2/deals/{id}", path_params={"id": deal_id})
-        return Deal.model_validate(body["data"])
+        return await self._call(
+            "get", "GET", "/api/v2/deals/{id}", _data(Deal), path_params={"id": deal_id}
+        )
 
     async def create_deal(self, deal: DealCreate) -> Deal:
-        body = await self._call("create", "POST", "/api/v2/deals", json=deal.payload())
-        return Deal.model_validate(body["data"])
+        return await self._call("create", "POST", "/api/v2/deals", _data(Deal), json=deal.payload())
 
     async def update_deal(self, deal_id: int, changes: DealUpdate) -> Deal:
-        """PATCH a deal: e.g. `DealUpdate(status="won")` or `status="lost", lost_reason=...`."""
-        body = await self._call(
+        """PATCH a deal: its stage (`DealUpdate(stage_id=3)`), `status="won"`, or
+        `status="lost", lost_reason=...`."""
+        return await self._update("/api/v2/deals/{id}", deal_id, changes, Deal)
+
+    async def _update(
+        self, path: str, object_id: int, changes: PersonUpdate | DealUpdate, model: type[M]
+    ) -> M:
+        """PATCH only the fields `changes` sets (idempotent: safe to repeat)."""
+        return await self._call(
             "update",
             "PATCH",
-            "/api/v2/deals/{id}",
-            path_params={"id": deal_id},
+            path,
+            _data(model),
+            path_params={"id": object_id},
             json=changes.payload(),
         )
-        return Deal.model_validate(body["data"])
 
     async def check_access(self) -> str:
         """A cheap read proving the credentials work (`leadflow blocks check`): deal fields."""
@@ -439,53 +477,102 @@ class PipedriveClient(VendorClient):
         fields: list[DealField] = []
         start = 0
         while True:
-            body = await self._call(
+            page = await self._call(
                 "list_fields",
                 "GET",
                 "/api/v1/dealFields",
+                lambda body: _offset_page(body, DealField),
                 params={"start": start, "limit": 500},
             )
-            fields.extend(DealField.model_validate(item) for item in body.get("data") or [])
-            pagination = (body.get("additional_data") or {}).get("pagination") or {}
-            if not pagination.get("more_items_in_collection"):
+            fields.extend(page.items)
+            if page.next_start is None:
                 return fields
-            start = int(pagination.get("next_start") or start + 500)
+            start = page.next_start
+
+    async def find_deal_field(self, name: str) -> DealField | None:
+        """The deal field called exactly `name` (built-in or custom), or None."""
+        return next((field for field in await self.list_deal_fields() if field.name == name), None)
+
+    async def ensure_deal_field(self, field: DealFieldCreate) -> DealField:
+        """The deal field of this name, created when the company has none yet.
+
+        Not atomic across processes: two first runs at once may each create one; the setup
+        task runs it once (say at deployment) and keeps the `key`.
+        """
+        return await self.find_deal_field(field.name) or await self.create_deal_field(field)
 
     async def create_deal_field(self, field: DealFieldCreate) -> DealField:
         """Create a custom deal field; its `key` (40 hex) is how v2 addresses its values."""
-        body = await self._call("create_field", "POST", "/api/v1/dealFields", json=field.payload())
-        return DealField.model_validate(body["data"])
+        return await self._call(
+            "create_field", "POST", "/api/v1/dealFields", _data(DealField), json=field.payload()
+        )
 
     # -- notes (v1)
 
     async def list_notes(self, *, deal_id: int, start: int = 0, limit: int = 100) -> Page[Note]:
-        body = await self._call(
+        return await self._call(
             "list_notes",
             "GET",
             "/api/v1/notes",
+            lambda body: _offset_page(body, Note),
             params={"deal_id": deal_id, "start": start, "limit": limit},
-        )
-        pagination = (body.get("additional_data") or {}).get("pagination") or {}
-        next_start = (
-            int(pagination["next_start"])
-            if pagination.get("more_items_in_collection")
-            and pagination.get("next_start") is not None
-            else None
-        )
-        return Page[Note](
-            items=[Note.model_validate(item) for item in body.get("data") or []],
-            next_start=next_start,
         )
 
     async def create_note(self, note: NoteCreate) -> Note:
-        body = await self._call("create_note", "POST", "/api/v1/notes", json=note.payload())
-        return Note.model_validate(body["data"])
+        """Add a note to a deal or person (`NoteCreate(content=..., deal_id=...)`)."""
+        return await self._call(
+            "create_note", "POST", "/api/v1/notes", _data(Note), json=note.payload()
+        )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _search_query(
+    term: str, field: str, exact_match: bool, limit: int, **filters: object
+) -> dict[str, Any]:
+    """The query of a v2 search: the term, where to look, exact or not, and the set filters."""
+    query: dict[str, Any] = {
+        "term": term,
+        "fields": field,
+        "exact_match": "true" if exact_match else "false",
+        "limit": limit,
+    }
+    query.update({name: value for name, value in filters.items() if value})
+    return query
+
+
+def _data(model: type[M]) -> Callable[[dict[str, Any]], M]:
+    """Read `{"success": true, "data": {...}}` as `model`."""
+    return lambda body: model.model_validate(body["data"])
+
+
+def _search_page(body: dict[str, Any], model: type[M]) -> Page[M]:
+    """A v2 search answer: `data.items[].item` (with its score) and the next cursor."""
+    items = (body.get("data") or {}).get("items") or []
+    matches = [
+        model.model_validate({**item["item"], "result_score": item.get("result_score")})
+        for item in items
+    ]
+    return Page[model](items=matches, next_cursor=PipedriveClient._next_cursor(body))  # type: ignore[valid-type]
+
+
+def _offset_page(body: dict[str, Any], model: type[M]) -> Page[M]:
+    """A v1 list answer: `data[]` and `additional_data.pagination` (next_start when more)."""
+    pagination = (body.get("additional_data") or {}).get("pagination") or {}
+    next_start = (
+        int(pagination["next_start"])
+        if pagination.get("more_items_in_collection") and pagination.get("next_start") is not None
+        else None
+    )
+    items = [model.model_validate(item) for item in body.get("data") or []]
+    return Page[model](items=items, next_start=next_start)  # type: ignore[valid-type]
 
 
 # ------------------------------------------------------------------------------------- Block
 
 
-class PipedriveCredentials(Block):
+class PipedriveCredentials(VendorCredentials):
     """Pipedrive credentials and base URL: an API token, or an OAuth app's tokens.
 
     Give either `api_token` (sent as `x-api-token`) or `oauth_access_token` (Bearer; with
@@ -511,6 +598,7 @@ class PipedriveCredentials(Block):
     )
     _logo_url: ClassVar[str] = "https://www.pipedrive.com/favicon.ico"
     _documentation_url: ClassVar[str] = "https://developers.pipedrive.com/docs/api/v1"
+    vendor: ClassVar[str] = VENDOR
 
     base_url: str = Field(
         default=PRODUCTION_URL,
@@ -543,25 +631,12 @@ class PipedriveCredentials(Block):
         default=True,
         description="Save rotated OAuth tokens back to this Block document after a refresh.",
     )
-    concurrency_limit_name: str | None = Field(
-        default=None,
-        description="Prefect global concurrency/rate limit the tasks take before calling "
-        "Pipedrive (across processes).",
-    )
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> Self:
         if (self.api_token is None) == (self.oauth_access_token is None):
             raise ValueError("give exactly one of api_token or oauth_access_token")
         return self
-
-    @classmethod
-    def from_sandbox(cls, base_url: str, credentials: dict[str, str]) -> Self:
-        """The Block for a sandbox, from what its admin API lists (`leadflow blocks init`).
-
-        The API token is used: the sandbox has no OAuth token endpoint to refresh against.
-        """
-        return cls(base_url=base_url, api_token=SecretStr(credentials["api_token"]))
 
     @property
     def requests_per_2s(self) -> int:
@@ -594,17 +669,19 @@ class PipedriveCredentials(Block):
         assert token is not None  # the validator guarantees one
         return token.get_secret_value()
 
-    def get_client(
-        self,
-        *,
-        policy: HttpPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> PipedriveClient:
-        """A PipedriveClient on this Block's credentials, sharing the process's rate limit."""
+    def _account_secrets(self) -> tuple[str | None, ...]:
+        return (self._secret(),)
+
+    def _published_rate_limit(self) -> RateLimit:
+        return RateLimit(self.requests_per_2s, per=2.0, burst=self.requests_per_2s)
+
+    def get_client(self, **options: Unpack[ClientOptions]) -> PipedriveClient:
+        """A PipedriveClient on this Block's credentials, sharing the process's rate limit.
+
+        Pipedrive's burst limit and daily budget are per token, not per route: a 429 pauses
+        every call of the token (`rate_limit_scope="vendor"`).
+        """
         fingerprint = credential_fingerprint(self._secret())
-        burst = shared_rate_limit(
-            VENDOR, fingerprint, rate=self.requests_per_2s, per=2.0, burst=self.requests_per_2s
-        )
         daily = (
             shared_rate_limit(
                 f"{VENDOR}-daily",
@@ -648,14 +725,11 @@ class PipedriveCredentials(Block):
                 expires_at=self.oauth_expires_at,
                 on_refresh=remember,
             )
-        http = VendorHTTP(
-            VENDOR,
-            self.base_url,
+        http = self.vendor_http(
+            options,
             auth=auth,
             headers=headers,
-            rate_limit=burst,
             error_parser=pipedrive_error,
-            policy=policy,
-            transport=transport,
+            rate_limit_scope="vendor",
         )
         return PipedriveClient(http, daily_budget=daily)

@@ -40,21 +40,14 @@ How to use it::
 from __future__ import annotations
 
 import threading
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Unpack
 
-import httpx
-from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from blocks.errors import RateLimitedError, UnknownOutcomeError
-from blocks.facebook import GRAPH_VERSION, graph_error
-from blocks.http import (
-    HttpPolicy,
-    VendorClient,
-    VendorHTTP,
-    credential_fingerprint,
-    shared_rate_limit,
-)
+from blocks.credentials import ClientOptions
+from blocks.errors import RateLimitedError
+from blocks.facebook import GRAPH_VERSION, GraphCredentials
+from blocks.http import RateLimit, VendorClient, VendorHTTP
 
 __all__ = [
     "WHATSAPP_AUTH_CODES",
@@ -112,8 +105,11 @@ class TemplateComponent(_Out):
     """A template's header, body or button, with its parameters (TemplateComponent)."""
 
     type: Literal["header", "body", "button"]
-    sub_type: Literal["quick_reply", "url", "copy_code"] | None = None
-    index: str | None = None
+    #: what the spec we ship lists (TemplateComponent.sub_type): quick_reply, url, catalog.
+    #: Meta documents `copy_code` for coupon buttons elsewhere, but the v23.0 spec in
+    #: contracts/whatsapp does not list it, and the sandbox checks against that spec.
+    sub_type: Literal["quick_reply", "url", "catalog"] | None = None
+    index: str | None = Field(default=None, pattern=r"^[0-9]$")
     parameters: list[TemplateParameter] = Field(default_factory=list)
 
 
@@ -127,7 +123,7 @@ class SendResult(BaseModel):
     wa_id: str | None = None
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> SendResult:
+    def from_payload(cls, payload: Any) -> SendResult:
         message = (payload.get("messages") or [{}])[0]
         contact = (payload.get("contacts") or [{}])[0]
         return cls(
@@ -212,13 +208,13 @@ class WhatsAppClient(VendorClient):
 
     async def get_phone_number(self) -> PhoneNumber:
         """The business number's node: display number, verified name, quality rating."""
-        body = await self._http.request_json(
+        return await self._http.request_parsed(
             "GET",
             "/{version}/{phone_number_id}",
+            PhoneNumber.model_validate,
             path_params={"version": self.graph_version, "phone_number_id": self.phone_number_id},
             params={"fields": "id,display_phone_number,verified_name,quality_rating"},
         )
-        return PhoneNumber.model_validate(body)
 
     async def check_access(self) -> str:
         """A cheap read proving the token works (`leadflow blocks check`): the number's node."""
@@ -227,24 +223,15 @@ class WhatsAppClient(VendorClient):
 
     async def _send(self, message: dict[str, Any]) -> SendResult:
         await self._respect_pair_rate(message["to"])
-        response = await self._http.request(
+        # a 2xx without a wamid is an UnknownOutcomeError: the message may well have gone out
+        return await self._http.request_parsed(
             "POST",
             SEND_PATH,
+            SendResult.from_payload,
             path_params={"version": self.graph_version, "phone_number_id": self.phone_number_id},
             json={"messaging_product": "whatsapp", "recipient_type": "individual", **message},
             idempotent=False,  # no idempotency key: at most once
         )
-        try:
-            return SendResult.from_payload(response.json())
-        except (ValueError, KeyError, IndexError):
-            # 2xx but no wamid: the message may well have gone out; never resend blindly
-            raise UnknownOutcomeError(
-                VENDOR,
-                f"a {response.status_code} without a message id",
-                method="POST",
-                path=SEND_PATH,
-                status=response.status_code,
-            ) from None
 
     async def send_text(self, to: str, body: str, *, preview_url: bool = False) -> SendResult:
         """A free-form text (only inside the 24 h window, else PermanentError code 131047)."""
@@ -281,7 +268,7 @@ class WhatsAppClient(VendorClient):
 # ------------------------------------------------------------------------------------- Block
 
 
-class WhatsAppCredentials(Block):
+class WhatsAppCredentials(GraphCredentials):
     """WhatsApp Cloud API access for one business phone number, and its webhook secrets.
 
     `access_token` is a system-user token with whatsapp_business_messaging; `app_secret` checks
@@ -307,20 +294,13 @@ class WhatsAppCredentials(Block):
     _documentation_url: ClassVar[str] = (
         "https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages"
     )
+    vendor: ClassVar[str] = VENDOR
 
     access_token: SecretStr = Field(description="System-user access token.")
     phone_number_id: str = Field(description="The business phone number's id (not the number).")
     business_account_id: str | None = Field(
         default=None, description="WhatsApp Business Account id."
     )
-    app_secret: SecretStr | None = Field(
-        default=None, description="App secret: verifies X-Hub-Signature-256 on webhooks."
-    )
-    verify_token: SecretStr | None = Field(
-        default=None, description="Token echoed in Meta's webhook subscription handshake."
-    )
-    graph_version: str = Field(default=GRAPH_VERSION, description="Graph API version, e.g. v23.0.")
-    base_url: str = Field(default=PRODUCTION_URL, description="Graph API URL, or the sandbox's.")
     messages_per_second: int = Field(
         default=80, ge=1, description="Throughput of the number (80 by default, up to 1000)."
     )
@@ -328,9 +308,6 @@ class WhatsAppCredentials(Block):
         default=6.0,
         ge=0,
         description="Least time between two messages to the same person (Meta's pair rate).",
-    )
-    concurrency_limit_name: str | None = Field(
-        default=None, description="Prefect global rate limit the tasks take before sending."
     )
 
     @field_validator("phone_number_id")
@@ -340,44 +317,21 @@ class WhatsAppCredentials(Block):
             raise ValueError("phone_number_id is Meta's numeric id of the number")
         return value
 
-    @classmethod
-    def from_sandbox(cls, base_url: str, credentials: dict[str, str]) -> Self:
-        """The Block for a sandbox, from what its admin API lists (`leadflow blocks init`)."""
-        return cls(
-            base_url=base_url,
-            access_token=SecretStr(credentials["access_token"]),
-            phone_number_id=credentials["phone_number_id"],
-            business_account_id=credentials.get("waba_id"),
-            app_secret=SecretStr(credentials["app_secret"])
-            if "app_secret" in credentials
-            else None,
-            verify_token=(
-                SecretStr(credentials["verify_token"]) if "verify_token" in credentials else None
-            ),
-        )
+    def _account_secrets(self) -> tuple[str | None, ...]:
+        return (self.access_token.get_secret_value(), self.phone_number_id)
 
-    def get_client(
-        self,
-        *,
-        policy: HttpPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> WhatsAppClient:
-        """A client sending from this number, under the number's shared throughput limit."""
-        token = self.access_token.get_secret_value()
-        http = VendorHTTP(
-            VENDOR,
-            self.base_url,
-            headers={"Authorization": f"Bearer {token}"},
-            rate_limit=shared_rate_limit(
-                VENDOR,
-                credential_fingerprint(token, self.phone_number_id),
-                rate=self.messages_per_second,
-                per=1.0,
-                burst=self.messages_per_second,
-            ),
-            error_parser=graph_error,
-            policy=policy,
-            transport=transport,
+    def _published_rate_limit(self) -> RateLimit:
+        return RateLimit(self.messages_per_second, per=1.0, burst=self.messages_per_second)
+
+    def get_client(self, **options: Unpack[ClientOptions]) -> WhatsAppClient:
+        """A client sending from this number, under the number's shared throughput limit.
+
+        Throughput is counted per business number, not per route: a throttled send pauses the
+        number (`rate_limit_scope="vendor"`); the pair rate is per recipient (`pair_interval`).
+        """
+        http = self.graph_http(
+            options,
+            self.access_token,
             rate_limited_codes=WHATSAPP_RATE_LIMIT_CODES,
             auth_codes=WHATSAPP_AUTH_CODES,
         )

@@ -14,19 +14,21 @@ Where it sits: the demo and a new installation start here — `leadflow sandbox 
 `leadflow blocks init --sandbox http://127.0.0.1:8765`, then the flows load the "default"
 Blocks. `check` is what an operator runs after pasting real credentials into the Prefect UI.
 
-How a vendor takes part: its module blocks/<vendor>.py defines one `...Credentials` Block; `init`
-uses the Block's `from_sandbox(base_url, credentials)` classmethod when it has one (else it fills
-the fields named like the sandbox's credentials), and `check` calls the client's
-`check_access()` — a read that spends nothing — and prints what it returned.
+How a vendor takes part: `VENDOR_BLOCKS` below is the static registry, vendor -> its
+`...Credentials` Block (every vendor of blocks.VENDOR_MODULES, in journey order); `init` builds
+each Block with leadflow.sandbox_blocks (the same builder the demo and tests use), and `check`
+calls the client's `check_access()` — a read that spends nothing — and prints what it returned.
+
+When the Prefect API cannot be reached (PREFECT_API_URL pointing at nothing, a server down),
+`register`, `init` and `check` say so in one line and exit 2, without a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import inspect
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -44,6 +46,7 @@ console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DEFAULT_NAME = "default"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -53,47 +56,69 @@ class VendorBlock:
 
 
 def vendor_blocks() -> list[VendorBlock]:
-    """The credentials Block of every vendor module that exists, in journey order."""
-    from prefect.blocks.core import Block
+    """The credentials Block of every vendor, in journey order (a static registry)."""
+    from blocks import (
+        AsaasCredentials,
+        DocuSignCredentials,
+        FacebookLeadAdsCredentials,
+        HostingerCredentials,
+        PipedriveCredentials,
+        WhatsAppCredentials,
+    )
 
-    from blocks import VENDOR_MODULES
-
-    found: list[VendorBlock] = []
-    for vendor in VENDOR_MODULES:
-        qualified = f"blocks.{vendor}"
-        try:
-            module = importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name != qualified:
-                raise
-            continue
-        for _, value in inspect.getmembers(module, inspect.isclass):
-            if (
-                issubclass(value, Block)
-                and value.__module__ == qualified
-                and value.__name__.endswith("Credentials")
-            ):
-                found.append(VendorBlock(vendor, value))
-    return found
+    return [
+        VendorBlock("facebook", FacebookLeadAdsCredentials),
+        VendorBlock("pipedrive", PipedriveCredentials),
+        VendorBlock("docusign", DocuSignCredentials),
+        VendorBlock("asaas", AsaasCredentials),
+        VendorBlock("hostinger", HostingerCredentials),
+        VendorBlock("whatsapp", WhatsAppCredentials),
+    ]
 
 
-def _block_for_sandbox(block: type[Block], base_url: str, credentials: dict[str, str]) -> Block:
-    from_sandbox = getattr(block, "from_sandbox", None)
-    if callable(from_sandbox):
-        return from_sandbox(base_url, credentials)
-    fields = {key: value for key, value in credentials.items() if key in block.model_fields}
-    return block(base_url=base_url, **fields)
+class PrefectUnreachable(Exception):  # noqa: N818 - a condition the command reports, not a bug
+    """The Prefect API did not answer: nothing can be registered, saved or loaded."""
 
 
-def _admin_overview(url: str) -> dict[str, Any]:
+def _prefect_api_url() -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or "the temporary Prefect server"
+
+
+async def _require_prefect_api() -> None:
+    """Ask the API's /health first: a dead URL is one clear line, not a traceback per vendor."""
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        problem = await client.api_healthcheck()
+    if problem is not None:
+        raise PrefectUnreachable(f"{type(problem).__name__}: {problem}")
+
+
+def _run_with_prefect(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` after checking the Prefect API; exit 2 with one line when it is unreachable."""
     import httpx
 
-    root = url.rstrip("/")
-    if not root.endswith("/__sandbox__"):
-        root += "/__sandbox__"
-    response = httpx.get(root + "/", timeout=10)
-    response.raise_for_status()
-    return response.json()
+    async def guarded() -> T:
+        try:
+            await _require_prefect_api()
+        except BaseException:
+            work.close()
+            raise
+        return await work
+
+    try:
+        return asyncio.run(guarded())
+    except (PrefectUnreachable, httpx.TransportError) as problem:
+        from leadflow.privacy import mask_text
+
+        err_console.print(
+            f"[red]leadflow blocks: the Prefect API at {_prefect_api_url()} cannot be reached "
+            f"({mask_text(str(problem)) or type(problem).__name__}); start it "
+            "(`prefect server start`) or fix PREFECT_API_URL"
+        )
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -107,7 +132,7 @@ def register() -> None:
             names.append(item.block.get_block_type_slug())
         return names
 
-    for slug in asyncio.run(run()):
+    for slug in _run_with_prefect(run()):
         console.print(f"registered {slug}")
 
 
@@ -129,16 +154,18 @@ def init(
     A vendor whose Block cannot be built from the sandbox's credentials is reported and the
     others are still saved; the exit code is then 1.
     """
+    from leadflow.sandbox_blocks import sandbox_block, sandbox_overview
+
     chosen = _chosen(vendor)
     try:
-        overview = _admin_overview(sandbox)
+        overview = sandbox_overview(sandbox)
     except Exception as error:  # network, HTTP or JSON: one clear line either way
         err_console.print(f"[red]leadflow blocks: cannot read the sandbox at {sandbox}: {error}")
         raise typer.Exit(1) from None
-    offered: dict[str, dict[str, Any]] = overview.get("vendors", {})
+    offered: dict[str, dict[str, Any]] = overview["vendors"]
 
     async def save_all() -> list[tuple[str, str, str, bool]]:
-        from blocks.masking import mask_text
+        from leadflow.privacy import mask_text
 
         saved = []
         for item in chosen:
@@ -148,7 +175,7 @@ def init(
                 saved.append((item.vendor, slug, "not in this sandbox", False))
                 continue
             try:
-                block = _block_for_sandbox(item.block, offer["base_url"], offer["credentials"])
+                block = sandbox_block(item.vendor, offer["base_url"], offer["credentials"])
                 await block.asave(name, overwrite=overwrite)
             except Exception as error:  # one vendor's Block must not stop the others
                 detail = mask_text(f"not saved: {_describe_failure(error)}")
@@ -157,7 +184,7 @@ def init(
             saved.append((item.vendor, slug, offer["base_url"], True))
         return saved
 
-    rows = asyncio.run(save_all())
+    rows = _run_with_prefect(save_all())
     table = Table(title=f"Blocks saved as {name!r}")
     for column in ("vendor", "block type", "base URL"):
         table.add_column(column)
@@ -201,7 +228,7 @@ class CheckResult:
 
 async def _check_one(item: VendorBlock, name: str) -> CheckResult:
     from blocks.errors import VendorError
-    from blocks.masking import mask_text
+    from leadflow.privacy import mask_text
 
     try:
         block = await item.block.aload(name)
@@ -231,7 +258,7 @@ def check(
     async def run() -> list[CheckResult]:
         return list(await asyncio.gather(*(_check_one(item, name) for item in chosen)))
 
-    results = asyncio.run(run())
+    results = _run_with_prefect(run())
     table = Table(title=f"Vendor credentials {name!r}")
     for column in ("vendor", "status", "detail"):
         table.add_column(column)

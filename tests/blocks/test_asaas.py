@@ -15,6 +15,7 @@ import respx
 from blocks.asaas import (
     AsaasClient,
     AsaasCredentials,
+    AsaasPayment,
     NewCustomer,
     NewPixCharge,
     asaas_error,
@@ -290,11 +291,11 @@ async def test_list_payments_filters_by_external_reference(
     assert [p.id for p in found.data] == ["pay_080225913252"]
 
 
-async def test_find_payment_skips_deleted_charges(
+async def test_find_by_reference_skips_deleted_charges(
     mock: respx.MockRouter, asaas: AsaasClient
 ) -> None:
     mock.get("/v3/payments").respond(200, json=page([{**PAYMENT, "deleted": True}]))
-    assert await asaas.find_payment("j_123:charge:1") is None
+    assert await asaas.find_by_reference("j_123:charge:1", of=AsaasPayment) is None
 
 
 async def test_every_customer_filter_is_a_query_parameter_asaas_defines(
@@ -336,7 +337,7 @@ async def test_every_payment_filter_is_a_query_parameter_asaas_defines(
     }
 
 
-async def test_find_payment_returns_the_live_charge_with_exactly_that_reference(
+async def test_find_by_reference_returns_the_live_charge_with_exactly_that_reference(
     mock: respx.MockRouter, asaas: AsaasClient
 ) -> None:
     route = mock.get("/v3/payments").respond(
@@ -349,7 +350,7 @@ async def test_find_payment_returns_the_live_charge_with_exactly_that_reference(
             ]
         ),
     )
-    found = await asaas.find_payment("j_123:charge:1")
+    found = await asaas.find_by_reference("j_123:charge:1", of=AsaasPayment)
     assert found is not None
     assert found.id == "pay_080225913252"
     params = route.calls.last.request.url.params

@@ -21,7 +21,13 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from blocks.asaas import AsaasClient, AsaasCredentials, NewCustomer, NewPixCharge
+from blocks.asaas import (
+    AsaasClient,
+    AsaasCredentials,
+    AsaasPayment,
+    NewCustomer,
+    NewPixCharge,
+)
 from blocks.errors import (
     AuthenticationError,
     PermanentError,
@@ -30,6 +36,7 @@ from blocks.errors import (
 )
 from blocks.http import HttpPolicy, RateLimit
 from leadflow.cli.blocks import app
+from leadflow.sandbox_blocks import sandbox_block
 
 VENDOR = "asaas"
 runner = CliRunner()
@@ -84,7 +91,9 @@ async def sandbox(sandbox_urls: dict[str, str]) -> AsyncIterator[Sandbox]:
 
 @pytest.fixture
 async def block(sandbox: Sandbox, sandbox_urls: dict[str, str]) -> AsaasCredentials:
-    return AsaasCredentials.from_sandbox(sandbox_urls[VENDOR], await sandbox.credentials())
+    block = sandbox_block(VENDOR, sandbox_urls[VENDOR], await sandbox.credentials())
+    assert isinstance(block, AsaasCredentials)
+    return block
 
 
 @pytest.fixture
@@ -128,7 +137,7 @@ async def test_a_customer_a_pix_charge_and_its_code_round_trip(asaas: AsaasClien
     assert payment.value == Decimal("129.9")
     assert qr.payload.startswith("000201")
     assert (await asaas.get_payment(payment.id)).customer == customer.id
-    found = await asaas.find_payment(charge_reference)
+    found = await asaas.find_by_reference(charge_reference, of=AsaasPayment)
     assert found is not None
     assert found.id == payment.id
 
@@ -158,7 +167,7 @@ async def test_a_lost_charge_answer_is_unknown_and_the_lookup_finds_the_one_char
     await sandbox.clear()
     page = await asaas.list_payments(external_reference=charge_reference)
     assert page.total_count == 1  # sent once, committed once: nothing to create again
-    found = await asaas.find_payment(charge_reference)
+    found = await asaas.find_by_reference(charge_reference, of=AsaasPayment)
     assert found is not None
     assert found.status == "PENDING"
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +16,7 @@ from blocks.facebook import FacebookLeadAdsCredentials
 from blocks.pipedrive import PipedriveCredentials
 from blocks.whatsapp import WhatsAppCredentials
 from leadflow.cli.blocks import app
+from leadflow.sandbox_blocks import SANDBOX_BLOCKS
 
 runner = CliRunner()
 VENDORS = ("facebook", "pipedrive", "docusign", "asaas", "hostinger", "whatsapp")
@@ -95,7 +100,7 @@ def test_init_saves_the_other_vendors_when_one_block_cannot_be_built(
     def refuse(base_url: str, credentials: dict[str, str]) -> WhatsAppCredentials:
         return WhatsAppCredentials(base_url=base_url, access_token=credentials["access_token"])
 
-    monkeypatch.setattr(WhatsAppCredentials, "from_sandbox", refuse)
+    monkeypatch.setitem(SANDBOX_BLOCKS, "whatsapp", refuse)
     name = f"cli-partial-{uuid.uuid4().hex[:8]}"
     result = runner.invoke(app, ["init", "--sandbox", sandbox_root, "--name", name, *MINE])
     assert result.exit_code == 1
@@ -108,3 +113,31 @@ def test_init_saves_the_other_vendors_when_one_block_cannot_be_built(
 def test_an_unknown_vendor_is_refused() -> None:
     result = runner.invoke(app, ["check", "--vendor", "myspace"])
     assert result.exit_code == 2
+
+
+# ------------------------------------------------------------- the Prefect API is unreachable
+
+LEADFLOW = Path(sys.executable).with_name("leadflow")
+
+
+def run_with_prefect_at_nothing(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real console script, with PREFECT_API_URL pointing at a port nobody listens on."""
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    return subprocess.run(
+        [str(LEADFLOW), "blocks", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("command", [["check"], ["register"]], ids=lambda c: c[0])
+def test_an_unreachable_prefect_api_is_one_line_and_exit_2(command: list[str]) -> None:
+    result = run_with_prefect_at_nothing(*command)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Prefect API at http://127.0.0.1:9/api cannot be reached" in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout

@@ -31,6 +31,7 @@ from blocks.docusign import (
 )
 from blocks.errors import AuthenticationError, NotFoundError, UnknownOutcomeError
 from leadflow.cli.blocks import app
+from leadflow.sandbox_blocks import sandbox_block
 from tests.blocks.test_asaas_sandbox import Sandbox
 
 VENDOR = "docusign"
@@ -56,7 +57,9 @@ async def sandbox(sandbox_urls: dict[str, str]) -> AsyncIterator[Sandbox]:
 
 @pytest.fixture
 async def block(sandbox: Sandbox, sandbox_urls: dict[str, str]) -> DocuSignCredentials:
-    return DocuSignCredentials.from_sandbox(sandbox_urls[VENDOR], await sandbox.credentials())
+    block = sandbox_block(VENDOR, sandbox_urls[VENDOR], await sandbox.credentials())
+    assert isinstance(block, DocuSignCredentials)
+    return block
 
 
 @pytest.fixture

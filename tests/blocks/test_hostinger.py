@@ -14,10 +14,10 @@ import respx
 from blocks.errors import (
     AuthenticationError,
     PermanentError,
-    TransientError,
     UnknownOutcomeError,
 )
 from blocks.hostinger import (
+    CreatedWebsite,
     HostingerClient,
     HostingerCredentials,
     NewWebsite,
@@ -172,7 +172,8 @@ async def test_create_website_posts_domain_and_order_and_returns_the_acknowledge
     body = json.loads(route.calls.last.request.content)
     assert_matches(body, "hostinger", "client_website_request")
     assert body == {"domain": "cliente.com.br", "order_id": 12345, "datacenter_code": "br-sao-1"}
-    assert answer == "Request accepted"
+    assert answer == CreatedWebsite(id="cliente.com.br", order_id=12345, message="Request accepted")
+    assert answer.domain == "cliente.com.br"
 
 
 def test_a_website_domain_cannot_start_with_www() -> None:
@@ -223,18 +224,18 @@ async def test_list_websites_filters_by_domain_and_order(
     assert page.meta.total == 1
 
 
-async def test_find_website_ignores_longer_domains_the_substring_filter_returns(
+async def test_find_by_reference_ignores_longer_domains_the_substring_filter_returns(
     mock: respx.MockRouter, hostinger: HostingerClient
 ) -> None:
     mock.get("/api/hosting/v1/websites").mock(
         return_value=websites(website("loja.cliente.com.br"), website("cliente.com.br"))
     )
-    found = await hostinger.find_website("CLIENTE.com.br")
+    found = await hostinger.find_by_reference("CLIENTE.com.br")
     assert found is not None
     assert found.domain == "cliente.com.br"
 
 
-async def test_find_website_reads_the_next_page_when_the_first_holds_only_longer_domains(
+async def test_find_by_reference_reads_the_next_page_when_the_first_holds_only_longer_domains(
     mock: respx.MockRouter, hostinger: HostingerClient
 ) -> None:
     longer = [website(f"s{n}.cliente.com.br") for n in range(100)]
@@ -246,44 +247,29 @@ async def test_find_website_reads_the_next_page_when_the_first_holds_only_longer
     route = mock.get("/api/hosting/v1/websites").mock(
         side_effect=[httpx.Response(200, json=first), httpx.Response(200, json=second)]
     )
-    found = await hostinger.find_website("cliente.com.br", order_id=12345)
+    found = await hostinger.find_by_reference("cliente.com.br", order_id=12345)
     assert found is not None
     assert found.domain == "cliente.com.br"
     assert [c.request.url.params["page"] for c in route.calls] == ["1", "2"]
     assert {c.request.url.params["order_id"] for c in route.calls} == {"12345"}
 
 
-async def test_find_website_returns_none_for_an_unknown_domain(
+async def test_find_by_reference_returns_none_for_an_unknown_domain(
     mock: respx.MockRouter, hostinger: HostingerClient
 ) -> None:
     mock.get("/api/hosting/v1/websites").mock(return_value=websites(website("loja.cliente.com.br")))
-    assert await hostinger.find_website("cliente.com.br") is None
+    assert await hostinger.find_by_reference("cliente.com.br") is None
 
 
-async def test_wait_until_enabled_polls_at_the_interval_until_the_site_is_enabled(
+async def test_find_by_reference_reports_a_listed_site_as_not_yet_enabled_without_polling(
     mock: respx.MockRouter, hostinger: HostingerClient, sleeps: RecordedSleeps
 ) -> None:
-    route = mock.get("/api/hosting/v1/websites").mock(
-        side_effect=[
-            websites(),
-            websites(website(enabled=False)),
-            websites(website(enabled=True)),
-        ]
-    )
-    site = await hostinger.wait_until_enabled("cliente.com.br", timeout=120, interval=15)
-    assert site.is_enabled
-    assert route.call_count == 3
-    assert [w for w in sleeps.waits if w == 15] == [15, 15]
-
-
-async def test_wait_until_enabled_gives_up_after_the_timeout_with_a_transient_error(
-    mock: respx.MockRouter, hostinger: HostingerClient, sleeps: RecordedSleeps
-) -> None:
-    mock.get("/api/hosting/v1/websites").mock(return_value=websites(website(enabled=False)))
-    with pytest.raises(TransientError, match="listed but not enabled after 60s") as raised:
-        await hostinger.wait_until_enabled("cliente.com.br", timeout=60, interval=20)
-    assert type(raised.value) is TransientError
-    assert sum(w for w in sleeps.waits if w == 20) == 60
+    route = mock.get("/api/hosting/v1/websites").mock(return_value=websites(website(enabled=False)))
+    site = await hostinger.find_by_reference("cliente.com.br")
+    assert site is not None
+    assert not site.is_enabled
+    assert route.call_count == 1
+    assert sleeps.waits == []
 
 
 # ------------------------------------------------------------------------------------ billing
@@ -313,10 +299,25 @@ async def test_get_catalog_returns_items_with_their_price_ids(
     ]
     assert_matches(body, "hostinger", "client_catalog")
     route = mock.get("/api/billing/v1/catalog").respond(200, json=body)
-    items = await hostinger.get_catalog(category="HOSTING")
-    assert route.calls.last.request.url.params["category"] == "HOSTING"
+    items = await hostinger.get_catalog(category="VPS")
+    assert route.calls.last.request.url.params["category"] == "VPS"
     assert items[0].prices[0].id == "hostingercom-hosting-business-brl-12m"
     assert items[0].prices[0].price == 35988
+
+
+async def test_a_catalog_category_the_spec_does_not_list_is_refused_before_sending(
+    mock: respx.MockRouter, hostinger: HostingerClient
+) -> None:
+    route = mock.get("/api/billing/v1/catalog").respond(200, json=[])
+    with pytest.raises(ValueError, match="DOMAIN, VPS, EMAIL"):
+        await hostinger.get_catalog(category="HOSTING")  # type: ignore[arg-type]
+    assert route.call_count == 0
+
+
+def test_the_catalog_docstring_example_uses_a_category_the_spec_lists() -> None:
+    doc = HostingerClient.get_catalog.__doc__ or ""
+    assert 'category="VPS"' in doc
+    assert "HOSTING" not in doc
 
 
 async def test_list_subscriptions_returns_the_accounts_subscriptions(

@@ -17,8 +17,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from blocks.errors import PermanentError, TransientError, UnknownOutcomeError
+from blocks.errors import PermanentError, UnknownOutcomeError
 from blocks.hostinger import (
+    CreatedWebsite,
     HostingerClient,
     HostingerCredentials,
     NewWebsite,
@@ -26,6 +27,7 @@ from blocks.hostinger import (
 )
 from blocks.http import HttpPolicy
 from leadflow.cli.blocks import app
+from leadflow.sandbox_blocks import sandbox_block
 from tests.blocks.test_asaas_sandbox import Sandbox
 
 VENDOR = "hostinger"
@@ -44,7 +46,9 @@ async def sandbox(sandbox_urls: dict[str, str]) -> AsyncIterator[Sandbox]:
 
 @pytest.fixture
 async def block(sandbox: Sandbox, sandbox_urls: dict[str, str]) -> HostingerCredentials:
-    return HostingerCredentials.from_sandbox(sandbox_urls[VENDOR], await sandbox.credentials())
+    block = sandbox_block(VENDOR, sandbox_urls[VENDOR], await sandbox.credentials())
+    assert isinstance(block, HostingerCredentials)
+    return block
 
 
 @pytest.fixture
@@ -53,13 +57,6 @@ async def hostinger(
 ) -> AsyncIterator[HostingerClient]:
     async with block.get_client(policy=sandbox.policy(), rate_limit=sandbox.rate_limit()) as c:
         yield c
-
-
-@pytest.fixture
-async def poller(block: HostingerCredentials) -> AsyncIterator[HostingerClient]:
-    """A client on the real clock: the sandbox enables sites after real time passes."""
-    async with block.get_client(policy=HttpPolicy.from_settings()) as client:
-        yield client
 
 
 def new_domain() -> str:
@@ -82,23 +79,27 @@ async def new_website(hostinger: HostingerClient, order_id: int, domain: str) ->
     return NewWebsite(domain=domain, order_id=order_id, datacenter_code=centres[0].code)
 
 
-async def test_a_website_is_created_on_an_order_and_polled_until_enabled(
-    hostinger: HostingerClient, poller: HostingerClient
+async def test_a_created_website_is_found_by_its_domain_and_read_again_once_enabled(
+    hostinger: HostingerClient, sandbox: Sandbox
 ) -> None:
+    """The journey's `activating` step: create, then read it again whenever `due_at` comes."""
     order_id, domain = await active_order(hostinger), new_domain()
-    answer = await hostinger.create_website(await new_website(hostinger, order_id, domain))
-    site = await poller.wait_until_enabled(domain, order_id=order_id, timeout=20, interval=0.1)
-    assert answer == "Request accepted"
+    created = await hostinger.create_website(await new_website(hostinger, order_id, domain))
+    assert created == CreatedWebsite(id=domain, order_id=order_id, message="Request accepted")
+    listed = await hostinger.find_by_reference(domain, order_id=order_id)
+    assert listed is not None
+    assert not listed.is_enabled
+    async with httpx.AsyncClient() as admin:
+        (await admin.post(f"{sandbox.admin}/{VENDOR}/websites/complete")).raise_for_status()
+    site = await hostinger.find_by_reference(domain, order_id=order_id)
+    assert site is not None
     assert site.domain == domain
     assert site.is_enabled
     assert site.order_id == order_id
 
 
-async def test_waiting_for_a_domain_that_was_never_created_times_out(
-    poller: HostingerClient,
-) -> None:
-    with pytest.raises(TransientError, match="not listed"):
-        await poller.wait_until_enabled(new_domain(), timeout=0.3, interval=0.1)
+async def test_a_domain_that_was_never_created_is_not_found(hostinger: HostingerClient) -> None:
+    assert await hostinger.find_by_reference(new_domain()) is None
 
 
 async def test_a_second_website_for_a_domain_is_a_permanent_error_naming_the_field(
@@ -122,7 +123,7 @@ async def test_a_lost_create_answer_is_unknown_and_the_lookup_finds_the_site(
     with pytest.raises(UnknownOutcomeError):
         await hostinger.create_website(website)
     await sandbox.clear()
-    assert await hostinger.find_website(domain, order_id=order_id) is not None
+    assert await hostinger.find_by_reference(domain, order_id=order_id) is not None
 
 
 async def test_a_create_that_times_out_is_unknown_and_the_lookup_says_it_was_not_made(
@@ -136,8 +137,8 @@ async def test_a_create_that_times_out_is_unknown_and_the_lookup_says_it_was_not
         with pytest.raises(UnknownOutcomeError):
             await client.create_website(website)
         await sandbox.clear()
-        assert await client.find_website(domain, order_id=order_id) is None
-        assert await client.create_website(website) == "Request accepted"
+        assert await client.find_by_reference(domain, order_id=order_id) is None
+        assert (await client.create_website(website)).id == domain
 
 
 async def test_a_website_list_is_retried_through_a_gateway_outage(

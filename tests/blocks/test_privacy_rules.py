@@ -1,4 +1,9 @@
-"""Masking of personal data and secrets before any log handler sees them (LGPD)."""
+"""The privacy rules the vendor clients rely on (leadflow/privacy.py), as blocks/ uses them.
+
+The clients' errors and the "leadflow.http" log lines go through leadflow.privacy (blocks had a
+masking module of its own before; one module now holds one rule per datum): these are the
+rules those lines depend on, checked on what vendors echo back.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blocks.masking import (
+from blocks.http import logger as http_logger
+from leadflow.privacy import (
     MaskingFilter,
     install_masking,
-    mask_cpf_cnpj,
+    mask_document,
     mask_email,
     mask_phone,
     mask_text,
@@ -31,7 +37,18 @@ def test_a_phone_keeps_its_last_two_digits() -> None:
     [("123.456.789-09", "***cpf***"), ("12.345.678/0001-95", "***cnpj***")],
 )
 def test_a_cpf_or_cnpj_keeps_only_its_kind(document: str, masked: str) -> None:
-    assert mask_cpf_cnpj(document) == masked
+    assert mask_document(document) == masked
+
+
+def test_the_vendor_http_logger_and_httpx_carry_the_one_masking_filter() -> None:
+    for logger in (http_logger, logging.getLogger("httpx")):
+        assert any(isinstance(f, MaskingFilter) for f in logger.filters), logger.name
+
+
+def test_blocks_keeps_no_masking_module_of_its_own() -> None:
+    import importlib.util
+
+    assert importlib.util.find_spec("blocks.masking") is None
 
 
 @pytest.mark.parametrize(
