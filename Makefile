@@ -23,8 +23,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# An agency's week of clients against the sandbox: `make demo DEMO_ARGS="--leads 50 --faults 0.2"`.
+# State (ledger, sandbox snapshot) in .leadflow/demo/: a rerun continues, --fresh starts over.
 demo: $(STAMP)
-	$(BIN)/leadflow --help
+	$(BIN)/leadflow demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

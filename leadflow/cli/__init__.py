@@ -32,6 +32,7 @@ _GROUPS: dict[str, str] = {
     "quarantine": "quarantine",
     "journeys": "journeys",
     "webhooks": "webhooks",
+    "demo": "demo",
 }
 
 
