@@ -383,6 +383,11 @@ class AsaasClient(VendorClient):
         found = [p for p in page.data if not p.deleted and p.external_reference == reference]
         return found[0] if found else None
 
+    async def find_payment(self, external_reference: str) -> AsaasPayment | None:
+        """Deprecated: `find_by_reference(reference, of=AsaasPayment)`, kept while
+        tasks/billing.py still calls it."""
+        return await self.find_by_reference(external_reference, of=AsaasPayment)
+
     async def get_pix_qr_code(self, payment_id: str) -> PixQrCode:
         """The charge's PIX copy-and-paste code and QR image (a read: safe to repeat)."""
         return await self._get(

@@ -364,6 +364,10 @@ class HostingerClient(VendorClient):
                 return None
             page_number += 1
 
+    async def find_website(self, domain: str, *, order_id: int | None = None) -> Website | None:
+        """Deprecated: `find_by_reference(domain)`, kept while tasks/activation.py calls it."""
+        return await self.find_by_reference(domain, order_id=order_id)
+
     # -- billing
 
     async def get_catalog(

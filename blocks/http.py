@@ -12,6 +12,14 @@ a connection that never opened, or a 429. A POST whose answer never came (read t
 connection, 5xx) raises `UnknownOutcomeError`: the task must look the object up by its external
 reference before creating it again (DESIGN.md, the ledger's effect protocol).
 
+A vendor's pause is bounded and scoped: a `Retry-After` or a spent rate-limit header pauses
+for at most LEADFLOW_HTTP_MAX_RATE_LIMIT_PAUSE (120 s by default, whatever the vendor asks), and
+only the route it was seen on, unless the vendor counts one budget per credential
+(`rate_limit_scope="vendor"`: Graph, Pipedrive, DocuSign). Limits come in the shapes vendors
+publish them: a token bucket (`RateLimit`), a count per rolling window (`RollingWindow`), a cap
+on requests in flight (`ConcurrencyCap`). A 2xx whose body cannot be read is an error of the
+tree too (`read_answer`): TransientError for a read, UnknownOutcomeError for a write.
+
 One logical call never takes longer than the policy's total timeout, waits included: a
 `Retry-After`, a backoff or a rate-limit wait that would overrun it is not slept but raised
 (RateLimitedError/TransientError with `retry_after`), and the task's Prefect retry waits instead.
