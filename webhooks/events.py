@@ -360,7 +360,13 @@ def _whatsapp(payload: dict[str, Any]) -> list[VendorEvent]:
                         f"{message_id}:inbound",
                         EventKind.OTHER,
                         message_id,
-                        details={"inbound": True, "type": message.get("type")},
+                        details={
+                            "inbound": True,
+                            "type": message.get("type"),
+                            # the client wrote: their 24-hour customer-service window opens
+                            "from": _optional_id(message.get("from")),
+                            "timestamp": message.get("timestamp"),
+                        },
                     )
                 )
     return events

@@ -137,3 +137,23 @@ def test_the_public_api_is_pinned() -> None:
         "delivery_event_id",
         "parse_delivery",
     ]
+
+
+def test_whatsapp_inbound_message_says_who_wrote_and_when() -> None:
+    value = {
+        "messaging_product": "whatsapp",
+        "messages": [
+            {"from": "5511999998888", "id": "wamid.IN", "timestamp": "1750263773", "type": "text"}
+        ],
+    }
+    body = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": value}]}],
+        }
+    ).encode()
+    (event,) = parse_delivery("whatsapp", body)
+    assert (event.kind, event.event_id) == (EventKind.OTHER, "wamid.IN:inbound")
+    assert event.details["inbound"] is True
+    assert event.details["from"] == "5511999998888"
+    assert event.details["timestamp"] == "1750263773"
