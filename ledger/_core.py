@@ -242,7 +242,7 @@ class LedgerCore:
             raise UnknownLead(f"no lead {lead_id}")
         return lead
 
-    def _journey_query(self, lead_id: int) -> Select[tuple[Journey]]:
+    def _journey_query(self, lead_id: int) -> Select[Journey]:
         return select(Journey).where(Journey.lead_id == lead_id)
 
     def _journey(self, session: Session, lead_id: int) -> Journey:

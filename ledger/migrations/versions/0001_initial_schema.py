@@ -10,6 +10,8 @@ building the same schema when the models move on.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -20,17 +22,17 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 
-def _json() -> sa.types.TypeEngine:
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON(none_as_null=True).with_variant(
         postgresql.JSONB(none_as_null=True), "postgresql"
     )
 
 
-def _key() -> sa.types.TypeEngine:
+def _key() -> sa.types.TypeEngine[Any]:
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _timestamp() -> sa.types.TypeEngine:
+def _timestamp() -> sa.types.TypeEngine[Any]:
     return sa.DateTime(timezone=True)
 
 

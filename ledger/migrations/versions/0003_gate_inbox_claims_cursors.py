@@ -13,6 +13,8 @@ where each scheduled poll stopped (the Facebook cursor of each lead form).
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -23,7 +25,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 
-def _json() -> sa.types.TypeEngine:
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON(none_as_null=True).with_variant(
         postgresql.JSONB(none_as_null=True), "postgresql"
     )
