@@ -60,6 +60,12 @@ class _Job:
     full_url: str = field(compare=False)
     body: bytes = field(compare=False)
     headers: dict[str, str] = field(compare=False)
+    redeliver: Redeliver | None = field(default=None, compare=False)
+
+
+Redeliver = Callable[[int], tuple[bytes, dict[str, str]]]
+"""A vendor's body and headers for attempt N (2, 3...): a retry counts itself (Pipedrive's
+`meta.attempt`, DocuSign's `retryCount`) and is signed again over its new body."""
 
 
 def _without_query(url: str) -> str:
@@ -92,7 +98,14 @@ class WebhookSender:
         self._stopping = False
 
     # -- producer side -------------------------------------------------------------------
-    def deliver(self, vendor: str, url: str, body: bytes, headers: dict[str, str]) -> list[int]:
+    def deliver(
+        self,
+        vendor: str,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        redeliver: Redeliver | None = None,
+    ) -> list[int]:
         """Queue one webhook; returns the ids of the records it produced (0, 1 or 2 sends).
 
         A target the sandbox may not post to (outside loopback, unless allowed) is logged as
@@ -128,7 +141,15 @@ class WebhookSender:
                 self._log.append(record)
                 heapq.heappush(
                     self._queue,
-                    _Job(now + delay, next(self._sequence), record, url, body, dict(headers)),
+                    _Job(
+                        now + delay,
+                        next(self._sequence),
+                        record,
+                        url,
+                        body,
+                        dict(headers),
+                        redeliver,
+                    ),
                 )
             self._ensure_worker()
             self._condition.notify_all()
@@ -221,8 +242,11 @@ class WebhookSender:
         """POST one job; a retry job when it failed and attempts remain, else None."""
         record = job.record
         record.attempts += 1
+        body, headers = job.body, job.headers
+        if job.redeliver is not None and record.attempts > 1:
+            body, headers = job.redeliver(record.attempts)
         try:
-            response = client.post(job.full_url, content=job.body, headers=job.headers)
+            response = client.post(job.full_url, content=body, headers=headers)
         except httpx.HTTPError as error:
             record.status_code = None
             record.error = type(error).__name__
@@ -244,6 +268,7 @@ class WebhookSender:
                 job.full_url,
                 job.body,
                 job.headers,
+                job.redeliver,
             )
         record.outcome = "failed"
         record.finished_at = time.time()

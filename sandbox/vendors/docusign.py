@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import re
 import threading
 import time
@@ -31,7 +32,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -55,6 +56,15 @@ TRANSACTION_ID_LIFETIME = timedelta(days=7)
 TEMPLATE_ROLE = "Cliente"
 # What a Connect message's envelopeSummary carries (the sample's keys: recipients, customFields).
 CONNECT_INCLUDE = frozenset({"custom_fields", "recipients"})
+#: connectEventData.includeData's documented values; the default is `[]`: the message then
+#: carries only the triggering event's data (account, user, envelope ids), no envelopeSummary.
+IncludeData = Literal[
+    "attachments", "custom_fields", "documents", "extensions", "folders", "payment_tabs",
+    "powerform", "recipients", "tabs",
+]  # fmt: skip
+INCLUDE_DATA: frozenset[str] = frozenset(get_args(IncludeData))
+#: The template's text tab the signer fills with a CPF when the sender did not prefill it.
+CPF_TAB_LABEL = "cpf"
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DECLINE_REASONS = ("Valores diferentes do combinado", "Vou revisar com meu contador")
 
@@ -203,13 +213,35 @@ class TemplateRole(_Body):
     tabs: dict[str, Any] | None = None
 
 
+class EventData(_Body):
+    version: str | None = None
+    format: str | None = None
+    includeData: list[IncludeData] = Field(default_factory=list)  # noqa: N815
+
+
 class EventNotification(_Body):
     url: str
     includeHMAC: Literal["true", "false"] = "false"  # noqa: N815
     requireAcknowledgment: Literal["true", "false"] = "false"  # noqa: N815
     events: list[str] | None = None
     envelopeEvents: list[dict[str, Any]] | None = None  # noqa: N815
-    eventData: dict[str, Any] | None = None  # noqa: N815
+    eventData: EventData | None = None  # noqa: N815
+
+
+class ConnectSettings(BaseModel):
+    """The account's Connect configuration (the admin API's webhook target listens with it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include_data: list[IncludeData] = Field(default_factory=list)
+
+
+class SignerSettings(BaseModel):
+    """How the simulated signer fills the CPF tab left for them: sometimes a mistyped CPF."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    invalid_cpf_rate: float = Field(0.05, ge=0, le=1)
 
 
 class EnvelopeDefinition(_Body):
@@ -583,7 +615,7 @@ class DocuSignEmulator:
                     "routingOrder": role.routingOrder or "1",
                     "status": "created",
                     "recipientType": "signer",
-                    "tabs": role.tabs or {},
+                    "tabs": _signer_tabs(role.tabs),
                 }
             )
         if not signers:
@@ -720,10 +752,12 @@ class DocuSignEmulator:
         return view
 
     @staticmethod
-    def _recipients(envelope: dict[str, Any]) -> dict[str, Any]:
+    def _recipients(envelope: dict[str, Any], tabs: bool = False) -> dict[str, Any]:
         signers = []
         for signer in envelope["recipients"]:
             entry = {k: v for k, v in signer.items() if v is not None and k != "tabs"}
+            if tabs:
+                entry["tabs"] = json.loads(json.dumps(signer["tabs"]))
             signers.append(entry)
         return {
             "signers": signers,
@@ -839,6 +873,7 @@ class DocuSignEmulator:
             envelope["statusChangedDateTime"] = envelope["lastModifiedDateTime"] = now
             for signer in envelope["recipients"]:
                 signer.update(status="completed", deliveredDateTime=now, signedDateTime=now)
+                self._fill_left_tabs(signer)
             view = self._view(envelope, CONNECT_INCLUDE)
         self._connect(envelope_id, "envelope-completed")
         return view
@@ -863,6 +898,71 @@ class DocuSignEmulator:
         self._connect(envelope_id, "envelope-declined")
         return view
 
+    @property
+    def signer_settings(self) -> SignerSettings:
+        """The signer's habits; `PUT /__sandbox__/docusign/signer` changes them."""
+        with self.sandbox.state.lock:
+            stored = self.sandbox.state.bucket(VENDOR).setdefault(
+                "signer", SignerSettings().model_dump()
+            )
+            return SignerSettings(**stored)
+
+    def _fill_left_tabs(self, signer: dict[str, Any]) -> None:
+        """The signer types a CPF into the CPF tab the sender left empty (held under the lock).
+
+        Drawn from the sandbox's seeded stream: a valid CPF, or with `invalid_cpf_rate` one
+        whose check digit is wrong, typed with the usual dots and dash.
+        """
+        for tab in signer["tabs"].get("textTabs", []):
+            if tab.get("tabLabel") != CPF_TAB_LABEL or tab.get("value"):
+                continue
+            invalid = self.sandbox.random.random() < self.signer_settings.invalid_cpf_rate
+            tab["value"] = generate_cpf(self.sandbox.random, valid=not invalid)
+
+    def form_data(self, envelope_id: str) -> dict[str, Any]:
+        """GET …/envelopes/{id}/form_data: every tab's value, overall and per recipient."""
+        with self.sandbox.state.lock:
+            envelope = self._bucket("envelopes").get(envelope_id)
+            if envelope is None:
+                raise _envelope_not_found()
+            everyone: list[dict[str, str]] = []
+            per_recipient = []
+            for signer in envelope["recipients"]:
+                items = [
+                    {
+                        "name": tab["tabLabel"],
+                        "value": tab.get("value", ""),
+                        "originalValue": tab.get("originalValue", ""),
+                    }
+                    for tab in signer["tabs"].get("textTabs", [])
+                ]
+                everyone.extend(items)
+                entry: dict[str, Any] = {
+                    "recipientId": signer["recipientId"],
+                    "name": signer["name"],
+                    "email": signer["email"],
+                    "formData": items,
+                }
+                for source, key in (
+                    ("sentDateTime", "SentTime"),
+                    ("deliveredDateTime", "DeliveredTime"),
+                    ("signedDateTime", "SignedTime"),
+                    ("declinedDateTime", "DeclinedTime"),
+                ):
+                    if signer.get(source):
+                        entry[key] = signer[source]
+                per_recipient.append(entry)
+            result: dict[str, Any] = {
+                "envelopeId": envelope_id,
+                "emailSubject": envelope["emailSubject"],
+                "status": envelope["status"],
+                "formData": everyone,
+                "recipientFormData": per_recipient,
+            }
+            if envelope.get("sentDateTime"):
+                result["sentDateTime"] = envelope["sentDateTime"]
+            return result
+
     def _pending(self, envelope_id: str) -> dict[str, Any]:
         envelope = self._bucket("envelopes").get(envelope_id)
         if envelope is None:
@@ -876,53 +976,91 @@ class DocuSignEmulator:
         return envelope
 
     # -- Connect -------------------------------------------------------------------------
-    def connect_message(self, envelope_id: str, event: str) -> dict[str, Any]:
-        """The Connect JSON SIM message for `event` (connect.schema-v2.json's layout)."""
+    @property
+    def connect_settings(self) -> ConnectSettings:
+        """The account's Connect configuration; `PUT /__sandbox__/docusign/connect` sets it."""
+        with self.sandbox.state.lock:
+            stored = self.sandbox.state.bucket(VENDOR).setdefault(
+                "connect", ConnectSettings().model_dump()
+            )
+            return ConnectSettings(**stored)
+
+    def connect_message(
+        self,
+        envelope_id: str,
+        event: str,
+        include: set[str] | frozenset[str] = frozenset(),
+        retry_count: int = 0,
+    ) -> dict[str, Any]:
+        """The Connect JSON SIM message for `event` (connect.schema-v2.json's layout).
+
+        As at DocuSign, the message carries only the triggering event's data (the envelope's
+        status, subject and dates in `envelopeSummary`) unless the listener's `includeData`
+        asked for more: the custom fields, recipients and tabs it names are added then, never
+        otherwise. `retry_count` is the number of the retry.
+        """
         credentials = self.credentials
+        data: dict[str, Any]
         with self.sandbox.state.lock:
             envelope = self._bucket("envelopes")[envelope_id]
-            summary = self._view(envelope, CONNECT_INCLUDE)
             account_id = envelope["accountId"]
+            data = {
+                "accountId": account_id,
+                "userId": credentials["user_id"],
+                "envelopeId": envelope_id,
+            }
+            summary = self._view(envelope, include & CONNECT_INCLUDE)
+            if "tabs" in include:
+                summary["recipients"] = self._recipients(envelope, tabs=True)
+            data["envelopeSummary"] = summary
         return {
             "event": event,
             "apiVersion": "v2.1",
             "uri": f"/restapi/v2.1/accounts/{account_id}/envelopes/{envelope_id}",
-            "retryCount": 0,
+            "retryCount": retry_count,
             "configurationId": 10_000_001,
             "generatedDateTime": _timestamp(),
-            "data": {
-                "accountId": account_id,
-                "userId": credentials["user_id"],
-                "envelopeId": envelope_id,
-                "envelopeSummary": summary,
-            },
+            "data": data,
         }
 
     def _connect(self, envelope_id: str, event: str) -> None:
         """Post the message to the account's Connect URL and to the envelope's own listener.
 
         The account-level configuration (the admin API's webhook target) always signs with the
-        HMAC key. An envelope's `eventNotification` is honoured for the events it lists
-        (`events` names or `envelopeEvents[].envelopeEventStatusCode`, all when it lists none)
-        and signed only when it asks for `includeHMAC: "true"`.
+        HMAC key and includes what `connect_settings.include_data` names. An envelope's
+        `eventNotification` is honoured for the events it lists (`events` names or
+        `envelopeEvents[].envelopeEventStatusCode`, all when it lists none), includes what its
+        `eventData.includeData` names, and is signed only when it asks for `includeHMAC`.
+        A retry is a new message: `retryCount` counts up and the signature is made again.
         """
-        message = self.connect_message(envelope_id, event)
-        body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
-        deliveries: list[_Delivery] = []
+        listeners: list[tuple[str, frozenset[str], bool]] = []
         account_url = self.sandbox.webhook_targets.get(VENDOR)
         if account_url:
-            deliveries.append(_Delivery(account_url, body, self._headers(body, signed=True)))
+            listeners.append((account_url, frozenset(self.connect_settings.include_data), True))
         with self.sandbox.state.lock:
             notification = self._bucket("envelopes")[envelope_id].get("eventNotification")
         if notification and _wants(notification, event):
-            signed = notification.get("includeHMAC") == "true"
-            deliveries.append(
-                _Delivery(notification["url"], body, self._headers(body, signed=signed))
+            event_data = notification.get("eventData") or {}
+            listeners.append(
+                (
+                    notification["url"],
+                    frozenset(event_data.get("includeData") or ()),
+                    notification.get("includeHMAC") == "true",
+                )
             )
-        for delivery in deliveries:
+        generated = _timestamp()
+        for url, include, signed in listeners:
+
+            def render(attempt: int, include: frozenset[str] = include, signed: bool = signed):
+                message = self.connect_message(envelope_id, event, include, attempt - 1)
+                message["generatedDateTime"] = generated  # one event, however often it is sent
+                body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+                return body, self._headers(body, signed=signed)
+
             try:
+                body, headers = render(1)
                 self.sandbox.webhooks.deliver(
-                    vendor=VENDOR, url=delivery.url, body=delivery.body, headers=delivery.headers
+                    vendor=VENDOR, url=url, body=body, headers=headers, redeliver=render
                 )
             except Exception:  # a delivery problem must not undo the signature
                 # No URL in the log: a listener URL may carry credentials.
@@ -960,6 +1098,38 @@ def _envelope_not_found() -> DocuSignError:
 def _include(raw: str | None) -> set[str]:
     """The `include` query parameter: a comma-separated list, spaces allowed (`a, b`)."""
     return {part.strip() for part in (raw or "").split(",") if part.strip()}
+
+
+def _signer_tabs(role_tabs: dict[str, Any] | None) -> dict[str, Any]:
+    """The signer's tabs: the template's CPF tab (prefilled when the sender gave a value) plus
+    whatever other tabs the sender set. Each tab keeps the value it was sent with as
+    `originalValue`, as form data reports it."""
+    tabs: dict[str, Any] = json.loads(json.dumps(role_tabs or {}))
+    text_tabs = [t for t in tabs.get("textTabs") or [] if isinstance(t, dict)]
+    if not any(t.get("tabLabel") == CPF_TAB_LABEL for t in text_tabs):
+        text_tabs.insert(0, {"tabLabel": CPF_TAB_LABEL, "value": ""})
+    for index, tab in enumerate(text_tabs, start=1):
+        tab.setdefault("value", "")
+        tab.setdefault("tabId", str(uuid.UUID(int=index, version=4)))
+        tab["originalValue"] = str(tab.get("value") or "")
+        tab["value"] = str(tab.get("value") or "")
+    tabs["textTabs"] = text_tabs
+    return tabs
+
+
+def generate_cpf(rng: random.Random, valid: bool = True) -> str:
+    """A CPF as a person types it (`123.456.789-09`); invalid ones have a wrong check digit."""
+    while True:
+        digits = [rng.randrange(10) for _ in range(9)]
+        if len(set(digits)) > 1:  # 111.111.111-11 and the like are refused by every check
+            break
+    for weight_start in (10, 11):
+        total = sum(d * w for d, w in zip(digits, range(weight_start, 1, -1), strict=False))
+        digits.append(total * 10 % 11 % 10)
+    if not valid:
+        digits[-1] = (digits[-1] + 1 + rng.randrange(9)) % 10
+    text = "".join(map(str, digits))
+    return f"{text[:3]}.{text[3:6]}.{text[6:9]}-{text[9:]}"
 
 
 def _wants(notification: dict[str, Any], event: str) -> bool:
@@ -1115,6 +1285,7 @@ def render_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) 
 def build_router(sandbox: Sandbox, limits: DocuSignLimits | None = None) -> APIRouter:
     """The OAuth server and the eSignature REST API, mounted by the app at /docusign."""
     emulator = DocuSignEmulator(sandbox, limits)
+    sandbox.emulators[VENDOR] = emulator
     router = sandbox.vendor_router(VENDOR)
     router.route_class = _route_class(emulator)
     sandbox.faults.register_renderer(VENDOR, render_fault)
@@ -1228,5 +1399,41 @@ def build_router(sandbox: Sandbox, limits: DocuSignLimits | None = None) -> APIR
     async def update_envelope(account_id: str, envelope_id: str, request: Request) -> Response:
         body = EnvelopeUpdate.model_validate(await _json_object(request))
         return JSONResponse(await run_in_threadpool(emulator.update_envelope, envelope_id, body))
+
+    @router.get(api + "/envelopes/{envelope_id}/form_data")
+    async def form_data(account_id: str, envelope_id: str) -> Response:
+        return JSONResponse(emulator.form_data(envelope_id))
+
+    return router
+
+
+def build_admin_router(sandbox: Sandbox) -> APIRouter:
+    """`/__sandbox__/docusign/`: the account's Connect settings and the signer's habits."""
+    router = APIRouter()
+
+    def emulator() -> DocuSignEmulator:
+        return sandbox.emulators[VENDOR]  # type: ignore[no-any-return]
+
+    @router.get("/connect")
+    def connect_settings() -> dict[str, Any]:
+        return emulator().connect_settings.model_dump()
+
+    @router.put("/connect")
+    def set_connect_settings(body: ConnectSettings) -> dict[str, Any]:
+        """What the account's Connect configuration includes (`include_data`, default none)."""
+        with sandbox.state.lock:
+            sandbox.state.bucket(VENDOR)["connect"] = body.model_dump()
+        return body.model_dump()
+
+    @router.get("/signer")
+    def signer_settings() -> dict[str, Any]:
+        return emulator().signer_settings.model_dump()
+
+    @router.put("/signer")
+    def set_signer_settings(body: SignerSettings) -> dict[str, Any]:
+        """How often the signer mistypes the CPF they fill in (`invalid_cpf_rate`)."""
+        with sandbox.state.lock:
+            sandbox.state.bucket(VENDOR)["signer"] = body.model_dump()
+        return body.model_dump()
 
     return router

@@ -43,7 +43,9 @@ def deliveries(sandbox: Sandbox) -> list[Delivery]:
     """Webhook bodies as the sandbox hands them to its sender (nothing goes on the wire)."""
     captured: list[Delivery] = []
 
-    def capture(vendor: str, url: str, body: bytes, headers: dict[str, str]) -> list[int]:
+    def capture(
+        vendor: str, url: str, body: bytes, headers: dict[str, str], redeliver: Any = None
+    ) -> list[int]:
         captured.append(Delivery(vendor, body))
         return []
 
@@ -287,6 +289,10 @@ async def test_docusign_connect_message_declares_only_spec_keys(
     sandbox: Sandbox, client: httpx.AsyncClient, deliveries: list[Delivery], accept: bool
 ) -> None:
     auth = await docusign_token(client)
+    # every optional part the trimmed schema declares: the listener asks for them
+    await client.put(
+        "/__sandbox__/docusign/connect", json={"include_data": ["custom_fields", "recipients"]}
+    )
     created = await client.post(ENVELOPES, json=definition(), headers=auth)
     role = sandbox.roles["signer"]
     (role.accept if accept else role.refuse)(created.json()["envelopeId"])  # type: ignore[misc]

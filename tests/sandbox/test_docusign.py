@@ -160,8 +160,13 @@ def _header(request: ReceivedRequest, name: str) -> str | None:
 
 @pytest.fixture
 def connect(receiver: WebhookReceiver, sandbox: Sandbox) -> WebhookReceiver:
-    """The account's Connect configuration points at the receiver."""
+    """The account's Connect configuration points at the receiver and includes custom fields
+    and recipients (the trimmed contract schema declares them)."""
     sandbox.webhook_targets[docusign.VENDOR] = f"{receiver.url}/connect"
+    with sandbox.state.lock:
+        sandbox.state.bucket(docusign.VENDOR)["connect"] = {
+            "include_data": ["custom_fields", "recipients"]
+        }
     return receiver
 
 
