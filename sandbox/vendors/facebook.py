@@ -422,6 +422,12 @@ class FacebookEmulator:
                 return "page", bucket["pages"][node_id]
         raise _unknown_node(node_id)
 
+    def page_subscribed(self, page_id: str, field: str) -> bool:
+        """Whether the page installed the app for `field` (subscribed_apps)."""
+        with self.sandbox.state.lock:
+            page = self._bucket()["pages"].get(page_id)
+            return page is not None and field in page["subscribed"]
+
     def subscribe_app(self, page_id: str, fields: list[str]) -> None:
         bucket = self._bucket()
         with self.sandbox.state.lock:
@@ -517,9 +523,14 @@ class FacebookEmulator:
         return [{"name": key, "values": [value]} for key, value in answers.items()]
 
     def fire_leadgen(self, lead: dict[str, Any]) -> None:
-        """The page webhook Meta sends for a new lead (no answers: the receiver reads the lead)."""
+        """The page webhook Meta sends for a new lead (no answers: the receiver reads the lead).
+
+        Only to a page that installed the app for `leadgen`
+        (`POST /{page-id}/subscribed_apps?subscribed_fields=leadgen`), as Meta does: an app
+        callback URL alone receives nothing for a page that never subscribed.
+        """
         target = self.sandbox.webhook_targets.get(VENDOR)
-        if not target:
+        if not target or not self.page_subscribed(lead["page_id"], "leadgen"):
             return
         payload = {
             "object": "page",

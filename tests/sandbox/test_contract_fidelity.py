@@ -318,6 +318,11 @@ async def test_facebook_answers_and_leadgen_webhook_declare_only_spec_keys(
     )
     check(forms.json(), "facebook", "leadgen_form_list_response")
     emulator: facebook.FacebookEmulator = sandbox.emulators["facebook"]
+    subscribed = await client.post(
+        f"/facebook/v23.0/{FB['page_id']}/subscribed_apps",
+        params={**token, "subscribed_fields": "leadgen"},
+    )
+    assert subscribed.json() == {"success": True}
     emulator.submit_leads(facebook.LeadSubmission(count=3, bad_share=0.0))
     leads = await client.get(
         f"/facebook/v23.0/{FB['form_id']}/leads",

@@ -274,10 +274,32 @@ def _stored(sandbox: Sandbox, created: list[dict[str, Any]]) -> list[dict[str, A
     return [sandbox.state.bucket("facebook")["leads"][lead["id"]] for lead in created]
 
 
+def _subscribe_the_page(served: RunningSandbox) -> None:
+    """The page installs the app for `leadgen`, as every page must before Meta calls back."""
+    response = httpx.post(
+        f"{served.base_urls['facebook']}/v23.0/{PAGE}/subscribed_apps",
+        params={"subscribed_fields": "leadgen", "access_token": TOKEN},
+    )
+    assert response.json() == {"success": True}
+
+
+def test_no_leadgen_reaches_a_page_that_never_subscribed_the_app(
+    served: RunningSandbox, receiver: WebhookReceiver
+) -> None:
+    served.sandbox.webhook_targets["facebook"] = receiver.url
+    httpx.post(served.admin_url + "/facebook/leads", json={"count": 2})
+    assert served.sandbox.webhooks.wait_idle(5)
+    assert receiver.posts() == []
+    _subscribe_the_page(served)
+    httpx.post(served.admin_url + "/facebook/leads", json={"count": 1})
+    assert len(receiver.wait_for(1)) == 1
+
+
 def test_submitting_leads_fires_a_signed_leadgen_webhook_per_lead(
     served: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
     served.sandbox.webhook_targets["facebook"] = receiver.url
+    _subscribe_the_page(served)
     created = httpx.post(served.admin_url + "/facebook/leads", json={"count": 2}).json()["leads"]
     deliveries = receiver.wait_for(2)
     secret = CREDENTIALS["app_secret"].encode()
@@ -296,8 +318,9 @@ def test_the_webhook_body_escapes_non_ascii_as_meta_does(
     served: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
     served.sandbox.webhook_targets["facebook"] = receiver.url
+    _subscribe_the_page(served)
     served.sandbox.emulators["facebook"].fire_leadgen(
-        {"id": "1", "page_id": "ção", "form_id": "2", "ad_id": "3", "created_time": 1}
+        {"id": "1", "page_id": PAGE, "form_id": "ção", "ad_id": "3", "created_time": 1}
     )
     (delivery,) = receiver.wait_for(1)
     assert b"\\u00e7\\u00e3o" in delivery.body
