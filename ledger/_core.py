@@ -19,7 +19,7 @@ from typing import NoReturn
 from alembic.util import CommandError
 from sqlalchemy import Engine, Select, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from data_quality.lead import NormalizedLead
@@ -201,6 +201,11 @@ class LedgerCore:
             raise MigrationError(f"ledger migration failed: {mask_text(str(exc))}") from None
         except DBAPIError as exc:
             raise self._as_ledger_error(exc) from None
+        except StatementError as exc:  # a value the driver could not send: no parameters shown
+            cause = type(exc.orig).__name__ if exc.orig is not None else "StatementError"
+            raise DatabaseRefused(
+                f"the ledger database {describe_url(self._url)} could not take a value: {cause}"
+            ) from None
 
     def _as_ledger_error(self, exc: DBAPIError) -> LedgerError:
         where = describe_url(self._url)

@@ -10,6 +10,7 @@ ledger/ sees these classes: the Ledger returns frozen views (ledger.views).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -69,12 +70,46 @@ def _walk(value: Any, text: Callable[[str], str]) -> Any:
     return value
 
 
+def _storable(value: Any) -> Any:
+    """`value` as JSON both databases hold alike, escaped (escape_text) on the way in.
+
+    JSON has no NaN, Infinity, bytes or sets, and PostgreSQL refuses what Python's json module
+    would write for them, while SQLite keeps it: so a non-finite number is stored as its name
+    ("NaN", "Infinity", "-Infinity"), bytes as text (undecodable bytes kept as lone
+    surrogates, which escape_text keeps losslessly), a set or tuple as a list, and any other
+    object as its text, never as an error that loses the whole row (a quarantined lead keeps
+    whatever the form sent).
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return escape_text(value)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {
+            escape_text(key if isinstance(key, str) else str(key)): _storable(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_storable(item) for item in value]
+    if isinstance(value, set | frozenset):
+        items = [_storable(item) for item in value]
+        return sorted(items, key=repr)
+    if isinstance(value, bytes | bytearray):
+        return escape_text(bytes(value).decode("utf-8", "surrogateescape"))
+    return escape_text(str(value))
+
+
 class SafeJson(TypeDecorator[Any]):
     """JSON on SQLite, JSONB on PostgreSQL (indexable, compact); Python None is SQL NULL.
 
     Every string in the document goes through `escape_text` on the way in and `unescape_text`
     on the way out, so a vendor payload holding NUL or a lone surrogate is stored losslessly on
-    both databases alike (PostgreSQL's JSONB refuses both).
+    both databases alike (PostgreSQL's JSONB refuses both); values JSON cannot hold are made
+    storable alike on both (see `_storable`).
     """
 
     impl = JSON(none_as_null=True)
@@ -86,7 +121,7 @@ class SafeJson(TypeDecorator[Any]):
         return dialect.type_descriptor(JSON(none_as_null=True))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        return None if value is None else _walk(value, escape_text)
+        return None if value is None else _storable(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         return None if value is None else _walk(value, unescape_text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
@@ -140,3 +141,33 @@ def test_a_database_error_carries_no_cpf_or_email_in_its_message_or_traceback(
     for secret in (CPF, EMAIL, "ana.souza", "529.982"):
         assert secret not in printed
     assert "refused" in str(refused.value)
+
+
+def test_values_json_cannot_hold_are_stored_alike_instead_of_losing_the_quarantined_row(
+    ledger: Ledger,
+) -> None:
+    """Issue 8 point 2's values (NaN, bytes, sets, any object) reach the quarantine: both
+    databases keep the row, in the same shape."""
+    lead_id = new_lead(ledger)
+    values = {
+        "nan": float("nan"),
+        "inf": float("inf"),
+        "minus_inf": float("-inf"),
+        "bytes": b"J\xc3\xa3o \xff",
+        "set": {"b", "a"},
+        "tuple": ("x", 1),
+        "decimal": Decimal("1490.00"),
+        1: "an int key",
+    }
+    record_id = ledger.quarantine_at_gate(lead_id, [{"rule": "anything"}], values)
+    stored = ledger.get_quarantine(record_id).values
+    assert stored == {
+        "nan": "NaN",
+        "inf": "Infinity",
+        "minus_inf": "-Infinity",
+        "bytes": "Jão \udcff",
+        "set": ["a", "b"],
+        "tuple": ["x", 1],
+        "decimal": "1490.00",
+        "1": "an int key",
+    }
