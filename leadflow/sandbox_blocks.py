@@ -12,7 +12,7 @@ the demo, the tests and `leadflow blocks init --sandbox` build the same Blocks t
         ...
 
 `SANDBOX_BLOCKS` is the static registry, vendor -> how its Block is built: every vendor of
-blocks.VENDOR_MODULES has one (tests/blocks/test_sandbox_blocks.py checks it).
+blocks.VENDOR_MODULES has one (tests/blocks/test_cli_blocks.py checks it).
 """
 
 from __future__ import annotations

@@ -110,6 +110,17 @@ def test_init_saves_the_other_vendors_when_one_block_cannot_be_built(
     assert asyncio.run(PipedriveCredentials.aload(name)).base_url.endswith("/pipedrive")
 
 
+def test_the_vendor_registries_are_static_and_name_every_vendor_in_journey_order() -> None:
+    import blocks
+    from leadflow.cli.blocks import vendor_blocks
+
+    assert [item.vendor for item in vendor_blocks()] == list(blocks.VENDOR_MODULES)
+    assert [item.block.__module__ for item in vendor_blocks()] == [
+        f"blocks.{vendor}" for vendor in blocks.VENDOR_MODULES
+    ]
+    assert list(SANDBOX_BLOCKS) == list(blocks.VENDOR_MODULES)
+
+
 def test_an_unknown_vendor_is_refused() -> None:
     result = runner.invoke(app, ["check", "--vendor", "myspace"])
     assert result.exit_code == 2
