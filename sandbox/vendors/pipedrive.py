@@ -381,13 +381,6 @@ class _ExactIndex:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Delivery:
-    url: str
-    body: bytes
-    headers: dict[str, str]
-
-
 #: The fields every Pipedrive company has before anyone adds one (id, key, name, field_type),
 #: as `GET /v1/dealFields` and `/v1/personFields` list them; types stay within the v1 spec's
 #: `field_type` enum. Their ids sit below the first custom field's (12500).
@@ -1112,62 +1105,122 @@ class PipedriveEmulator:
         previous: dict[str, Any] | None,
         change_source: str = "api",
     ) -> None:
-        """Send one v2 webhook per matching subscription, as Pipedrive does after a change.
+        """Send one webhook per matching subscription, as Pipedrive does after a change.
 
-        Deliveries are made outside the state lock. Only version 2.0 subscriptions are served;
-        a 1.0 subscription is stored but never called (leadflow does not use v1 payloads).
+        A subscription made with `version: "2.0"` (the default) gets `{meta, data, previous}`;
+        one made with `"1.0"` gets the legacy `{v, matches_filters, meta, current, previous,
+        retry, event}`. Each retry of a failed delivery counts itself (`meta.attempt` in v2,
+        `retry` in v1). Deliveries are made outside the state lock.
         """
-        deliveries: list[_Delivery] = []
+        deliveries: list[tuple[str, Callable[[int], tuple[bytes, dict[str, str]]]]] = []
         with self.sandbox.state.lock:
             for hook in self._bucket("webhooks").values():
-                if not hook["is_active"] or hook["version"] != "2.0":
+                if not hook["is_active"]:
                     continue
                 if hook["event_action"] not in ("*", action):
                     continue
                 if hook["event_object"] not in ("*", entity):
                     continue
-                payload = {
-                    "meta": {
-                        "action": action,
-                        "entity": entity,
-                        "version": "2.0",
-                        "company_id": str(self.company_id),
-                        "user_id": str(self.user_id),
-                        "id": str(uuid.UUID(int=self.sandbox.random.getrandbits(128), version=4)),
-                        "entity_id": str(data["id"]),
-                        "webhook_id": str(hook["id"]),
-                        "webhook_owner_id": str(hook["owner_id"]),
-                        "permitted_user_ids": [str(self.user_id)],
-                        "attempt": 1,
-                        "host": f"{self.credentials['company_domain']}.pipedrive.com",
-                        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                        "change_source": change_source,
-                        "is_bulk_edit": False,
-                        "type": "general",
-                        "correlation_id": str(
-                            uuid.UUID(int=self.sandbox.random.getrandbits(128), version=4)
-                        ),
-                    },
-                    "data": data,
-                    "previous": previous,
-                }
                 headers = {"Content-Type": "application/json", "User-Agent": "Pipedrive Webhooks"}
                 if hook["http_auth_user"] is not None:
                     token = f"{hook['http_auth_user']}:{hook['http_auth_password'] or ''}"
                     headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode(
                         "ascii"
                     )
-                body = json.dumps(payload, separators=(",", ":")).encode()
-                deliveries.append(_Delivery(hook["subscription_url"], body, headers))
+                build = self._v1_payload if hook["version"] == "1.0" else self._v2_payload
+                payload = build(hook, action, entity, data, previous, change_source)
+                deliveries.append((hook["subscription_url"], _attempts(payload, headers)))
                 hook["last_delivery_time"] = _now()
-        for delivery in deliveries:
+        for url, render in deliveries:
             try:
+                body, headers = render(1)
                 self.sandbox.webhooks.deliver(
-                    vendor=VENDOR, url=delivery.url, body=delivery.body, headers=delivery.headers
+                    vendor=VENDOR, url=url, body=body, headers=headers, redeliver=render
                 )
             except Exception:  # a delivery problem must not fail the API call that caused it
                 # No URL in the log: a subscription URL may carry credentials.
                 logger.warning("pipedrive webhook could not be queued", exc_info=True)
+
+    def _uuid(self) -> str:
+        return str(uuid.UUID(int=self.sandbox.random.getrandbits(128), version=4))
+
+    def _v2_payload(
+        self,
+        hook: dict[str, Any],
+        action: str,
+        entity: str,
+        data: dict[str, Any],
+        previous: dict[str, Any] | None,
+        change_source: str,
+    ) -> dict[str, Any]:
+        return {
+            "meta": {
+                "action": action,
+                "entity": entity,
+                "version": "2.0",
+                "company_id": str(self.company_id),
+                "user_id": str(self.user_id),
+                "id": self._uuid(),
+                "entity_id": str(data["id"]),
+                "webhook_id": str(hook["id"]),
+                "webhook_owner_id": str(hook["owner_id"]),
+                "permitted_user_ids": [str(self.user_id)],
+                "attempt": 1,
+                "host": f"{self.credentials['company_domain']}.pipedrive.com",
+                "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "change_source": change_source,
+                "is_bulk_edit": False,
+                "type": "general",
+                "correlation_id": self._uuid(),
+            },
+            "data": data,
+            "previous": previous,
+        }
+
+    def _v1_payload(
+        self,
+        hook: dict[str, Any],
+        action: str,
+        entity: str,
+        data: dict[str, Any],
+        previous: dict[str, Any] | None,
+        change_source: str,
+    ) -> dict[str, Any]:
+        """The legacy v1 body: v1 verbs (`added`, `updated`, `deleted`), `event`, `retry`."""
+        verb = {"create": "added", "change": "updated", "delete": "deleted"}.get(action, action)
+        now = datetime.now(UTC)
+        current = None if action == "delete" else data
+        prior = {**data, **previous} if previous is not None else None
+        if action == "delete":
+            prior = data
+        return {
+            "v": 1,
+            "matches_filters": {"current": [], "previous": []},
+            "meta": {
+                "v": 1,
+                "action": verb,
+                "object": entity,
+                "id": data["id"],
+                "company_id": self.company_id,
+                "user_id": self.user_id,
+                "host": f"{self.credentials['company_domain']}.pipedrive.com",
+                "timestamp": int(now.timestamp()),
+                "timestamp_micro": int(now.timestamp() * 1_000_000),
+                "permitted_user_ids": [self.user_id],
+                "trans_pending": False,
+                "is_bulk_update": False,
+                "pipedrive_service_name": False,
+                "change_source": change_source,
+                "matches_filters": {"current": [], "previous": []},
+                "send_source": "webhooks",
+                "webhook_id": str(hook["id"]),
+                "webhook_owner_id": hook["owner_id"],
+            },
+            "current": current,
+            "previous": prior,
+            "retry": 0,
+            "event": f"{verb}.{entity}",
+        }
 
     # -- the salesperson -----------------------------------------------------------------
     def open_deal_ids(self) -> list[str]:
@@ -1366,6 +1419,23 @@ def _ok(data: Any, additional_data: Any = None, status_code: int = 200) -> JSONR
 # --------------------------------------------------------------------------------------------
 
 
+def _attempts(
+    payload: dict[str, Any], headers: dict[str, str]
+) -> Callable[[int], tuple[bytes, dict[str, str]]]:
+    """Body and headers for delivery attempt N: v2 counts `meta.attempt` from 1, v1 `retry`
+    from 0."""
+
+    def render(attempt: int) -> tuple[bytes, dict[str, str]]:
+        sent = json.loads(json.dumps(payload))
+        if "retry" in sent:
+            sent["retry"] = attempt - 1
+        else:
+            sent["meta"]["attempt"] = attempt
+        return json.dumps(sent, separators=(",", ":")).encode(), dict(headers)
+
+    return render
+
+
 def _route_class(emulator: PipedriveEmulator) -> type[APIRoute]:
     """Routes that authenticate, rate-limit and translate every error into Pipedrive's bodies.
 
@@ -1377,6 +1447,8 @@ def _route_class(emulator: PipedriveEmulator) -> type[APIRoute]:
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
             template = self.path.removeprefix(f"/{VENDOR}")  # as mounted by the app
+            if template.startswith("/v1/"):  # the v1 spec's server form costs what /api/v1 does
+                template = "/api" + template
             cost = max((TOKEN_COSTS.get((m, template), 1) for m in self.methods), default=1)
 
             async def pipedrive_handler(request: Request) -> Response:
@@ -1517,6 +1589,7 @@ def render_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) 
 def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> APIRouter:
     """Pipedrive's v1 and v2 paths, mounted by the app at /pipedrive."""
     emulator = PipedriveEmulator(sandbox, limits)
+    sandbox.emulators[VENDOR] = emulator
     router = sandbox.vendor_router(VENDOR)
     router.route_class = _route_class(emulator)
     sandbox.faults.register_renderer(VENDOR, render_fault)
@@ -1668,5 +1741,16 @@ def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> API
     async def delete_webhook(webhook_id: int) -> Response:
         emulator.delete_webhook(webhook_id)
         return JSONResponse(content={"status": "ok", "success": True})
+
+    # The v1 spec's server is https://api.pipedrive.com/v1 (no /api): its paths are served as
+    # written there too, so a client built from either form reaches the same handlers.
+    for route in list(router.routes):
+        if isinstance(route, APIRoute) and route.path.startswith("/api/v1/"):
+            router.add_api_route(
+                route.path.removeprefix("/api"),
+                route.endpoint,
+                methods=sorted(route.methods),
+                name=f"{route.name}_v1_server_form",
+            )
 
     return router
