@@ -79,9 +79,56 @@ async def alert_quarantine_past_threshold(
     )
 
 
-def automations(block_document_id: UUID) -> list[Any]:
-    """The automations leadflow keeps on the Prefect server, each sending through the block."""
+#: flow runs beat every this many seconds (PREFECT_FLOWS_HEARTBEAT_FREQUENCY on the workers)
+HEARTBEAT_SECONDS = 30
+#: a run silent this long is declared Crashed: three heartbeats missed
+SILENT_RUN_SECONDS = 90
+
+
+def crash_silent_runs() -> Any:
+    """Prefect's zombie-run recipe: a flow run whose heartbeats stop (its worker's machine
+    died, a kill -9) is marked Crashed after SILENT_RUN_SECONDS, which fires the crashed alert.
+    Needs PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 where the workers run."""
+    from datetime import timedelta
+
+    from prefect.automations import AutomationCore, EventTrigger, Posture
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+
+    return AutomationCore(
+        name="leadflow: crash silent flow runs",
+        description="A flow run without a heartbeat for 90 s is marked Crashed.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=SILENT_RUN_SECONDS),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message="No heartbeat for 90 s: its worker stopped (leadflow automation).",
+            )
+        ],
+    )
+
+
+def automations(block_document_id: UUID | None) -> list[Any]:
+    """The automations leadflow keeps on the Prefect server: the silent-run detector, and,
+    with a notification block, one alert automation per kind sending through it."""
     from prefect.automations import AutomationCore, EventTrigger, Posture, SendNotification
+
+    if block_document_id is None:
+        return [crash_silent_runs()]
 
     def reactive(expect: set[str], match: dict[str, str]) -> EventTrigger:
         return EventTrigger(
@@ -92,6 +139,7 @@ def automations(block_document_id: UUID) -> list[Any]:
         return [SendNotification(block_document_id=block_document_id, subject=subject, body=body)]
 
     return [
+        crash_silent_runs(),
         AutomationCore(
             name="leadflow: flow run failed or crashed",
             description="A flow run ended Failed or Crashed: one notification naming the run.",

@@ -68,6 +68,7 @@ class Cluster:
             PREFECT_UI_ENABLED="false",
             PREFECT_WORKER_QUERY_SECONDS="1",
             PREFECT_WORKER_PREFETCH_SECONDS="1",
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30",
         )
         if self.api_url:
             env["PREFECT_API_URL"] = self.api_url

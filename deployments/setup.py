@@ -8,7 +8,8 @@ It creates or corrects, and reports only what it created or changed:
 - the `leadflow-alerts` notification block (a generic JSON webhook at
   LEADFLOW_ALERT_WEBHOOK_URL by default; Slack or e-mail with LEADFLOW_ALERT_CHANNEL);
 - the automations that send through it (deployments/alerts.py): a flow run failed or crashed,
-  a journey dead-lettered, the quarantine past its threshold.
+  a journey dead-lettered, the quarantine past its threshold; and Prefect's silent-run
+  detector, which marks a flow run Crashed when its heartbeats stop (a worker killed).
 
 Run it as often as you like (`python -m deployments.setup`, or `leadflow setup`): a second run
 against the same server and settings changes nothing and returns an empty list. Without an
@@ -113,7 +114,7 @@ def _automation_content(automation: Any) -> str:
     return _comparable({k: data[k] for k in keys})
 
 
-async def _ensure_automations(block_document_id: Any, changes: list[str]) -> None:
+async def _ensure_automations(block_document_id: Any | None, changes: list[str]) -> None:
     from prefect.automations import Automation
 
     for wanted in automations(block_document_id):
@@ -182,6 +183,7 @@ async def setup_prefect(
         await _ensure_limits(client, slots, changes)
     block = notification_block(settings)
     if block is None:
+        await _ensure_automations(None, changes)
         return [*changes, ALERTS_NOT_CONFIGURED] if changes else []
     saved = await _ensure_block(block, changes)
     await _ensure_automations(saved._block_document_id, changes)
@@ -195,7 +197,7 @@ def main() -> int:
         print(line)
     if not changes:
         print("Prefect is already set up for leadflow: nothing changed")
-    if notification_block(get_settings()) is None:
+    if notification_block(get_settings()) is None and ALERTS_NOT_CONFIGURED not in changes:
         print(ALERTS_NOT_CONFIGURED)
     return 0
 

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 JOURNEYS = 500
 TIMING = (
     "\n[timing]\nretry_base_seconds = 0.05\nretry_cap_seconds = 0.5\n"
-    "waiting_recheck_seconds = 3600\nclaim_lease_seconds = 8\neffect_lease_seconds = 8\n"
+    "waiting_recheck_seconds = 3600\nclaim_lease_seconds = 30\neffect_lease_seconds = 30\n"
 )
 HTTP_POLICY = {
     "LEADFLOW_HTTP_CONNECT_TIMEOUT": "2",
