@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
 from blocks.docusign import (
+    LEAD_ID_FIELD,
     AccessToken,
     DocuSignClient,
     DocuSignCredentials,
@@ -245,3 +246,31 @@ async def test_voiding_an_envelope_a_second_time_succeeds(
     await docusign.void_envelope(created.envelope_id, "Negócio perdido")
     await docusign.void_envelope(created.envelope_id, "Negócio perdido")  # a repeated attempt
     assert (await docusign.get_envelope(created.envelope_id)).status == "voided"
+
+
+async def test_a_contract_with_a_prefilled_tab_is_found_by_lead_id_and_its_form_data_read(
+    docusign: DocuSignClient, block: DocuSignCredentials
+) -> None:
+    """What the contract step does: prefill the signer's CPF, tag the lead id, read it back."""
+    assert block.template_id is not None
+    lead_id = str(uuid.uuid4().int % 10**9)
+    created = await docusign.create_envelope_from_template(
+        EnvelopeFromTemplate(
+            template_id=block.template_id,
+            template_roles=[
+                TemplateRole(
+                    role_name="Cliente",
+                    name="Maria Silva",
+                    email="maria@example.com",
+                    text_tabs={"cpf": "529.982.247-25"},
+                )
+            ],
+            custom_fields=[TextCustomField(name=LEAD_ID_FIELD, value=lead_id)],
+        )
+    )
+    found = await docusign.find_by_reference(lead_id, since=an_hour_ago())
+    assert found is not None
+    assert found.envelope_id == created.envelope_id
+    assert await docusign.find_by_reference(lead_id + "0", since=an_hour_ago()) is None
+    form = await docusign.get_envelope_form_data(created.envelope_id)
+    assert form.values()["cpf"] == "529.982.247-25"
