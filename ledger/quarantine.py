@@ -13,7 +13,7 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from data_quality.lead import NormalizedLead
@@ -24,6 +24,10 @@ from ledger.leads import LeadOperations
 from ledger.models import QuarantineRecord
 from ledger.states import Cause, JourneyState
 from ledger.views import GateDecision, QuarantineView
+
+#: First key of the advisory locks taken per contact value ("lf" in ASCII): apart from the
+#: migration lock, which uses the one-key form.
+CONTACT_LOCK_SPACE = 0x6C66
 
 
 class QuarantineOperations(LeadOperations, JourneyOperations):
@@ -46,6 +50,7 @@ class QuarantineOperations(LeadOperations, JourneyOperations):
                 )
             row = self._lead(session, lead_id)
             self._store_normalized(session, row, lead)
+            self._lock_contacts(session, lead)
             session.flush()
             earlier = self._earlier_lead(session, lead.email, lead.phone, lead.document, lead_id)
             if earlier is not None:
@@ -145,6 +150,22 @@ class QuarantineOperations(LeadOperations, JourneyOperations):
 
     # -- inside a session ---------------------------------------------------------------------
 
+    def _lock_contacts(self, session: Session, lead: NormalizedLead) -> None:
+        """Serialise gate decisions about the same person: on PostgreSQL, a transaction-scoped
+        advisory lock per contact value (in a fixed order, so two never deadlock), so two
+        workers gating two leads of one person at once cannot both qualify them. SQLite needs
+        none: its write transactions already run one at a time."""
+        if session.get_bind().dialect.name != "postgresql":
+            return
+        contacts = sorted(
+            {f"{kind}:{value}" for kind, value in _contacts(lead).items() if value is not None}
+        )
+        for contact in contacts:
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(:space, hashtext(:contact))"),
+                {"space": CONTACT_LOCK_SPACE, "contact": contact},
+            )
+
     def _replay(self, session: Session, quarantine_id: int, lead_id: int, now: datetime) -> None:
         """Close the lead's open quarantine record and move its journey back to `received`."""
         record = self._quarantine(session, quarantine_id, lock=True)
@@ -177,6 +198,10 @@ class QuarantineOperations(LeadOperations, JourneyOperations):
         if record is None:
             raise UnknownQuarantine(f"no quarantine record {quarantine_id}")
         return record
+
+
+def _contacts(lead: NormalizedLead) -> dict[str, str | None]:
+    return {"email": lead.email, "phone": lead.phone, "document": lead.document}
 
 
 def _summary(reasons: list[dict[str, str]]) -> str:

@@ -6,6 +6,9 @@ the record and moves the journey together with the gate's decision, or not at al
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
+
 import pytest
 
 from data_quality.lead import NormalizedLead
@@ -201,3 +204,27 @@ def test_an_unknown_quarantine_record_raises_unknown_quarantine(
 ) -> None:
     with pytest.raises(UnknownQuarantine):
         ledger.get_quarantine(record_id)
+
+
+def test_two_workers_gating_two_leads_of_one_person_at_once_qualify_exactly_one(
+    ledger: Ledger, ledger_url: str
+) -> None:
+    workers = 4
+    leads = [new_lead(ledger) for _ in range(workers)]
+    barrier = Barrier(workers)
+    ledgers = [Ledger(ledger_url) for _ in range(workers)]
+
+    def gate(pair: tuple[Ledger, int]) -> GateDecision:
+        own, lead_id = pair
+        barrier.wait()
+        return own.pass_gate(lead_id, clean(lead_id, email="same.person@exemplo.com.br"))
+
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            decisions = list(pool.map(gate, zip(ledgers, leads, strict=True)))
+    finally:
+        for own in ledgers:
+            own.dispose()
+    qualified = [d.lead_id for d in decisions if d.qualified]
+    assert len(qualified) == 1
+    assert {d.duplicate_of for d in decisions if not d.qualified} == set(qualified)
