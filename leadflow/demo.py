@@ -365,6 +365,8 @@ class Accounting:
     orphan_candidates: int
     unaccounted: tuple[str, ...]
     welcome_seconds: tuple[float, ...]
+    #: a lead worth `leadflow journeys show`: a welcomed client, else a dead-lettered one
+    example_lead: int | None = None
 
     @property
     def created_twice(self) -> tuple[KindCheck, ...]:
@@ -451,6 +453,8 @@ def account(
         orphan_candidates=snapshot.orphan_candidates,
         unaccounted=tuple(unaccounted),
         welcome_seconds=tuple(sorted(snapshot.welcome_seconds.values())),
+        example_lead=min(snapshot.welcome_seconds, default=None)
+        or min(snapshot.dead_letter_reasons, default=None),
     )
 
 
@@ -587,8 +591,10 @@ def webhook_settings(credentials: Mapping[str, Mapping[str, str]], password: str
 class Progress:
     """What the live display shows, updated as the demo runs."""
 
-    phase: str = "starting"
+    _phase: str = "starting"
     started: float = field(default_factory=time.monotonic)
+    #: (phase, seconds since the start when it began): where the time went
+    phases: list[tuple[str, float]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     submitted: int = 0
     target: int = 0
@@ -600,6 +606,20 @@ class Progress:
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @phase.setter
+    def phase(self, name: str) -> None:
+        self._phase = name
+        self.phases.append((name, self.elapsed))
+
+    def durations(self) -> list[tuple[str, float]]:
+        """Each phase with how long it lasted (the last one until now)."""
+        ends = [at for _, at in self.phases[1:]] + [self.elapsed]
+        return [(name, end - at) for (name, at), end in zip(self.phases, ends, strict=True)]
 
 
 @dataclass
@@ -616,6 +636,7 @@ class DemoOutcome:
     rounds: int = 0
     webhooks_received: int = 0
     prefect_ui: str | None = None
+    phases: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -846,8 +867,12 @@ async def _run(
     stop: asyncio.Event,
     on_sandbox: Callable[[Any], None] | None,
 ) -> DemoOutcome:
+    import importlib
     import secrets
 
+    progress.phase = "loading leadflow (Prefect, Great Expectations)"
+    for module in ("flows", "webhooks.app", "leadflow.setup", "sandbox.server"):
+        await asyncio.to_thread(importlib.import_module, module)  # the display keeps moving
     from flows import handle_deliveries, lead_to_cash
     from leadflow.sandbox_blocks import sandbox_credentials
     from leadflow.setup import setup_sandbox
@@ -856,6 +881,7 @@ async def _run(
     from sandbox.server import running_sandbox
     from webhooks.app import create_app
 
+    progress.phase = "sandbox and ledger"
     url = paths.database_url
     ledger = shared_ledger(url)
     await asyncio.to_thread(ledger.upgrade)
@@ -874,7 +900,7 @@ async def _run(
     with running_sandbox(seed=options.seed, sandbox=sandbox) as running:
         admin = httpx.AsyncClient(base_url=running.admin_url, timeout=30)
         try:
-            progress.phase = "setting up the Blocks and leadflow.toml"
+            progress.phase = "Blocks and leadflow.toml (Prefect server start)"
             await setup_sandbox(
                 running.url,
                 blocks_name=BLOCKS_NAME,
@@ -886,6 +912,7 @@ async def _run(
             reset_business_cache()
             settings = webhook_settings(running.credentials, secrets.token_urlsafe(24))
             app = create_app(settings, ledger=ledger, runner=process)
+            progress.phase = "webhook service, subscriptions, people, faults"
             with serve_webhooks(app, paths) as service:
                 blocks = sandbox_credentials(running.url)
                 await _register_webhooks(blocks, service.url, settings, running)
@@ -943,6 +970,7 @@ async def _run(
         rounds=progress.rounds,
         webhooks_received=webhooks_received,
         prefect_ui=prefect_ui_url(),
+        phases=progress.durations(),
     )
 
 

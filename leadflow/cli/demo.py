@@ -15,6 +15,7 @@ import os
 import signal
 import statistics
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,6 +34,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(highlight=False)
+if not console.is_terminal:
+    console.width = 100  # a log or a captured run: wide enough for the tables, never wrapped
+REASON_WIDTH = 60
 err_console = Console(stderr=True, highlight=False)
 
 #: Prefect's console output is for operators; the demo shows its own picture (the runs, their
@@ -116,14 +120,16 @@ def _line(progress: Progress) -> str:
 
 def accounting_tables(outcome: DemoOutcome) -> Group:
     """The end of the demo: what happened to every lead, and the proof nothing was made twice."""
+    from leadflow.demo import HAND_MINUTES_PER_CLIENT
+
     acc = outcome.accounting
     books = Table(title="What happened to every lead", show_header=False, title_justify="left")
-    books.add_column("what", min_width=34)
+    books.add_column("what", min_width=44, max_width=72, no_wrap=True, overflow="ellipsis")
     books.add_column("n", justify="right")
     books.add_row("leads in (Facebook form)", str(acc.leads_in))
     books.add_row("  recorded in the ledger", str(acc.recorded))
     books.add_row("  repeated people merged into one journey", str(acc.duplicates_merged))
-    books.add_row("  quarantined at the gate", str(acc.quarantined))
+    books.add_row("  quarantined at the gate (by rule broken)", str(acc.quarantined))
     for rule, count in sorted(acc.quarantine_rules.items(), key=lambda item: -item[1]):
         books.add_row(f"      {rule}", str(count))
     books.add_row("deals won / lost", f"{acc.deals_won} / {acc.deals_lost}")
@@ -134,14 +140,18 @@ def accounting_tables(outcome: DemoOutcome) -> Group:
     books.add_row("sites activated at Hostinger", str(acc.services_activated))
     books.add_row("clients welcomed on WhatsApp", str(acc.welcomed))
     waiting = acc.waiting
-    books.add_row(
-        "waiting on a person past the horizon",
-        f"{sum(waiting.values())}  (salesperson {waiting.get('deal_open', 0)}, "
-        f"signer {waiting.get('contract_sent', 0)}, payer {waiting.get('charge_open', 0)})",
-    )
-    books.add_row("dead-lettered", str(len(acc.dead_lettered)))
-    for lead_id, reason in sorted(acc.dead_lettered.items())[:10]:
-        books.add_row(f"      lead {lead_id}", reason[:90])
+    books.add_row("waiting on a person past the demo's horizon", str(sum(waiting.values())))
+    for state, who in (
+        ("deal_open", "a salesperson"),
+        ("contract_sent", "a client to sign"),
+        ("charge_open", "a client to pay"),
+    ):
+        if waiting.get(state):
+            books.add_row(f"      {who}", str(waiting[state]))
+    books.add_row("dead-lettered (a person must fix the cause)", str(len(acc.dead_lettered)))
+    reasons = Counter(reason[:REASON_WIDTH] for reason in acc.dead_lettered.values())
+    for reason, count in reasons.most_common(8):
+        books.add_row(f"      {reason}", str(count))
 
     proof = Table(
         title="The vendors' own counters against the ledger (nothing created twice)",
@@ -162,39 +172,42 @@ def accounting_tables(outcome: DemoOutcome) -> Group:
     time_table.add_row(
         "the whole run", f"{outcome.elapsed_seconds:.1f} s ({outcome.rounds} reconciler rounds)"
     )
+    for phase, seconds in outcome.phases:
+        time_table.add_row(f"      {phase}", f"{seconds:.1f} s")
     time_table.add_row("leadflow's time per lead", f"{per_lead:.2f} s of wall clock")
     if acc.welcome_seconds:
         median = statistics.median(acc.welcome_seconds)
         time_table.add_row(
             "form to welcome, per client", f"{median:.1f} s median (people's delays included)"
         )
+    clients = acc.recorded - acc.duplicates_merged - acc.quarantined
     time_table.add_row(
         "the same work by hand",
-        f"~45 min per client: {acc.welcomed * 45 / 60:.0f} h for these {acc.welcomed} clients",
+        f"~{HAND_MINUTES_PER_CLIENT} min per client: "
+        f"{clients * HAND_MINUTES_PER_CLIENT / 60:.0f} h for these {clients} clients",
     )
     return Group(books, Text(""), proof, Text(""), time_table)
 
 
 def next_steps(outcome: DemoOutcome, state_dir: Path) -> Text:
     acc = outcome.accounting
-    sample = next(iter(sorted(acc.dead_lettered)), None)
-    env = f"LEADFLOW_DATABASE_URL=sqlite:///{(state_dir / 'ledger.db').resolve()}"
+    sample = acc.example_lead or 1
+    database = f"sqlite:///{(state_dir / 'ledger.db').resolve()}"
     lines = [
-        "Where to look next:",
-        f"  one client's journey:  {env} leadflow journeys show {sample or 1}",
-        f"  journeys per state:    {env} leadflow journeys list",
-        f"  the quarantine:        {env} leadflow quarantine list",
+        "Where to look next, with this run's ledger:",
+        f"  export LEADFLOW_DATABASE_URL={database}",
+        "  leadflow journeys list           journeys per state, most recent first",
+        f"  leadflow journeys show {sample:<9} one client: every step, why, every vendor id",
+        "  leadflow quarantine list         the leads stopped at the gate, and the rules broken",
     ]
     if outcome.prefect_ui:
-        lines.append(
-            f"  the Prefect UI:        {outcome.prefect_ui}/runs (flow runs, logs, artifacts)"
-        )
+        lines.append(f"  {outcome.prefect_ui}/runs   the flow runs, their logs and artifacts")
     else:
         lines.append(
-            "  the Prefect UI:        `prefect server start` in another terminal, then "
+            "  the Prefect UI: `prefect server start`, then "
             "PREFECT_API_URL=http://127.0.0.1:4200/api make demo"
         )
-    lines.append("  the Data Docs:         .leadflow/data_docs/index.html (the gate's rules)")
+    lines.append("  .leadflow/data_docs/index.html   the gate's rules and results (Data Docs)")
     return Text("\n".join(lines))
 
 
@@ -251,6 +264,9 @@ def demo(
     state_dir: Annotated[
         Path, typer.Option(help="Where the demo keeps its ledger and the sandbox's state.")
     ] = Path(".leadflow/demo"),
+    time_limit: Annotated[
+        float, typer.Option(help="Give up (exit 1) after this many seconds.", hidden=True)
+    ] = 300.0,
 ) -> None:
     """Run an agency's week of clients: leads in, deals, contracts, PIX, sites, welcomes."""
     for name, value in QUIET_PREFECT.items():
@@ -259,7 +275,12 @@ def demo(
 
     try:
         options = DemoOptions(
-            leads=leads, faults=faults, seed=seed, fresh=fresh, state_dir=state_dir
+            leads=leads,
+            faults=faults,
+            seed=seed,
+            fresh=fresh,
+            state_dir=state_dir,
+            time_limit_seconds=time_limit,
         )
     except ValueError as exc:
         err_console.print(f"[red]leadflow demo: {exc}[/red]")
