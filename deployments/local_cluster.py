@@ -18,12 +18,21 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from deployments.schedules import REPO_ROOT, WORK_POOL
 
-__all__ = ["Cluster", "free_port", "recreate_database"]
+__all__ = [
+    "Cluster",
+    "free_port",
+    "pool_busy",
+    "record_sample_leads",
+    "recreate_database",
+    "trigger_reconciler",
+    "wait_until_all_in",
+]
 
 BIN = Path(sys.executable).parent
 
@@ -157,3 +166,84 @@ class Cluster:
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=15)
         self.processes.clear()
+
+
+# ------------------------------------------------------------------ driving the journey on it
+def record_sample_leads(ledger: Any, batch: str, count: int) -> list[int]:
+    """`count` good leads recorded as ad-hoc leads (due at once); their lead ids. Each batch
+    name gives distinct e-mails and phones."""
+    import zlib
+
+    from tasks.intake import ADHOC_SOURCE, adhoc_source_id
+
+    offset = zlib.crc32(batch.encode()) % 1_000 * 10_000  # batches of up to 10,000 leads
+    ids = []
+    for number in range(count):
+        lead = {
+            "source_id": f"{batch}-{number}",
+            "full_name": "Cliente Teste da Silva",
+            "email": f"cliente.{batch}.{number}@exemplo.com.br",
+            "phone_number": f"(11) 9{80_000_000 + (offset + number) % 20_000_000}",
+        }
+        ids.append(ledger.record_lead(ADHOC_SOURCE, adhoc_source_id(lead), lead).lead_id)
+    return ids
+
+
+async def trigger_reconciler(cluster: Cluster, runs: int) -> list[str]:
+    """Reconciler runs on the pool, as its schedule would start them; their flow run ids."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
+        started = [
+            await run_deployment("lead-to-cash/lead-to-cash", timeout=0) for _ in range(runs)
+        ]
+    return [str(run.id) for run in started]
+
+
+async def pool_busy(cluster: Cluster) -> bool:
+    """Whether a flow run is running, pending, or scheduled and already due."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    live = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING]
+    with temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))
+                )
+            )
+    now = time.time()
+    return any(
+        run.state_type != StateType.SCHEDULED
+        or (run.next_scheduled_start_time and run.next_scheduled_start_time.timestamp() <= now)
+        for run in runs
+    )
+
+
+async def wait_until_all_in(
+    cluster: Cluster, ledger: Any, ids: list[int], state: str, deadline_s: float
+) -> float:
+    """Seconds until every journey of `ids` is in `state`; one more reconciler run is started
+    whenever the pool is idle (what the every-minute schedule does, sooner)."""
+    import asyncio
+    from collections import Counter
+
+    start = time.monotonic()
+    while True:
+        views = await asyncio.to_thread(ledger.get_journeys, ids)
+        states = [str(view.state) for view in views.values()]
+        if len(states) == len(ids) and all(s == state for s in states):
+            return time.monotonic() - start
+        if time.monotonic() - start > deadline_s:
+            raise AssertionError(f"not all {state} after {deadline_s}s: {Counter(states)}")
+        if not await pool_busy(cluster):
+            await trigger_reconciler(cluster, 1)
+        await asyncio.sleep(1)

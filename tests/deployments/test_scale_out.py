@@ -20,7 +20,13 @@ from typing import Any
 
 import pytest
 
-from deployments.local_cluster import Cluster, recreate_database
+from deployments.local_cluster import (
+    Cluster,
+    record_sample_leads,
+    recreate_database,
+    trigger_reconciler,
+    wait_until_all_in,
+)
 from deployments.schedules import DEPLOYMENTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -141,79 +147,6 @@ async def journey_cluster(cluster: Cluster, setup_runs: list[str]) -> AsyncItera
             ledger.dispose()
 
 
-def _record(ledger: Any, batch: str, count: int) -> list[int]:
-    from tasks.intake import ADHOC_SOURCE, adhoc_source_id
-
-    ids = []
-    for number in range(count):
-        lead = {
-            "source_id": f"{batch}-{number}",
-            "full_name": f"Cliente {batch.title()} Teste",
-            "email": f"cliente.{batch}.{number}@exemplo.com.br",
-            "phone_number": f"(11) 9{8000_0000 + number + (5000 if batch == 'kill' else 0)}",
-        }
-        ids.append(ledger.record_lead(ADHOC_SOURCE, adhoc_source_id(lead), lead).lead_id)
-    return ids
-
-
-async def _trigger(cluster: Cluster, runs: int) -> list[str]:
-    """Reconciler runs on the pool, as its schedule would start them; their ids."""
-    from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
-        started = [
-            await run_deployment("lead-to-cash/lead-to-cash", timeout=0) for _ in range(runs)
-        ]
-    return [str(run.id) for run in started]
-
-
-async def _wait_until_all_in(
-    ledger: Any, ids: list[int], state: str, deadline_s: float, cluster: Cluster
-) -> None:
-    """Until every journey is in `state`, triggering one more run whenever the pool is idle
-    (what the every-minute schedule does, sooner)."""
-    end = time.monotonic() + deadline_s
-    while True:
-        views = await asyncio.to_thread(ledger.get_journeys, ids)
-        states = [str(view.state) for view in views.values()]
-        if all(s == state for s in states):
-            return
-        if time.monotonic() > end:
-            from collections import Counter
-
-            raise AssertionError(f"not all {state} after {deadline_s}s: {Counter(states)}")
-        if not await _pool_busy(cluster):
-            await _trigger(cluster, 1)
-        await asyncio.sleep(1)
-
-
-async def _pool_busy(cluster: Cluster) -> bool:
-    from prefect import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    live = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING]
-    with temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
-        async with get_client() as client:
-            runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))
-                )
-            )
-    now = time.time()
-    return any(
-        run.state_type != StateType.SCHEDULED
-        or (run.next_scheduled_start_time and run.next_scheduled_start_time.timestamp() <= now)
-        for run in runs
-    )
-
-
 def _transitions_per_journey(ledger: Any, ids: list[int]) -> dict[tuple[int, str], int]:
     from sqlalchemy import text
 
@@ -241,10 +174,10 @@ def _assert_advanced_once(ledger: Any, ids: list[int]) -> None:
 async def test_two_workers_advance_500_journeys_exactly_once(journey_cluster: Any) -> None:
     cluster, sandbox, ledger = journey_cluster
     before = _pipedrive_created(sandbox)
-    ids = await asyncio.to_thread(_record, ledger, "share", JOURNEYS)
+    ids = await asyncio.to_thread(record_sample_leads, ledger, "share", JOURNEYS)
 
-    runs = await _trigger(cluster, 6)
-    await _wait_until_all_in(ledger, ids, "deal_open", 600, cluster)
+    runs = await trigger_reconciler(cluster, 6)
+    await wait_until_all_in(cluster, ledger, ids, "deal_open", 600)
 
     _assert_advanced_once(ledger, ids)
     after = _pipedrive_created(sandbox)
@@ -258,12 +191,12 @@ async def test_two_workers_advance_500_journeys_exactly_once(journey_cluster: An
 async def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(journey_cluster: Any) -> None:
     cluster, sandbox, ledger = journey_cluster
     before = _pipedrive_created(sandbox)
-    ids = await asyncio.to_thread(_record, ledger, "kill", JOURNEYS)
+    ids = await asyncio.to_thread(record_sample_leads, ledger, "kill", JOURNEYS)
 
-    runs = await _trigger(cluster, 4)
+    runs = await trigger_reconciler(cluster, 4)
     victim = await _worker_running_one_of(cluster, runs, ledger, ids)
     cluster.kill(victim)
-    await _wait_until_all_in(ledger, ids, "deal_open", 600, cluster)
+    await wait_until_all_in(cluster, ledger, ids, "deal_open", 600)
 
     _assert_advanced_once(ledger, ids)
     after = _pipedrive_created(sandbox)
