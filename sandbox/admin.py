@@ -233,6 +233,12 @@ def build_router(sandbox: Sandbox) -> APIRouter:
     def webhook_log(vendor: str | None = None) -> list[dict[str, Any]]:
         return sandbox.webhooks.log(vendor)
 
+    @router.delete("/webhooks")
+    def clear_webhook_log() -> dict[str, str]:
+        """Forget the delivery log (objects, counters and faults stay)."""
+        sandbox.webhooks.clear_log()
+        return {"status": "cleared"}
+
     @router.post("/webhooks/wait")
     def wait_for_webhooks(body: WaitBody | None = None) -> dict[str, bool]:
         """Block until every queued delivery finished (a test's or demo's synchronisation)."""
