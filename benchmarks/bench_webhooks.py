@@ -15,8 +15,10 @@ LEADFLOW_BENCH_DATABASE_URL (or LEADFLOW_TEST_DATABASE_URL). Target on 2 cores: 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
+import statistics
 import tempfile
 import time
 import uuid
@@ -30,9 +32,10 @@ from benchmarks import Figure
 from benchmarks.bench_sandbox import _free_port, _serve
 
 CONNECTIONS = 32
-WARMUP_SECONDS = 1.0
-MEASURE_SECONDS = 4.0
-PREPARED = 40_000  # more than can be sent in WARMUP + MEASURE seconds
+WARMUP_SECONDS = 0.5
+MEASURE_SECONDS = 2.0
+ROUNDS = 3
+PREPARED = 60_000  # more than ROUNDS x (WARMUP + MEASURE) seconds can send
 
 SECRETS: dict[str, Any] = {
     "facebook_app_secret": "bench-facebook-secret",
@@ -91,24 +94,28 @@ def _request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def _rate(port: int, deliveries: list[tuple[str, bytes, dict[str, str]]]) -> float:
-    """Acknowledged deliveries per second over MEASURE_SECONDS, CONNECTIONS at a time.
+async def _rate(
+    port: int, deliveries: list[tuple[str, bytes, dict[str, str]]]
+) -> tuple[float, int]:
+    """Acknowledged deliveries per second over MEASURE_SECONDS, CONNECTIONS at a time, and
+    how many of `deliveries` were sent (the next round starts after them: all distinct).
 
     The client writes prepared HTTP/1.1 requests on keep-alive sockets and reads each answer
     by its Content-Length: a few microseconds per request, so the server under test, not the
     client (httpx costs about 1 ms of CPU per request here), is what the figure measures.
     """
     requests = iter([_request(*delivery) for delivery in deliveries])
-    done = 0
+    done = sent = 0
     measuring = stop = False
 
     async def connection() -> None:
-        nonlocal done
+        nonlocal done, sent
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             while not stop:
                 writer.write(next(requests))
+                sent += 1
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = int(head[9:12])
                 length = 0
@@ -130,7 +137,7 @@ async def _rate(port: int, deliveries: list[tuple[str, bytes, dict[str, str]]]) 
     measuring, elapsed = False, time.perf_counter() - started
     stop = True
     await asyncio.gather(*tasks)
-    return done / elapsed
+    return done / elapsed, sent
 
 
 def _uvicorn(app_expression: str, port: int) -> str:
@@ -166,43 +173,54 @@ def _postgres_database() -> Iterator[str | None]:
         admin.dispose()
 
 
-def _measure_service(database_url: str, deliveries: list[Any]) -> float:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    with _serve(_uvicorn(f"service_app({database_url!r})", port), url + "/healthz"):
-        return asyncio.run(_rate(port, deliveries))
+def _rounds(targets: dict[str, tuple[int, list[Any]]]) -> dict[str, float]:
+    """The median rate of each target over ROUNDS rounds, taken in turn in every round, so a
+    burst of load from elsewhere on the machine hits them all alike."""
+    rates: dict[str, list[float]] = {name: [] for name in targets}
+    offsets = dict.fromkeys(targets, 0)
+    for _ in range(ROUNDS):
+        for name, (port, deliveries) in targets.items():
+            rate, sent = asyncio.run(_rate(port, deliveries[offsets[name] :]))
+            rates[name].append(rate)
+            offsets[name] += sent
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def main() -> list[Figure]:
-    port = _free_port()
-    bare_url = f"http://127.0.0.1:{port}"
-    with _serve(_uvicorn("bare_app", port), bare_url + "/docs"):
-        bare = asyncio.run(_rate(port, [("/ok", b'{"n":1}', {})] * PREPARED))
-    figures = []
-    with tempfile.TemporaryDirectory() as folder:
-        sqlite = _measure_service(f"sqlite:///{folder}/ledger.db", _deliveries(PREPARED))
-    figures.append(
-        Figure(
-            name="webhook deliveries accepted (verified, stored, acknowledged), SQLite ledger",
-            value=sqlite,
-            baseline_name="bare FastAPI POST answering 200",
-            baseline=bare,
-            unit="deliveries/s",
-            target=">= 1/3 of bare",
-        )
-    )
-    with _postgres_database() as postgres_url:
+    ports = {"bare": _free_port(), "sqlite": _free_port(), "postgresql": _free_port()}
+    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
+        postgres_url = stack.enter_context(_postgres_database())
+        apps = {
+            "bare": "bare_app",
+            "sqlite": f"service_app({f'sqlite:///{folder}/ledger.db'!r})",
+        }
         if postgres_url is not None:
-            value = _measure_service(postgres_url, _deliveries(PREPARED))
+            apps["postgresql"] = f"service_app({postgres_url!r})"
+        targets: dict[str, tuple[int, list[Any]]] = {}
+        for name, expression in apps.items():
+            url = f"http://127.0.0.1:{ports[name]}"
+            ready = url + ("/docs" if name == "bare" else "/healthz")
+            stack.enter_context(_serve(_uvicorn(expression, ports[name]), ready))
+            deliveries = (
+                [("/ok", b'{"n":1}', {})] * PREPARED if name == "bare" else _deliveries(PREPARED)
+            )
+            targets[name] = (ports[name], deliveries)
+        rates = _rounds(targets)
+    figures = []
+    for name, label, target in (
+        ("sqlite", "SQLite", ">= 1/3 of bare"),
+        ("postgresql", "PostgreSQL", ">= 1,000/s and >= 1/3 of bare"),
+    ):
+        if name in rates:
             figures.append(
                 Figure(
-                    name="webhook deliveries accepted (verified, stored, acknowledged), "
-                    "PostgreSQL ledger",
-                    value=value,
+                    name=f"webhook deliveries accepted (verified, stored, acknowledged), "
+                    f"{label} ledger, median of {ROUNDS} interleaved rounds",
+                    value=rates[name],
                     baseline_name="bare FastAPI POST answering 200",
-                    baseline=bare,
+                    baseline=rates["bare"],
                     unit="deliveries/s",
-                    target=">= 1,000/s and >= 1/3 of bare",
+                    target=target,
                 )
             )
     return figures
