@@ -27,7 +27,7 @@ from data_quality import (
     normalize_phone,
     split_leads,
 )
-from data_quality.normalize import _KIND_BY_E164, _parse_br_phone, is_brazilian_mobile
+from data_quality.normalize import _KIND_BY_E164, _parse_br_phone, is_brazilian_mobile, not_text
 
 LEADS = 100_000
 FIRST = ["ana", "JOÃO", "maria", "José", "bruna 🌸", "Carlos", "luíza", "Pedro", "Zé", "Ínes"]
@@ -103,9 +103,11 @@ def plain_pandas_gate(
     blank: dict[str, pd.Series] = {}
     value: dict[str, pd.Series] = {}
     reason: dict[str, pd.Series] = {}
+    unreadable = pd.Series(False, index=frame.index)
     for field, normaliser in NORMALISERS.items():
         column = frame[field]
         uniques = column.dropna().unique()
+        unreadable |= column.map({u: not_text(u) is not None for u in uniques}).eq(True)
         results = {u: normaliser(str(u)) for u in uniques}
         value[field] = column.map({u: r.value for u, r in results.items()})
         reason[field] = column.map({u: r.reason for u, r in results.items()})
@@ -114,6 +116,7 @@ def plain_pandas_gate(
     mobile = phones.map({u: is_brazilian_mobile(u) for u in phones.dropna().unique()}).eq(True)
     email_ok = value["email"].notna()
     rules = {
+        "value_not_text": unreadable,
         "full_name_present": blank["full_name"],
         "full_name_valid": reason["full_name"].notna() & ~blank["full_name"],
         "email_valid": reason["email"].eq("email_valid"),
