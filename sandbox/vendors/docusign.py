@@ -43,7 +43,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from sandbox.core import PersonRole, Sandbox
 
@@ -1325,7 +1324,7 @@ def build_router(sandbox: Sandbox, limits: DocuSignLimits | None = None) -> APIR
     @router.post(api + "/envelopes")
     async def create_envelope(account_id: str, request: Request) -> Response:
         body = EnvelopeDefinition.model_validate(await _json_object(request))
-        status, summary = await run_in_threadpool(emulator.create_envelope, account_id, body)
+        status, summary = emulator.create_envelope(account_id, body)
         return JSONResponse(status_code=status, content=summary)
 
     @router.get(api + "/envelopes")
@@ -1398,7 +1397,7 @@ def build_router(sandbox: Sandbox, limits: DocuSignLimits | None = None) -> APIR
     @router.put(api + "/envelopes/{envelope_id}")
     async def update_envelope(account_id: str, envelope_id: str, request: Request) -> Response:
         body = EnvelopeUpdate.model_validate(await _json_object(request))
-        return JSONResponse(await run_in_threadpool(emulator.update_envelope, envelope_id, body))
+        return JSONResponse(emulator.update_envelope(envelope_id, body))
 
     @router.get(api + "/envelopes/{envelope_id}/form_data")
     async def form_data(account_id: str, envelope_id: str) -> Response:

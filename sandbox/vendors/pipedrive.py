@@ -38,7 +38,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
-from starlette.concurrency import run_in_threadpool
 
 from sandbox.core import PersonRole, Sandbox
 
@@ -1607,7 +1606,7 @@ def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> API
     @router.post("/api/v2/persons")
     async def add_person(request: Request) -> Response:
         body = PersonBody.model_validate(_object_body(await _json_body(request)))
-        return _ok(await run_in_threadpool(emulator.create_person, body))
+        return _ok(emulator.create_person(body))
 
     @router.get("/api/v2/persons/search")
     async def search_persons(request: Request) -> Response:
@@ -1639,13 +1638,13 @@ def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> API
     @router.patch("/api/v2/persons/{person_id}")
     async def update_person(person_id: int, request: Request) -> Response:
         body = PersonBody.model_validate(_object_body(await _json_body(request)))
-        return _ok(await run_in_threadpool(emulator.update_person, person_id, body))
+        return _ok(emulator.update_person(person_id, body))
 
     # Deals (v2)
     @router.post("/api/v2/deals")
     async def add_deal(request: Request) -> Response:
         body = DealBody.model_validate(_object_body(await _json_body(request)))
-        return _ok(await run_in_threadpool(emulator.create_deal, body))
+        return _ok(emulator.create_deal(body))
 
     @router.get("/api/v2/deals/search")
     async def search_deals(request: Request) -> Response:
@@ -1691,7 +1690,7 @@ def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> API
     @router.patch("/api/v2/deals/{deal_id}")
     async def update_deal(deal_id: int, request: Request) -> Response:
         body = DealBody.model_validate(_object_body(await _json_body(request)))
-        return _ok(await run_in_threadpool(emulator.update_deal, deal_id, body))
+        return _ok(emulator.update_deal(deal_id, body))
 
     # Deal and person fields (v1)
     for entity, path in (("deal", "/api/v1/dealFields"), ("person", "/api/v1/personFields")):
@@ -1701,7 +1700,7 @@ def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> API
     @router.post("/api/v1/notes")
     async def add_note(request: Request) -> Response:
         body = NoteBody.model_validate(_object_body(await _json_body(request)))
-        return _ok(await run_in_threadpool(emulator.create_note, body))
+        return _ok(emulator.create_note(body))
 
     @router.get("/api/v1/notes")
     async def list_notes(request: Request) -> Response:
