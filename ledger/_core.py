@@ -298,6 +298,8 @@ class LedgerCore:
         elif current is JourneyState.DEAD_LETTERED:
             journey.dead_lettered_from = None
         journey.state = target.value
+        journey.state_since = now
+        journey.waiting_reason = None
         journey.due_at = next_due_at(target, due_at, now)
         journey.claimed_by = None
         journey.claimed_until = None
@@ -376,6 +378,8 @@ def journey_view(journey: Journey) -> JourneyView:
         claimed_by=journey.claimed_by,
         claimed_until=journey.claimed_until,
         updated_at=journey.updated_at,
+        state_since=journey.state_since or journey.created_at,
+        waiting_reason=journey.waiting_reason,
     )
 
 

@@ -260,8 +260,16 @@ class JourneyOperations(LedgerCore):
             journey.claimed_until = until
             return until
 
-    def release(self, lead_id: int, worker: str, due_at: datetime | None = None) -> None:
-        """Give back a claimed journey without moving it, optionally due again at `due_at`.
+    def release(
+        self,
+        lead_id: int,
+        worker: str,
+        due_at: datetime | None = None,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        """Give back a claimed journey without moving it, optionally due again at `due_at`,
+        recording why it stays (`reason`: "waiting for the client to sign", a vendor's 503).
 
         Raises ClaimLost if another worker holds it, or nobody does (the step was transitioned
         or the claim released before).
@@ -274,6 +282,8 @@ class JourneyOperations(LedgerCore):
             journey.claimed_until = None
             if due_at is not None:
                 journey.due_at = aware(due_at, "due_at")
+            if reason is not None:
+                journey.waiting_reason = reason
             journey.updated_at = self._now()
 
     # -- cursors ------------------------------------------------------------------------------

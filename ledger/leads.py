@@ -60,6 +60,7 @@ class LeadOperations(LedgerCore):
                 due_at=now,
                 created_at=now,
                 updated_at=now,
+                state_since=now,
             )
             session.add(journey)
             session.flush()

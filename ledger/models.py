@@ -219,6 +219,10 @@ class Journey(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: when the journey entered its state (a wait on a person is shown "since" this)
+    state_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: why the last step left it where it is (waiting for a signature, retrying after a 503)
+    waiting_reason: Mapped[str | None] = mapped_column(SafeText, nullable=True)
 
     lead: Mapped[Lead] = relationship(back_populates="journey")
     transitions: Mapped[list[JourneyTransition]] = relationship(

@@ -64,6 +64,10 @@ class JourneyView:
     claimed_by: str | None
     claimed_until: datetime | None
     updated_at: datetime
+    #: when the journey entered its state
+    state_since: datetime | None = None
+    #: why its last step left it there (a person to act, a vendor to retry), if it said
+    waiting_reason: str | None = None
 
 
 @dataclass(frozen=True)
