@@ -31,7 +31,7 @@ from ledger.models import InboxEntry
 
 MAX_BATCH = 256
 #: batches committed at once on PostgreSQL (SQLite: one, it has a single writer)
-MAX_IN_FLIGHT = 4
+MAX_IN_FLIGHT = 2
 
 
 @dataclass
