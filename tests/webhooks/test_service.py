@@ -343,3 +343,16 @@ async def test_a_delivery_whose_process_died_before_the_trigger_is_left_for_the_
     assert [(c.vendor, c.event_id) for c in claimed] == inbox_rows(ledger)
     assert claimed[0].body == body
     assert ledger.claim_inbox(10, "another-reconciler") == []  # the claim holds
+
+
+async def test_a_delivery_that_cannot_be_stored_is_not_acknowledged(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    never_migrated = Ledger(f"sqlite:///{tmp_path}/no-schema.db")
+    body = delivery("asaas", 9)
+    async with serving(never_migrated) as http:
+        response = await http.post("/webhooks/asaas", content=body, headers=signed("asaas", body))
+    never_migrated.dispose()
+    assert response.status_code == 503  # the vendor retries; nothing was promised
+    assert "could not store" in caplog.text
+    assert ASAAS_TOKEN not in caplog.text
