@@ -140,6 +140,15 @@ class TimingChoices(_Section):
     )
     activation_poll_seconds: float = Field(60.0, gt=0)
     activation_poll_cap_seconds: float = Field(1800.0, gt=0)
+    claim_lease_seconds: float = Field(
+        300.0, gt=0, description="How long a worker holds the journeys it claimed."
+    )
+    effect_lease_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long one attempt at a vendor write is exclusive; must outlast a call "
+        "with its retries (LEADFLOW_HTTP_TOTAL_TIMEOUT).",
+    )
 
 
 class BusinessConfig(_Section):

@@ -33,7 +33,14 @@ from pydantic import BaseModel
 
 from blocks import PermanentError, UnknownOutcomeError, VendorError
 from leadflow.privacy import mask_text
-from ledger import EffectInFlight, EffectLeaseLost, EffectStateError, EffectView, Ledger
+from ledger import (
+    DEFAULT_EFFECT_LEASE_SECONDS,
+    EffectInFlight,
+    EffectLeaseLost,
+    EffectStateError,
+    EffectView,
+    Ledger,
+)
 
 __all__ = [
     "NOT_SENT",
@@ -128,11 +135,19 @@ async def _ledger(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(call, *args, **kwargs)
 
 
-async def perform(ledger: Ledger, write: VendorWrite[T]) -> Effected:
-    """Do one vendor write exactly once (or at most once, for HOLD writes)."""
+async def perform(
+    ledger: Ledger, write: VendorWrite[T], *, lease_seconds: float = DEFAULT_EFFECT_LEASE_SECONDS
+) -> Effected:
+    """Do one vendor write exactly once (or at most once, for HOLD writes). `lease_seconds`
+    must outlast the vendor call with its retries."""
     try:
         effect: EffectView = await _ledger(
-            ledger.begin_effect, write.key, write.vendor, write.operation, write.lead_id
+            ledger.begin_effect,
+            write.key,
+            write.vendor,
+            write.operation,
+            write.lead_id,
+            lease_seconds=lease_seconds,
         )
     except EffectInFlight as busy:
         return Effected(EffectResult.IN_FLIGHT, write.key, error=str(busy))

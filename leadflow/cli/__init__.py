@@ -31,6 +31,7 @@ _GROUPS: dict[str, str] = {
     "blocks": "blocks",
     "quarantine": "quarantine",
     "journeys": "journeys",
+    "setup": "setup",
     "webhooks": "webhooks",
     "demo": "demo",
 }

@@ -80,6 +80,16 @@ def vendor() -> FakeVendor:
     return FakeVendor()
 
 
+#: the HTTP policy of the journey's tests: quick retries, and hangs cut short
+TEST_HTTP_POLICY = {
+    "LEADFLOW_HTTP_CONNECT_TIMEOUT": "1",
+    "LEADFLOW_HTTP_READ_TIMEOUT": "0.5",
+    "LEADFLOW_HTTP_TOTAL_TIMEOUT": "3",
+    "LEADFLOW_HTTP_BACKOFF_BASE": "0.01",
+    "LEADFLOW_HTTP_BACKOFF_CAP": "0.1",
+}
+
+
 @pytest.fixture(scope="session")
 def journey_sandbox() -> Iterator[Any]:
     """One sandbox for the journey's integration tests (reset before each test)."""
@@ -100,7 +110,7 @@ async def journey_blocks(prefect_server: None, journey_sandbox: Any, tmp_path_fa
     timing = (
         "\n[timing]\nretry_base_seconds = 0.01\nretry_cap_seconds = 0.05\n"
         "waiting_recheck_seconds = 0.01\nactivation_poll_seconds = 0.01\n"
-        "activation_poll_cap_seconds = 0.05\n"
+        "activation_poll_cap_seconds = 0.05\nclaim_lease_seconds = 4\neffect_lease_seconds = 4\n"
     )
     await setup_sandbox(
         journey_sandbox.url, blocks_name="journey-tests", business_file=business, extra_toml=timing
@@ -127,6 +137,9 @@ def world(journey_sandbox: Any, journey_blocks: Any, tmp_path: Path) -> Iterator
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LEADFLOW_DATABASE_URL", url)
         patch.setenv("LEADFLOW_BUSINESS_FILE", str(business))
+        # a vendor call with all its retries must end well inside the 4 s effect lease
+        for name, value in TEST_HTTP_POLICY.items():
+            patch.setenv(name, value)
         reset_settings_cache()
         reset_business_cache()
         yield World(journey_sandbox, admin, ledger, blocks)

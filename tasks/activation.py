@@ -1,0 +1,144 @@
+"""Hostinger: the paid client's website is built, and the journey waits until it is live.
+
+`activate_service` (paid → activating): asks Hostinger to build the site the business's product
+names (`[products.<name>]` in leadflow.toml: the hosting order and the domain pattern). The
+website is found by its domain before it is asked for again: Hostinger keys websites by domain.
+`check_activation` (activating → activated): Hostinger builds sites asynchronously ("up to a few
+minutes"), so the journey polls through its `due_at`, backing off from
+`activation_poll_seconds` to `activation_poll_cap_seconds`; nothing sleeps inside a task.
+`activated` means the vendor says the site is live (`is_enabled`), not that it was accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from blocks.hostinger import CreatedWebsite, NewWebsite, Website
+from leadflow.business import slugify
+from leadflow.settings import ConfigError
+from ledger import ClaimedJourney, JourneyState, LeadView, UnknownEffect
+from tasks.deals import form_of
+from tasks.effects import VendorWrite
+from tasks.journey import Move, StepContext, apply_moves, for_each, move_from_effect
+from tasks.retrying import retry_infrastructure_only
+
+__all__ = ["activate_service", "check_activation", "website_domain"]
+
+WEBSITE = "hostinger.website"
+
+
+def website_key(lead_id: int) -> str:
+    return f"lead:{lead_id}:{WEBSITE}"
+
+
+def website_domain(pattern: str, lead: LeadView) -> str:
+    """The client's domain from the product's pattern."""
+    assert lead.normalized is not None
+    name = lead.normalized.full_name
+    return pattern.format(
+        slug=slugify(name), first_name=slugify(name.split()[0]), lead_id=lead.lead_id
+    ).lower()
+
+
+async def _best_datacenter(hostinger: Any, order_id: int) -> str | None:
+    """The datacenter Hostinger suggests for the order (its first): required for the first
+    website on a plan (contracts README §5.3), harmless for the others."""
+    datacenters = await hostinger.list_datacenters(order_id)
+    return datacenters[0].code if datacenters else None
+
+
+async def _activate_one(context: StepContext, hostinger: Any, lead: LeadView) -> Move:
+    if lead.normalized is None:
+        return Move.dead_letter(lead.lead_id, "the lead has no normalised data")
+    try:
+        product = context.business.product(context.business.form(form_of(lead)))
+    except ConfigError as error:
+        return Move.dead_letter(lead.lead_id, str(error))
+    domain = website_domain(product.domain, lead)
+    datacenter = product.datacenter_code or await _best_datacenter(hostinger, product.order_id)
+    request = NewWebsite(domain=domain, order_id=product.order_id, datacenter_code=datacenter)
+
+    built = await context.perform(
+        # Hostinger only says "Request accepted": the site is known by its domain from now on
+        VendorWrite[Website | CreatedWebsite](
+            key=website_key(lead.lead_id),
+            vendor="hostinger",
+            operation="create_website",
+            lead_id=lead.lead_id,
+            create=lambda: hostinger.create_website(request),
+            object_id=lambda website: domain,
+            find=lambda: hostinger.find_by_reference(domain, order_id=product.order_id),
+        ),
+    )
+    if (failed := move_from_effect(context, lead.lead_id, built, "Hostinger website")) is not None:
+        return failed
+    return Move.advance(
+        lead.lead_id,
+        JourneyState.ACTIVATING,
+        f"Hostinger website {domain} requested",
+        recheck_in=context.business.timing.activation_poll_seconds,
+    )
+
+
+@task(
+    name="activate-service",
+    tags=["hostinger"],
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_infrastructure_only,
+)
+async def activate_service(context: StepContext, journeys: list[ClaimedJourney]) -> list[Move]:
+    """paid → activating, for a batch: the client's website asked of Hostinger."""
+    if not journeys:
+        return []
+    hostinger = await context.client("hostinger")
+    leads = await asyncio.to_thread(context.ledger.get_leads, [j.lead_id for j in journeys])
+    moves = await for_each(
+        journeys,
+        lambda j: _activate_one(context, hostinger, leads[j.lead_id]),
+        context.business.concurrency,
+    )
+    return await apply_moves(context, journeys, moves)
+
+
+async def _check_one(context: StepContext, hostinger: Any, journey: ClaimedJourney) -> Move:
+    try:
+        effect = await asyncio.to_thread(context.ledger.get_effect, website_key(journey.lead_id))
+    except UnknownEffect:
+        return Move.dead_letter(journey.lead_id, "activating without a requested website")
+    domain = effect.vendor_object_id
+    if not effect.is_done or not domain:
+        return Move.dead_letter(journey.lead_id, "activating without a requested website")
+    website = await hostinger.find_by_reference(domain)
+    if website is not None and website.is_enabled:
+        return Move.advance(journey.lead_id, JourneyState.ACTIVATED, f"website {domain} is live")
+    timing = context.business.timing
+    waited = (datetime.now(UTC) - effect.created_at).total_seconds()
+    recheck = min(timing.activation_poll_cap_seconds, max(timing.activation_poll_seconds, waited))
+    state = "not listed yet" if website is None else "not enabled yet"
+    return Move.wait(journey.lead_id, f"waiting for Hostinger: {domain} {state}", recheck)
+
+
+@task(
+    name="check-activation",
+    tags=["hostinger"],
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_infrastructure_only,
+)
+async def check_activation(context: StepContext, journeys: list[ClaimedJourney]) -> list[Move]:
+    """activating → activated once Hostinger lists the site as enabled; else due later."""
+    if not journeys:
+        return []
+    hostinger = await context.client("hostinger")
+    moves = await for_each(
+        journeys, lambda j: _check_one(context, hostinger, j), context.business.concurrency
+    )
+    return await apply_moves(context, journeys, moves)

@@ -1,0 +1,305 @@
+"""What every journey step shares: who is running it, against which vendors, and how a step's
+per-lead outcome (a `Move`) becomes a journey transition in the ledger.
+
+A stage flow claims a batch of journeys (the ledger's lease keeps other workers off them), hands
+them to one task per business operation, and that task works through the batch with bounded
+concurrency (DESIGN.md, principle 8) — one Prefect task run per operation per batch, never per
+lead. Each lead's outcome is a `Move`:
+
+- `advance(lead, to_state, reason)`: the step is done; the journey moves on;
+- `wait(lead, reason, recheck_in)`: a person has to act (win the deal, sign, pay) or the vendor is
+  still working (the site being built): the journey stays and is due again later;
+- `retry(lead, reason)`: a transient failure; due again after a backoff;
+- `dead_letter(lead, reason)`: a permanent vendor error or missing data; a person fixes the
+  cause and `leadflow journeys retry ID` resumes the step;
+- `busy(lead)`: another worker holds the write; due again soon.
+
+Nothing here sleeps: every wait is a `due_at` in the ledger, which the reconciler honours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+from uuid import uuid4
+
+from leadflow.business import BusinessConfig, get_business
+from leadflow.privacy import mask_text
+from leadflow.settings import get_settings
+from ledger import (
+    Cause,
+    ClaimedJourney,
+    ClaimLost,
+    IllegalTransition,
+    JourneyState,
+    Ledger,
+    shared_ledger,
+)
+from tasks.effects import Effected, EffectResult, VendorWrite, perform
+
+__all__ = [
+    "VENDOR_CREDENTIALS",
+    "Move",
+    "MoveKind",
+    "StepContext",
+    "apply_moves",
+    "claim_due",
+    "for_each",
+    "journey_counts",
+    "move_from_effect",
+    "open_step_context",
+]
+
+T = TypeVar("T")
+
+#: vendor → the credentials Block type's module attribute (loaded lazily: Prefect is slow to import)
+VENDOR_CREDENTIALS: dict[str, str] = {
+    "facebook": "FacebookLeadAdsCredentials",
+    "pipedrive": "PipedriveCredentials",
+    "docusign": "DocuSignCredentials",
+    "asaas": "AsaasCredentials",
+    "hostinger": "HostingerCredentials",
+    "whatsapp": "WhatsAppCredentials",
+}
+
+
+class MoveKind(StrEnum):
+    ADVANCE = "advance"
+    WAIT = "wait"
+    RETRY = "retry"
+    DEAD_LETTER = "dead_letter"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True)
+class Move:
+    """One lead's outcome of one step."""
+
+    lead_id: int
+    kind: MoveKind
+    reason: str
+    to_state: JourneyState | None = None
+    recheck_in: float | None = None  # seconds; for WAIT, RETRY and BUSY
+    path: tuple[JourneyState, ...] = ()  # intermediate states an ADVANCE passes through
+
+    @classmethod
+    def advance(
+        cls,
+        lead_id: int,
+        to_state: JourneyState,
+        reason: str,
+        *via: JourneyState,
+        recheck_in: float | None = None,
+    ) -> Move:
+        """Done: move to `to_state` (through `via` first), next step due in `recheck_in`."""
+        return cls(lead_id, MoveKind.ADVANCE, reason, to_state, recheck_in, path=via)
+
+    @classmethod
+    def wait(cls, lead_id: int, reason: str, recheck_in: float) -> Move:
+        return cls(lead_id, MoveKind.WAIT, reason, recheck_in=recheck_in)
+
+    @classmethod
+    def retry(cls, lead_id: int, reason: str, recheck_in: float) -> Move:
+        return cls(lead_id, MoveKind.RETRY, reason, recheck_in=recheck_in)
+
+    @classmethod
+    def dead_letter(cls, lead_id: int, reason: str) -> Move:
+        return cls(lead_id, MoveKind.DEAD_LETTER, reason, JourneyState.DEAD_LETTERED)
+
+    @classmethod
+    def busy(cls, lead_id: int, reason: str, recheck_in: float = 5.0) -> Move:
+        return cls(lead_id, MoveKind.BUSY, reason, recheck_in=recheck_in)
+
+
+@dataclass
+class StepContext:
+    """Everything a step needs, built once per flow run: the ledger, the business's choices,
+    this worker's name for claims, the cause its transitions record, and vendor clients opened
+    on first use and closed when the flow run ends."""
+
+    ledger: Ledger
+    business: BusinessConfig
+    worker: str
+    cause: Cause
+    credentials: Mapping[str, Any] | None = None
+    _clients: dict[str, Any] = field(default_factory=dict)
+    _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    _client_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def client(self, vendor: str) -> Any:
+        """The vendor's client, from the Block named in leadflow.toml (`blocks`), or from the
+        credentials given to the flow (tests, the demo)."""
+        async with self._client_lock:
+            if vendor not in self._clients:
+                block = await self._credentials(vendor)
+                self._clients[vendor] = await self._stack.enter_async_context(block.get_client())
+            return self._clients[vendor]
+
+    async def _credentials(self, vendor: str) -> Any:
+        if self.credentials is not None and vendor in self.credentials:
+            return self.credentials[vendor]
+        import blocks
+
+        block_type = getattr(blocks, VENDOR_CREDENTIALS[vendor])
+        return await block_type.load(self.business.blocks)
+
+    async def perform(self, write: VendorWrite[Any]) -> Effected:
+        """One vendor write through the effect protocol, with this business's lease."""
+        return await perform(
+            self.ledger, write, lease_seconds=self.business.timing.effect_lease_seconds
+        )
+
+    def backoff(self, attempt: int) -> float:
+        timing = self.business.timing
+        return float(
+            min(timing.retry_cap_seconds, timing.retry_base_seconds * 2 ** max(attempt - 1, 0))
+        )
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
+
+
+def worker_name() -> str:
+    """A name unique to this process and flow run, for the ledger's claims."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+
+
+@asynccontextmanager
+async def open_step_context(
+    cause: Cause,
+    *,
+    credentials: Mapping[str, Any] | None = None,
+    business: BusinessConfig | None = None,
+    ledger: Ledger | None = None,
+) -> AsyncIterator[StepContext]:
+    context = StepContext(
+        ledger=ledger or shared_ledger(get_settings().database_url),
+        business=business or get_business(),
+        worker=worker_name(),
+        cause=cause,
+        credentials=credentials,
+    )
+    try:
+        yield context
+    finally:
+        await context.aclose()
+
+
+async def for_each(
+    items: Iterable[T], step: Callable[[T], Awaitable[Move]], concurrency: int
+) -> list[Move]:
+    """Run `step` over the batch, `concurrency` at a time. A step that raises is turned into a
+    retry for its lead alone (the rest of the batch goes on); the error is masked."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: T) -> Move:
+        async with gate:
+            try:
+                return await step(item)
+            except Exception as error:  # one lead's failure must not stop the batch
+                lead_id = getattr(item, "lead_id", None)
+                if lead_id is None:
+                    raise
+                return _move_for_error(lead_id, error)
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+def _move_for_error(lead_id: int, error: Exception) -> Move:
+    """A read that failed: permanent vendor errors dead-letter, anything else retries."""
+    from blocks import PermanentError, VendorError
+
+    reason = mask_text(str(error))[:1000]
+    if isinstance(error, PermanentError):
+        return Move.dead_letter(lead_id, reason)
+    if isinstance(error, VendorError):
+        delay = float(getattr(error, "retry_after", None) or 30.0)
+        return Move.retry(lead_id, reason, delay)
+    return Move.retry(lead_id, f"{type(error).__name__}: {reason}", 60.0)
+
+
+def move_from_effect(
+    context: StepContext, lead_id: int, effected: Effected, what: str, attempt: int = 1
+) -> Move | None:
+    """The move a failed vendor write makes; None when the write succeeded (the step goes on)."""
+    if effected.ok:
+        return None
+    if effected.result is EffectResult.PERMANENT:
+        return Move.dead_letter(lead_id, f"{what}: {effected.error}")
+    if effected.result is EffectResult.IN_FLIGHT:
+        return Move.busy(lead_id, f"{what}: another worker is calling the vendor")
+    delay = context.backoff(attempt)
+    if effected.retry_after is not None:
+        delay = max(delay, float(effected.retry_after))
+    return Move.retry(lead_id, f"{what}: {effected.error}", delay)
+
+
+def _due(seconds: float | None) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds or 0.0)
+
+
+def _apply_one(context: StepContext, journey: ClaimedJourney, move: Move) -> str:
+    ledger = context.ledger
+    try:
+        if move.kind in {MoveKind.ADVANCE, MoveKind.DEAD_LETTER}:
+            assert move.to_state is not None
+            # the first move checks this worker still holds the journey (and ends the claim)
+            worker: str | None = context.worker
+            for state in move.path:
+                ledger.transition(move.lead_id, state, context.cause, move.reason, worker=worker)
+                worker = None
+            due = _due(move.recheck_in) if move.recheck_in else None
+            ledger.transition(
+                move.lead_id, move.to_state, context.cause, move.reason, due, worker=worker
+            )
+        else:
+            ledger.release(
+                move.lead_id, context.worker, _due(move.recheck_in), reason=move.reason[:2000]
+            )
+    except (ClaimLost, IllegalTransition) as error:
+        # the lease ran out or a webhook moved the journey meanwhile: the other mover wins
+        return f"not recorded: {error}"
+    return "recorded"
+
+
+async def apply_moves(
+    context: StepContext, journeys: Iterable[ClaimedJourney], moves: Iterable[Move]
+) -> list[Move]:
+    """Record every move in the ledger (in a worker thread: the ledger is synchronous)."""
+    by_lead = {journey.lead_id: journey for journey in journeys}
+    moves = list(moves)
+
+    def record_all() -> None:
+        for move in moves:
+            _apply_one(context, by_lead[move.lead_id], move)
+
+    await asyncio.to_thread(record_all)
+    return moves
+
+
+async def claim_due(
+    context: StepContext, state: JourneyState, lead_ids: list[int] | None = None
+) -> list[ClaimedJourney]:
+    """Journeys in `state` for this worker: the named ones (due or not), or a batch of those
+    whose next step is due. Journeys another worker holds are skipped, never waited for."""
+    return await asyncio.to_thread(
+        context.ledger.claim,
+        state,
+        context.business.batch_size,
+        context.worker,
+        context.business.timing.claim_lease_seconds,
+        lead_ids=lead_ids,
+    )
+
+
+async def journey_counts() -> dict[str, int]:
+    """Journeys per state, in this process's ledger."""
+    ledger = shared_ledger(get_settings().database_url)
+    return await asyncio.to_thread(ledger.journey_counts)

@@ -1,0 +1,67 @@
+"""The quality gate as a journey step: received leads become qualified or quarantined.
+
+The gate itself (normalise, Great Expectations suite, de-duplication, quarantine) lives in
+data_quality/ and tasks/quality_gate.py, which records its decisions in the ledger atomically;
+this task runs it over the batch the intake stage claimed, publishes the gate's table artifact,
+and reports each lead's outcome beside the other steps'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from prefect import task
+from prefect.artifacts import acreate_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from ledger import ClaimedJourney, ClaimLost, JourneyState
+from tasks.journey import Move, MoveKind, StepContext
+from tasks.quality_gate import ARTIFACT_KEY, artifact_table, run_gate
+from tasks.retrying import retry_infrastructure_only
+
+__all__ = ["qualify"]
+
+
+@task(
+    name="qualify",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_infrastructure_only,
+)
+async def qualify(context: StepContext, journeys: list[ClaimedJourney]) -> list[Move]:
+    """received → qualified | quarantined (or attached to an earlier lead of the same person)."""
+    if not journeys:
+        return []
+    lead_ids = [journey.lead_id for journey in journeys]
+    outcome = await asyncio.to_thread(run_gate, context.ledger, lead_ids)
+    moves = [
+        Move.advance(i, JourneyState.QUALIFIED, "passed the quality gate")
+        for i in outcome.qualified
+    ]
+    moves += [
+        Move(i, MoveKind.ADVANCE, f"quarantine record {record}", JourneyState.QUARANTINED)
+        for i, record in outcome.quarantined.items()
+    ]
+    moves += [
+        Move(i, MoveKind.ADVANCE, f"the same person as lead {earlier}", None)
+        for i, earlier in outcome.duplicates.items()
+    ]
+
+    def release_skipped() -> None:
+        for lead_id in outcome.skipped:
+            with contextlib.suppress(ClaimLost):
+                context.ledger.release(lead_id, context.worker)
+
+    await asyncio.to_thread(release_skipped)
+    await acreate_table_artifact(
+        artifact_table(outcome),
+        key=ARTIFACT_KEY,
+        description=(
+            f"Quality gate: {len(outcome.qualified)} qualified, {len(outcome.quarantined)} "
+            f"quarantined, {len(outcome.duplicates)} attached to an earlier lead "
+            "(personal data masked)."
+        ),
+    )
+    return moves

@@ -1,0 +1,81 @@
+"""The whole journey against the in-process sandbox, checked through the sandbox's own state:
+leads from the Graph API to `welcomed`, every vendor object created once and linked."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger import JourneyState
+from tests.journey.world import World
+
+pytestmark = pytest.mark.integration
+
+
+async def test_leads_travel_from_the_form_to_welcomed_each_vendor_object_made_once(
+    world: World,
+) -> None:
+    world.people(accept=1.0)
+    world.submit_leads(5)
+
+    counts = await world.reconcile_until_settled()
+
+    assert counts == {JourneyState.WELCOMED: 5}, world.describe()
+    created = world.counters()
+    for vendor, kind in [
+        ("pipedrive", "person"),
+        ("pipedrive", "deal"),
+        ("docusign", "envelope"),
+        ("asaas", "customer"),
+        ("asaas", "payment"),
+        ("hostinger", "website"),
+    ]:
+        assert created[vendor][kind] == 5, (vendor, kind)
+
+
+async def test_each_vendor_object_carries_the_references_that_link_it_to_the_journey(
+    world: World,
+) -> None:
+    world.people(accept=1.0)
+    world.submit_leads(2)
+    await world.reconcile_until_settled()
+
+    async with (
+        world.blocks["pipedrive"].get_client() as pipedrive,
+        world.blocks["docusign"].get_client() as docusign,
+        world.blocks["asaas"].get_client() as asaas,
+    ):
+        for lead_id in world.lead_ids():
+            ids = world.vendor_ids(lead_id)
+            deal = await pipedrive.get_deal(int(ids["pipedrive.create_deal"]))
+            assert str(lead_id) in [str(v) for v in deal.custom_fields.values()]
+            envelope = await docusign.get_envelope(ids["docusign.create_envelope"])
+            assert envelope.text_custom_fields["leadflow_lead_id"] == str(lead_id)
+            assert envelope.text_custom_fields["pipedrive_deal_id"] == ids["pipedrive.create_deal"]
+            payment = await asaas.get_payment(ids["asaas.create_pix_charge"])
+            assert payment.external_reference == f"leadflow-lead-{lead_id}-pix"
+            assert payment.customer == ids["asaas.create_customer"]
+            notes = await pipedrive.list_notes(deal_id=deal.id)
+            (note,) = [n.content for n in notes.items]
+            for key, vendor_id in ids.items():
+                if key != "pipedrive.add_note":
+                    assert vendor_id in note, key
+
+
+async def test_a_lost_deal_and_a_declined_contract_close_their_journeys(world: World) -> None:
+    world.people(accept=0.0, refuse=1.0)
+    world.submit_leads(2)
+
+    counts = await world.reconcile_until_settled()
+
+    assert counts == {JourneyState.DEAL_LOST: 2}
+
+
+async def test_a_journey_waiting_on_a_person_stays_waiting_with_its_reason(world: World) -> None:
+    world.people(accept=0.0, refuse=0.0)
+    world.submit_leads(1)
+
+    counts = await world.reconcile_until_settled(rounds=3)
+
+    assert counts == {JourneyState.DEAL_OPEN: 1}
+    (lead_id,) = world.lead_ids()
+    assert "waiting for a salesperson" in world.last_reason(lead_id)
