@@ -84,6 +84,12 @@ async def _measure(database_url: str, home: Path) -> tuple[float, float]:
                 ids = await asyncio.to_thread(record_sample_leads, ledger, batch, JOURNEYS)
                 await trigger_reconciler(cluster, RUNS)
                 elapsed.append(await wait_until_all_in(cluster, ledger, ids, "deal_open", 1800))
+                print(
+                    f"  {len(cluster.processes) - 1} worker(s): {JOURNEYS} journeys in "
+                    f"{elapsed[-1]:.1f} s = {JOURNEYS / elapsed[-1]:.2f} journeys/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
             ledger.dispose()
         return JOURNEYS / elapsed[0], JOURNEYS / elapsed[1]
     finally:

@@ -143,3 +143,28 @@ async def alert_dead_lettered_sentinel(receiver: Any, lead_id: int) -> None:
 
     await alert_dead_lettered(lead_id, "welcome", "sentinel")
     receiver.wait_for(lambda a: f"journey {lead_id} " in a.get("subject", ""))
+
+
+async def test_vendor_slot_holds_slots_across_processes_and_frees_them(
+    configured: list[str],
+) -> None:
+    from prefect import get_client
+
+    from deployments.limits import vendor_slot
+
+    async def active(vendor: str) -> int:
+        async with get_client() as client:
+            return (await client.read_global_concurrency_limit_by_name(vendor)).active_slots
+
+    assert await active("asaas") == 0
+    async with vendor_slot("asaas", occupy=10):
+        assert await active("asaas") == 10
+        async with vendor_slot("asaas", occupy=15):
+            assert await active("asaas") == 25
+    assert await active("asaas") == 0
+    async with vendor_slot("hostinger", occupy=500):  # never more than the whole limit
+        assert await active("hostinger") == 10
+    assert await active("hostinger") == 0
+    with pytest.raises(KeyError, match="known"):
+        async with vendor_slot("mercadopago"):
+            pass
