@@ -126,36 +126,52 @@ async def test_an_announced_body_over_the_limit_is_413_before_it_is_read(
 ) -> None:
     received: list[int] = []
 
-    async def body_stream():
-        for _ in range(4):
+    async def body_stream():  # 8 KiB in 1 KiB chunks, without a Content-Length
+        for _ in range(8):
             received.append(1)
             yield b"x" * 1024
 
     settings = webhook_settings(max_body_bytes=2048)
     async with serving(ledger, settings=settings) as http:
-        headers = {**signed("asaas", b""), "Content-Length": str(10 * 1024 * 1024)}
         announced = await http.post(
             "/webhooks/facebook",
             content=b"{}",
             headers={**hub_headers(FACEBOOK_SECRET, b"{}"), "Content-Length": str(4096)},
         )
         assert announced.status_code == 413
-        # a chunked body without Content-Length: refused once the running size passes the limit
+        # a header-authenticated vendor: refused on the announced size before its credentials
+        asaas = await http.post(
+            "/webhooks/asaas",
+            content=b"{}",
+            headers={"asaas-access-token": "wrong", "Content-Length": str(10 * 1024 * 1024)},
+        )
+        assert asaas.status_code == 413
+        # a chunked body: refused once the running size passes the limit, not read to its end
         chunked = await http.post(
             "/webhooks/facebook", content=body_stream(), headers=hub_headers(FACEBOOK_SECRET, b"")
         )
         assert chunked.status_code == 413
-        del headers
+    assert len(received) < 8
     assert inbox_rows(ledger) == []
 
 
 async def test_the_default_limit_is_one_mebibyte(client: httpx.AsyncClient, ledger: Ledger) -> None:
-    body = b'{"object":"page","entry":[],"pad":"' + b"x" * (1024 * 1024) + b'"}'
+    def padded(total: int) -> bytes:
+        start = b'{"object":"page","entry":[{"id":"1","changes":[{"field":"leadgen","value":'
+        start += b'{"leadgen_id":"777"}}]}],"pad":"'
+        return start + b"x" * (total - len(start) - 2) + b'"}'
+
+    over, under = padded(1024 * 1024 + 1), padded(1024 * 1024)
     response = await client.post(
-        "/webhooks/facebook", content=body, headers=hub_headers(FACEBOOK_SECRET, body)
+        "/webhooks/facebook", content=over, headers=hub_headers(FACEBOOK_SECRET, over)
     )
     assert response.status_code == 413
     assert inbox_rows(ledger) == []
+    response = await client.post(
+        "/webhooks/facebook", content=under, headers=hub_headers(FACEBOOK_SECRET, under)
+    )
+    assert response.status_code == 200
+    assert inbox_rows(ledger) == [("facebook", "777")]
 
 
 @pytest.mark.parametrize(
