@@ -39,12 +39,11 @@ if not console.is_terminal:
 REASON_WIDTH = 60
 err_console = Console(stderr=True, highlight=False)
 
-#: Prefect's console output is for operators; the demo shows its own picture (the runs, their
-#: logs and artifacts still go to the Prefect API and its UI). Set before Prefect is imported.
+#: Prefect's console output is for operators; the demo shows its own picture, and says when a
+#: reconciler round failed (the runs, their logs and artifacts still go to the Prefect API and
+#: its UI). Set before Prefect is imported; a value already in the environment wins.
 QUIET_PREFECT: dict[str, str] = {
-    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "ERROR",
-    "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL": "ERROR",
-    "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL": "ERROR",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
     # the temporary server migrates its database on first start: slow on a busy machine
@@ -101,9 +100,10 @@ def journeys_table(progress: Progress) -> Table:
 
 def live_view(progress: Progress) -> Panel:
     faults = f", faults {progress.faults:.0%}" if progress.faults else ""
+    failed = f" ({progress.failed_rounds} failed)" if progress.failed_rounds else ""
     header = Text(
         f"{progress.phase} · {progress.elapsed:5.1f} s · leads {progress.submitted}"
-        f"/{progress.target} · reconciler rounds {progress.rounds}{faults}"
+        f"/{progress.target} · reconciler rounds {progress.rounds}{failed}{faults}"
     )
     return Panel(
         Group(header, Text(""), journeys_table(progress)), title="leadflow demo", expand=False
@@ -223,11 +223,11 @@ async def _run_with_display(options: Any) -> DemoOutcome:
     demo = asyncio.create_task(run_demo(options, progress, stop))
 
     def interrupt() -> None:
-        if stop.is_set():  # a second Ctrl-C: stop now (the sandbox's state is still saved)
+        if stop.is_set():  # a second Ctrl-C: do not wait for a clean stop
             demo.cancel()
             return
         stop.set()
-        err_console.print("\nstopping after this round (Ctrl-C again to stop now)")
+        err_console.print("\nstopping: the state is kept, and a rerun continues from it")
 
     loop.add_signal_handler(signal.SIGINT, interrupt)
     try:
@@ -310,6 +310,11 @@ def report(outcome: DemoOutcome, state_dir: Path) -> None:
     if outcome.interrupted:
         console.print("[yellow]Interrupted[/yellow]: run `leadflow demo` again to continue.")
         return
+    if outcome.failed_rounds:
+        console.print(
+            f"[yellow]{outcome.failed_rounds} reconciler round(s) failed and the next one went "
+            f"on; the last error: {outcome.last_error}[/yellow] (the Prefect UI has each run)"
+        )
     if outcome.timed_out:
         console.print("[red]The journeys did not settle in time.[/red]")
     if acc.ok and not outcome.timed_out:
