@@ -19,13 +19,14 @@ webhooks are sent with `sandbox.webhooks.deliver(...)`.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter
@@ -81,6 +82,62 @@ class SandboxState:
             self._buckets.clear()
             self._sequences.clear()
             self._created.clear()
+
+
+Settings = TypeVar("Settings")
+
+
+class VendorEmulator:
+    """What every vendor's emulator shares, so each one holds only what its vendor does.
+
+    Its sandbox; the credentials it accepts right now (the module's defaults overlaid with the
+    admin API's overrides, read on every request so a change applies at once); and settings
+    kept as plain JSON in the vendor's bucket (what `/__sandbox__/state` shows and a reset
+    clears) but read back typed, a dataclass or a pydantic model.
+    """
+
+    vendor: ClassVar[str]
+    default_credentials: ClassVar[Mapping[str, str]]
+
+    def __init_subclass__(
+        cls, vendor: str = "", credentials: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        """`class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIALS)`."""
+        super().__init_subclass__(**kwargs)
+        if vendor:
+            cls.vendor = vendor
+        if credentials is not None:
+            cls.default_credentials = credentials
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        return {**self.default_credentials, **self.sandbox.credentials.get(self.vendor, {})}
+
+    def stored_settings(self, key: str, default: Settings) -> Settings:
+        """The settings under `key` in the bucket, stored from `default` on first use."""
+        if dataclasses.is_dataclass(default) and not isinstance(default, type):
+            plain = dataclasses.asdict(default)
+        else:
+            plain = default.model_dump()  # type: ignore[attr-defined]
+        with self.state.lock:
+            stored = self.state.bucket(self.vendor).setdefault(key, plain)
+            return type(default)(**stored)
+
+    def store_settings(self, key: str, settings: Any) -> None:
+        """Replace the settings under `key` (the admin API's PUT)."""
+        if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+            plain = dataclasses.asdict(settings)
+        else:
+            plain = settings.model_dump()
+        with self.state.lock:
+            self.state.bucket(self.vendor)[key] = plain
+
+    @property
+    def state(self) -> SandboxState:
+        return self.sandbox.state
 
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})

@@ -57,7 +57,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from validate_docbr import CNPJ, CPF
 
-from sandbox.core import PersonRole, Sandbox
+from sandbox.core import PersonRole, Sandbox, VendorEmulator
 
 VENDOR = "asaas"
 
@@ -363,11 +363,11 @@ def list_envelope(items: list[dict[str, Any]], offset: int, limit: int) -> dict[
 # -- the emulator -------------------------------------------------------------------------------
 
 
-class AsaasEmulator:
+class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIALS):
     """Customers, payments and events in `sandbox.state.bucket("asaas")`."""
 
     def __init__(self, sandbox: Sandbox, limits: AsaasLimits | None = None) -> None:
-        self.sandbox = sandbox
+        super().__init__(sandbox)
         self.default_limits = limits or AsaasLimits()
         #: "now" in Brasília time; tests replace it to move the calendar
         self.clock: Callable[[], datetime] = lambda: datetime.now(BRAZIL)
@@ -375,10 +375,6 @@ class AsaasEmulator:
         self._window_started = time.monotonic()
         self._window_count = 0
         self._gets_in_flight = 0
-
-    @property
-    def credentials(self) -> dict[str, str]:
-        return {**DEFAULT_CREDENTIALS, **self.sandbox.credentials.get(VENDOR, {})}
 
     def _bucket(self) -> dict[str, Any]:
         """Laid out on first use (and again after an admin reset empties the state)."""

@@ -18,7 +18,6 @@ headers, the per-envelope polling limit, and the simulated "signer" who signs or
 from __future__ import annotations
 
 import base64
-import dataclasses
 import functools
 import hashlib
 import hmac
@@ -44,7 +43,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sandbox.core import PersonRole, Sandbox
+from sandbox.core import PersonRole, Sandbox, VendorEmulator
 
 VENDOR = "docusign"
 
@@ -273,11 +272,11 @@ class _Delivery:
 # --------------------------------------------------------------------------------------------
 
 
-class DocuSignEmulator:
+class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIALS):
     """One DocuSign account: tokens, templates, envelopes, Connect and the account's limits."""
 
     def __init__(self, sandbox: Sandbox, limits: DocuSignLimits | None = None) -> None:
-        self.sandbox = sandbox
+        super().__init__(sandbox)
         self.default_limits = limits or DocuSignLimits()
         self._usage = _Usage()
         self._usage_lock = threading.Lock()
@@ -289,17 +288,9 @@ class DocuSignEmulator:
 
     # -- configuration -------------------------------------------------------------------
     @property
-    def credentials(self) -> dict[str, str]:
-        return {**DEFAULT_CREDENTIALS, **self.sandbox.credentials.get(VENDOR, {})}
-
-    @property
     def limits(self) -> DocuSignLimits:
         """The limits in force; `state.bucket("docusign")["limits"]` (plain JSON) changes them."""
-        with self.sandbox.state.lock:
-            stored = self.sandbox.state.bucket(VENDOR).setdefault(
-                "limits", dataclasses.asdict(self.default_limits)
-            )
-            return DocuSignLimits(**stored)
+        return self.stored_settings("limits", self.default_limits)
 
     def _bucket(self, kind: str) -> dict[str, Any]:
         with self.sandbox.state.lock:
@@ -900,11 +891,7 @@ class DocuSignEmulator:
     @property
     def signer_settings(self) -> SignerSettings:
         """The signer's habits; `PUT /__sandbox__/docusign/signer` changes them."""
-        with self.sandbox.state.lock:
-            stored = self.sandbox.state.bucket(VENDOR).setdefault(
-                "signer", SignerSettings().model_dump()
-            )
-            return SignerSettings(**stored)
+        return self.stored_settings("signer", SignerSettings())
 
     def _fill_left_tabs(self, signer: dict[str, Any]) -> None:
         """The signer types a CPF into the CPF tab the sender left empty (held under the lock).
@@ -978,11 +965,7 @@ class DocuSignEmulator:
     @property
     def connect_settings(self) -> ConnectSettings:
         """The account's Connect configuration; `PUT /__sandbox__/docusign/connect` sets it."""
-        with self.sandbox.state.lock:
-            stored = self.sandbox.state.bucket(VENDOR).setdefault(
-                "connect", ConnectSettings().model_dump()
-            )
-            return ConnectSettings(**stored)
+        return self.stored_settings("connect", ConnectSettings())
 
     def connect_message(
         self,
@@ -1420,8 +1403,7 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     @router.put("/connect")
     def set_connect_settings(body: ConnectSettings) -> dict[str, Any]:
         """What the account's Connect configuration includes (`include_data`, default none)."""
-        with sandbox.state.lock:
-            sandbox.state.bucket(VENDOR)["connect"] = body.model_dump()
+        emulator().store_settings("connect", body)
         return body.model_dump()
 
     @router.get("/signer")
@@ -1431,8 +1413,7 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     @router.put("/signer")
     def set_signer_settings(body: SignerSettings) -> dict[str, Any]:
         """How often the signer mistypes the CPF they fill in (`invalid_cpf_rate`)."""
-        with sandbox.state.lock:
-            sandbox.state.bucket(VENDOR)["signer"] = body.model_dump()
+        emulator().store_settings("signer", body)
         return body.model_dump()
 
     return router

@@ -46,7 +46,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
-from sandbox.core import Sandbox
+from sandbox.core import Sandbox, VendorEmulator
 
 VENDOR = "facebook"
 GRAPH_VERSION = "v23.0"
@@ -322,11 +322,11 @@ class LeadSubmission(BaseModel):
     webhook: bool = True
 
 
-class FacebookEmulator:
+class FacebookEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIALS):
     """Pages, forms and leads in `sandbox.state.bucket("facebook")`, plus the lead generator."""
 
     def __init__(self, sandbox: Sandbox, limits: FacebookLimits | None = None) -> None:
-        self.sandbox = sandbox
+        super().__init__(sandbox)
         self.limits = limits or FacebookLimits()
         self.trace_ids = TraceIds(sandbox)
         self.faker = Faker("pt_BR")
@@ -334,10 +334,6 @@ class FacebookEmulator:
         self._faker_lock = threading.Lock()
         self._calls: dict[str, list[float]] = {}
         self._calls_lock = threading.Lock()
-
-    @property
-    def credentials(self) -> dict[str, str]:
-        return {**DEFAULT_CREDENTIALS, **self.sandbox.credentials.get(VENDOR, {})}
 
     def _bucket(self) -> dict[str, Any]:
         """The vendor's state, seeded with the page and its lead form on first use."""

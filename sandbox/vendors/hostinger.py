@@ -41,7 +41,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandbox.core import Sandbox
+from sandbox.core import Sandbox, VendorEmulator
 
 VENDOR = "hostinger"
 
@@ -215,21 +215,17 @@ def _integer(value: Any) -> int | None:
     return None
 
 
-class HostingerEmulator:
+class HostingerEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIALS):
     """Orders, websites, subscriptions and billing orders in `sandbox.state.bucket("hostinger")`."""
 
     def __init__(self, sandbox: Sandbox, settings: HostingerSettings | None = None) -> None:
-        self.sandbox = sandbox
+        super().__init__(sandbox)
         self.default_settings = settings or HostingerSettings()
         #: wall-clock "now"; tests replace it to move time
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._rate_lock = threading.Lock()
         self._minute_started = time.monotonic()
         self._minute_count = 0
-
-    @property
-    def credentials(self) -> dict[str, str]:
-        return {**DEFAULT_CREDENTIALS, **self.sandbox.credentials.get(VENDOR, {})}
 
     def _bucket(self) -> dict[str, Any]:
         """Laid out on first use: the agency already owns two hosting plans (one with room)."""

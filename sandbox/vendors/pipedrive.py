@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import hashlib
 import json
 import logging
@@ -39,7 +38,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
-from sandbox.core import PersonRole, Sandbox
+from sandbox.core import PersonRole, Sandbox, VendorEmulator
 
 VENDOR = "pipedrive"
 
@@ -446,20 +445,16 @@ def _built_in_field(
     }
 
 
-class PipedriveEmulator:
+class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIALS):
     """Persons, deals, fields, notes and webhook subscriptions of one Pipedrive company."""
 
     def __init__(self, sandbox: Sandbox, limits: PipedriveLimits | None = None) -> None:
-        self.sandbox = sandbox
+        super().__init__(sandbox)
         self.default_limits = limits or PipedriveLimits()
         self.limiter = _RateLimiter(lambda: self.limits)
         self._index = _ExactIndex()
 
     # -- configuration -------------------------------------------------------------------
-    @property
-    def credentials(self) -> dict[str, str]:
-        return {**DEFAULT_CREDENTIALS, **self.sandbox.credentials.get(VENDOR, {})}
-
     @property
     def company_id(self) -> int:
         return int(self.credentials["company_id"])
@@ -471,11 +466,7 @@ class PipedriveEmulator:
     @property
     def limits(self) -> PipedriveLimits:
         """The limits in force; `state.bucket("pipedrive")["limits"]` (plain JSON) changes them."""
-        with self.sandbox.state.lock:
-            stored = self.sandbox.state.bucket(VENDOR).setdefault(
-                "limits", dataclasses.asdict(self.default_limits)
-            )
-            return PipedriveLimits(**stored)
+        return self.stored_settings("limits", self.default_limits)
 
     def _bucket(self, kind: str) -> dict[int, dict[str, Any]]:
         with self.sandbox.state.lock:

@@ -32,7 +32,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sandbox.core import Sandbox
+from sandbox.core import Sandbox, VendorEmulator
 from sandbox.vendors.facebook import (
     GraphError,
     SubscribeBody,
@@ -235,19 +235,15 @@ class _Sent:
     biz_opaque_callback_data: str | None
 
 
-class WhatsAppEmulator:
+class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIALS):
     """Messages, windows and templates in `sandbox.state.bucket("whatsapp")`."""
 
     def __init__(self, sandbox: Sandbox, limits: WhatsAppLimits | None = None) -> None:
-        self.sandbox = sandbox
+        super().__init__(sandbox)
         self.default_limits = limits or WhatsAppLimits()
         self.trace_ids = TraceIds(sandbox)
         self._rate_lock = threading.Lock()
         self._recent: deque[float] = deque()
-
-    @property
-    def credentials(self) -> dict[str, str]:
-        return {**DEFAULT_CREDENTIALS, **self.sandbox.credentials.get(VENDOR, {})}
 
     def _bucket(self) -> dict[str, Any]:
         with self.sandbox.state.lock:

@@ -54,3 +54,35 @@ def test_effective_credentials_overlay_overrides_on_the_defaults() -> None:
 
 def test_the_same_seed_gives_the_same_random_stream() -> None:
     assert Sandbox(seed=4).random.random() == Sandbox(seed=4).random.random()
+
+
+def test_every_emulator_shares_the_vendor_emulator_base() -> None:
+    """One place for credentials and typed settings (issue 9.6), not six copies."""
+    from sandbox.app import VENDOR_MODULES
+    from sandbox.core import VendorEmulator
+
+    sandbox = Sandbox()
+    from sandbox.app import create_app
+
+    create_app(sandbox)
+    assert set(sandbox.emulators) == set(VENDOR_MODULES)
+    for vendor, emulator in sandbox.emulators.items():
+        assert isinstance(emulator, VendorEmulator)
+        assert emulator.vendor == vendor
+    sandbox.credentials["asaas"] = {"api_key": "override"}
+    assert sandbox.emulators["asaas"].credentials["api_key"] == "override"
+    assert "webhook_auth_token" in sandbox.emulators["asaas"].credentials
+
+
+def test_stored_settings_are_plain_json_in_the_bucket_and_read_back_typed() -> None:
+    from sandbox.app import create_app
+    from sandbox.vendors import docusign
+
+    sandbox = Sandbox()
+    create_app(sandbox)
+    emulator = sandbox.emulators["docusign"]
+    assert emulator.signer_settings == docusign.SignerSettings()
+    emulator.store_settings("signer", docusign.SignerSettings(invalid_cpf_rate=0.5))
+    assert sandbox.state.bucket("docusign")["signer"] == {"invalid_cpf_rate": 0.5}
+    assert emulator.signer_settings.invalid_cpf_rate == 0.5
+    assert emulator.limits == docusign.DocuSignLimits()
