@@ -4,7 +4,9 @@ Vendors build their exact payload and signature headers and hand them to `delive
 sends them from a background thread, as real vendors do (the API call that caused an event
 never waits for the receiver), retrying a failed delivery a few times. The vendor's webhook
 faults (sandbox/faults.py) drop, duplicate or delay a delivery. One worker sends in order, so
-the receiver sees events in the order they happened unless a fault delays one.
+the receiver sees events in the order they happened unless a fault delays one. A vendor whose
+retries differ from the first attempt (an attempt counter in the body, hence a new signature)
+passes `redeliver`; a target outside loopback is refused unless the operator allowed it.
 
 The delivery log keeps what an operator needs to debug a missed callback — vendor, URL without
 its query string, HTTP status, attempts, outcome — and never a body or header value, which hold
@@ -52,6 +54,11 @@ class DeliveryRecord:
     finished_at: float | None = None
 
 
+Redeliver = Callable[[int], tuple[bytes, dict[str, str]]]
+"""A vendor's body and headers for attempt N (2, 3...): a retry counts itself (Pipedrive's
+`meta.attempt`, DocuSign's `retryCount`) and is signed again over its new body."""
+
+
 @dataclass(order=True)
 class _Job:
     due: float
@@ -61,11 +68,6 @@ class _Job:
     body: bytes = field(compare=False)
     headers: dict[str, str] = field(compare=False)
     redeliver: Redeliver | None = field(default=None, compare=False)
-
-
-Redeliver = Callable[[int], tuple[bytes, dict[str, str]]]
-"""A vendor's body and headers for attempt N (2, 3...): a retry counts itself (Pipedrive's
-`meta.attempt`, DocuSign's `retryCount`) and is signed again over its new body."""
 
 
 def _without_query(url: str) -> str:
