@@ -208,14 +208,30 @@ async def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(journey_clus
 async def _worker_running_one_of(
     cluster: Cluster, runs: list[str], ledger: Any, ids: list[int]
 ) -> str:
-    """The worker whose flow run is in the middle of the work: some journeys moved, not all."""
+    """The worker with one of `runs` Running while the work is half done: some journeys have
+    moved, not all reached deal_open."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     end = time.monotonic() + 300
     while time.monotonic() < end:
         views = await asyncio.to_thread(ledger.get_journeys, ids)
-        moved = sum(str(view.state) != "received" for view in views.values())
-        if moved:
+        states = [str(view.state) for view in views.values()]
+        moved = sum(state != "received" for state in states)
+        done = sum(state == "deal_open" for state in states)
+        if moved and done < len(ids):
+            with temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
+                async with get_client() as client:
+                    running = [
+                        run
+                        for run in runs
+                        if (await client.read_flow_run(UUID(run))).state_type.value == "RUNNING"
+                    ]
             for name in ("w1", "w2"):
-                if name in cluster.processes and any(run in cluster.log(name) for run in runs):
+                log = cluster.log(name) if name in cluster.processes else ""
+                if any(run in log for run in running):
                     return name
         await asyncio.sleep(0.2)
-    raise AssertionError("no reconciler run started on either worker")
+    raise AssertionError("no reconciler run was running on either worker mid-work")
