@@ -27,9 +27,11 @@ __all__ = [
     "BLOCK_NAME",
     "DEAD_LETTERED_EVENT",
     "QUARANTINE_EVENT",
+    "SILENT_RUN_SECONDS",
     "alert_dead_lettered",
     "alert_quarantine_past_threshold",
     "automations",
+    "crash_silent_runs",
 ]
 
 #: the notification block every leadflow automation sends through
