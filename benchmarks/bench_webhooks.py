@@ -32,7 +32,7 @@ from fastapi import FastAPI, Request, Response
 from benchmarks import Figure
 from benchmarks.bench_sandbox import _free_port, _serve
 
-CONNECTIONS = 32
+CONNECTIONS = 32  # deliveries in flight: vendors send concurrently; the raw client makes 32 cheap
 WARMUP_SECONDS = 0.5
 MEASURE_SECONDS = 2.0
 ROUNDS = 3
