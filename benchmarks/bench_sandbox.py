@@ -47,7 +47,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _serve(code: str, ready_url: str) -> Iterator[None]:
+def _serve(code: str, ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
     """Run `code` in a child Python process until the block exits; wait until it answers."""
     process = subprocess.Popen(  # noqa: S603 - runs this module's own constant code
         [sys.executable, "-c", code],
@@ -68,7 +68,7 @@ def _serve(code: str, ready_url: str) -> Iterator[None]:
                         f"server did not start: {process.stderr.read().decode()}"  # type: ignore[union-attr]
                     ) from None
                 time.sleep(0.05)
-        yield
+        yield process
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -167,6 +167,65 @@ async def _rate(base_url: str, build: Builder) -> float:
     return done / elapsed
 
 
+INTAKE_LEADS = 600
+INTAKE_IN_FLIGHT = 50
+INTAKE_LATENCY_MS = 20
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _intake(base_url: str, server_pid: int) -> tuple[float, float, float]:
+    """The journey's intake against the sandbox: per lead a Pipedrive person search, a person
+    create and a deal create, INTAKE_IN_FLIGHT leads at a time at INTAKE_LATENCY_MS injected
+    latency. (leads/s, sandbox CPU ms per lead, client CPU ms per lead): the sandbox must cost
+    less than the client that drives it, or it would be what a benchmark measures."""
+    from sandbox.vendors import pipedrive
+
+    headers = {"x-api-token": pipedrive.DEFAULT_CREDENTIALS["api_token"]}
+    limits = httpx.Limits(
+        max_connections=INTAKE_IN_FLIGHT, max_keepalive_connections=INTAKE_IN_FLIGHT
+    )
+    transport = httpx.AsyncHTTPTransport(
+        limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+    )
+    async with httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30) as client:
+        await client.put("/__sandbox__/faults/pipedrive", json={"latency_ms": INTAKE_LATENCY_MS})
+        gate = asyncio.Semaphore(INTAKE_IN_FLIGHT)
+
+        async def lead(n: int) -> None:
+            email = f"cliente{n}@exemplo.com.br"
+            async with gate:
+                await client.get(
+                    "/pipedrive/api/v2/persons/search",
+                    params={"term": email, "fields": "email", "exact_match": "true"},
+                    headers=headers,
+                )
+                person = await client.post(
+                    "/pipedrive/api/v2/persons",
+                    json={"name": f"Cliente {n}", "emails": [{"value": email, "primary": True}]},
+                    headers=headers,
+                )
+                deal = await client.post(
+                    "/pipedrive/api/v2/deals",
+                    json={"title": f"Site {n}", "person_id": person.json()["data"]["id"]},
+                    headers=headers,
+                )
+                if deal.status_code != 200:
+                    raise RuntimeError(f"deal create: {deal.status_code} {deal.text[:200]}")
+
+        server_before, client_before = _cpu_seconds(server_pid), time.process_time()
+        started = time.perf_counter()
+        await asyncio.gather(*(lead(n) for n in range(INTAKE_LEADS)))
+        elapsed = time.perf_counter() - started
+        server_ms = (_cpu_seconds(server_pid) - server_before) * 1000 / INTAKE_LEADS
+        client_ms = (time.process_time() - client_before) * 1000 / INTAKE_LEADS
+    return INTAKE_LEADS / elapsed, server_ms, client_ms
+
+
 def main() -> list[Figure]:
     sandbox_port, baseline_port = _free_port(), _free_port()
     sandbox_code = (
@@ -186,7 +245,20 @@ def main() -> list[Figure]:
     with _serve(sandbox_code, sandbox_url + "/__sandbox__/"):
         name, build = _first_working(sandbox_url)
         value = asyncio.run(_rate(sandbox_url, build))
+    with _serve(sandbox_code, sandbox_url + "/__sandbox__/") as server:
+        leads_per_second, server_ms, client_ms = asyncio.run(_intake(sandbox_url, server.pid))
     return [
+        Figure(
+            name=(
+                f"sandbox CPU per intake lead (search + person + deal, {INTAKE_IN_FLIGHT} in "
+                f"flight, {INTAKE_LATENCY_MS} ms latency; {leads_per_second:.0f} leads/s)"
+            ),
+            value=server_ms,
+            baseline_name="the httpx client's CPU per lead",
+            baseline=client_ms,
+            unit="ms/lead",
+            target="below the client's",
+        ),
         Figure(
             name=f"sandbox {name} on loopback",
             value=value,
@@ -194,7 +266,7 @@ def main() -> list[Figure]:
             baseline=baseline,
             unit="req/s",
             target=">= 1,000 creates/s",
-        )
+        ),
     ]
 
 
