@@ -69,9 +69,9 @@ async def lead_to_cash() -> dict[str, int]:
     async with open_step_context(Cause.WEBHOOK) as context:
         for report in await _next_stages(context, await _apply(context, None)):
             await publish_report(report)
-        context.cause = Cause.POLL
-        await publish_report(await run_intake(context))
         context.cause = Cause.RECONCILE
+        # received leads are gated; the forms are polled by the intake deployment's schedule
+        await publish_report(await run_intake(context, poll=False))
         for stage in STAGES:
             await publish_report(await run_stage(context, stage))
         counts = await asyncio.to_thread(context.ledger.journey_counts)

@@ -35,7 +35,7 @@ from leadflow.privacy import mask_document
 from ledger import ClaimedJourney, JourneyState, LeadView, UnknownEffect
 from tasks.contracts import envelope_id_of
 from tasks.deals import form_of
-from tasks.effects import UnknownOutcome, VendorWrite
+from tasks.effects import EffectResult, UnknownOutcome, VendorWrite
 from tasks.journey import Move, StepContext, apply_moves, for_each, move_from_effect
 from tasks.retrying import retry_infrastructure_only
 
@@ -172,6 +172,11 @@ async def _charge_one(context: StepContext, asaas: Any, lead: LeadView) -> Move:
         return failed
     assert charge.vendor_object_id is not None
     reason = f"Asaas customer {customer.vendor_object_id}, PIX charge {charge.vendor_object_id}"
+    if charge.result is not EffectResult.CREATED:
+        # made by an earlier attempt: the client may have paid meanwhile (no QR code then)
+        payment = await asaas.get_payment(charge.vendor_object_id)
+        if payment.is_paid:
+            return Move.advance(lead.lead_id, JourneyState.CHARGE_OPEN, f"{reason}; already paid")
     if not normalized.reachable_on_whatsapp:
         return Move.advance(
             lead.lead_id,

@@ -10,6 +10,8 @@ open deal, for journeys whose webhook was lost.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from datetime import timedelta
 from typing import Any
 
 from prefect import task
@@ -26,7 +28,7 @@ from blocks.pipedrive_models import (
     PersonMatch,
 )
 from ledger import ClaimedJourney, JourneyState, LeadView
-from tasks.effects import UnknownOutcome, VendorWrite
+from tasks.effects import EffectResult, UnknownOutcome, VendorWrite
 from tasks.journey import Move, StepContext, apply_moves, for_each, move_from_effect
 from tasks.retrying import retry_infrastructure_only
 
@@ -44,12 +46,34 @@ def deal_key(lead_id: int) -> str:
     return f"lead:{lead_id}:{DEAL}"
 
 
-async def lead_id_field_key(context: StepContext) -> str:
-    """The 40-hex key of the deal custom field holding leadflow's lead id: found by its name, or
-    created once (an effect, so two workers starting together still make one field)."""
-    name = context.business.pipedrive.lead_id_field
-    pipedrive = await context.client("pipedrive")
+class FieldUnavailable(Exception):  # noqa: N818 - reads as the business fact
+    """The lead-id deal field could not be found or made; `permanent` if the vendor refused."""
 
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def _field_cache_key(_: object, parameters: dict[str, Any]) -> str:
+    """Per ledger, Block set and field name: the ledger's effect row is the field's record, so
+    a new ledger (a new company, a reset sandbox) never reads another one's cached key."""
+    ledger_url = parameters["context"].ledger.url
+    digest = hashlib.sha256(ledger_url.encode()).hexdigest()[:16]
+    return f"pipedrive-lead-id-field:{digest}:{parameters['blocks']}:{parameters['name']}"
+
+
+@task(
+    name="lead-id-field",
+    tags=["pipedrive"],
+    cache_key_fn=_field_cache_key,
+    cache_expiration=timedelta(minutes=10),
+    persist_result=True,
+)
+async def lead_id_field_key(context: StepContext, blocks: str, name: str) -> str:
+    """The 40-hex key of the deal custom field holding leadflow's lead id: found by its name, or
+    created once (an effect, so two workers starting together still make one field). An
+    idempotent read, so Prefect caches it for ten minutes (per ledger, Blocks and name)."""
+    pipedrive = await context.client("pipedrive")
     write = VendorWrite[DealField](
         key=f"pipedrive.deal_field:{name}",
         vendor="pipedrive",
@@ -64,7 +88,10 @@ async def lead_id_field_key(context: StepContext) -> str:
     )
     effected = await context.perform(write)
     if not effected.ok or effected.vendor_object_id is None:
-        raise RuntimeError(f"Pipedrive deal field {name!r} could not be made: {effected.error}")
+        permanent = effected.result is EffectResult.PERMANENT
+        raise FieldUnavailable(
+            f"Pipedrive deal field {name!r}: {effected.error}", permanent=permanent
+        )
     return effected.vendor_object_id
 
 
@@ -155,7 +182,17 @@ async def upsert_person_and_deal(
     if not journeys:
         return []
     pipedrive = await context.client("pipedrive")
-    field_key = await lead_id_field_key(context)
+    name = context.business.pipedrive.lead_id_field
+    try:
+        field_key = await lead_id_field_key(context, context.business.blocks, name)
+    except FieldUnavailable as error:  # every deal needs the field: the whole batch waits
+        moves = [
+            Move.dead_letter(j.lead_id, str(error))
+            if error.permanent
+            else Move.retry(j.lead_id, str(error), context.backoff(1))
+            for j in journeys
+        ]
+        return await apply_moves(context, journeys, moves)
     leads = await asyncio.to_thread(context.ledger.get_leads, [j.lead_id for j in journeys])
     moves = await for_each(
         journeys,

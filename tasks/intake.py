@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,9 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from blocks import VendorError
 from blocks.facebook import Lead as GraphLead
+from leadflow.privacy import mask_text
 from tasks.journey import StepContext
 from tasks.retrying import retry_infrastructure_only
 
@@ -32,6 +35,8 @@ __all__ = [
     "record_adhoc_leads",
     "record_graph_leads",
 ]
+
+logger = logging.getLogger(__name__)
 
 FACEBOOK_SOURCE = "facebook"
 ADHOC_SOURCE = "adhoc"
@@ -74,7 +79,11 @@ async def extract_leads(context: StepContext) -> list[int]:
     for form in context.business.forms:
         cursor = await asyncio.to_thread(context.ledger.get_cursor, form_cursor(form.id))
         since = datetime.fromisoformat(cursor) - CURSOR_OVERLAP if cursor else None
-        leads = await facebook.list_leads(form.id, since=since)
+        try:
+            leads = await facebook.list_leads(form.id, since=since)
+        except VendorError as error:  # this form waits for the next poll; the others go on
+            logger.warning("form %s not polled: %s", form.id, mask_text(str(error)))
+            continue
         # Graph may omit form_id when not asked for it: the form is known here
         leads = [
             lead if lead.form_id else lead.model_copy(update={"form_id": form.id}) for lead in leads

@@ -115,6 +115,13 @@ async def journey_blocks(prefect_server: None, journey_sandbox: Any, tmp_path_fa
     await setup_sandbox(
         journey_sandbox.url, blocks_name="journey-tests", business_file=business, extra_toml=timing
     )
+    # WhatsApp's pair rate (one message to a number every 6 s) would make every journey wait
+    # between the PIX code and the welcome: off in these tests, which are about the journey
+    from blocks import WhatsAppCredentials
+
+    whatsapp = await WhatsAppCredentials.load("journey-tests")
+    whatsapp.pair_interval_seconds = 0
+    await whatsapp.save("journey-tests", overwrite=True)
     return business, sandbox_credentials(journey_sandbox.url)
 
 
@@ -134,6 +141,7 @@ def world(journey_sandbox: Any, journey_blocks: Any, tmp_path: Path) -> Iterator
     admin = httpx.Client(base_url=journey_sandbox.admin_url, timeout=30)
     admin.post("/reset").raise_for_status()
     admin.put("/hostinger/settings", json={"activation_delay_seconds": 0}).raise_for_status()
+    admin.put("/docusign/signer", json={"invalid_cpf_rate": 0}).raise_for_status()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LEADFLOW_DATABASE_URL", url)
         patch.setenv("LEADFLOW_BUSINESS_FILE", str(business))

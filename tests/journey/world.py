@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from flows import lead_to_cash
+from flows import intake, lead_to_cash
 from ledger import JourneyState, Ledger
 from sandbox.server import RunningSandbox
 
@@ -81,16 +81,33 @@ class World:
         return [lead["id"] for lead in response.json()["leads"]]
 
     async def reconcile_until_settled(self, rounds: int = 12) -> dict[JourneyState, int]:
-        """Run the reconciler, letting the people act between runs, until nothing moves."""
+        """Poll the form once, then run the reconciler, letting the people act between runs,
+        until nothing moves; a journey whose next step is due later is waited for (up to 2 s)."""
+        await intake()
         previous: dict[JourneyState, int] | None = None
         for _ in range(rounds):
             await lead_to_cash()
             counts = self.counts()
             acted = await asyncio.to_thread(self.act)
-            if counts == previous and not acted and set(counts) <= SETTLED:
-                break
+            if counts == previous and not acted:
+                if set(counts) <= SETTLED:
+                    break
+                await asyncio.sleep(self.until_next_due(cap=2.0))
             previous = counts
         return self.counts()
+
+    def until_next_due(self, cap: float) -> float:
+        """Seconds until the earliest due journey not yet settled (at most `cap`)."""
+        from datetime import UTC, datetime
+
+        due = [
+            j.due_at
+            for j in self.ledger.list_journeys(limit=10_000)
+            if j.due_at is not None and j.state not in SETTLED
+        ]
+        if not due:
+            return 0.0
+        return max(0.0, min(cap, (min(due) - datetime.now(UTC)).total_seconds()))
 
     def counts(self) -> dict[JourneyState, int]:
         return {JourneyState(k): v for k, v in self.ledger.journey_counts().items() if v}
@@ -151,17 +168,26 @@ class World:
         ]
 
 
-def change_business(world: World, tmp_path: Any, old: str, new: str) -> Any:
-    """Point this process at a copy of the business file with `old` replaced by `new`."""
+def use_business(path: Any) -> None:
+    """Point this process at another business file (settings and business caches reset)."""
     import os
 
     from leadflow.business import reset_business_cache
+    from leadflow.settings import reset_settings_cache
+
+    os.environ["LEADFLOW_BUSINESS_FILE"] = str(path)
+    reset_settings_cache()
+    reset_business_cache()
+
+
+def change_business(world: World, tmp_path: Any, old: str, new: str) -> Any:
+    """Point this process at a copy of the business file with `old` replaced by `new`."""
+    import os
 
     current = os.environ["LEADFLOW_BUSINESS_FILE"]
     text = open(current, encoding="utf-8").read()  # noqa: SIM115
     assert old in text, old
     changed = tmp_path / f"leadflow-{abs(hash(new))}.toml"
     changed.write_text(text.replace(old, new), encoding="utf-8")
-    os.environ["LEADFLOW_BUSINESS_FILE"] = str(changed)
-    reset_business_cache()
+    use_business(changed)
     return changed
