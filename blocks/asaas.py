@@ -47,6 +47,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    HttpUrl,
     SecretStr,
     field_serializer,
     field_validator,
@@ -429,8 +430,8 @@ class AsaasCredentials(VendorCredentials):
         "Asaas API key (customers, PIX charges, QR codes) and the auth token Asaas sends "
         "on its payment webhooks."
     )
-    _logo_url: ClassVar[str] = "https://www.asaas.com/favicon.ico"
-    _documentation_url: ClassVar[str] = "https://docs.asaas.com/reference/comece-por-aqui"
+    _logo_url = HttpUrl("https://www.asaas.com/favicon.ico")
+    _documentation_url = HttpUrl("https://docs.asaas.com/reference/comece-por-aqui")
     vendor: ClassVar[str] = VENDOR
 
     api_key: SecretStr = Field(description="API key, sent as the access_token header.")

@@ -65,7 +65,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import jwt
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
 from pydantic.alias_generators import to_camel
 
 from blocks.credentials import VendorCredentials
@@ -756,10 +756,8 @@ class DocuSignCredentials(VendorCredentials):
         "DocuSign eSignature JWT-grant credentials (integration key, user id, RSA private key, "
         "account id) and the Connect HMAC key of the envelope webhooks."
     )
-    _logo_url: ClassVar[str] = "https://www.docusign.com/favicon.ico"
-    _documentation_url: ClassVar[str] = (
-        "https://developers.docusign.com/platform/auth/jwt/jwt-get-token/"
-    )
+    _logo_url = HttpUrl("https://www.docusign.com/favicon.ico")
+    _documentation_url = HttpUrl("https://developers.docusign.com/platform/auth/jwt/jwt-get-token/")
     vendor: ClassVar[str] = VENDOR
 
     integration_key: str = Field(description="The app's integration key (JWT iss).")

@@ -37,7 +37,7 @@ from typing import Any, ClassVar, TypeVar, Unpack
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
 from blocks.credentials import ClientOptions, VendorCredentials
 from blocks.errors import TransientError
@@ -366,8 +366,8 @@ class FacebookLeadAdsCredentials(GraphCredentials):
         "A Facebook Page's access token and id (Lead Ads forms and leads) and the app secret "
         "and verify token of its leadgen webhook."
     )
-    _logo_url: ClassVar[str] = "https://www.facebook.com/favicon.ico"
-    _documentation_url: ClassVar[str] = (
+    _logo_url = HttpUrl("https://www.facebook.com/favicon.ico")
+    _documentation_url = HttpUrl(
         "https://developers.facebook.com/docs/marketing-api/guides/lead-ads/retrieving"
     )
     vendor: ClassVar[str] = VENDOR

@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Unpack, get_args
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, TypeAdapter, field_validator
 
 from blocks.credentials import ClientOptions, VendorCredentials
 from blocks.errors import PermanentError
@@ -492,8 +492,8 @@ class HostingerCredentials(VendorCredentials):
         "Hostinger API token (hosting orders, websites, billing reads) and the switch that "
         "allows purchases."
     )
-    _logo_url: ClassVar[str] = "https://www.hostinger.com/favicon.ico"
-    _documentation_url: ClassVar[str] = "https://developers.hostinger.com"
+    _logo_url = HttpUrl("https://www.hostinger.com/favicon.ico")
+    _documentation_url = HttpUrl("https://developers.hostinger.com")
     vendor: ClassVar[str] = VENDOR
 
     api_token: SecretStr = Field(description="API token, sent as Authorization: Bearer.")

@@ -50,7 +50,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any, ClassVar, Self, TypeVar, Unpack, get_args
 
 import httpx
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, model_validator
 
 from blocks.credentials import ClientOptions, VendorCredentials
 from blocks.errors import AuthenticationError, PermanentError, RateLimitedError, TransientError
@@ -241,9 +241,7 @@ class PipedriveOAuth(httpx.Auth):
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         raise RuntimeError("PipedriveOAuth is used by the async client only")
 
-    async def async_auth_flow(  # type: ignore[override]
-        self, request: httpx.Request
-    ) -> Any:
+    async def async_auth_flow(self, request: httpx.Request) -> Any:
         lock = self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
         if self._expiring() and self.can_refresh:
             async with lock:
@@ -596,8 +594,8 @@ class PipedriveCredentials(VendorCredentials):
         "Pipedrive API token or OAuth tokens and the company's base URL, for leadflow's "
         "persons, deals, deal fields and notes."
     )
-    _logo_url: ClassVar[str] = "https://www.pipedrive.com/favicon.ico"
-    _documentation_url: ClassVar[str] = "https://developers.pipedrive.com/docs/api/v1"
+    _logo_url = HttpUrl("https://www.pipedrive.com/favicon.ico")
+    _documentation_url = HttpUrl("https://developers.pipedrive.com/docs/api/v1")
     vendor: ClassVar[str] = VENDOR
 
     base_url: str = Field(

@@ -42,7 +42,7 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar, Literal, Unpack
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
 from blocks.credentials import ClientOptions
 from blocks.errors import RateLimitedError
@@ -290,8 +290,8 @@ class WhatsAppCredentials(GraphCredentials):
         "WhatsApp Cloud API system-user token and phone number id (text and template sends), "
         "with the app secret and verify token of the status webhook."
     )
-    _logo_url: ClassVar[str] = "https://static.whatsapp.net/rsrc.php/v3/yP/r/rYZqPCBaG70.png"
-    _documentation_url: ClassVar[str] = (
+    _logo_url = HttpUrl("https://static.whatsapp.net/rsrc.php/v3/yP/r/rYZqPCBaG70.png")
+    _documentation_url = HttpUrl(
         "https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages"
     )
     vendor: ClassVar[str] = VENDOR
