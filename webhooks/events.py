@@ -106,7 +106,8 @@ def parse_delivery(
         raise MalformedDelivery(f"unknown vendor {vendor!r}")
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than Python's stack (`[[[[…` within the size limit)
         raise MalformedDelivery(f"the body is not JSON ({type(exc).__name__})") from None
     if not isinstance(payload, dict):
         raise MalformedDelivery("the body is not a JSON object")
@@ -142,6 +143,15 @@ def _id(value: Any, where: str) -> str:
     if not text:
         raise MalformedDelivery(f"{where} is empty")
     return text
+
+
+def _optional_list(value: Any, where: str) -> list[Any]:
+    """A list the vendor may leave out (absent, null or empty); any other type is malformed."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MalformedDelivery(f"{where} must be a list")
+    return value
 
 
 def _optional_id(value: Any) -> str | None:
@@ -230,7 +240,7 @@ def _pipedrive(payload: dict[str, Any], reference_field: str | None) -> list[Ven
         ]
     status = data.get("status")
     kind = EventKind.DEAL_UPDATED
-    if action in ("change", "create") and status in _DEAL_STATUS_KINDS:
+    if action in ("change", "create") and isinstance(status, str) and status in _DEAL_STATUS_KINDS:
         was = previous.get("status") if action == "change" else None
         # a change that did not touch the status (v2 sends only changed fields in previous)
         # is not a new win: `previous` then has no status key at all
@@ -285,7 +295,8 @@ def _docusign(payload: dict[str, Any]) -> list[VendorEvent]:
     status = None
     if isinstance(summary, dict):
         status = summary.get("status")
-        fields = (summary.get("customFields") or {}).get("textCustomFields") or []
+        custom_fields = summary.get("customFields")
+        fields = custom_fields.get("textCustomFields") if isinstance(custom_fields, dict) else []
         for custom in fields if isinstance(fields, list) else []:
             if isinstance(custom, dict) and custom.get("name") == DOCUSIGN_REFERENCE_FIELD:
                 reference = _optional_id(custom.get("value"))
@@ -348,10 +359,12 @@ def _whatsapp(payload: dict[str, Any]) -> list[VendorEvent]:
             where = f"whatsapp: entry[{i}].changes[{j}]"
             change = _object(raw_change, where)
             value = _object(change.get("value"), f"{where}.value")
-            for k, raw_status in enumerate(value.get("statuses") or []):
+            statuses = _optional_list(value.get("statuses"), f"{where}.value.statuses")
+            for k, raw_status in enumerate(statuses):
                 status = _object(raw_status, f"{where}.value.statuses[{k}]")
                 events.append(_whatsapp_status(status, f"{where}.value.statuses[{k}]"))
-            for k, raw_message in enumerate(value.get("messages") or []):
+            messages = _optional_list(value.get("messages"), f"{where}.value.messages")
+            for k, raw_message in enumerate(messages):
                 message = _object(raw_message, f"{where}.value.messages[{k}]")
                 message_id = _id(message.get("id"), f"{where}.value.messages[{k}].id")
                 events.append(
@@ -379,7 +392,7 @@ def _whatsapp_status(status: dict[str, Any], where: str) -> VendorEvent:
         raise MalformedDelivery(f"{where}.status is missing")
     errors = [
         {"code": e.get("code"), "title": e.get("title")}
-        for e in status.get("errors") or []
+        for e in _optional_list(status.get("errors"), f"{where}.errors")
         if isinstance(e, dict)
     ]
     return VendorEvent(
