@@ -131,6 +131,8 @@ DEMO_ENVIRONMENT: dict[str, str] = {
     "LEADFLOW_HTTP_MAX_RATE_LIMIT_PAUSE": "3",
 }
 HOSTINGER_ACTIVATION_DELAY_SECONDS = 0.5
+#: the intake deployment polls the forms every 5 minutes; the demo's week runs in seconds
+POLL_SECONDS = 5.0
 #: vendor calls in flight per step (leadflow.toml `concurrency`, 10 by default)
 DEMO_CONCURRENCY = 10
 BLOCKS_NAME = "demo"
@@ -215,10 +217,12 @@ class LedgerSnapshot:
     dead_letter_reasons: dict[int, str]
     #: rule -> leads quarantined for it (open quarantine records)
     quarantine_rules: dict[str, int]
-    #: (vendor, operation) -> distinct vendor ids recorded done
+    #: (vendor, operation) -> effects recorded done (each one object at the vendor)
     done_effects: dict[tuple[str, str], int]
     #: effects whose late worker may have made a second object
     orphan_candidates: int
+    #: at-most-once writes (WhatsApp) whose answer was lost: never resent, maybe never sent
+    unconfirmed: int
     #: lead id -> seconds from received to welcomed
     welcome_seconds: dict[int, float]
     #: how many transitions the ledger recorded (moves since the last look mean progress)
@@ -301,12 +305,15 @@ def read_ledger(database_url: str) -> LedgerSnapshot:
             continue
         for rule in {str(r.get("rule") or r.get("description") or r) for r in reasons or []}:
             rules[rule] += 1
-    done: dict[tuple[str, str], set[str]] = {}
-    candidates = 0
+    # one done effect is one object the ledger knows of (an at-most-once write whose answer
+    # was lost is done as "unconfirmed": still one object)
+    done: Counter[tuple[str, str]] = Counter()
+    candidates = unconfirmed = 0
     for vendor, operation, status, vendor_id, orphan in effects:
         candidates += len(orphan or [])
         if status == "done" and vendor_id:
-            done.setdefault((vendor, operation), set()).add(vendor_id)
+            done[(vendor, operation)] += 1
+            unconfirmed += vendor_id == "unconfirmed"
     return LedgerSnapshot(
         facebook_leads=facebook,
         states=dict(journeys),
@@ -318,7 +325,8 @@ def read_ledger(database_url: str) -> LedgerSnapshot:
             if journeys.get(lead_id) == "dead_lettered"
         },
         quarantine_rules=dict(rules),
-        done_effects={key: len(ids) for key, ids in done.items()},
+        done_effects=dict(done),
+        unconfirmed=unconfirmed,
         orphan_candidates=candidates,
         welcome_seconds={
             lead_id: (at - received_at[lead_id]).total_seconds()
@@ -372,6 +380,8 @@ class Accounting:
     welcome_seconds: tuple[float, ...]
     #: a lead worth `leadflow journeys show`: a welcomed client, else a dead-lettered one
     example_lead: int | None = None
+    #: WhatsApp messages whose answer was lost: recorded, never resent (at most once)
+    unconfirmed: int = 0
 
     @property
     def created_twice(self) -> tuple[KindCheck, ...]:
@@ -458,6 +468,7 @@ def account(
         orphan_candidates=snapshot.orphan_candidates,
         unaccounted=tuple(unaccounted),
         welcome_seconds=tuple(sorted(snapshot.welcome_seconds.values())),
+        unconfirmed=snapshot.unconfirmed,
         example_lead=min(snapshot.welcome_seconds, default=None)
         or min(snapshot.dead_letter_reasons, default=None),
     )
@@ -882,15 +893,19 @@ async def _journey_counts(database_url: str) -> dict[str, int]:
     return {str(state): n for state, n in counts.items() if n}
 
 
-def _transition_total(database_url: str) -> int:
-    """How many moves the ledger has recorded: a change means a journey moved."""
+def _ledger_totals(database_url: str) -> tuple[int, int]:
+    """(moves recorded, Facebook leads recorded): a change in either means progress."""
     from sqlalchemy import func, select
 
-    from ledger.models import JourneyTransition
+    from ledger.models import JourneyTransition, Lead
 
     engine = _reader(database_url)
     with engine.connect() as connection:
-        return int(connection.execute(select(func.count(JourneyTransition.id))).scalar_one())
+        moves = connection.execute(select(func.count(JourneyTransition.id))).scalar_one()
+        leads = connection.execute(
+            select(func.count(Lead.id)).where(Lead.source == "facebook")
+        ).scalar_one()
+    return int(moves), int(leads)
 
 
 @functools.lru_cache(maxsize=4)
@@ -945,7 +960,7 @@ async def _run(
     for module in ("flows", "webhooks.app", "leadflow.setup", "sandbox.server"):
         await asyncio.to_thread(importlib.import_module, module)  # the display keeps moving
     from blocks.http import forget_rate_limits
-    from flows import handle_deliveries, lead_to_cash
+    from flows import handle_deliveries, intake, lead_to_cash
     from leadflow.setup import setup_sandbox
     from ledger import shared_ledger
     from sandbox.core import Sandbox
@@ -1018,7 +1033,7 @@ async def _run(
                 watcher = asyncio.create_task(_watch(url, progress))
                 try:
                     interrupted, timed_out = await _reconcile_until_settled(
-                        options, url, progress, stop, lead_to_cash
+                        options, url, progress, stop, lead_to_cash, lambda: intake(poll=True)
                     )
                 finally:
                     watcher.cancel()
@@ -1063,6 +1078,7 @@ async def _reconcile_until_settled(
     progress: Progress,
     stop: asyncio.Event,
     lead_to_cash: Callable[[], Any],
+    poll_forms: Callable[[], Any],
 ) -> tuple[bool, bool]:
     """Run the reconciler until every journey is final or waits on a person who has not acted
     for `quiet_seconds`; (interrupted, timed out).
@@ -1078,10 +1094,21 @@ async def _reconcile_until_settled(
         quiet = max(quiet, DEMO_TIMING["waiting_recheck_seconds"] + 3)
     last_moves = -1
     quiet_since = time.monotonic()
+    polled = 0.0
     while True:
         if stop.is_set():
             return True, False
-        round_ = asyncio.ensure_future(lead_to_cash())
+
+        async def one_round(poll: bool) -> None:
+            """The two schedules of a deployed leadflow: the forms' poll (a lead whose
+            webhook was lost) and the reconciler."""
+            if poll:
+                await poll_forms()
+            await lead_to_cash()
+
+        poll = time.monotonic() - polled >= POLL_SECONDS
+        polled = time.monotonic() if poll else polled
+        round_ = asyncio.ensure_future(one_round(poll))
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({round_, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
@@ -1099,11 +1126,14 @@ async def _reconcile_until_settled(
             progress.last_error = mask_text(f"{type(error).__name__}: {error}")[:300]
         progress.rounds += 1
         progress.counts = await _journey_counts(url)
-        moves = await asyncio.to_thread(_transition_total, url)
+        moves, recorded = await asyncio.to_thread(_ledger_totals, url)
         now = time.monotonic()
         if moves != last_moves:
             last_moves, quiet_since = moves, now
-        if _settled(progress.counts) and now - quiet_since >= quiet:
+        # a lead whose webhook was lost comes in with the next poll of the forms; one that
+        # never comes in is left for the accounting to name
+        waited = quiet if recorded >= progress.submitted else max(3 * quiet, 2 * POLL_SECONDS)
+        if _settled(progress.counts) and now - quiet_since >= waited:
             return False, False
         if now - started > options.time_limit_seconds:
             return False, True

@@ -165,6 +165,11 @@ def accounting_tables(outcome: DemoOutcome) -> Group:
         mark = "[red]created twice[/red]" if check.twice else "[green]ok[/green]"
         proof.add_row(check.vendor, check.kind, str(check.created), str(check.in_ledger), mark)
 
+    if acc.unconfirmed:
+        proof.caption = (
+            f"{acc.unconfirmed} WhatsApp message(s) lost their answer: recorded as unconfirmed "
+            "and never resent (WhatsApp has no look-up: at most once)"
+        )
     time_table = Table(title="Time", show_header=False, title_justify="left")
     time_table.add_column("what", min_width=34)
     time_table.add_column("value")

@@ -31,6 +31,7 @@ def snapshot(**changes: object) -> LedgerSnapshot:
         "quarantine_rules": {"email_valid": 1},
         "done_effects": {("pipedrive", "create_deal"): 1, ("whatsapp", "send_pix_code"): 1},
         "orphan_candidates": 0,
+        "unconfirmed": 0,
         "welcome_seconds": {1: 4.5},
         "transitions": 9,
     }
