@@ -13,7 +13,7 @@ Importing this module imports Great Expectations (2-3 s): only data_quality.suit
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pandas as pd
 from great_expectations.execution_engine import PandasExecutionEngine
@@ -21,13 +21,16 @@ from great_expectations.expectations.expectation import (
     ColumnMapExpectation,
     MulticolumnMapExpectation,
 )
-from great_expectations.expectations.metrics import (
-    ColumnMapMetricProvider,
-    column_condition_partial,
-)
+from great_expectations.expectations.metrics import ColumnMapMetricProvider
 from great_expectations.expectations.metrics.map_metric_provider import (
     MulticolumnMapMetricProvider,
     multicolumn_condition_partial,
+)
+
+# from its own module: the package re-exports it under the name of that module, which mypy
+# then takes for the module
+from great_expectations.expectations.metrics.map_metric_provider.column_condition_partial import (
+    column_condition_partial,
 )
 
 from data_quality.normalize import (
@@ -148,5 +151,5 @@ class ExpectLeadToBeReachable(MulticolumnMapExpectation):
 
     map_metric = "multicolumn_values.leadflow_reachable"
     success_keys = ("mostly",)
-    ignore_row_if: str = "never"
+    ignore_row_if: Literal["all_values_are_missing", "any_value_is_missing", "never"] = "never"
     library_metadata: ClassVar[dict[str, Any]] = {"tags": ["leadflow"], "contributors": []}

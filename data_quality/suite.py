@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,7 +83,7 @@ def _rules() -> tuple[Rule, ...]:
             Rule(
                 name,
                 RULE_DESCRIPTIONS[name],
-                lambda column=column: ex.ExpectColumnValuesToBeUnique(column=column),
+                partial(ex.ExpectColumnValuesToBeUnique, column=column),
                 keep_first_of=column,
             )
         )
@@ -195,6 +196,8 @@ def failing_rows(frame: pd.DataFrame) -> dict[str, list[Any]]:
     )
     failing: dict[str, list[Any]] = {name: [] for name in RULE_NAMES}
     for outcome in result.results:
+        # validate() sets each result's configuration; the None is for hand-made results
+        assert outcome.expectation_config is not None
         rule = outcome.expectation_config.meta["rule"]
         message = _exception_message(outcome.exception_info)
         if message is not None:
