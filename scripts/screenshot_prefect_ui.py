@@ -58,6 +58,7 @@ def screenshot(browser: str, url: str, out: Path, width: int, height: int, wait_
             "--no-first-run",
             "--no-default-browser-check",
             "--hide-scrollbars",
+            "--run-all-compositor-stages-before-draw",
             f"--user-data-dir={profile}",
             f"--window-size={width},{height}",
             f"--virtual-time-budget={wait_ms}",
@@ -79,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page", default="/runs", help="UI page to capture (default /runs)")
     parser.add_argument("--out", type=Path, default=Path("docs/prefect-ui.png"))
     parser.add_argument("--width", type=int, default=1440)
-    parser.add_argument("--height", type=int, default=900)
-    parser.add_argument("--wait-ms", type=int, default=15000, help="time the UI gets to render")
+    parser.add_argument("--height", type=int, default=1100)
+    parser.add_argument("--wait-ms", type=int, default=20000, help="time the UI gets to render")
     args = parser.parse_args(argv)
 
     browser = find_browser()
