@@ -104,7 +104,12 @@ class InboxWriter:
                 task = asyncio.create_task(self._commit(batch))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
-                task.add_done_callback(lambda _: self._wakeup and self._wakeup.set())
+                task.add_done_callback(self._wake)
+
+    def _wake(self, _committed: asyncio.Task[None]) -> None:
+        """A finished commit frees a slot: the loop looks at the queue again."""
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
