@@ -347,7 +347,7 @@ class FaultInjector:
             if decision.kind == "gateway_timeout" and decision.hold_seconds:
                 await asyncio.sleep(decision.hold_seconds)
             assert decision.status is not None
-            headers = {FAULT_HEADER: decision.kind}
+            headers: dict[str, str] = {FAULT_HEADER: decision.kind}
             if decision.kind == "throttle":
                 headers["Retry-After"] = str(decision.retry_after_seconds)
             renderer = self._renderers.get(vendor, _generic_fault_response)

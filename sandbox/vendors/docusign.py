@@ -109,7 +109,7 @@ def _public_key_of(public_key_pem: str) -> Any:
 def _public_key_of_private(private_key_pem: str) -> Any:
     """The public half of a private key PEM; RSA key loading checks the key and takes ~25 ms."""
     private = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
-    return private.public_key()  # type: ignore[union-attr]
+    return private.public_key()
 
 
 def _timestamp(moment: datetime | None = None) -> str:
@@ -1033,7 +1033,9 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         generated = _timestamp()
         for url, include, signed in listeners:
 
-            def render(attempt: int, include: frozenset[str] = include, signed: bool = signed):
+            def render(
+                attempt: int, include: frozenset[str] = include, signed: bool = signed
+            ) -> tuple[bytes, dict[str, str]]:
                 message = self.connect_message(envelope_id, event, include, attempt - 1)
                 message["generatedDateTime"] = generated  # one event, however often it is sent
                 body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
@@ -1394,7 +1396,7 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     router = APIRouter()
 
     def emulator() -> DocuSignEmulator:
-        return sandbox.emulators[VENDOR]  # type: ignore[no-any-return]
+        return sandbox.emulators[VENDOR]
 
     @router.get("/connect")
     def connect_settings() -> dict[str, Any]:

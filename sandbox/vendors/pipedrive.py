@@ -1439,6 +1439,7 @@ def _route_class(emulator: PipedriveEmulator) -> type[APIRoute]:
             template = self.path.removeprefix(f"/{VENDOR}")  # as mounted by the app
             if template.startswith("/v1/"):  # the v1 spec's server form costs what /api/v1 does
                 template = "/api" + template
+            assert self.methods is not None  # APIRoute defaults it to {"GET"}
             cost = max((TOKEN_COSTS.get((m, template), 1) for m in self.methods), default=1)
 
             async def pipedrive_handler(request: Request) -> Response:
@@ -1684,7 +1685,11 @@ def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> API
         return _ok(emulator.update_deal(deal_id, body))
 
     # Deal and person fields (v1)
-    for entity, path in (("deal", "/api/v1/dealFields"), ("person", "/api/v1/personFields")):
+    field_paths: tuple[tuple[FieldEntity, str], ...] = (
+        ("deal", "/api/v1/dealFields"),
+        ("person", "/api/v1/personFields"),
+    )
+    for entity, path in field_paths:
         _add_field_routes(router, emulator, entity, path)
 
     # Notes (v1)
@@ -1736,6 +1741,7 @@ def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> API
     # written there too, so a client built from either form reaches the same handlers.
     for route in list(router.routes):
         if isinstance(route, APIRoute) and route.path.startswith("/api/v1/"):
+            assert route.methods is not None  # APIRoute defaults it to {"GET"}
             router.add_api_route(
                 route.path.removeprefix("/api"),
                 route.endpoint,
