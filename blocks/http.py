@@ -542,7 +542,7 @@ def shared_limit(vendor: str, fingerprint: str, build: Callable[[], L]) -> L:
         existing = _registry.get(key)
         if existing is None:
             existing = _registry[key] = build()
-        return existing  # type: ignore[no-any-return]
+        return existing
 
 
 def forget_rate_limits() -> None:
@@ -755,7 +755,7 @@ class VendorHTTP:
                     )
             except (httpx.TransportError, TimeoutError) as exc:
                 self._log(method, path, None, attempt, started, outcome=type(exc).__name__)
-                error = self._network_error(exc, method, path, idempotent)
+                error: VendorError = self._network_error(exc, method, path, idempotent)
                 if isinstance(error, UnknownOutcomeError):
                     raise error from exc
                 retry_after: float | None = None
