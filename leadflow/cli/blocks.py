@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -47,6 +48,13 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DEFAULT_NAME = "default"
 T = TypeVar("T")
+
+
+class _ClientMaker(Protocol):
+    """What every vendor's credentials Block offers `check`: a client of its API (each Block
+    types its own; Block itself declares none)."""
+
+    def get_client(self) -> AbstractAsyncContextManager[object]: ...
 
 
 @dataclass(frozen=True)
@@ -231,7 +239,7 @@ async def _check_one(item: VendorBlock, name: str) -> CheckResult:
     from leadflow.privacy import mask_text
 
     try:
-        block = await item.block.aload(name)
+        block = cast(_ClientMaker, await item.block.aload(name))
     except ValueError:
         return CheckResult(item.vendor, False, f"no {item.block.get_block_type_slug()} {name!r}")
     try:
