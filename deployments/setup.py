@@ -74,7 +74,9 @@ def _comparable(value: Any) -> str:
             return {k: normal(v) for k, v in sorted(item.items()) if k not in {"id"}}
         if isinstance(item, list | set | tuple):
             items = [normal(v) for v in item]
-            return sorted(items, key=json.dumps) if isinstance(item, set) else items
+            # sets (a trigger's expect, after, for_each) come back as lists in any order
+            unordered = isinstance(item, set) or all(isinstance(v, str) for v in items)
+            return sorted(items, key=json.dumps) if unordered else items
         if isinstance(item, int | float) and not isinstance(item, bool):
             return float(item)  # the server answers 10.0 for the 10 it was given
         return item
