@@ -157,7 +157,7 @@ def _apply_event(context: StepContext, event: VendorEvent, result: AppliedDelive
     if event.details.get("inbound") and event.details.get("from"):
         moment = event.details.get("timestamp")
         when = (
-            datetime.fromtimestamp(int(moment), UTC)
+            datetime.fromtimestamp(int(str(moment)), UTC)
             if str(moment or "").isdigit()
             else datetime.now(UTC)
         )

@@ -299,7 +299,7 @@ async def claim_due(
     )
 
 
-async def journey_counts() -> dict[str, int]:
+async def journey_counts() -> dict[JourneyState, int]:
     """Journeys per state, in this process's ledger."""
     ledger = shared_ledger(get_settings().database_url)
     return await asyncio.to_thread(ledger.journey_counts)

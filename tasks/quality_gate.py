@@ -30,7 +30,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import task
 from prefect.artifacts import acreate_table_artifact
@@ -122,8 +122,11 @@ def _gate(
         return outcome
     batch = [{**values, "lead_id": lead_id} for lead_id, values in sorted(rows.items())]
     result = split_leads(batch, mapping, data_docs_dir=data_docs_dir)
-    clean = {int(r["lead_id"]): r for r in result.clean.to_dict("records")}
-    stopped = {int(r["lead_id"]): r for r in result.quarantined.to_dict("records")}
+    # records keyed by column name (pandas-stubs types a record's keys as any Hashable)
+    clean_rows = cast("list[dict[str, Any]]", result.clean.to_dict("records"))
+    stopped_rows = cast("list[dict[str, Any]]", result.quarantined.to_dict("records"))
+    clean = {int(r["lead_id"]): r for r in clean_rows}
+    stopped = {int(r["lead_id"]): r for r in stopped_rows}
     leads = ledger.get_leads(clean) if clean else {}
 
     for lead_id in sorted([*clean, *stopped]):
