@@ -29,7 +29,8 @@ from deployments.local_cluster import (
 )
 from deployments.schedules import DEPLOYMENTS
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+#: the cluster starts a server, deploys, and moves 500 journeys twice: more than the 300 s default
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(900)]
 
 JOURNEYS = 500
 TIMING = (
@@ -208,30 +209,40 @@ async def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(journey_clus
 async def _worker_running_one_of(
     cluster: Cluster, runs: list[str], ledger: Any, ids: list[int]
 ) -> str:
-    """The worker with one of `runs` Running while the work is half done: some journeys have
-    moved, not all reached deal_open."""
-    from uuid import UUID
+    """The worker whose flow run holds live claims on some of these journeys right now: the
+    claim names the flow-run process (host:pid:...), a descendant of that worker's process."""
+    from datetime import UTC, datetime
 
-    from prefect import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    end = time.monotonic() + 300
+    end = time.monotonic() + 240
     while time.monotonic() < end:
         views = await asyncio.to_thread(ledger.get_journeys, ids)
-        states = [str(view.state) for view in views.values()]
-        moved = sum(state != "received" for state in states)
-        done = sum(state == "deal_open" for state in states)
-        if moved and done < len(ids):
-            with temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
-                async with get_client() as client:
-                    running = [
-                        run
-                        for run in runs
-                        if (await client.read_flow_run(UUID(run))).state_type.value == "RUNNING"
-                    ]
-            for name in ("w1", "w2"):
-                log = cluster.log(name) if name in cluster.processes else ""
-                if any(run in log for run in running):
-                    return name
+        now = datetime.now(UTC)
+        holders = {
+            view.claimed_by
+            for view in views.values()
+            if view.claimed_by and view.claimed_until and view.claimed_until > now
+        }
+        workers = {process.pid: name for name, process in cluster.processes.items()}
+        for holder in holders:
+            try:
+                lineage = _ancestors(int(holder.split(":")[1]))
+            except (ValueError, IndexError):
+                continue
+            for pid in lineage:
+                if workers.get(pid, "server") != "server":
+                    return workers[pid]
         await asyncio.sleep(0.2)
-    raise AssertionError("no reconciler run was running on either worker mid-work")
+    raise AssertionError("no reconciler run held claims on either worker mid-work")
+
+
+def _ancestors(pid: int) -> list[int]:
+    """The process and its parents, from /proc (Linux), nearest first."""
+    chain = []
+    while pid > 1:
+        chain.append(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return chain
