@@ -956,7 +956,7 @@ async def _run(
     import importlib
     import secrets
 
-    progress.phase = "loading leadflow (Prefect, Great Expectations)"
+    progress.phase = "loading leadflow"
     for module in ("flows", "webhooks.app", "leadflow.setup", "sandbox.server"):
         await asyncio.to_thread(importlib.import_module, module)  # the display keeps moving
     from blocks.http import forget_rate_limits
@@ -986,7 +986,7 @@ async def _run(
     with running_sandbox(seed=options.seed, sandbox=sandbox) as running:
         admin = httpx.AsyncClient(base_url=running.admin_url, timeout=30)
         try:
-            progress.phase = "Blocks and leadflow.toml (Prefect server start)"
+            progress.phase = "Prefect server, Blocks, leadflow.toml"
             await setup_sandbox(
                 running.url,
                 blocks_name=BLOCKS_NAME,
@@ -1005,7 +1005,7 @@ async def _run(
             forget_rate_limits()
             settings = webhook_settings(running.credentials, secrets.token_urlsafe(24))
             app = create_app(settings, ledger=ledger, runner=process)
-            progress.phase = "webhook service, subscriptions, people, faults"
+            progress.phase = "webhook service, people, faults"
             with serve_webhooks(app, paths) as service:
                 await _register_webhooks(blocks, service.url, settings, running)
                 await _admin(

@@ -171,7 +171,7 @@ def accounting_tables(outcome: DemoOutcome) -> Group:
             "and never resent (WhatsApp has no look-up: at most once)"
         )
     time_table = Table(title="Time", show_header=False, title_justify="left")
-    time_table.add_column("what", min_width=34)
+    time_table.add_column("what", min_width=44, no_wrap=True)
     time_table.add_column("value")
     per_lead = outcome.journey_seconds / max(acc.leads_in, 1)
     time_table.add_row(
@@ -299,6 +299,14 @@ def demo(
     except (KeyboardInterrupt, asyncio.CancelledError):
         err_console.print("[yellow]stopped[/yellow]: run `leadflow demo` again to continue")
         raise typer.Exit(130) from None
+    except Exception as exc:  # one line for a newcomer; the state is kept for a rerun
+        from leadflow.privacy import mask_text
+
+        err_console.print(
+            f"[red]leadflow demo failed: {mask_text(f'{type(exc).__name__}: {exc}')}[/red]\n"
+            f"The state in {state_dir}/ is kept: run again to continue, or add --fresh."
+        )
+        raise typer.Exit(1) from None
     report(outcome, state_dir)
     sys.stdout.flush()
     raise typer.Exit(outcome.exit_code)
