@@ -191,12 +191,12 @@ def record_sample_leads(ledger: Any, batch: str, count: int) -> list[int]:
 
 async def trigger_reconciler(cluster: Cluster, runs: int) -> list[str]:
     """Reconciler runs on the pool, as its schedule would start them; their flow run ids."""
-    from prefect.deployments import run_deployment
+    from prefect.deployments.flow_runs import arun_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
         started = [
-            await run_deployment("lead-to-cash/lead-to-cash", timeout=0) for _ in range(runs)
+            await arun_deployment("lead-to-cash/lead-to-cash", timeout=0) for _ in range(runs)
         ]
     return [str(run.id) for run in started]
 

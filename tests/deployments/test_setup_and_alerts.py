@@ -77,9 +77,11 @@ async def test_each_alert_arrives_once_naming_journey_or_run_not_person(
         return None
 
     crashed = await crashes(return_state=True)
+    crashed_id = crashed.state_details.flow_run_id
+    assert crashed_id is not None
     async with get_client() as client:
-        await client.set_flow_run_state(crashed.state_details.flow_run_id, Crashed(), force=True)
-    crashed_run = str(crashed.state_details.flow_run_id)
+        await client.set_flow_run_state(crashed_id, Crashed(), force=True)
+    crashed_run = str(crashed_id)
     failed_run = str(failed.state_details.flow_run_id)
 
     alert_receiver.wait_for(lambda a: "journey 4242 dead-lettered" in a.get("subject", ""))
