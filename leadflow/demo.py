@@ -154,7 +154,7 @@ class DemoOptions:
     #: people are taken as not acting within the demo's horizon
     quiet_seconds: float = 4.0
     #: the run gives up (and its accounting fails) after this long
-    time_limit_seconds: float = 300.0
+    time_limit_seconds: float = 180.0
 
     def __post_init__(self) -> None:
         if self.leads < 0:
@@ -1138,8 +1138,9 @@ async def _reconcile_until_settled(
         if now - started > options.time_limit_seconds:
             return False, True
         with contextlib.suppress(TimeoutError):
-            # a short breath between rounds, cut short by Ctrl-C
-            await asyncio.wait_for(stop.wait(), timeout=0.5 if _settled(progress.counts) else 0.05)
+            # a short breath between rounds (longer when nothing moved), cut short by Ctrl-C
+            idle = _settled(progress.counts) or quiet_since < now
+            await asyncio.wait_for(stop.wait(), timeout=0.5 if idle else 0.05)
 
 
 async def _watch(url: str, progress: Progress) -> None:

@@ -271,7 +271,7 @@ def demo(
     ] = Path(".leadflow/demo"),
     time_limit: Annotated[
         float, typer.Option(help="Give up (exit 1) after this many seconds.", hidden=True)
-    ] = 300.0,
+    ] = 180.0,
 ) -> None:
     """Run an agency's week of clients: leads in, deals, contracts, PIX, sites, welcomes."""
     for name, value in QUIET_PREFECT.items():
