@@ -262,7 +262,7 @@ def demo(
         float,
         typer.Option(help="Share of vendor calls and webhooks that fail transiently (0 to 0.5)."),
     ] = 0.0,
-    seed: Annotated[int, typer.Option(help="The sandbox's seed: the same run every time.")] = 7,
+    seed: Annotated[int, typer.Option(help="Sandbox seed: the same people, answers, faults.")] = 7,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Forget the previous run's state.")
     ] = False,
