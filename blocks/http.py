@@ -54,6 +54,7 @@ import hashlib
 import logging
 import math
 import random
+import socket
 import threading
 import time
 import weakref
@@ -111,6 +112,9 @@ IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS", "PUT",
 READ_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS"})
 #: `name/x.y.z`, as WhatsApp's spec requires and every vendor's logs can group by
 USER_AGENT = f"leadflow/{leadflow.__version__}"
+#: connections kept per vendor and event loop: a journey step has at most this many calls in
+#: flight (leadflow.toml `concurrency` is at most 200; beyond ~64 the pool costs more than it gives)
+POOL_CONNECTIONS = 64
 
 T = TypeVar("T")
 
@@ -652,6 +656,20 @@ class VendorHTTP:
             "transport": transport,
             "follow_redirects": False,
         }
+        if transport is None:
+            # a request's head and body are two writes: without TCP_NODELAY the body waits for
+            # the peer's delayed ACK (~40 ms on Linux) on every POST; the pool is sized for the
+            # concurrency a journey step uses (httpx's pool bookkeeping grows with it,
+            # ../shared/LIBRARIES.md), keep-alive for all of them
+            self._client_options["transport"] = None
+            self._transport_options: dict[str, Any] | None = {
+                "limits": httpx.Limits(
+                    max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
+                ),
+                "socket_options": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            }
+        else:
+            self._transport_options = None
         # one pool per event loop: see _client()
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
         self._clients = weakref.WeakKeyDictionary()
@@ -672,7 +690,10 @@ class VendorHTTP:
             if client is None or client.is_closed:
                 for other in [other for other in self._clients if other.is_closed()]:
                     del self._clients[other]
-                client = self._clients[loop] = httpx.AsyncClient(**self._client_options)
+                options = dict(self._client_options)
+                if self._transport_options is not None:
+                    options["transport"] = httpx.AsyncHTTPTransport(**self._transport_options)
+                client = self._clients[loop] = httpx.AsyncClient(**options)
             return client
 
     async def __aenter__(self) -> Self:

@@ -42,7 +42,7 @@ from data_quality.normalize import normalize_cnpj, normalize_cpf, normalize_emai
 from data_quality.suite import RULE_DESCRIPTIONS, RULE_NAMES, UNIQUENESS_RULES
 from leadflow.privacy import install_masking, mask_field
 from leadflow.settings import get_settings
-from ledger import InvalidValue, Ledger, QuarantineClosed, QuarantineView
+from ledger import IllegalTransition, InvalidValue, Ledger, QuarantineClosed, QuarantineView
 
 ARTIFACT_KEY = "quality-gate"
 logger = install_masking(logging.getLogger(__name__))
@@ -77,7 +77,7 @@ def run_gate(
     leads = ledger.get_leads(received)
     rows = {lead_id: mapping.map_row(leads[lead_id].raw) for lead_id in received}
     outcome = _gate(ledger, rows, mapping, data_docs_dir, replays={})
-    outcome.skipped = [i for i in wanted if i not in rows]
+    outcome.skipped = [i for i in wanted if i not in rows] + outcome.skipped
     return outcome
 
 
@@ -131,15 +131,12 @@ def _gate(
 
     for lead_id in sorted([*clean, *stopped]):
         replay_of = replays[lead_id].id if lead_id in replays else None
-        if lead_id in clean:
-            lead = leads[lead_id]
-            _pass(ledger, lead_id, clean[lead_id], lead.source, lead.source_id, replay_of, outcome)
-        elif set(stopped[lead_id]["reasons"]) <= UNIQUENESS_RULES and _attach_in_batch(
-            ledger, lead_id, stopped[lead_id], replay_of, outcome
-        ):
-            continue
-        else:
-            _quarantine(ledger, lead_id, stopped[lead_id], replay_of, outcome)
+        try:
+            _decide(ledger, lead_id, clean, stopped, leads, replay_of, outcome)
+        except (IllegalTransition, QuarantineClosed):
+            # another worker decided this lead meanwhile (its claim ran out under us): its
+            # decision stands, and this batch goes on with the other leads
+            outcome.skipped.append(lead_id)
     logger.info(
         "quality gate: %d qualified, %d quarantined, %d attached to an earlier lead",
         len(outcome.qualified),
@@ -147,6 +144,26 @@ def _gate(
         len(outcome.duplicates),
     )
     return outcome
+
+
+def _decide(
+    ledger: Ledger,
+    lead_id: int,
+    clean: Mapping[int, dict[str, Any]],
+    stopped: Mapping[int, dict[str, Any]],
+    leads: Mapping[int, Any],
+    replay_of: int | None,
+    outcome: GateOutcome,
+) -> None:
+    """Record one lead's decision: qualified (or attached to an earlier lead) or quarantined."""
+    if lead_id in clean:
+        lead = leads[lead_id]
+        _pass(ledger, lead_id, clean[lead_id], lead.source, lead.source_id, replay_of, outcome)
+    elif not (
+        set(stopped[lead_id]["reasons"]) <= UNIQUENESS_RULES
+        and _attach_in_batch(ledger, lead_id, stopped[lead_id], replay_of, outcome)
+    ):
+        _quarantine(ledger, lead_id, stopped[lead_id], replay_of, outcome)
 
 
 def _normalized_lead(row: dict[str, Any], source: str, source_id: str) -> NormalizedLead:
