@@ -1,13 +1,26 @@
-"""Run every benchmark (or those named on the command line), each figure beside its baseline."""
+"""Run every benchmark (or those named on the command line), each figure beside its baseline,
+and write them as one markdown table, with the machine and the date, to benchmarks/RESULTS.md.
+
+A benchmark that cannot run here (bench_scaling without a PostgreSQL URL, say) is listed in
+the table with its reason instead of stopping the others. A partial run (names given on the
+command line) writes its own table too: the file says which benchmarks it holds.
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import platform
 import sys
+import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 
 import benchmarks
+from benchmarks import Figure
+
+RESULTS = Path(benchmarks.__file__).parent / "RESULTS.md"
 
 
 def _benchmark_modules(selected: list[str]) -> list[str]:
@@ -18,17 +31,91 @@ def _benchmark_modules(selected: list[str]) -> list[str]:
     return names
 
 
-def main(argv: list[str]) -> int:
+def _first_line(path: str, prefix: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                if line.startswith(prefix):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+def machine() -> str:
+    """What the figures were measured on: they mean little without it (a shared 2-core box
+    and a quiet 16-core one differ by more than any optimisation)."""
+    cpu = _first_line("/proc/cpuinfo", "model name") or platform.processor() or "unknown CPU"
+    memory = _first_line("/proc/meminfo", "MemTotal")
+    memory_text = f", {int(memory.split()[0]) / 1024 / 1024:.1f} GiB RAM" if memory else ""
+    load = ""
+    if hasattr(os, "getloadavg"):
+        load = ", load average {:.2f} {:.2f} {:.2f} at the start".format(*os.getloadavg())
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs{memory_text}{load}; {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def results_table(
+    rows: list[tuple[str, Figure | None, str]], started: datetime, machine_text: str
+) -> str:
+    """The markdown of RESULTS.md: (benchmark, figure or None, note) per row."""
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {started:%Y-%m-%d %H:%M} UTC by `make bench` (`python -m benchmarks`) on: "
+        f"{machine_text}.",
+        "Each figure sits beside its baseline, measured in the same run; the ratio is "
+        "figure / baseline. See each benchmarks/bench_*.py for what exactly is measured.",
+        "",
+        "| benchmark | figure | value | baseline | baseline value | ratio | target |",
+        "|---|---|---:|---|---:|---:|---|",
+    ]
+    for name, figure, note in rows:
+        if figure is None:
+            lines.append(f"| {name} | not run: {_cell(note)} | | | | | |")
+            continue
+        lines.append(
+            f"| {name} | {_cell(figure.name)} | {figure.value:,.3f} {figure.unit} | "
+            f"{_cell(figure.baseline_name)} | {figure.baseline:,.3f} {figure.unit} | "
+            f"{figure.ratio:.2f}x | {_cell(figure.target)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str], results: Path = RESULTS) -> int:
     names = _benchmark_modules(argv)
     if not names:
         print("no benchmark matched", argv, file=sys.stderr)
         return 1
+    started = datetime.now(UTC)
+    machine_text = machine()
+    rows: list[tuple[str, Figure | None, str]] = []
+    failed = 0
     for name in names:
         print(f"== {name}", flush=True)
-        module = importlib.import_module(f"benchmarks.{name}")
-        for figure in module.main():
+        try:
+            module = importlib.import_module(f"benchmarks.{name}")
+            figures = module.main()
+        except (Exception, SystemExit) as error:  # one benchmark's failure stops no other
+            failed += 1
+            reason = str(error) or type(error).__name__
+            print(f"{name} did not run: {reason}", file=sys.stderr, flush=True)
+            if not isinstance(error, SystemExit):
+                traceback.print_exc()
+            rows.append((name, None, reason))
+            continue
+        for figure in figures:
             print(figure.line(), flush=True)
-    return 0
+            rows.append((name, figure, ""))
+    results.write_text(results_table(rows, started, machine_text), encoding="utf-8")
+    print(f"table written to {results}")
+    return 1 if failed == len(names) else 0
 
 
 if __name__ == "__main__":
