@@ -103,6 +103,7 @@ async def activate_service(context: StepContext, journeys: list[ClaimedJourney])
         journeys,
         lambda j: _activate_one(context, hostinger, leads[j.lead_id]),
         context.business.concurrency,
+        vendors=("hostinger",),
     )
     return await apply_moves(context, journeys, moves)
 
@@ -139,6 +140,9 @@ async def check_activation(context: StepContext, journeys: list[ClaimedJourney])
         return []
     hostinger = await context.client("hostinger")
     moves = await for_each(
-        journeys, lambda j: _check_one(context, hostinger, j), context.business.concurrency
+        journeys,
+        lambda j: _check_one(context, hostinger, j),
+        context.business.concurrency,
+        vendors=("hostinger",),
     )
     return await apply_moves(context, journeys, moves)

@@ -229,6 +229,7 @@ async def charge_by_pix(context: StepContext, journeys: list[ClaimedJourney]) ->
         journeys,
         lambda j: _charge_one(context, asaas, leads[j.lead_id]),
         context.business.concurrency,
+        vendors=("asaas", "whatsapp"),
     )
     return await apply_moves(context, journeys, moves)
 
@@ -277,6 +278,9 @@ async def check_payments(context: StepContext, journeys: list[ClaimedJourney]) -
         return []
     asaas = await context.client("asaas")
     moves = await for_each(
-        journeys, lambda j: _check_one(context, asaas, j), context.business.concurrency
+        journeys,
+        lambda j: _check_one(context, asaas, j),
+        context.business.concurrency,
+        vendors=("asaas",),
     )
     return await apply_moves(context, journeys, moves)

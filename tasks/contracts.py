@@ -129,6 +129,7 @@ async def send_contract(context: StepContext, journeys: list[ClaimedJourney]) ->
         journeys,
         lambda j: _send_one(context, docusign, leads[j.lead_id]),
         context.business.concurrency,
+        vendors=("docusign",),
     )
     return await apply_moves(context, journeys, moves)
 
@@ -177,6 +178,9 @@ async def check_contracts(context: StepContext, journeys: list[ClaimedJourney]) 
         return []
     docusign = await context.client("docusign")
     moves = await for_each(
-        journeys, lambda j: _check_one(context, docusign, j), context.business.concurrency
+        journeys,
+        lambda j: _check_one(context, docusign, j),
+        context.business.concurrency,
+        vendors=("docusign",),
     )
     return await apply_moves(context, journeys, moves)

@@ -198,6 +198,7 @@ async def upsert_person_and_deal(
         journeys,
         lambda j: _upsert_one(context, pipedrive, field_key, leads[j.lead_id]),
         context.business.concurrency,
+        vendors=("pipedrive",),
     )
     return await apply_moves(context, journeys, moves)
 
@@ -242,6 +243,9 @@ async def check_deals(context: StepContext, journeys: list[ClaimedJourney]) -> l
         return []
     pipedrive = await context.client("pipedrive")
     moves = await for_each(
-        journeys, lambda j: _check_one(context, pipedrive, j), context.business.concurrency
+        journeys,
+        lambda j: _check_one(context, pipedrive, j),
+        context.business.concurrency,
+        vendors=("pipedrive",),
     )
     return await apply_moves(context, journeys, moves)

@@ -20,6 +20,7 @@ Nothing here sleeps: every wait is a `due_at` in the ledger, which the reconcile
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -193,10 +194,33 @@ async def open_step_context(
 
 
 async def for_each(
-    items: Iterable[T], step: Callable[[T], Awaitable[Move]], concurrency: int
+    items: Iterable[T],
+    step: Callable[[T], Awaitable[Move]],
+    concurrency: int,
+    *,
+    vendors: tuple[str, ...] = (),
 ) -> list[Move]:
     """Run `step` over the batch, `concurrency` at a time. A step that raises is turned into a
-    retry for its lead alone (the rest of the batch goes on); the error is masked."""
+    retry for its lead alone (the rest of the batch goes on); the error is masked.
+
+    While the batch runs it holds `concurrency` of each vendor's global slots (Prefect global
+    concurrency limits made by `leadflow setup`), so all workers together stay under the vendor's
+    published limit; without the limits (no setup, no server) nothing waits.
+    """
+    items = list(items)
+    if not items:
+        return []
+    from deployments.limits import vendor_slot  # the Prefect side of scale-out (issue 13)
+
+    async with contextlib.AsyncExitStack() as slots:
+        for vendor in vendors:
+            await slots.enter_async_context(vendor_slot(vendor, occupy=concurrency))
+        return await _run_bounded(items, step, concurrency)
+
+
+async def _run_bounded(
+    items: list[T], step: Callable[[T], Awaitable[Move]], concurrency: int
+) -> list[Move]:
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: T) -> Move:
@@ -245,7 +269,7 @@ def _due(seconds: float | None) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=seconds or 0.0)
 
 
-def _apply_one(context: StepContext, journey: ClaimedJourney, move: Move) -> str:
+def _apply_one(context: StepContext, journey: ClaimedJourney, move: Move) -> bool:
     ledger = context.ledger
     try:
         if move.kind in {MoveKind.ADVANCE, MoveKind.DEAD_LETTER}:
@@ -263,10 +287,10 @@ def _apply_one(context: StepContext, journey: ClaimedJourney, move: Move) -> str
             ledger.release(
                 move.lead_id, context.worker, _due(move.recheck_in), reason=move.reason[:2000]
             )
-    except (ClaimLost, IllegalTransition) as error:
+    except (ClaimLost, IllegalTransition):
         # the lease ran out or a webhook moved the journey meanwhile: the other mover wins
-        return f"not recorded: {error}"
-    return "recorded"
+        return False
+    return True
 
 
 async def apply_moves(
@@ -276,11 +300,16 @@ async def apply_moves(
     by_lead = {journey.lead_id: journey for journey in journeys}
     moves = list(moves)
 
-    def record_all() -> None:
-        for move in moves:
-            _apply_one(context, by_lead[move.lead_id], move)
+    def record_all() -> list[Move]:
+        return [move for move in moves if _apply_one(context, by_lead[move.lead_id], move)]
 
-    await asyncio.to_thread(record_all)
+    recorded = await asyncio.to_thread(record_all)
+    dead = [move for move in recorded if move.kind is MoveKind.DEAD_LETTER]
+    if dead:
+        from deployments.alerts import alert_dead_lettered  # one alert per journey stopped
+
+        for move in dead:
+            await alert_dead_lettered(move.lead_id, str(by_lead[move.lead_id].state), move.reason)
     return moves
 
 

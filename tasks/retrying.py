@@ -11,20 +11,23 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["retry_infrastructure_only"]
+__all__ = ["is_infrastructure_failure", "retry_infrastructure_only"]
 
 
-def retry_infrastructure_only(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect `retry_condition_fn`: retry when the ledger or the network let the run down."""
+def is_infrastructure_failure(error: BaseException | None) -> bool:
+    """The ledger or the network let the run down (not a vendor's answer, not a bug)."""
     from blocks import VendorError
     from ledger import LedgerUnavailable
 
-    try:
-        state.result()
-    except VendorError:
+    if error is None or isinstance(error, VendorError):
         return False  # the HTTP policy already retried what was transient
-    except (LedgerUnavailable, ConnectionError, TimeoutError):
+    if isinstance(error, LedgerUnavailable | ConnectionError | TimeoutError):
         return True
-    except Exception as error:  # an httpx error talking to the Prefect API, say
-        return type(error).__module__.startswith(("httpx", "httpcore"))
-    return False
+    return type(error).__module__.startswith(("httpx", "httpcore"))  # the Prefect API, say
+
+
+def retry_infrastructure_only(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect `retry_condition_fn`: the failed state carries the exception the task raised
+    (Prefect builds it as `Failed(data=exception)`), read without fetching any result."""
+    data = getattr(state, "data", None)
+    return is_infrastructure_failure(data if isinstance(data, BaseException) else None)

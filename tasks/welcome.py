@@ -177,5 +177,6 @@ async def welcome(context: StepContext, journeys: list[ClaimedJourney]) -> list[
         journeys,
         lambda j: _welcome_one(context, pipedrive, leads[j.lead_id]),
         context.business.concurrency,
+        vendors=("whatsapp", "pipedrive"),
     )
     return await apply_moves(context, journeys, moves)

@@ -1,0 +1,472 @@
+"""The journey's throughput and what orchestration costs, beside a plain asyncio + httpx script
+making the same vendor calls with the same concurrency, in the same run (issue 10).
+
+Two figures, the sandbox in its own process with 20 ms of latency on every vendor call:
+
+1. Intake (a qualified lead → Pipedrive person search, person, deal) at 50 in flight: leads per
+   second and CPU milliseconds per lead of leadflow's process (Prefect client + ledger + vendor
+   clients) beside the plain script's. A dedicated automation tool measured on this machine
+   spends 22-36 ms of CPU per lead on this work (../shared/LIBRARIES.md).
+2. The whole journey (recorded lead → welcomed: Pipedrive, DocuSign, Asaas + WhatsApp, Hostinger,
+   welcome + note), the simulated people acting between steps in both runs: leads per second,
+   and the orchestration overhead per lead (leadflow's wall time minus the plain script's).
+
+leadflow runs as in production: flows on a Prefect API (the temporary server unless
+PREFECT_API_URL names one — DESIGN.md principle 8: a PostgreSQL-backed server is faster), the
+ledger on SQLite in a temporary folder, Blocks saved by `setup_sandbox`. Both runs use one
+connection pool per vendor; the Pipedrive Block's own burst limit is raised to the sandbox's so
+that neither run waits on a rate limit the other ignores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks import Figure
+from benchmarks.bench_sandbox import _free_port, _serve
+
+LEADS = int(os.environ.get("LEADFLOW_BENCH_LEADS", "1000"))
+IN_FLIGHT = 50
+LATENCY_MS = 20
+VENDORS = ("facebook", "pipedrive", "docusign", "asaas", "hostinger", "whatsapp")
+
+
+def _sandbox_code(port: int) -> str:
+    return (
+        "from sandbox.server import serve; "
+        f"serve(seed=0, host='127.0.0.1', port={port}, people=False)"
+    )
+
+
+def _transport() -> httpx.AsyncHTTPTransport:
+    return httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT),
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+    )
+
+
+def _admin(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url + "/__sandbox__", timeout=60)
+
+
+def _prepare_sandbox(url: str, *, leads: int) -> list[dict[str, Any]]:
+    """Latency on every vendor, instant activation, no invalid CPFs; `leads` form answers."""
+    with _admin(url) as admin:
+        admin.post("/reset").raise_for_status()
+        for vendor in VENDORS:
+            admin.put(f"/faults/{vendor}", json={"latency_ms": LATENCY_MS}).raise_for_status()
+        admin.put("/hostinger/settings", json={"activation_delay_seconds": 0}).raise_for_status()
+        admin.put("/docusign/signer", json={"invalid_cpf_rate": 0}).raise_for_status()
+        admin.put("/whatsapp/limits", json={"pair_interval_seconds": 0}).raise_for_status()
+        if not leads:
+            return []
+        created = admin.post(
+            "/facebook/leads", json={"count": leads, "bad_share": 0, "webhook": False}
+        )
+        created.raise_for_status()
+        return list(created.json()["leads"])
+
+
+def _act_on_everything(url: str) -> int:
+    """Every simulated person accepts what waits for them (a deal, an envelope, a charge)."""
+    acted = 0
+    with _admin(url) as admin:
+        for role, data in admin.get("/people").json()["roles"].items():
+            for object_id in data["pending"]:
+                admin.post(f"/people/{role}/accept/{object_id}").raise_for_status()
+                acted += 1
+    return acted
+
+
+# -------------------------------------------------------------------------------- leadflow
+
+
+def _leadflow_environment(url: str, folder: Path) -> None:
+    from leadflow.business import reset_business_cache
+    from leadflow.settings import reset_settings_cache
+
+    os.environ["LEADFLOW_DATABASE_URL"] = f"sqlite:///{folder / 'ledger.db'}"
+    os.environ["LEADFLOW_BUSINESS_FILE"] = str(folder / "leadflow.toml")
+    reset_settings_cache()
+    reset_business_cache()
+
+
+async def _setup_leadflow(url: str, folder: Path) -> None:
+    from blocks import PipedriveCredentials, WhatsAppCredentials
+    from leadflow.setup import setup_sandbox
+    from ledger import shared_ledger
+
+    _leadflow_environment(url, folder)
+    shared_ledger(os.environ["LEADFLOW_DATABASE_URL"]).upgrade()
+    await setup_sandbox(
+        url,
+        blocks_name="bench",
+        business_file=folder / "leadflow.toml",
+        extra_toml=(
+            "\n[timing]\nretry_base_seconds = 0.05\nwaiting_recheck_seconds = 0.01\n"
+            "activation_poll_seconds = 0.01\nactivation_poll_cap_seconds = 0.05\n"
+        ),
+    )
+    text = (folder / "leadflow.toml").read_text(encoding="utf-8")
+    head = f"concurrency = {IN_FLIGHT}\nbatch_size = {max(LEADS, 1)}\n"
+    (folder / "leadflow.toml").write_text(
+        text.replace('blocks = "bench"\n', f'blocks = "bench"\n{head}'), encoding="utf-8"
+    )
+    pipedrive = await PipedriveCredentials.load("bench")
+    pipedrive.burst_limit = 100_000  # the sandbox's own limit is not what is measured
+    await pipedrive.save("bench", overwrite=True)
+    whatsapp = await WhatsAppCredentials.load("bench")
+    whatsapp.pair_interval_seconds = 0
+    await whatsapp.save("bench", overwrite=True)
+
+
+async def _leadflow_intake(url: str, folder: Path) -> tuple[float, float]:
+    """(leads/s, CPU ms per lead): qualified leads into Pipedrive by the `deals` flow."""
+    from data_quality.lead import NormalizedLead, PhoneKind
+    from flows import deals
+    from ledger import shared_ledger
+
+    ledger = shared_ledger(os.environ["LEADFLOW_DATABASE_URL"])
+    for n in range(LEADS):
+        recorded = ledger.record_lead("bench", f"intake-{n}", {"n": n})
+        lead = NormalizedLead(
+            source="bench",
+            source_id=f"intake-{n}",
+            full_name=f"Cliente Intake {n}",
+            email=f"intake{n}@exemplo.com.br",
+            phone=f"+55119{80000000 + n:08d}",
+            phone_kind=PhoneKind.MOBILE,
+        )
+        ledger.pass_gate(recorded.lead_id, lead)
+    await deals()  # warm: the field, the Blocks, the pools (a handful of leads would do)
+    cpu, started = time.process_time(), time.perf_counter()
+    report = await deals()
+    elapsed = time.perf_counter() - started
+    del report
+    counts = ledger.journey_counts()
+    opened = sum(v for k, v in counts.items() if str(k) == "deal_open")
+    if opened < LEADS:
+        raise RuntimeError(f"leadflow intake left {LEADS - opened} leads without a deal")
+    return LEADS / elapsed, (time.process_time() - cpu) * 1000 / LEADS
+
+
+async def _leadflow_journey(url: str) -> float:
+    """Seconds for every recorded lead to reach `welcomed`, people acting between runs."""
+    from flows import intake, lead_to_cash
+    from ledger import JourneyState, shared_ledger
+
+    ledger = shared_ledger(os.environ["LEADFLOW_DATABASE_URL"])
+    started = time.perf_counter()
+    await intake()
+    for _ in range(200):
+        await lead_to_cash()
+        await asyncio.to_thread(_act_on_everything, url)
+        counts = ledger.journey_counts()
+        if counts.get(JourneyState.WELCOMED, 0) >= LEADS:
+            return time.perf_counter() - started
+        stuck = {str(k): v for k, v in counts.items() if v and k is JourneyState.DEAD_LETTERED}
+        if stuck:
+            raise RuntimeError(f"leadflow journey dead-lettered: {stuck}")
+    raise RuntimeError(f"leadflow journey did not finish: {ledger.journey_counts()}")
+
+
+# ------------------------------------------------------------------------------ the plain script
+
+
+class Plain:
+    """The same vendor calls as leadflow makes, as a person would script them by hand."""
+
+    def __init__(self, url: str, credentials: dict[str, dict[str, str]], token: str) -> None:
+        self.url = url
+        self.c = credentials
+        self.docusign_token = token
+        self.http = httpx.AsyncClient(base_url=url, transport=_transport(), timeout=60)
+        self.gate = asyncio.Semaphore(IN_FLIGHT)
+        self.field_key = ""
+
+    def _pipedrive(self) -> dict[str, str]:
+        return {"x-api-token": self.c["pipedrive"]["api_token"]}
+
+    async def _ok(self, response: Any) -> dict[str, Any]:
+        r = await response
+        if r.status_code >= 400:
+            raise RuntimeError(
+                f"{r.request.method} {r.request.url.path}: {r.status_code} {r.text[:200]}"
+            )
+        return r.json() if r.content else {}
+
+    async def field(self) -> None:
+        fields = await self._ok(
+            self.http.get("/pipedrive/api/v1/dealFields", headers=self._pipedrive())
+        )
+        for field in fields.get("data") or []:
+            if field["name"] == "leadflow lead id":
+                self.field_key = field["key"]
+                return
+        made = await self._ok(
+            self.http.post(
+                "/pipedrive/api/v1/dealFields",
+                json={"name": "leadflow lead id", "field_type": "varchar"},
+                headers=self._pipedrive(),
+            )
+        )
+        self.field_key = made["data"]["key"]
+
+    async def intake(self, n: int, name: str, email: str, phone: str) -> int:
+        h = self._pipedrive()
+        for term, field in ((email, "email"), (phone, "phone")):
+            await self._ok(
+                self.http.get(
+                    "/pipedrive/api/v2/persons/search",
+                    params={"term": term, "fields": field, "exact_match": "true"},
+                    headers=h,
+                )
+            )
+        person = await self._ok(
+            self.http.post(
+                "/pipedrive/api/v2/persons",
+                json={
+                    "name": name,
+                    "emails": [{"value": email, "primary": True}],
+                    "phones": [{"value": phone, "primary": True}],
+                },
+                headers=h,
+            )
+        )
+        deal = await self._ok(
+            self.http.post(
+                "/pipedrive/api/v2/deals",
+                json={
+                    "title": f"{name} — Site",
+                    "person_id": person["data"]["id"],
+                    "value": 1490,
+                    "currency": "BRL",
+                    "custom_fields": {self.field_key: str(n)},
+                },
+                headers=h,
+            )
+        )
+        return int(deal["data"]["id"])
+
+
+async def _plain_intake(url: str, credentials: dict[str, dict[str, str]]) -> tuple[float, float]:
+    plain = Plain(url, credentials, "")
+    await plain.field()
+
+    async def one(n: int) -> None:
+        async with plain.gate:
+            await plain.intake(
+                n, f"Cliente Plain {n}", f"plain{n}@exemplo.com.br", f"+55119{70000000 + n:08d}"
+            )
+
+    cpu, started = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(LEADS)))
+    elapsed = time.perf_counter() - started
+    await plain.http.aclose()
+    return LEADS / elapsed, (time.process_time() - cpu) * 1000 / LEADS
+
+
+async def _clients_journey(url: str, credentials: dict[str, Any], folder: Path) -> float:
+    """Seconds for the same vendor calls as leadflow's journey, made with leadflow's own vendor
+    clients but no Prefect and no ledger: what is left over in leadflow's time is orchestration."""
+    from blocks.asaas import NewCustomer, NewPixCharge
+    from blocks.docusign import EnvelopeFromTemplate, TemplateRole, TextCustomField
+    from blocks.hostinger import NewWebsite
+    from blocks.pipedrive_models import (
+        ContactEntry,
+        DealCreate,
+        DealFieldCreate,
+        NoteCreate,
+        PersonCreate,
+    )
+    from blocks.whatsapp import TemplateComponent, TemplateParameter
+    from leadflow.business import get_business
+    from leadflow.sandbox_blocks import sandbox_credentials
+
+    business = get_business()
+    form = business.forms[0]
+    product = business.products["site"]
+    blocks = sandbox_credentials(url)
+    blocks["pipedrive"].burst_limit = 100_000
+    blocks["whatsapp"].pair_interval_seconds = 0
+    # the people's actions (admin API) on short-lived connections: no stale keep-alive
+    act = httpx.AsyncClient(
+        base_url=url + "/__sandbox__",
+        limits=httpx.Limits(max_keepalive_connections=0),
+        timeout=60,
+    )
+    gate = asyncio.Semaphore(IN_FLIGHT)
+    async with (
+        blocks["facebook"].get_client() as facebook,
+        blocks["pipedrive"].get_client() as pipedrive,
+        blocks["docusign"].get_client() as docusign,
+        blocks["asaas"].get_client() as asaas,
+        blocks["hostinger"].get_client() as hostinger,
+        blocks["whatsapp"].get_client() as whatsapp,
+    ):
+        field = await pipedrive.ensure_deal_field(
+            DealFieldCreate(name=business.pipedrive.lead_id_field, field_type="varchar")
+        )
+        started = time.perf_counter()
+        leads = await facebook.list_leads(form.id)
+
+        async def one(n: int, answers: dict[str, str]) -> None:
+            name, email = answers["full_name"], answers["email"].strip().lower()
+            phone = "+" + "".join(ch for ch in answers.get("phone_number", "") if ch.isdigit())
+            async with gate:
+                person = await pipedrive.find_person(email=email, phone=phone)
+                if person is None:
+                    person = await pipedrive.create_person(
+                        PersonCreate(name=name, emails=[ContactEntry(value=email, primary=True)])
+                    )
+                deal = await pipedrive.create_deal(
+                    DealCreate(
+                        title=name,
+                        person_id=person.id,
+                        value=float(form.value or 0),
+                        currency="BRL",
+                        custom_fields={field.key: f"plain-{n}"},
+                    )
+                )
+                await act.post(f"/people/salesperson/accept/{deal.id}")
+                await pipedrive.get_deal(deal.id)
+                envelope = await docusign.create_envelope_from_template(
+                    EnvelopeFromTemplate(
+                        template_id=business.docusign.template_id or "",
+                        template_roles=[TemplateRole(role_name="Cliente", name=name, email=email)],
+                        custom_fields=[TextCustomField(name="leadflow_lead_id", value=f"p{n}")],
+                        transaction_id=f"plain-{n}",
+                    )
+                )
+                await act.post(f"/people/signer/accept/{envelope.envelope_id}")
+                await docusign.get_envelope(envelope.envelope_id)
+                cpf = (await docusign.get_envelope_form_data(envelope.envelope_id)).values()["cpf"]
+                await asaas.find_customer(external_reference=f"plain-{n}", cpf_cnpj=cpf)
+                customer = await asaas.create_customer(
+                    NewCustomer(
+                        name=name, cpf_cnpj=cpf, email=email, external_reference=f"plain-{n}"
+                    )
+                )
+                charge = await asaas.create_pix_charge(
+                    NewPixCharge(
+                        customer=customer.id,
+                        value=form.value,
+                        due_date="2027-01-10",
+                        external_reference=f"plain-{n}-pix",
+                    )
+                )
+                qr = await asaas.get_pix_qr_code(charge.id)
+                body = [
+                    TemplateComponent(
+                        type="body",
+                        parameters=[
+                            TemplateParameter.of_text(name.split()[0]),
+                            TemplateParameter.of_text(qr.payload),
+                        ],
+                    )
+                ]
+                await whatsapp.send_template(phone, "pix_cobranca", components=body)
+                await act.post(f"/people/payer/accept/{charge.id}")
+                await asaas.get_payment(charge.id)
+                datacenters = await hostinger.list_datacenters(product.order_id)
+                domain = f"plain-{n}.clientes.exemplo.com.br"
+                await hostinger.create_website(
+                    NewWebsite(
+                        domain=domain,
+                        order_id=product.order_id,
+                        datacenter_code=datacenters[0].code,
+                    )
+                )
+                await hostinger.find_by_reference(domain)
+                welcome = [
+                    TemplateComponent(
+                        type="body", parameters=[TemplateParameter.of_text(name.split()[0])]
+                    )
+                ]
+                await whatsapp.send_template(phone, "boas_vindas", components=welcome)
+                await pipedrive.create_note(NoteCreate(content=f"welcomed {n}", deal_id=deal.id))
+
+        await asyncio.gather(*(one(n, lead.answers()) for n, lead in enumerate(leads)))
+        elapsed = time.perf_counter() - started
+    await act.aclose()
+    if len(leads) < LEADS:
+        raise RuntimeError(f"the plain journey saw {len(leads)} leads, not {LEADS}")
+    return elapsed
+
+
+# ------------------------------------------------------------------------------------- main
+
+
+def main() -> list[Figure]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory() as temp, _serve(_sandbox_code(port), url + "/__sandbox__/"):
+        folder = Path(temp)
+        _prepare_sandbox(url, leads=0)
+        credentials = {
+            vendor: data["credentials"]
+            for vendor, data in httpx.get(url + "/__sandbox__/").json()["vendors"].items()
+        }
+        asyncio.run(_setup_leadflow(url, folder))
+        plain_rate, plain_cpu = asyncio.run(_plain_intake(url, credentials))
+        rate, cpu = asyncio.run(_leadflow_intake(url, folder))
+        figures.append(
+            Figure(
+                name=f"leadflow intake, {LEADS} leads, {IN_FLIGHT} in flight ({rate:.0f} leads/s)",
+                value=cpu,
+                baseline_name=f"plain asyncio + httpx ({plain_rate:.0f} leads/s)",
+                baseline=plain_cpu,
+                unit="CPU ms/lead",
+                target="< 2.5 ms/lead",
+            )
+        )
+        _prepare_sandbox(url, leads=LEADS)
+        plain_seconds = asyncio.run(_clients_journey(url, credentials, folder))
+        _prepare_sandbox(url, leads=LEADS)
+        (folder / "ledger.db").unlink()
+        asyncio.run(_setup_leadflow(url, folder))
+        seconds = asyncio.run(_leadflow_journey(url))
+        figures.append(
+            Figure(
+                name=f"leadflow whole journey, {LEADS} leads, {IN_FLIGHT} in flight",
+                value=LEADS / seconds,
+                baseline_name="the same vendor calls without Prefect or the ledger",
+                baseline=LEADS / plain_seconds,
+                unit="leads/s",
+                target=">= 0.8x",
+            )
+        )
+        figures.append(
+            Figure(
+                name="orchestration overhead (Prefect + ledger) per lead",
+                value=(seconds - plain_seconds) * 1000 / LEADS,
+                baseline_name="vendor time per lead (at this concurrency)",
+                baseline=plain_seconds * 1000 / LEADS,
+                unit="ms/lead",
+            )
+        )
+        figures.append(
+            Figure(
+                name="leadflow intake throughput",
+                value=rate,
+                baseline_name="plain asyncio + httpx",
+                baseline=plain_rate,
+                unit="leads/s",
+                target=">= 0.8x",
+            )
+        )
+    return figures
+
+
+if __name__ == "__main__":
+    for figure in main():
+        print(figure.line())
