@@ -11,7 +11,6 @@ import tasks.quality_gate as gate
 from data_quality.lead import NormalizedLead
 from ledger import JourneyState, Ledger
 
-
 NAMES = {1: "Ana Souza", 2: "Bruno Lima"}
 
 
