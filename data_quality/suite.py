@@ -26,6 +26,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from data_quality.offline_docs import make_data_docs_offline
+
 if TYPE_CHECKING:
     import pandas as pd
     from great_expectations.core.batch_definition import BatchDefinition
@@ -237,9 +239,9 @@ def write_data_docs(frame: pd.DataFrame, directory: Path) -> Path:
 
     The docs show counts and percentages per rule but no failing value
     (`partial_unexpected_count=0`): they are plain files anyone with the folder can read, and
-    personal data stays out of them (DESIGN.md, principle 9). Like every GX Data Docs site,
-    the pages load Bootstrap, jQuery and Vega from public CDNs: offline they are unstyled and
-    their filters do not work; the figures are still readable.
+    personal data stays out of them (DESIGN.md, principle 9). GX's pages load Bootstrap,
+    jQuery and Vega from public CDNs; they are pointed at copies shipped with leadflow
+    (`make_data_docs_offline`), so the folder reads the same offline.
     """
     import great_expectations as gx
 
@@ -280,4 +282,5 @@ def write_data_docs(frame: pd.DataFrame, directory: Path) -> Path:
                 )
             )
     checkpoint.run(batch_parameters={"dataframe": frame})
+    make_data_docs_offline(directory)
     return directory / "index.html"
