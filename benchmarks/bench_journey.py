@@ -26,7 +26,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -280,6 +280,7 @@ async def _clients_journey(url: str, credentials: dict[str, Any], folder: Path) 
     from blocks.asaas import NewCustomer, NewPixCharge
     from blocks.docusign import EnvelopeFromTemplate, TemplateRole, TextCustomField
     from blocks.hostinger import NewWebsite
+    from blocks.pipedrive import PipedriveCredentials
     from blocks.pipedrive_models import (
         ContactEntry,
         DealCreate,
@@ -287,7 +288,7 @@ async def _clients_journey(url: str, credentials: dict[str, Any], folder: Path) 
         NoteCreate,
         PersonCreate,
     )
-    from blocks.whatsapp import TemplateComponent, TemplateParameter
+    from blocks.whatsapp import TemplateComponent, TemplateParameter, WhatsAppCredentials
     from leadflow.business import get_business
     from leadflow.sandbox_blocks import sandbox_credentials
 
@@ -295,8 +296,8 @@ async def _clients_journey(url: str, credentials: dict[str, Any], folder: Path) 
     form = business.forms[0]
     product = business.products["site"]
     blocks = sandbox_credentials(url)
-    blocks["pipedrive"].burst_limit = 100_000
-    blocks["whatsapp"].pair_interval_seconds = 0
+    cast(PipedriveCredentials, blocks["pipedrive"]).burst_limit = 100_000
+    cast(WhatsAppCredentials, blocks["whatsapp"]).pair_interval_seconds = 0
     # the people's actions (admin API) on short-lived connections: no stale keep-alive
     act = httpx.AsyncClient(
         base_url=url + "/__sandbox__",
