@@ -3,7 +3,8 @@ and write them as one markdown table, with the machine and the date, to benchmar
 
 A benchmark that cannot run here (bench_scaling without a PostgreSQL URL, say) is listed in
 the table with its reason instead of stopping the others. A partial run (names given on the
-command line) writes its own table too: the file says which benchmarks it holds.
+command line) replaces only its own benchmarks' rows and keeps the others' from the file,
+each row with the time it was measured.
 """
 
 from __future__ import annotations
@@ -61,30 +62,50 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def results_table(
-    rows: list[tuple[str, Figure | None, str]], started: datetime, machine_text: str
-) -> str:
-    """The markdown of RESULTS.md: (benchmark, figure or None, note) per row."""
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Measured {started:%Y-%m-%d %H:%M} UTC by `make bench` (`python -m benchmarks`) on: "
-        f"{machine_text}.",
-        "Each figure sits beside its baseline, measured in the same run; the ratio is "
-        "figure / baseline. See each benchmarks/bench_*.py for what exactly is measured.",
-        "",
-        "| benchmark | figure | value | baseline | baseline value | ratio | target |",
-        "|---|---|---:|---|---:|---:|---|",
-    ]
+HEADER = "| benchmark | figure | value | baseline | baseline value | ratio | target | measured |"
+
+
+def result_rows(rows: list[tuple[str, Figure | None, str]], started: datetime) -> list[str]:
+    """One markdown row per figure (or per benchmark that did not run, with its reason)."""
+    when = f"{started:%Y-%m-%d %H:%M} UTC"
+    lines = []
     for name, figure, note in rows:
         if figure is None:
-            lines.append(f"| {name} | not run: {_cell(note)} | | | | | |")
+            lines.append(f"| {name} | not run: {_cell(note)} | | | | | | {when} |")
             continue
         lines.append(
             f"| {name} | {_cell(figure.name)} | {figure.value:,.3f} {figure.unit} | "
             f"{_cell(figure.baseline_name)} | {figure.baseline:,.3f} {figure.unit} | "
-            f"{figure.ratio:.2f}x | {_cell(figure.target)} |"
+            f"{figure.ratio:.2f}x | {_cell(figure.target)} | {when} |"
         )
+    return lines
+
+
+def kept_rows(previous: str, replaced: set[str]) -> list[str]:
+    """The rows of an earlier RESULTS.md for benchmarks this run did not measure."""
+    kept = []
+    for line in previous.splitlines():
+        if not line.startswith("| bench_"):
+            continue
+        if line.split("|")[1].strip() not in replaced and line.count("|") == HEADER.count("|"):
+            kept.append(line)
+    return kept
+
+
+def results_table(rows: list[str], machine_text: str) -> str:
+    """The markdown of RESULTS.md, rows sorted by benchmark (a row keeps its figures' order)."""
+    ordered = sorted(enumerate(rows), key=lambda item: (item[1].split("|")[1].strip(), item[0]))
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `make bench` (`python -m benchmarks`); the last run was on: {machine_text}.",
+        "Each figure sits beside its baseline, measured in the same run; the ratio is "
+        "figure / baseline. See each benchmarks/bench_*.py for what exactly is measured.",
+        "",
+        HEADER,
+        "|---|---|---:|---|---:|---:|---|---|",
+        *(row for _, row in ordered),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -113,7 +134,9 @@ def main(argv: list[str], results: Path = RESULTS) -> int:
         for figure in figures:
             print(figure.line(), flush=True)
             rows.append((name, figure, ""))
-    results.write_text(results_table(rows, started, machine_text), encoding="utf-8")
+    previous = results.read_text(encoding="utf-8") if results.exists() else ""
+    table = kept_rows(previous, set(names)) + result_rows(rows, started)
+    results.write_text(results_table(table, machine_text), encoding="utf-8")
     print(f"table written to {results}")
     return 1 if failed == len(names) else 0
 
