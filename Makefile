@@ -49,7 +49,8 @@ CHAOS_LEADS ?= 300
 CHAOS_SEED ?= 20261202
 chaos: $(STAMP)
 	LEADFLOW_CHAOS_LEADS=$(CHAOS_LEADS) LEADFLOW_CHAOS_SEED=$(CHAOS_SEED) \
-		PREFECT_LOGGING_LEVEL=WARNING $(BIN)/python -m pytest tests/chaos -q -s $(PYTEST_ARGS)
+		PREFECT_LOGGING_LEVEL=WARNING $(BIN)/python -m pytest tests/chaos -q -s --timeout=1800 \
+		$(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .leadflow .pytest_cache .ruff_cache
