@@ -11,6 +11,7 @@ and LEADFLOW_CHAOS_SEED; the sandbox's faults, the people and the kill times all
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -81,14 +82,18 @@ def _kill_mid_run(process: subprocess.Popen[str], after: float, world: ChaosWorl
     """Let the flow process work `after` seconds (the people acting meanwhile), then SIGKILL
     it; True when it was still running, i.e. the kill really interrupted it."""
     assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
-    deadline = time.monotonic() + after
-    while time.monotonic() < deadline:
-        act(world)
-        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
-    alive = process.poll() is None
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+    alive = False
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + after
+        while time.monotonic() < deadline:
+            act(world)
+            time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+        alive = process.poll() is None
+    finally:  # whatever happened, no flow process outlives the test
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
     return alive and process.returncode == -signal.SIGKILL
 
 
