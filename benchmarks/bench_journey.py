@@ -101,6 +101,7 @@ def _leadflow_environment(url: str, folder: Path) -> None:
 
 async def _setup_leadflow(url: str, folder: Path) -> None:
     from blocks import PipedriveCredentials, WhatsAppCredentials
+    from blocks.http import forget_rate_limits
     from leadflow.setup import setup_sandbox
     from ledger import shared_ledger
 
@@ -126,6 +127,7 @@ async def _setup_leadflow(url: str, folder: Path) -> None:
     whatsapp = await WhatsAppCredentials.load("bench")
     whatsapp.pair_interval_seconds = 0
     await whatsapp.save("bench", overwrite=True)
+    forget_rate_limits()  # an account's limiter is made by its first client: setup's
 
 
 async def _leadflow_intake(url: str, folder: Path) -> tuple[float, float]:
@@ -280,6 +282,7 @@ async def _clients_journey(url: str, credentials: dict[str, Any], folder: Path) 
     from blocks.asaas import NewCustomer, NewPixCharge
     from blocks.docusign import EnvelopeFromTemplate, TemplateRole, TextCustomField
     from blocks.hostinger import NewWebsite
+    from blocks.http import forget_rate_limits
     from blocks.pipedrive import PipedriveCredentials
     from blocks.pipedrive_models import (
         ContactEntry,
@@ -298,6 +301,7 @@ async def _clients_journey(url: str, credentials: dict[str, Any], folder: Path) 
     blocks = sandbox_credentials(url)
     cast(PipedriveCredentials, blocks["pipedrive"]).burst_limit = 100_000
     cast(WhatsAppCredentials, blocks["whatsapp"]).pair_interval_seconds = 0
+    forget_rate_limits()
     # the people's actions (admin API) on short-lived connections: no stale keep-alive
     act = httpx.AsyncClient(
         base_url=url + "/__sandbox__",
@@ -433,8 +437,9 @@ def main() -> list[Figure]:
         _prepare_sandbox(url, leads=LEADS)
         plain_seconds = asyncio.run(_clients_journey(url, credentials, folder))
         _prepare_sandbox(url, leads=LEADS)
-        (folder / "ledger.db").unlink()
-        asyncio.run(_setup_leadflow(url, folder))
+        journey_folder = folder / "journey"  # a new ledger (the intake's is still open)
+        journey_folder.mkdir()
+        asyncio.run(_setup_leadflow(url, journey_folder))
         seconds = asyncio.run(_leadflow_journey(url))
         figures.append(
             Figure(

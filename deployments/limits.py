@@ -87,8 +87,36 @@ async def vendor_slot(
     """
     from prefect.concurrency.asyncio import concurrency
 
-    occupy = max(1, min(occupy, VENDOR_LIMITS[limit_name(vendor)].slots))
-    async with concurrency(
-        limit_name(vendor), occupy=occupy, timeout_seconds=timeout_seconds, strict=False
-    ):
+    name = limit_name(vendor)
+    if name not in await _existing_limits():
+        yield  # no `leadflow setup` on this server: only the per-process limits apply
+        return
+    occupy = max(1, min(occupy, VENDOR_LIMITS[name].slots))
+    async with concurrency(name, occupy=occupy, timeout_seconds=timeout_seconds, strict=False):
         yield
+
+
+#: which limits the Prefect server has, asked once a minute per process (Prefect itself logs a
+#: warning for every acquisition of a limit that does not exist)
+_KNOWN: dict[str, tuple[float, frozenset[str]]] = {}
+LIMITS_RECHECK_SECONDS = 60.0
+
+
+async def _existing_limits() -> frozenset[str]:
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import get_current_settings
+
+    api = str(get_current_settings().api.url or "ephemeral")
+    checked = _KNOWN.get(api)
+    if checked is not None and time.monotonic() - checked[0] < LIMITS_RECHECK_SECONDS:
+        return checked[1]
+    try:
+        async with get_client() as client:
+            limits = await client.read_global_concurrency_limits(limit=200)
+        names = frozenset(limit.name for limit in limits)
+    except Exception:  # an unreachable API: the per-process limits still hold
+        names = frozenset()
+    _KNOWN[api] = (time.monotonic(), names)
+    return names

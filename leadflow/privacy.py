@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
@@ -147,9 +147,21 @@ def mask_field(field: str, value: Any) -> str:
     return FIELD_MASKS.get(field, mask_value)(value)
 
 
-def mask_text(text: Any) -> str:
-    """Mask every e-mail, CPF/CNPJ, phone and secret-looking value found in free text."""
+def mask_text(text: Any, *, names: Iterable[str] = ()) -> str:
+    """Mask every e-mail, CPF/CNPJ, phone and secret-looking value found in free text.
+
+    A person's name cannot be recognised in free text by its shape, so the names the caller
+    knows are in it (the lead's own, when a vendor's message echoes what it was sent) are
+    masked too: the whole name as initials, then each of its words of three letters or more.
+    """
     text = _text(text)
+    for name in names:
+        if name and name.strip():
+            text = re.sub(re.escape(name.strip()), mask_name(name), text, flags=re.IGNORECASE)
+            for word in name.split():
+                if len(word) >= 3:
+                    pattern = rf"(?<!\w){re.escape(word)}(?!\w)"
+                    text = re.sub(pattern, f"{word[:1]}.", text, flags=re.IGNORECASE)
     text = _QUERY.sub(lambda m: f"{m.group(1)}?***", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} ***", text)
     text = _KEYED_SECRET.sub(lambda m: f"{m.group(1)}***", text)

@@ -35,6 +35,7 @@ from blocks.credentials import VendorCredentials
 
 __all__ = [
     "SANDBOX_BLOCKS",
+    "SANDBOX_BUDGETS",
     "sandbox_block",
     "sandbox_credentials",
     "sandbox_credentials_from",
@@ -114,9 +115,26 @@ SANDBOX_BLOCKS: dict[str, Callable[[str, Credentials], VendorCredentials]] = {
 }
 
 
+#: The sandbox's own limits, far above a small real account's: a Block keeps the vendor's
+#: published small-plan limits by default (Pipedrive 20 per 2 s, Facebook 200 calls an hour,
+#: DocuSign 3,000 an hour, Hostinger 60 a minute), which would make the demo and the tests wait
+#: on rate limits the sandbox does not have.
+SANDBOX_BUDGETS: dict[str, dict[str, int]] = {
+    "facebook": {"calls_per_hour": 1_000_000},
+    "pipedrive": {"burst_limit": 2_000},
+    "docusign": {"hourly_limit": 1_000_000, "burst": 10_000},
+    "hostinger": {"requests_per_minute": 60_000, "burst": 1_000},
+}
+
+
 def sandbox_block(vendor: str, base_url: str, credentials: Credentials) -> VendorCredentials:
-    """One vendor's Block for the sandbox (KeyError for a vendor leadflow has no Block for)."""
-    return SANDBOX_BLOCKS[vendor](base_url, credentials)
+    """One vendor's Block for the sandbox, with the sandbox's own limits (KeyError for a vendor
+    leadflow has no Block for)."""
+    block = SANDBOX_BLOCKS[vendor](base_url, credentials)
+    for name, value in SANDBOX_BUDGETS.get(vendor, {}).items():
+        if name in type(block).model_fields:
+            setattr(block, name, value)
+    return block
 
 
 def sandbox_overview(base_url: str, *, timeout: float = 10.0) -> dict[str, Any]:

@@ -15,17 +15,21 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from blocks.hostinger import CreatedWebsite, NewWebsite, Website
 from leadflow.business import slugify
 from leadflow.settings import ConfigError
 from ledger import ClaimedJourney, JourneyState, LeadView, UnknownEffect
 from tasks.deals import form_of
 from tasks.effects import VendorWrite
-from tasks.journey import Move, StepContext, apply_moves, for_each, move_from_effect
-from tasks.retrying import retry_infrastructure_only
+from tasks.journey import (
+    Move,
+    StepContext,
+    each_journey,
+    each_lead,
+    journey_task,
+    move_from_effect,
+    person_names,
+)
 
 __all__ = ["activate_service", "check_activation", "website_domain"]
 
@@ -70,6 +74,7 @@ async def _activate_one(context: StepContext, hostinger: Any, lead: LeadView) ->
             vendor="hostinger",
             operation="create_website",
             lead_id=lead.lead_id,
+            names=person_names(lead),
             create=lambda: hostinger.create_website(request),
             object_id=lambda website: domain,
             find=lambda: hostinger.find_by_reference(domain, order_id=product.order_id),
@@ -85,27 +90,13 @@ async def _activate_one(context: StepContext, hostinger: Any, lead: LeadView) ->
     )
 
 
-@task(
-    name="activate-service",
-    tags=["hostinger"],
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_infrastructure_only,
-)
+@journey_task("activate-service", "hostinger")
 async def activate_service(context: StepContext, journeys: list[ClaimedJourney]) -> list[Move]:
     """paid → activating, for a batch: the client's website asked of Hostinger."""
-    if not journeys:
-        return []
     hostinger = await context.client("hostinger")
-    leads = await asyncio.to_thread(context.ledger.get_leads, [j.lead_id for j in journeys])
-    moves = await for_each(
-        journeys,
-        lambda j: _activate_one(context, hostinger, leads[j.lead_id]),
-        context.business.concurrency,
-        vendors=("hostinger",),
+    return await each_lead(
+        context, journeys, lambda lead: _activate_one(context, hostinger, lead), "hostinger"
     )
-    return await apply_moves(context, journeys, moves)
 
 
 async def _check_one(context: StepContext, hostinger: Any, journey: ClaimedJourney) -> Move:
@@ -126,23 +117,10 @@ async def _check_one(context: StepContext, hostinger: Any, journey: ClaimedJourn
     return Move.wait(journey.lead_id, f"waiting for Hostinger: {domain} {state}", recheck)
 
 
-@task(
-    name="check-activation",
-    tags=["hostinger"],
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_infrastructure_only,
-)
+@journey_task("check-activation", "hostinger")
 async def check_activation(context: StepContext, journeys: list[ClaimedJourney]) -> list[Move]:
     """activating → activated once Hostinger lists the site as enabled; else due later."""
-    if not journeys:
-        return []
     hostinger = await context.client("hostinger")
-    moves = await for_each(
-        journeys,
-        lambda j: _check_one(context, hostinger, j),
-        context.business.concurrency,
-        vendors=("hostinger",),
+    return await each_journey(
+        context, journeys, lambda journey: _check_one(context, hostinger, journey), "hostinger"
     )
-    return await apply_moves(context, journeys, moves)

@@ -25,9 +25,6 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from blocks.asaas import AsaasCustomer, AsaasPayment, NewCustomer, NewPixCharge
 from blocks.whatsapp import SendResult, TemplateComponent, TemplateParameter
 from data_quality import normalize_cnpj, normalize_cpf
@@ -36,8 +33,15 @@ from ledger import ClaimedJourney, JourneyState, LeadView, UnknownEffect
 from tasks.contracts import envelope_id_of
 from tasks.deals import form_of
 from tasks.effects import EffectResult, UnknownOutcome, VendorWrite
-from tasks.journey import Move, StepContext, apply_moves, for_each, move_from_effect
-from tasks.retrying import retry_infrastructure_only
+from tasks.journey import (
+    Move,
+    StepContext,
+    each_journey,
+    each_lead,
+    journey_task,
+    move_from_effect,
+    person_names,
+)
 
 __all__ = ["charge_by_pix", "check_payments", "customer_reference", "payment_reference"]
 
@@ -131,6 +135,7 @@ async def _charge_one(context: StepContext, asaas: Any, lead: LeadView) -> Move:
             vendor="asaas",
             operation="create_customer",
             lead_id=lead.lead_id,
+            names=person_names(lead),
             create=lambda: asaas.create_customer(
                 NewCustomer(
                     name=normalized.full_name,
@@ -163,6 +168,7 @@ async def _charge_one(context: StepContext, asaas: Any, lead: LeadView) -> Move:
             vendor="asaas",
             operation="create_pix_charge",
             lead_id=lead.lead_id,
+            names=person_names(lead),
             create=lambda: asaas.create_pix_charge(charge_body),
             object_id=lambda p: p.id,
             find=lambda: asaas.find_by_reference(payment_reference(lead.lead_id), of=AsaasPayment),
@@ -192,6 +198,7 @@ async def _charge_one(context: StepContext, asaas: Any, lead: LeadView) -> Move:
             vendor="whatsapp",
             operation="send_pix_code",
             lead_id=lead.lead_id,
+            names=person_names(lead),
             create=lambda: whatsapp.send_template(
                 normalized.phone,
                 choices.pix_template,
@@ -211,27 +218,13 @@ async def _charge_one(context: StepContext, asaas: Any, lead: LeadView) -> Move:
     )
 
 
-@task(
-    name="charge-by-pix",
-    tags=["asaas", "whatsapp"],
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_infrastructure_only,
-)
+@journey_task("charge-by-pix", "asaas", "whatsapp")
 async def charge_by_pix(context: StepContext, journeys: list[ClaimedJourney]) -> list[Move]:
     """contract_signed → charge_open, for a batch: customer, PIX charge, code on WhatsApp."""
-    if not journeys:
-        return []
     asaas = await context.client("asaas")
-    leads = await asyncio.to_thread(context.ledger.get_leads, [j.lead_id for j in journeys])
-    moves = await for_each(
-        journeys,
-        lambda j: _charge_one(context, asaas, leads[j.lead_id]),
-        context.business.concurrency,
-        vendors=("asaas", "whatsapp"),
+    return await each_lead(
+        context, journeys, lambda lead: _charge_one(context, asaas, lead), "asaas", "whatsapp"
     )
-    return await apply_moves(context, journeys, moves)
 
 
 async def payment_id_of(context: StepContext, lead_id: int) -> str | None:
@@ -264,23 +257,10 @@ async def _check_one(context: StepContext, asaas: Any, journey: ClaimedJourney) 
     return payment_move(journey.lead_id, payment, context.business.timing.waiting_recheck_seconds)
 
 
-@task(
-    name="check-payments",
-    tags=["asaas"],
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_infrastructure_only,
-)
+@journey_task("check-payments", "asaas")
 async def check_payments(context: StepContext, journeys: list[ClaimedJourney]) -> list[Move]:
     """charge_open → paid, reading each charge at Asaas (CONFIRMED or RECEIVED is paid)."""
-    if not journeys:
-        return []
     asaas = await context.client("asaas")
-    moves = await for_each(
-        journeys,
-        lambda j: _check_one(context, asaas, j),
-        context.business.concurrency,
-        vendors=("asaas",),
+    return await each_journey(
+        context, journeys, lambda journey: _check_one(context, asaas, journey), "asaas"
     )
-    return await apply_moves(context, journeys, moves)

@@ -13,9 +13,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from blocks.docusign import (
     Envelope,
     EnvelopeFromTemplate,
@@ -26,8 +23,15 @@ from blocks.docusign import (
 from ledger import ClaimedJourney, JourneyState, LeadView, UnknownEffect
 from tasks.deals import deal_id_of
 from tasks.effects import VendorWrite
-from tasks.journey import Move, StepContext, apply_moves, for_each, move_from_effect
-from tasks.retrying import retry_infrastructure_only
+from tasks.journey import (
+    Move,
+    StepContext,
+    each_journey,
+    each_lead,
+    journey_task,
+    move_from_effect,
+    person_names,
+)
 
 __all__ = ["LEAD_ID_FIELD", "check_contracts", "envelope_id_of", "send_contract"]
 
@@ -99,6 +103,7 @@ async def _send_one(context: StepContext, docusign: Any, lead: LeadView) -> Move
             vendor="docusign",
             operation="create_envelope",
             lead_id=lead.lead_id,
+            names=person_names(lead),
             create=lambda: docusign.create_envelope_from_template(body),
             object_id=lambda envelope: envelope.envelope_id,
             find=lambda: _find_envelope(docusign, lead),
@@ -111,27 +116,13 @@ async def _send_one(context: StepContext, docusign: Any, lead: LeadView) -> Move
     )
 
 
-@task(
-    name="send-contract",
-    tags=["docusign"],
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_infrastructure_only,
-)
+@journey_task("send-contract", "docusign")
 async def send_contract(context: StepContext, journeys: list[ClaimedJourney]) -> list[Move]:
     """deal_won → contract_sent, for a batch: one envelope per won deal."""
-    if not journeys:
-        return []
     docusign = await context.client("docusign")
-    leads = await asyncio.to_thread(context.ledger.get_leads, [j.lead_id for j in journeys])
-    moves = await for_each(
-        journeys,
-        lambda j: _send_one(context, docusign, leads[j.lead_id]),
-        context.business.concurrency,
-        vendors=("docusign",),
+    return await each_lead(
+        context, journeys, lambda lead: _send_one(context, docusign, lead), "docusign"
     )
-    return await apply_moves(context, journeys, moves)
 
 
 async def envelope_id_of(context: StepContext, lead_id: int) -> str | None:
@@ -164,23 +155,10 @@ async def _check_one(context: StepContext, docusign: Any, journey: ClaimedJourne
     return contract_move(journey.lead_id, envelope_id, envelope.status, recheck)
 
 
-@task(
-    name="check-contracts",
-    tags=["docusign"],
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_infrastructure_only,
-)
+@journey_task("check-contracts", "docusign")
 async def check_contracts(context: StepContext, journeys: list[ClaimedJourney]) -> list[Move]:
     """contract_sent → contract_signed | contract_declined, reading each envelope at DocuSign."""
-    if not journeys:
-        return []
     docusign = await context.client("docusign")
-    moves = await for_each(
-        journeys,
-        lambda j: _check_one(context, docusign, j),
-        context.business.concurrency,
-        vendors=("docusign",),
+    return await each_journey(
+        context, journeys, lambda journey: _check_one(context, docusign, journey), "docusign"
     )
-    return await apply_moves(context, journeys, moves)

@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from blocks.pipedrive_models import (
     ContactEntry,
@@ -29,8 +28,16 @@ from blocks.pipedrive_models import (
 )
 from ledger import ClaimedJourney, JourneyState, LeadView
 from tasks.effects import EffectResult, UnknownOutcome, VendorWrite
-from tasks.journey import Move, StepContext, apply_moves, for_each, move_from_effect
-from tasks.retrying import retry_infrastructure_only
+from tasks.journey import (
+    Move,
+    StepContext,
+    apply_moves,
+    each_journey,
+    each_lead,
+    journey_task,
+    move_from_effect,
+    person_names,
+)
 
 __all__ = ["check_deals", "deal_id_of", "lead_id_field_key", "upsert_person_and_deal"]
 
@@ -123,6 +130,7 @@ async def _upsert_one(context: StepContext, pipedrive: Any, field_key: str, lead
             vendor="pipedrive",
             operation="upsert_person",
             lead_id=lead.lead_id,
+            names=person_names(lead),
             create=lambda: pipedrive.create_person(_person(lead)),
             object_id=lambda p: str(p.id),
             # a client who filled two forms is one person: e-mail first, then phone
@@ -152,6 +160,7 @@ async def _upsert_one(context: StepContext, pipedrive: Any, field_key: str, lead
             vendor="pipedrive",
             operation="create_deal",
             lead_id=lead.lead_id,
+            names=person_names(lead),
             create=lambda: pipedrive.create_deal(deal_body),
             object_id=lambda d: str(d.id),
             find=lambda: pipedrive.find_by_reference(str(lead.lead_id), field_key=field_key),
@@ -167,14 +176,7 @@ async def _upsert_one(context: StepContext, pipedrive: Any, field_key: str, lead
     )
 
 
-@task(
-    name="upsert-person-and-deal",
-    tags=["pipedrive"],
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_infrastructure_only,
-)
+@journey_task("upsert-person-and-deal", "pipedrive")
 async def upsert_person_and_deal(
     context: StepContext, journeys: list[ClaimedJourney]
 ) -> list[Move]:
@@ -193,14 +195,12 @@ async def upsert_person_and_deal(
             for j in journeys
         ]
         return await apply_moves(context, journeys, moves)
-    leads = await asyncio.to_thread(context.ledger.get_leads, [j.lead_id for j in journeys])
-    moves = await for_each(
+    return await each_lead(
+        context,
         journeys,
-        lambda j: _upsert_one(context, pipedrive, field_key, leads[j.lead_id]),
-        context.business.concurrency,
-        vendors=("pipedrive",),
+        lambda lead: _upsert_one(context, pipedrive, field_key, lead),
+        "pipedrive",
     )
-    return await apply_moves(context, journeys, moves)
 
 
 async def deal_id_of(context: StepContext, lead_id: int) -> int | None:
@@ -228,24 +228,11 @@ async def _check_one(context: StepContext, pipedrive: Any, journey: ClaimedJourn
     return Move.wait(journey.lead_id, f"waiting for a salesperson on deal {deal_id}", recheck)
 
 
-@task(
-    name="check-deals",
-    tags=["pipedrive"],
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_infrastructure_only,
-)
+@journey_task("check-deals", "pipedrive")
 async def check_deals(context: StepContext, journeys: list[ClaimedJourney]) -> list[Move]:
     """deal_open → deal_won | deal_lost, reading each deal at Pipedrive (the reconciler's way
     for a lost webhook); an open deal stays waiting and is read again later."""
-    if not journeys:
-        return []
     pipedrive = await context.client("pipedrive")
-    moves = await for_each(
-        journeys,
-        lambda j: _check_one(context, pipedrive, j),
-        context.business.concurrency,
-        vendors=("pipedrive",),
+    return await each_journey(
+        context, journeys, lambda journey: _check_one(context, pipedrive, journey), "pipedrive"
     )
-    return await apply_moves(context, journeys, moves)

@@ -27,9 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from leadflow.privacy import mask_text
 from ledger import (
     IllegalTransition,
@@ -41,8 +38,7 @@ from ledger import (
 )
 from tasks.billing import lead_of_payment_reference
 from tasks.intake import record_graph_leads
-from tasks.journey import StepContext
-from tasks.retrying import retry_infrastructure_only
+from tasks.journey import StepContext, journey_task
 from tasks.welcome import last_inbound_cursor
 from webhooks.events import EventKind, MalformedDelivery, VendorEvent, parse_delivery
 
@@ -221,13 +217,7 @@ async def _apply_delivery(
         result.ignored += 1
 
 
-@task(
-    name="apply-deliveries",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_infrastructure_only,
-)
+@journey_task("apply-deliveries")
 async def apply_deliveries(context: StepContext, entries: list[InboxView]) -> AppliedDeliveries:
     """Apply claimed stored deliveries to their journeys, in arrival order."""
     result = AppliedDeliveries()

@@ -112,15 +112,18 @@ class VendorWrite(Generic[T]):
     find: Callable[[], Awaitable[T | None]] | None = None
     upsert: bool = False
     unknown_outcome: UnknownOutcome = UnknownOutcome.LOOK_UP
+    #: the person's names this write sends: masked in any vendor message that echoes them
+    names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.unknown_outcome is UnknownOutcome.LOOK_UP and self.find is None:
             raise ValueError(f"{self.key}: a look-up write needs `find`")
 
 
-def vendor_message(error: BaseException) -> str:
-    """An error as the journey records it: the vendor's own words, personal data masked."""
-    return mask_text(str(error))[:2000]
+def vendor_message(error: BaseException, names: tuple[str, ...] = ()) -> str:
+    """An error as the journey records it: the vendor's own words, personal data masked (the
+    names the write sent too: vendors echo them)."""
+    return mask_text(str(error), names=names)[:2000]
 
 
 def _as_response(value: Any) -> dict[str, Any] | None:
@@ -167,17 +170,17 @@ async def perform(
                 return await _record(ledger, write, found, EffectResult.FOUND)
         created = await write.create()
     except PermanentError as error:
-        message = vendor_message(error)
+        message = vendor_message(error, write.names)
         await _fail(ledger, write.key, message, permanent=True, token=token)
         return Effected(EffectResult.PERMANENT, write.key, error=message)
     except UnknownOutcomeError as error:
         if write.unknown_outcome is UnknownOutcome.HOLD:
             return await _record_unconfirmed(ledger, write, "this attempt's answer")
-        message = f"outcome unknown, will look up: {vendor_message(error)}"
+        message = f"outcome unknown, will look up: {vendor_message(error, write.names)}"
         await _fail(ledger, write.key, message, permanent=False, token=token)
         return Effected(EffectResult.TRANSIENT, write.key, error=message)
     except VendorError as error:  # transient: the vendor said no for now, nothing was written
-        message = vendor_message(error)
+        message = vendor_message(error, write.names)
         if write.unknown_outcome is UnknownOutcome.HOLD:
             message = NOT_SENT + message
         await _fail(ledger, write.key, message, permanent=False, token=token)

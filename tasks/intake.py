@@ -24,8 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from blocks import VendorError
 from blocks.facebook import Lead as GraphLead
 from leadflow.privacy import mask_text
-from tasks.journey import StepContext
-from tasks.retrying import retry_infrastructure_only
+from tasks.journey import StepContext, journey_task
 
 __all__ = [
     "ADHOC_SOURCE",
@@ -62,14 +61,7 @@ def record_graph_leads(context: StepContext, leads: Iterable[GraphLead]) -> list
     return new
 
 
-@task(
-    name="extract-leads",
-    tags=["facebook"],
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_infrastructure_only,
-)
+@journey_task("extract-leads", "facebook")
 async def extract_leads(context: StepContext) -> list[int]:
     """Poll every configured form since its cursor; the ids of the leads recorded now."""
     if not context.business.forms:

@@ -40,6 +40,7 @@ from ledger import (
     ClaimLost,
     IllegalTransition,
     JourneyState,
+    LeadView,
     Ledger,
     shared_ledger,
 )
@@ -52,10 +53,14 @@ __all__ = [
     "StepContext",
     "apply_moves",
     "claim_due",
+    "each_journey",
+    "each_lead",
     "for_each",
     "journey_counts",
+    "journey_task",
     "move_from_effect",
     "open_step_context",
+    "person_names",
 ]
 
 T = TypeVar("T")
@@ -167,6 +172,11 @@ class StepContext:
         await self._stack.aclose()
 
 
+def person_names(lead: LeadView) -> tuple[str, ...]:
+    """The names a vendor write about this lead sends (masked when a vendor echoes them)."""
+    return (lead.normalized.full_name,) if lead.normalized is not None else ()
+
+
 def worker_name() -> str:
     """A name unique to this process and flow run, for the ledger's claims."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
@@ -199,6 +209,7 @@ async def for_each(
     concurrency: int,
     *,
     vendors: tuple[str, ...] = (),
+    retry_in: float = 30.0,
 ) -> list[Move]:
     """Run `step` over the batch, `concurrency` at a time. A step that raises is turned into a
     retry for its lead alone (the rest of the batch goes on); the error is masked.
@@ -215,11 +226,11 @@ async def for_each(
     async with contextlib.AsyncExitStack() as slots:
         for vendor in vendors:
             await slots.enter_async_context(vendor_slot(vendor, occupy=concurrency))
-        return await _run_bounded(items, step, concurrency)
+        return await _run_bounded(items, step, concurrency, retry_in)
 
 
 async def _run_bounded(
-    items: list[T], step: Callable[[T], Awaitable[Move]], concurrency: int
+    items: list[T], step: Callable[[T], Awaitable[Move]], concurrency: int, retry_in: float
 ) -> list[Move]:
     gate = asyncio.Semaphore(concurrency)
 
@@ -231,22 +242,23 @@ async def _run_bounded(
                 lead_id = getattr(item, "lead_id", None)
                 if lead_id is None:
                     raise
-                return _move_for_error(lead_id, error)
+                return _move_for_error(lead_id, error, retry_in)
 
     return list(await asyncio.gather(*(one(item) for item in items)))
 
 
-def _move_for_error(lead_id: int, error: Exception) -> Move:
-    """A read that failed: permanent vendor errors dead-letter, anything else retries."""
+def _move_for_error(lead_id: int, error: Exception, retry_in: float) -> Move:
+    """A read that failed: permanent vendor errors dead-letter, anything else retries (after
+    the vendor's Retry-After, or the business's backoff)."""
     from blocks import PermanentError, VendorError
 
     reason = mask_text(str(error))[:1000]
     if isinstance(error, PermanentError):
         return Move.dead_letter(lead_id, reason)
     if isinstance(error, VendorError):
-        delay = float(getattr(error, "retry_after", None) or 30.0)
+        delay = float(getattr(error, "retry_after", None) or retry_in)
         return Move.retry(lead_id, reason, delay)
-    return Move.retry(lead_id, f"{type(error).__name__}: {reason}", 60.0)
+    return Move.retry(lead_id, f"{type(error).__name__}: {reason}", retry_in)
 
 
 def move_from_effect(
@@ -332,3 +344,59 @@ async def journey_counts() -> dict[JourneyState, int]:
     """Journeys per state, in this process's ledger."""
     ledger = shared_ledger(get_settings().database_url)
     return await asyncio.to_thread(ledger.journey_counts)
+
+
+def journey_task(name: str, *vendors: str) -> Callable[[Any], Any]:
+    """A journey step's Prefect task: tagged per vendor; no cache (its inputs are a live
+    context and claimed journeys, and its writes are made exactly once by the ledger, not by
+    Prefect's cache); retried as a whole only when infrastructure failed, never on top of the
+    HTTP policy's own retries (tasks/retrying.py)."""
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    from tasks.retrying import retry_infrastructure_only
+
+    return task(
+        name=name,
+        tags=list(vendors),
+        cache_policy=NO_CACHE,
+        retries=2,
+        retry_delay_seconds=5,
+        retry_condition_fn=retry_infrastructure_only,
+    )
+
+
+async def each_lead(
+    context: StepContext,
+    journeys: list[ClaimedJourney],
+    step: Callable[[LeadView], Awaitable[Move]],
+    *vendors: str,
+) -> list[Move]:
+    """Run `step` on each claimed journey's lead (read in one query), holding the vendors'
+    slots, and record every move."""
+    if not journeys:
+        return []
+    leads = await asyncio.to_thread(context.ledger.get_leads, [j.lead_id for j in journeys])
+    moves = await for_each(
+        journeys,
+        lambda journey: step(leads[journey.lead_id]),
+        context.business.concurrency,
+        vendors=vendors,
+        retry_in=context.backoff(1),
+    )
+    return await apply_moves(context, journeys, moves)
+
+
+async def each_journey(
+    context: StepContext,
+    journeys: list[ClaimedJourney],
+    step: Callable[[ClaimedJourney], Awaitable[Move]],
+    *vendors: str,
+) -> list[Move]:
+    """Run `step` on each claimed journey, holding the vendors' slots, and record every move."""
+    if not journeys:
+        return []
+    moves = await for_each(
+        journeys, step, context.business.concurrency, vendors=vendors, retry_in=context.backoff(1)
+    )
+    return await apply_moves(context, journeys, moves)

@@ -11,25 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from prefect import task
 from prefect.artifacts import acreate_table_artifact
-from prefect.cache_policies import NO_CACHE
 
 from ledger import ClaimedJourney, ClaimLost, JourneyState
-from tasks.journey import Move, MoveKind, StepContext
+from tasks.journey import Move, MoveKind, StepContext, journey_task
 from tasks.quality_gate import ARTIFACT_KEY, artifact_table, run_gate
-from tasks.retrying import retry_infrastructure_only
 
 __all__ = ["qualify"]
 
 
-@task(
-    name="qualify",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_infrastructure_only,
-)
+@journey_task("qualify")
 async def qualify(context: StepContext, journeys: list[ClaimedJourney]) -> list[Move]:
     """received → qualified | quarantined (or attached to an earlier lead of the same person)."""
     if not journeys:

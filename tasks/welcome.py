@@ -16,16 +16,19 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from blocks.pipedrive_models import DealUpdate, Note, NoteCreate
 from blocks.whatsapp import SendResult, TemplateComponent, TemplateParameter
 from ledger import ClaimedJourney, JourneyState, LeadView
 from tasks.deals import deal_id_of
 from tasks.effects import UnknownOutcome, VendorWrite
-from tasks.journey import Move, StepContext, apply_moves, for_each, move_from_effect
-from tasks.retrying import retry_infrastructure_only
+from tasks.journey import (
+    Move,
+    StepContext,
+    each_lead,
+    journey_task,
+    move_from_effect,
+    person_names,
+)
 
 __all__ = ["last_inbound_cursor", "note_marker", "welcome"]
 
@@ -121,6 +124,7 @@ async def _welcome_one(context: StepContext, pipedrive: Any, lead: LeadView) -> 
                 vendor="whatsapp",
                 operation="send_welcome",
                 lead_id=lead.lead_id,
+                names=person_names(lead),
                 create=send,
                 object_id=lambda result: result.wamid,
                 unknown_outcome=UnknownOutcome.HOLD,
@@ -142,6 +146,7 @@ async def _welcome_one(context: StepContext, pipedrive: Any, lead: LeadView) -> 
             vendor="pipedrive",
             operation="add_note",
             lead_id=lead.lead_id,
+            names=person_names(lead),
             create=lambda: pipedrive.create_note(NoteCreate(content=content, deal_id=deal_id)),
             object_id=lambda note: str(note.id),
             find=lambda: _find_note(pipedrive, deal_id, marker),
@@ -159,24 +164,14 @@ async def _welcome_one(context: StepContext, pipedrive: Any, lead: LeadView) -> 
     )
 
 
-@task(
-    name="welcome",
-    tags=["whatsapp", "pipedrive"],
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_infrastructure_only,
-)
+@journey_task("welcome", "whatsapp", "pipedrive")
 async def welcome(context: StepContext, journeys: list[ClaimedJourney]) -> list[Move]:
     """activated → welcomed, for a batch: WhatsApp welcome, deal note, deal stage."""
-    if not journeys:
-        return []
     pipedrive = await context.client("pipedrive")
-    leads = await asyncio.to_thread(context.ledger.get_leads, [j.lead_id for j in journeys])
-    moves = await for_each(
+    return await each_lead(
+        context,
         journeys,
-        lambda j: _welcome_one(context, pipedrive, leads[j.lead_id]),
-        context.business.concurrency,
-        vendors=("whatsapp", "pipedrive"),
+        lambda lead: _welcome_one(context, pipedrive, lead),
+        "whatsapp",
+        "pipedrive",
     )
-    return await apply_moves(context, journeys, moves)

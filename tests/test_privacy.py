@@ -126,6 +126,36 @@ def quarantine_fix_and_replay(world: World) -> str:
     return fixed + _cli("replay", str(world.record_id))
 
 
+def journeys_show_and_list(world: World) -> str:
+    """The journey CLI, once the person passed the gate: contact data, history, vendor ids."""
+    quarantine_fix_and_replay(world)
+    shown = CliRunner().invoke(leadflow_app, ["journeys", "show", str(world.lead_id)])
+    listed = CliRunner().invoke(leadflow_app, ["journeys", "list"])
+    assert "qualified" in shown.output  # the lead passed: its contact data is there to mask
+    return shown.output + listed.output
+
+
+def stage_report(world: World) -> str:
+    """A stage run's markdown artifact, where a vendor's message echoes what it was sent."""
+    from blocks import PermanentError
+    from tasks.effects import vendor_message
+    from tasks.journey import Move
+    from tasks.report import StageReport
+
+    said = f"cliente {NAME} ({EMAIL}, {PHONE}) com CPF {CPF} já existe"
+    echoed = vendor_message(PermanentError("asaas", 400, "invalid", said), (NAME,))
+    report = StageReport(
+        "billing",
+        [
+            Move.dead_letter(world.lead_id, echoed),
+            Move.retry(world.lead_id, echoed, 30),
+            Move.wait(world.lead_id, echoed, 60),
+        ],
+    )
+    assert "já existe" in report.markdown()  # the vendor's words are there, the person's not
+    return report.markdown() + report.summary()
+
+
 PRINTERS: list[Callable[[World], str]] = [
     gate_artifact,
     gate_log_lines,
@@ -133,6 +163,8 @@ PRINTERS: list[Callable[[World], str]] = [
     quarantine_show,
     quarantine_cli_errors,
     quarantine_fix_and_replay,
+    journeys_show_and_list,
+    stage_report,
 ]
 
 

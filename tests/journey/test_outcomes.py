@@ -86,7 +86,7 @@ async def test_transient_faults_on_every_vendor_end_in_success_with_nothing_crea
 
     counts = await world.reconcile_until_settled(rounds=40)
 
-    assert counts == {S.WELCOMED: 8}
+    assert counts == {S.WELCOMED: 8}, world.describe()
     assert world.created_twice() == []
     injected = world.admin.get("/faults").json()
     assert injected  # the faults were really there

@@ -85,13 +85,15 @@ class World:
         until nothing moves; a journey whose next step is due later is waited for (up to 2 s)."""
         await intake()
         previous: dict[JourneyState, int] | None = None
+        stable = 0  # rounds in a row where nothing moved and nobody acted
         for _ in range(rounds):
             await lead_to_cash()
             counts = self.counts()
             acted = await asyncio.to_thread(self.act)
-            if counts == previous and not acted:
-                if set(counts) <= SETTLED:
-                    break
+            stable = stable + 1 if counts == previous and not acted else 0
+            if stable >= 2 and set(counts) <= SETTLED:
+                break  # twice: a read that hit a vendor fault is retried once more first
+            if stable:
                 await asyncio.sleep(self.until_next_due(cap=2.0))
             previous = counts
         return self.counts()
