@@ -684,11 +684,11 @@ def demo_environment(paths: DemoPaths) -> Iterator[None]:
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
+        for name, before in saved.items():
+            if before is None:
                 os.environ.pop(name, None)
             else:
-                os.environ[name] = value
+                os.environ[name] = before
         reset_settings_cache()
         reset_business_cache()
 
