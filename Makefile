@@ -13,7 +13,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE := 500
 export PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE := 500
 
-.PHONY: demo test lint format bench chaos install clean
+.PHONY: demo test lint format bench chaos scale install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ chaos: $(STAMP)
 	LEADFLOW_CHAOS_LEADS=$(CHAOS_LEADS) LEADFLOW_CHAOS_SEED=$(CHAOS_SEED) \
 		PREFECT_LOGGING_LEVEL=WARNING $(BIN)/python -m pytest tests/chaos -q -s --timeout=1800 \
 		$(PYTEST_ARGS)
+
+# issue 13's scale-out tests (a Prefect server on PostgreSQL, two workers, 500 journeys, one worker
+# killed): minutes each, so outside `make test`'s 10-minute budget. Needs PostgreSQL on 127.0.0.1.
+scale: $(STAMP)
+	LEADFLOW_TEST_DATABASE_URL=$${LEADFLOW_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres} \
+		$(BIN)/python -m pytest tests/deployments -m scale -q $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .leadflow .pytest_cache .ruff_cache

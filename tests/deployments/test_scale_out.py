@@ -172,6 +172,7 @@ def _assert_advanced_once(ledger: Any, ids: list[int]) -> None:
         assert counts.get((lead_id, "deal_open")) == 1, lead_id
 
 
+@pytest.mark.scale
 async def test_two_workers_advance_500_journeys_exactly_once(journey_cluster: Any) -> None:
     cluster, sandbox, ledger = journey_cluster
     before = _pipedrive_created(sandbox)
@@ -189,6 +190,7 @@ async def test_two_workers_advance_500_journeys_exactly_once(journey_cluster: An
     assert all(ran_on.values()), f"work not shared between the workers: {ran_on}"
 
 
+@pytest.mark.scale
 async def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(journey_cluster: Any) -> None:
     cluster, sandbox, ledger = journey_cluster
     before = _pipedrive_created(sandbox)
