@@ -88,7 +88,7 @@ async def vendor_slot(
     from prefect.concurrency.asyncio import concurrency
 
     name = limit_name(vendor)
-    if name not in await _existing_limits():
+    if name not in await _existing_limits() and name not in await _existing_limits(fresh=True):
         yield  # no `leadflow setup` on this server: only the per-process limits apply
         return
     occupy = max(1, min(occupy, VENDOR_LIMITS[name].slots))
@@ -102,7 +102,9 @@ _KNOWN: dict[str, tuple[float, frozenset[str]]] = {}
 LIMITS_RECHECK_SECONDS = 60.0
 
 
-async def _existing_limits() -> frozenset[str]:
+async def _existing_limits(*, fresh: bool = False) -> frozenset[str]:
+    """The limit names the server has: cached for a minute, or asked now (`fresh`) when a
+    limit is missing from the cache (it may have been made since: `leadflow setup`)."""
     import time
 
     from prefect.client.orchestration import get_client
@@ -110,7 +112,8 @@ async def _existing_limits() -> frozenset[str]:
 
     api = str(get_current_settings().api.url or "ephemeral")
     checked = _KNOWN.get(api)
-    if checked is not None and time.monotonic() - checked[0] < LIMITS_RECHECK_SECONDS:
+    recent = checked is not None and time.monotonic() - checked[0] < LIMITS_RECHECK_SECONDS
+    if checked is not None and recent and not fresh:
         return checked[1]
     try:
         async with get_client() as client:
