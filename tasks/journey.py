@@ -56,7 +56,6 @@ __all__ = [
     "each_journey",
     "each_lead",
     "for_each",
-    "journey_counts",
     "journey_task",
     "move_from_effect",
     "open_step_context",
@@ -338,12 +337,6 @@ async def claim_due(
         context.business.timing.claim_lease_seconds,
         lead_ids=lead_ids,
     )
-
-
-async def journey_counts() -> dict[JourneyState, int]:
-    """Journeys per state, in this process's ledger."""
-    ledger = shared_ledger(get_settings().database_url)
-    return await asyncio.to_thread(ledger.journey_counts)
 
 
 def journey_task(name: str, *vendors: str) -> Callable[[Any], Any]:
