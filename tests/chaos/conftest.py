@@ -48,12 +48,19 @@ class ChaosWorld(World):
     business_file: Path | None = None
 
 
-def _timing() -> str:
+def claim_lease_seconds(leads: int) -> float:
+    """Long enough for one stage's whole batch under faults: a batch that outlives its claim
+    has every move refused and is redone, round after round (seen at 300 leads with 4 s)."""
+    return max(4.0, leads / 10)
+
+
+def _timing(leads: int) -> str:
     # a vendor call with all its retries (3 s total) ends well inside the effect lease
     return (
         "\n[timing]\nretry_base_seconds = 0.01\nretry_cap_seconds = 0.05\n"
         "waiting_recheck_seconds = 0.2\nactivation_poll_seconds = 0.01\n"
-        "activation_poll_cap_seconds = 0.05\nclaim_lease_seconds = 4\neffect_lease_seconds = 4\n"
+        f"activation_poll_cap_seconds = 0.05\nclaim_lease_seconds = {claim_lease_seconds(leads)}\n"
+        "effect_lease_seconds = 4\n"
     )
 
 
@@ -115,7 +122,7 @@ async def chaos_world(
                 running.url,
                 blocks_name=BLOCKS_NAME,
                 business_file=business,
-                extra_toml=_timing(),
+                extra_toml=_timing(chaos_size.leads),
             )
             with_top_level(business, {"batch_size": min(5000, max(100, chaos_size.leads))})
             reset_business_cache()

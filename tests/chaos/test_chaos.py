@@ -26,7 +26,7 @@ import pytest
 
 from flows import intake, lead_to_cash
 from ledger import EffectStatus, JourneyState
-from tests.chaos.conftest import ChaosSize, ChaosWorld
+from tests.chaos.conftest import ChaosSize, ChaosWorld, claim_lease_seconds
 from tests.journey.world import KINDS, SETTLED
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -308,7 +308,8 @@ async def test_chaos_creates_nothing_twice_and_accounts_for_every_lead(
         after = chance.uniform(2.0, 4.0 + chaos_size.leads / 30)
         kills += await asyncio.to_thread(_kill_mid_run, process, after, world)
     killed = time.monotonic()
-    await asyncio.sleep(4.5)  # the killed process's claims and effect leases run out (4 s)
+    # the killed process's claims and effect leases run out
+    await asyncio.sleep(claim_lease_seconds(chaos_size.leads) + 0.5)
     failed = [
         line.removeprefix("FAILED ROUND ").strip()
         for line in errors.read_text(encoding="utf-8").splitlines()
