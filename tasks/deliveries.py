@@ -23,12 +23,15 @@ not make. A delivery is finished only once every event in it is applied or ignor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from blocks import PermanentError, VendorError
 from leadflow.privacy import mask_text
 from ledger import (
+    ClaimLost,
     IllegalTransition,
     InboxOutcome,
     InboxView,
@@ -37,6 +40,7 @@ from ledger import (
     UnknownLead,
 )
 from tasks.billing import lead_of_payment_reference
+from tasks.effects import vendor_message
 from tasks.intake import record_graph_leads
 from tasks.journey import StepContext, journey_task
 from tasks.welcome import last_inbound_cursor
@@ -177,7 +181,14 @@ async def claim_deliveries(
 
 
 def _finish(context: StepContext, entry: InboxView, outcome: InboxOutcome, reason: str) -> None:
-    context.ledger.finish_inbox(entry.id, context.worker, outcome, reason[:1000])
+    """Record how the delivery ended. If this worker's claim ran out meanwhile (a long batch)
+    and nobody processed it since, it is recorded all the same: its events were applied, and a
+    transition refuses a second application anyway."""
+    try:
+        context.ledger.finish_inbox(entry.id, context.worker, outcome, reason[:1000])
+    except ClaimLost:
+        if context.ledger.get_inbox(entry.id).processed_at is None:
+            context.ledger.mark_inbox_processed(entry.id)
 
 
 async def _apply_delivery(
@@ -194,7 +205,13 @@ async def _apply_delivery(
         for event in events:
             if event.kind is EventKind.LEAD_CREATED and event.object_id:
                 facebook = await context.client("facebook")
-                lead = await facebook.get_lead(event.object_id)
+                try:
+                    lead = await facebook.get_lead(event.object_id)
+                except PermanentError as refused:  # deleted at Facebook, say: nothing to take
+                    notes.append(f"ignored: lead {event.object_id}: {vendor_message(refused)}")
+                    continue
+                except VendorError as error:  # Graph unreachable for now: this delivery waits
+                    raise _Later(str(error)) from error
                 new = await asyncio.to_thread(record_graph_leads, context, [lead])
                 result.new_leads += new
                 notes.append(
@@ -205,7 +222,8 @@ async def _apply_delivery(
             else:
                 notes.append(await asyncio.to_thread(_apply_event, context, event, result))
     except _Later:  # left unprocessed: the next run (or the reconciler) applies it
-        await asyncio.to_thread(context.ledger.release_inbox, entry.id, context.worker)
+        with contextlib.suppress(ClaimLost):  # a claim that ran out is free again anyway
+            await asyncio.to_thread(context.ledger.release_inbox, entry.id, context.worker)
         result.deferred += 1
         return
     applied = any(note.startswith("applied") for note in notes)

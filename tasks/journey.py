@@ -280,26 +280,41 @@ def _due(seconds: float | None) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=seconds or 0.0)
 
 
+def _advance(context: StepContext, journey: ClaimedJourney, move: Move, worker: str | None) -> None:
+    """Move the journey along `move`'s path; the first transition checks `worker`'s claim (or,
+    without a worker, that the journey still stands where it was claimed)."""
+    assert move.to_state is not None
+    expected: JourneyState | None = None if worker else journey.state
+    for state in (*move.path, move.to_state):
+        due = _due(move.recheck_in) if state is move.to_state and move.recheck_in else None
+        context.ledger.transition(
+            move.lead_id,
+            state,
+            context.cause,
+            move.reason,
+            due,
+            worker=worker,
+            expected_from=expected,
+        )
+        worker, expected = None, None
+
+
 def _apply_one(context: StepContext, journey: ClaimedJourney, move: Move) -> bool:
-    ledger = context.ledger
     try:
         if move.kind in {MoveKind.ADVANCE, MoveKind.DEAD_LETTER}:
-            assert move.to_state is not None
-            # the first move checks this worker still holds the journey (and ends the claim)
-            worker: str | None = context.worker
-            for state in move.path:
-                ledger.transition(move.lead_id, state, context.cause, move.reason, worker=worker)
-                worker = None
-            due = _due(move.recheck_in) if move.recheck_in else None
-            ledger.transition(
-                move.lead_id, move.to_state, context.cause, move.reason, due, worker=worker
-            )
+            try:
+                _advance(context, journey, move, context.worker)
+            except ClaimLost:
+                # the step outlived the claim's lease: its work is recorded in the ledger's
+                # effects, so the move still stands unless the journey moved meanwhile
+                _advance(context, journey, move, None)
         else:
-            ledger.release(
+            context.ledger.release(
                 move.lead_id, context.worker, _due(move.recheck_in), reason=move.reason[:2000]
             )
     except (ClaimLost, IllegalTransition):
-        # the lease ran out or a webhook moved the journey meanwhile: the other mover wins
+        # another worker or a webhook moved the journey meanwhile: that move stands; a release
+        # whose lease ran out leaves the journey due, and the next run takes it up again
         return False
     return True
 
