@@ -20,7 +20,7 @@ from leadflow.business import slugify
 from leadflow.settings import ConfigError
 from ledger import ClaimedJourney, JourneyState, LeadView, UnknownEffect
 from tasks.deals import form_of
-from tasks.effects import VendorWrite
+from tasks.effects import VendorWrite, effect_key
 from tasks.journey import (
     Move,
     StepContext,
@@ -28,7 +28,6 @@ from tasks.journey import (
     each_lead,
     journey_task,
     move_from_effect,
-    person_names,
 )
 
 __all__ = ["activate_service", "check_activation", "website_domain"]
@@ -37,7 +36,7 @@ WEBSITE = "hostinger.website"
 
 
 def website_key(lead_id: int) -> str:
-    return f"lead:{lead_id}:{WEBSITE}"
+    return effect_key(lead_id, WEBSITE)
 
 
 def website_domain(pattern: str, lead: LeadView) -> str:
@@ -69,12 +68,10 @@ async def _activate_one(context: StepContext, hostinger: Any, lead: LeadView) ->
 
     built = await context.perform(
         # Hostinger only says "Request accepted": the site is known by its domain from now on
-        VendorWrite[Website | CreatedWebsite](
-            key=website_key(lead.lead_id),
-            vendor="hostinger",
-            operation="create_website",
-            lead_id=lead.lead_id,
-            names=person_names(lead),
+        VendorWrite[Website | CreatedWebsite].for_lead(
+            lead,
+            WEBSITE,
+            "create_website",
             create=lambda: hostinger.create_website(request),
             object_id=lambda website: domain,
             find=lambda: hostinger.find_by_reference(domain, order_id=product.order_id),

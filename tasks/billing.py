@@ -32,7 +32,7 @@ from leadflow.privacy import mask_document
 from ledger import ClaimedJourney, JourneyState, LeadView, UnknownEffect
 from tasks.contracts import envelope_id_of
 from tasks.deals import form_of
-from tasks.effects import EffectResult, UnknownOutcome, VendorWrite
+from tasks.effects import EffectResult, UnknownOutcome, VendorWrite, effect_key
 from tasks.journey import (
     Move,
     StepContext,
@@ -40,7 +40,6 @@ from tasks.journey import (
     each_lead,
     journey_task,
     move_from_effect,
-    person_names,
 )
 
 __all__ = ["charge_by_pix", "check_payments", "customer_reference", "payment_reference"]
@@ -130,12 +129,10 @@ async def _charge_one(context: StepContext, asaas: Any, lead: LeadView) -> Move:
         return Move.dead_letter(lead.lead_id, f"billing needs a valid CPF/CNPJ: {origin}")
 
     customer = await context.perform(
-        VendorWrite[AsaasCustomer](
-            key=f"lead:{lead.lead_id}:{CUSTOMER}",
-            vendor="asaas",
-            operation="create_customer",
-            lead_id=lead.lead_id,
-            names=person_names(lead),
+        VendorWrite[AsaasCustomer].for_lead(
+            lead,
+            CUSTOMER,
+            "create_customer",
             create=lambda: asaas.create_customer(
                 NewCustomer(
                     name=normalized.full_name,
@@ -163,12 +160,10 @@ async def _charge_one(context: StepContext, asaas: Any, lead: LeadView) -> Move:
         external_reference=payment_reference(lead.lead_id),
     )
     charge = await context.perform(
-        VendorWrite[AsaasPayment](
-            key=f"lead:{lead.lead_id}:{CHARGE}",
-            vendor="asaas",
-            operation="create_pix_charge",
-            lead_id=lead.lead_id,
-            names=person_names(lead),
+        VendorWrite[AsaasPayment].for_lead(
+            lead,
+            CHARGE,
+            "create_pix_charge",
             create=lambda: asaas.create_pix_charge(charge_body),
             object_id=lambda p: p.id,
             find=lambda: asaas.find_by_reference(payment_reference(lead.lead_id), of=AsaasPayment),
@@ -193,12 +188,10 @@ async def _charge_one(context: StepContext, asaas: Any, lead: LeadView) -> Move:
     whatsapp = await context.client("whatsapp")
     choices = context.business.whatsapp
     message = await context.perform(
-        VendorWrite[SendResult](
-            key=f"lead:{lead.lead_id}:{PIX_MESSAGE}",
-            vendor="whatsapp",
-            operation="send_pix_code",
-            lead_id=lead.lead_id,
-            names=person_names(lead),
+        VendorWrite[SendResult].for_lead(
+            lead,
+            PIX_MESSAGE,
+            "send_pix_code",
             create=lambda: whatsapp.send_template(
                 normalized.phone,
                 choices.pix_template,
@@ -229,7 +222,7 @@ async def charge_by_pix(context: StepContext, journeys: list[ClaimedJourney]) ->
 
 async def payment_id_of(context: StepContext, lead_id: int) -> str | None:
     try:
-        effect = await asyncio.to_thread(context.ledger.get_effect, f"lead:{lead_id}:{CHARGE}")
+        effect = await asyncio.to_thread(context.ledger.get_effect, effect_key(lead_id, CHARGE))
     except UnknownEffect:
         return None
     return effect.vendor_object_id if effect.is_done else None

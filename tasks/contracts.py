@@ -22,7 +22,7 @@ from blocks.docusign import (
 )
 from ledger import ClaimedJourney, JourneyState, LeadView, UnknownEffect
 from tasks.deals import deal_id_of
-from tasks.effects import VendorWrite
+from tasks.effects import VendorWrite, effect_key
 from tasks.journey import (
     Move,
     StepContext,
@@ -30,7 +30,6 @@ from tasks.journey import (
     each_lead,
     journey_task,
     move_from_effect,
-    person_names,
 )
 
 __all__ = ["LEAD_ID_FIELD", "check_contracts", "envelope_id_of", "send_contract"]
@@ -43,7 +42,7 @@ REFUSED = {"declined", "voided"}
 
 
 def envelope_key(lead_id: int) -> str:
-    return f"lead:{lead_id}:{ENVELOPE}"
+    return effect_key(lead_id, ENVELOPE)
 
 
 def transaction_id(lead_id: int) -> str:
@@ -98,12 +97,10 @@ async def _send_one(context: StepContext, docusign: Any, lead: LeadView) -> Move
         return Move.dead_letter(lead.lead_id, "deal_won without a recorded Pipedrive deal")
     body = _envelope(context, lead, deal_id, template_id)
     sent = await context.perform(
-        VendorWrite[EnvelopeSummary | Envelope](
-            key=envelope_key(lead.lead_id),
-            vendor="docusign",
-            operation="create_envelope",
-            lead_id=lead.lead_id,
-            names=person_names(lead),
+        VendorWrite[EnvelopeSummary | Envelope].for_lead(
+            lead,
+            ENVELOPE,
+            "create_envelope",
             create=lambda: docusign.create_envelope_from_template(body),
             object_id=lambda envelope: envelope.envelope_id,
             find=lambda: _find_envelope(docusign, lead),

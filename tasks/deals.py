@@ -27,7 +27,7 @@ from blocks.pipedrive_models import (
     PersonMatch,
 )
 from ledger import ClaimedJourney, JourneyState, LeadView
-from tasks.effects import EffectResult, UnknownOutcome, VendorWrite
+from tasks.effects import EffectResult, UnknownOutcome, VendorWrite, effect_key
 from tasks.journey import (
     Move,
     StepContext,
@@ -36,7 +36,6 @@ from tasks.journey import (
     each_lead,
     journey_task,
     move_from_effect,
-    person_names,
 )
 
 __all__ = ["check_deals", "deal_id_of", "lead_id_field_key", "upsert_person_and_deal"]
@@ -46,11 +45,11 @@ DEAL = "pipedrive.deal"
 
 
 def person_key(lead_id: int) -> str:
-    return f"lead:{lead_id}:{PERSON}"
+    return effect_key(lead_id, PERSON)
 
 
 def deal_key(lead_id: int) -> str:
-    return f"lead:{lead_id}:{DEAL}"
+    return effect_key(lead_id, DEAL)
 
 
 class FieldUnavailable(Exception):  # noqa: N818 - reads as the business fact
@@ -125,12 +124,10 @@ async def _upsert_one(context: StepContext, pipedrive: Any, field_key: str, lead
         return Move.dead_letter(lead.lead_id, "the lead has no normalised data: gate it first")
     form = context.business.form(form_of(lead))
     person = await context.perform(
-        VendorWrite[Person | PersonMatch](
-            key=person_key(lead.lead_id),
-            vendor="pipedrive",
-            operation="upsert_person",
-            lead_id=lead.lead_id,
-            names=person_names(lead),
+        VendorWrite[Person | PersonMatch].for_lead(
+            lead,
+            PERSON,
+            "upsert_person",
             create=lambda: pipedrive.create_person(_person(lead)),
             object_id=lambda p: str(p.id),
             # a client who filled two forms is one person: e-mail first, then phone
@@ -155,12 +152,10 @@ async def _upsert_one(context: StepContext, pipedrive: Any, field_key: str, lead
         custom_fields={field_key: str(lead.lead_id)},
     )
     deal = await context.perform(
-        VendorWrite[Deal](
-            key=deal_key(lead.lead_id),
-            vendor="pipedrive",
-            operation="create_deal",
-            lead_id=lead.lead_id,
-            names=person_names(lead),
+        VendorWrite[Deal].for_lead(
+            lead,
+            DEAL,
+            "create_deal",
             create=lambda: pipedrive.create_deal(deal_body),
             object_id=lambda d: str(d.id),
             find=lambda: pipedrive.find_by_reference(str(lead.lead_id), field_key=field_key),

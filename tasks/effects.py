@@ -39,6 +39,7 @@ from ledger import (
     EffectLeaseLost,
     EffectStateError,
     EffectView,
+    LeadView,
     Ledger,
 )
 
@@ -49,6 +50,7 @@ __all__ = [
     "Effected",
     "UnknownOutcome",
     "VendorWrite",
+    "effect_key",
     "perform",
     "vendor_message",
 ]
@@ -115,9 +117,44 @@ class VendorWrite(Generic[T]):
     #: the person's names this write sends: masked in any vendor message that echoes them
     names: tuple[str, ...] = ()
 
+    @classmethod
+    def for_lead(
+        cls,
+        lead: LeadView,
+        effect: str,
+        operation: str,
+        *,
+        create: Callable[[], Awaitable[T]],
+        object_id: Callable[[T], str],
+        find: Callable[[], Awaitable[T | None]] | None = None,
+        upsert: bool = False,
+        unknown_outcome: UnknownOutcome = UnknownOutcome.LOOK_UP,
+    ) -> VendorWrite[T]:
+        """A write about one lead: its key is `effect_key(lead, effect)`, its vendor the
+        effect's prefix (`asaas.pix_charge` → asaas), and the lead's name is masked in any
+        vendor message that echoes it."""
+        return cls(
+            key=effect_key(lead.lead_id, effect),
+            vendor=effect.split(".", 1)[0],
+            operation=operation,
+            lead_id=lead.lead_id,
+            create=create,
+            object_id=object_id,
+            find=find,
+            upsert=upsert,
+            unknown_outcome=unknown_outcome,
+            names=(lead.normalized.full_name,) if lead.normalized is not None else (),
+        )
+
     def __post_init__(self) -> None:
         if self.unknown_outcome is UnknownOutcome.LOOK_UP and self.find is None:
             raise ValueError(f"{self.key}: a look-up write needs `find`")
+
+
+def effect_key(lead_id: int, effect: str) -> str:
+    """The deterministic idempotency key of one of a lead's vendor writes (DESIGN.md,
+    principle 1): `lead:42:asaas.pix_charge`."""
+    return f"lead:{lead_id}:{effect}"
 
 
 def vendor_message(error: BaseException, names: tuple[str, ...] = ()) -> str:

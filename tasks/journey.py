@@ -59,7 +59,6 @@ __all__ = [
     "journey_task",
     "move_from_effect",
     "open_step_context",
-    "person_names",
 ]
 
 T = TypeVar("T")
@@ -169,11 +168,6 @@ class StepContext:
 
     async def aclose(self) -> None:
         await self._stack.aclose()
-
-
-def person_names(lead: LeadView) -> tuple[str, ...]:
-    """The names a vendor write about this lead sends (masked when a vendor echoes them)."""
-    return (lead.normalized.full_name,) if lead.normalized is not None else ()
 
 
 def worker_name() -> str:

@@ -27,7 +27,6 @@ from tasks.journey import (
     each_lead,
     journey_task,
     move_from_effect,
-    person_names,
 )
 
 __all__ = ["last_inbound_cursor", "note_marker", "welcome"]
@@ -119,12 +118,10 @@ async def _welcome_one(context: StepContext, pipedrive: Any, lead: LeadView) -> 
                 )
 
         sent = await context.perform(
-            VendorWrite[SendResult](
-                key=f"lead:{lead.lead_id}:whatsapp.welcome",
-                vendor="whatsapp",
-                operation="send_welcome",
-                lead_id=lead.lead_id,
-                names=person_names(lead),
+            VendorWrite[SendResult].for_lead(
+                lead,
+                "whatsapp.welcome",
+                "send_welcome",
                 create=send,
                 object_id=lambda result: result.wamid,
                 unknown_outcome=UnknownOutcome.HOLD,
@@ -141,12 +138,10 @@ async def _welcome_one(context: StepContext, pipedrive: Any, lead: LeadView) -> 
     content = await _note_text(context, lead, domain)
     marker = note_marker(lead.lead_id)
     noted = await context.perform(
-        VendorWrite[Note](
-            key=f"lead:{lead.lead_id}:pipedrive.welcome_note",
-            vendor="pipedrive",
-            operation="add_note",
-            lead_id=lead.lead_id,
-            names=person_names(lead),
+        VendorWrite[Note].for_lead(
+            lead,
+            "pipedrive.welcome_note",
+            "add_note",
             create=lambda: pipedrive.create_note(NoteCreate(content=content, deal_id=deal_id)),
             object_id=lambda note: str(note.id),
             find=lambda: _find_note(pipedrive, deal_id, marker),
