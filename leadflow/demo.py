@@ -23,7 +23,6 @@ import contextlib
 import functools
 import logging
 import os
-import pickle
 import threading
 import time
 from collections import Counter
@@ -480,21 +479,11 @@ def account(
 def save_sandbox_state(sandbox: Any, path: Path) -> None:
     """Snapshot the sandbox's objects, id sequences and counters, so a rerun continues.
 
-    The sandbox offers `state.dump()` but no way back in, so the three collections of its
-    `SandboxState` are pickled as they are (written to a temporary file, then renamed: a
-    Ctrl-C during the write leaves the previous snapshot whole).
+    Written to a temporary file, then renamed: a Ctrl-C during the write leaves the previous
+    snapshot whole.
     """
-    state = sandbox.state
-    with state.lock:
-        data = pickle.dumps(
-            {
-                "buckets": state._buckets,
-                "sequences": state._sequences,
-                "created": state._created,
-            }
-        )
     partial = path.with_suffix(".partial")
-    partial.write_bytes(data)
+    partial.write_bytes(sandbox.state.export())
     partial.replace(path)
 
 
@@ -503,18 +492,10 @@ def load_sandbox_state(sandbox: Any, path: Path) -> bool:
     if not path.exists():
         return False
     try:
-        data = pickle.loads(path.read_bytes())  # noqa: S301 - our own file, in our state dir
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        sandbox.state.restore(path.read_bytes())
+    except ValueError:
         logger.warning("the sandbox snapshot %s is unreadable; starting from a fresh sandbox", path)
         return False
-    state = sandbox.state
-    with state.lock:
-        state._buckets.clear()
-        state._buckets.update(data["buckets"])
-        state._sequences.clear()
-        state._sequences.update(data["sequences"])
-        state._created.clear()
-        state._created.update(data["created"])
     return True
 
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import pickle
 import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, overload
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter
@@ -34,19 +35,39 @@ from fastapi import APIRouter
 VENDORS: tuple[str, ...] = ("facebook", "pipedrive", "docusign", "asaas", "hostinger", "whatsapp")
 
 
+Bucket = TypeVar("Bucket")
+
+
 class SandboxState:
-    """All vendors' objects under one re-entrant lock, with id sequences and creation counters."""
+    """All vendors' objects under one re-entrant lock, with id sequences and creation counters.
+
+    Each vendor keeps its objects in one typed bucket (a dataclass of its collections and
+    settings), laid out by the vendor on first use and again after a reset. `export()` and
+    `restore()` carry the whole state between processes (the demo's rerun continues where the
+    last run stopped); `dump()` is the plain-JSON view the admin API shows.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self._buckets: dict[str, dict[str, Any]] = {}
+        self._buckets: dict[str, object] = {}
         self._sequences: Counter[tuple[str, str]] = Counter()
         self._created: Counter[tuple[str, str]] = Counter()
 
-    def bucket(self, vendor: str) -> dict[str, Any]:
-        """The vendor's own mutable namespace (a dict of collections it lays out itself)."""
+    @overload
+    def bucket(self, vendor: str) -> dict[str, Any]: ...
+    @overload
+    def bucket(self, vendor: str, layout: Callable[[], Bucket]) -> Bucket: ...
+    def bucket(self, vendor: str, layout: Callable[[], Any] = dict) -> Any:
+        """The vendor's own state, made by `layout()` the first time it is asked for.
+
+        The untyped form (no layout: a plain dict) is kept only while vendors move to typed
+        buckets; a vendor's layout is a dataclass whose fields are its collections.
+        """
         with self.lock:
-            return self._buckets.setdefault(vendor, {})
+            found = self._buckets.get(vendor)
+            if found is None:
+                found = self._buckets[vendor] = layout()
+            return found
 
     def next_id(self, vendor: str, kind: str, start: int = 1) -> int:
         """The next integer id of `kind` at `vendor`, never reused until reset."""
@@ -71,17 +92,51 @@ class SandboxState:
             return result
 
     def dump(self) -> dict[str, Any]:
-        """A snapshot of every vendor's state (for the admin API and debugging)."""
-        import copy
-
+        """A plain-JSON snapshot of every vendor's state (for the admin API and debugging)."""
         with self.lock:
-            return copy.deepcopy(self._buckets)
+            return {vendor: _plain(bucket) for vendor, bucket in self._buckets.items()}
+
+    def export(self) -> bytes:
+        """Everything (buckets, id sequences, counters) as bytes that `restore` takes back.
+
+        Pickled, because the buckets are typed objects: only ever read back by this project
+        from a file it wrote itself.
+        """
+        with self.lock:
+            return pickle.dumps(
+                {"buckets": self._buckets, "sequences": self._sequences, "created": self._created}
+            )
+
+    def restore(self, exported: bytes) -> None:
+        """Replace the whole state with what `export` gave; ValueError when it is unreadable."""
+        try:
+            data = pickle.loads(exported)  # noqa: S301 - our own export, see above
+            buckets, sequences, created = data["buckets"], data["sequences"], data["created"]
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, KeyError) as exc:
+            raise ValueError(f"not a sandbox state export: {exc}") from exc
+        with self.lock:
+            self._buckets = dict(buckets)
+            self._sequences = Counter(sequences)
+            self._created = Counter(created)
 
     def reset(self) -> None:
         with self.lock:
             self._buckets.clear()
             self._sequences.clear()
             self._created.clear()
+
+
+def _plain(value: Any) -> Any:
+    """A deep, JSON-shaped copy: dataclasses and pydantic models become dicts."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(item) for item in value]
+    return value
 
 
 Settings = TypeVar("Settings")

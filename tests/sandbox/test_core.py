@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pytest
 
 from sandbox.core import Sandbox, SandboxState
 
@@ -44,6 +47,40 @@ def test_reset_forgets_objects_sequences_and_counters() -> None:
     state.created("asaas", "customer")
     state.reset()
     assert (state.dump(), state.counters(), state.next_id("asaas", "customer")) == ({}, {}, 1)
+
+
+@dataclass
+class _Shelf:
+    """A typed bucket, as a vendor lays one out."""
+
+    items: dict[str, dict[str, str]] = field(default_factory=dict)
+    paused: bool = False
+
+
+def test_a_typed_bucket_is_laid_out_once_and_dumped_as_plain_json() -> None:
+    state = SandboxState()
+    state.bucket("shop", _Shelf).items["i1"] = {"name": "Ana"}
+    state.bucket("shop", _Shelf).paused = True
+    assert state.dump() == {"shop": {"items": {"i1": {"name": "Ana"}}, "paused": True}}
+
+
+def test_an_export_restores_objects_sequences_and_counters_in_another_state() -> None:
+    state = SandboxState()
+    state.bucket("shop", _Shelf).items["i1"] = {"name": "Ana"}
+    state.next_id("shop", "item")
+    state.created("shop", "item")
+    other = SandboxState()
+    other.restore(state.export())
+    assert other.bucket("shop", _Shelf).items == {"i1": {"name": "Ana"}}
+    assert (other.counters(), other.next_id("shop", "item")) == ({"shop": {"item": 1}}, 2)
+
+
+def test_a_broken_export_is_refused_and_the_state_is_kept() -> None:
+    state = SandboxState()
+    state.created("shop", "item")
+    with pytest.raises(ValueError, match="not a sandbox state export"):
+        state.restore(b"not pickled")
+    assert state.counters() == {"shop": {"item": 1}}
 
 
 def test_effective_credentials_overlay_overrides_on_the_defaults() -> None:
