@@ -25,12 +25,13 @@ import secrets
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing_extensions import TypedDict
 
 from sandbox.core import Sandbox, VendorEmulator
 from sandbox.vendors.facebook import (
@@ -64,7 +65,17 @@ DEFAULT_CREDENTIALS: dict[str, str] = {
 #: `/vNN.N/` prefix is refused as Graph refuses a path it cannot route.
 GRAPH_VERSIONS: frozenset[str] = frozenset({"v23.0"})
 
-DEFAULT_TEMPLATES: list[dict[str, Any]] = [
+
+class Template(TypedDict):
+    """An approved message template: its name and language, and how many body parameters."""
+
+    name: str
+    language: str
+    category: str
+    body_parameters: int
+
+
+DEFAULT_TEMPLATES: list[Template] = [
     {"name": "hello_world", "language": "en_US", "category": "utility", "body_parameters": 0},
     {"name": "pix_cobranca", "language": "pt_BR", "category": "utility", "body_parameters": 2},
     {"name": "boas_vindas", "language": "pt_BR", "category": "utility", "body_parameters": 1},
@@ -223,7 +234,9 @@ def is_brazilian_landline(wa_id: str) -> bool:
 
 
 @dataclass
-class _Sent:
+class SentMessage:
+    """A message the business sent, with the last status its webhooks announced."""
+
     id: str
     to: str
     wa_id: str
@@ -233,6 +246,23 @@ class _Sent:
     sent_at: int
     status: str
     biz_opaque_callback_data: str | None
+
+
+@dataclass
+class WhatsAppState:
+    """The business number's state: what it sent, who wrote in when, its templates and limits.
+
+    `windows` holds each number's last inbound message (unix seconds), which opens its 24-hour
+    window; `last_sent_to` the last send to each number (for the pair rate).
+    """
+
+    limits: WhatsAppLimits
+    templates: list[Template] = field(
+        default_factory=lambda: [Template(**t) for t in DEFAULT_TEMPLATES]
+    )
+    messages: dict[str, SentMessage] = field(default_factory=dict)
+    windows: dict[str, int] = field(default_factory=dict)
+    last_sent_to: dict[str, float] = field(default_factory=dict)
 
 
 class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIALS):
@@ -245,22 +275,15 @@ class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         self._rate_lock = threading.Lock()
         self._recent: deque[float] = deque()
 
-    def _bucket(self) -> dict[str, Any]:
-        with self.sandbox.state.lock:
-            bucket = self.sandbox.state.bucket(VENDOR)
-            if "templates" not in bucket:
-                bucket["templates"] = [dict(t) for t in DEFAULT_TEMPLATES]
-                bucket["messages"] = {}
-                bucket["windows"] = {}
-                bucket["last_sent_to"] = {}
-                bucket["limits"] = asdict(self.default_limits)
-            return bucket
+    @property
+    def bucket(self) -> WhatsAppState:
+        """This number's state, laid out anew (default limits and templates) after a reset."""
+        return self.state.bucket(VENDOR, lambda: WhatsAppState(limits=self.default_limits))
 
     @property
     def limits(self) -> WhatsAppLimits:
-        """The limits in force; the admin API changes them in the bucket (plain JSON)."""
-        with self.sandbox.state.lock:
-            return WhatsAppLimits(**self._bucket()["limits"])
+        """The limits in force; the admin API replaces them."""
+        return self.bucket.limits
 
     def authenticate(self, request: Request) -> None:
         token = graph_token(request)
@@ -323,9 +346,9 @@ class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
                 raise _invalid_parameter("Param template is required for type template")
             category = self._check_template(body.template)
             template_name = body.template.name
-        bucket = self._bucket()
+        bucket = self.bucket
         with self.sandbox.state.lock:
-            last = bucket["last_sent_to"].get(wa_id)
+            last = bucket.last_sent_to.get(wa_id)
             if (
                 limits.pair_interval_seconds
                 and last is not None
@@ -342,9 +365,9 @@ class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
                     },
                     is_transient=True,
                 )
-            bucket["last_sent_to"][wa_id] = now
+            bucket.last_sent_to[wa_id] = now
             wamid = self._wamid(wa_id)
-            sent = _Sent(
+            sent = SentMessage(
                 id=wamid,
                 to=body.to,
                 wa_id=wa_id,
@@ -355,7 +378,7 @@ class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
                 status="accepted",
                 biz_opaque_callback_data=body.biz_opaque_callback_data,
             )
-            bucket["messages"][wamid] = asdict(sent)
+            bucket.messages[wamid] = sent
             self.sandbox.state.created(VENDOR, "message")
             read = self.sandbox.random.random() < limits.read_probability
         self._fire_statuses(sent, read)
@@ -388,7 +411,7 @@ class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
 
     def _require_open_window(self, wa_id: str, now: float) -> None:
         with self.sandbox.state.lock:
-            last_inbound = self._bucket()["windows"].get(wa_id)
+            last_inbound = self.bucket.windows.get(wa_id)
         if last_inbound is None or now - last_inbound > WINDOW_SECONDS:
             raise GraphError(
                 "(#131047) Re-engagement message",
@@ -402,7 +425,7 @@ class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
 
     def _check_template(self, template: TemplateObject) -> str:
         with self.sandbox.state.lock:
-            known = [t for t in self._bucket()["templates"] if t["name"] == template.name]
+            known = [t for t in self.bucket.templates if t["name"] == template.name]
         match = next((t for t in known if t["language"] == template.language.code), None)
         if match is None:
             raise GraphError(
@@ -425,7 +448,7 @@ class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
                     f"the expected number of params ({match['body_parameters']})",
                 },
             )
-        return str(match["category"])
+        return match["category"]
 
     def _wamid(self, wa_id: str) -> str:
         raw = wa_id.encode() + b"\x15\x02\x00\x11\x18\x12" + self.sandbox.random.randbytes(9)
@@ -464,7 +487,7 @@ class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         headers = hub_signature_headers(self.credentials["app_secret"], body)
         self.sandbox.webhooks.deliver(vendor=VENDOR, url=target, body=body, headers=headers)
 
-    def _status(self, sent: _Sent, status: str, at: int) -> dict[str, Any]:
+    def _status(self, sent: SentMessage, status: str, at: int) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "id": sent.id,
             "status": status,
@@ -499,7 +522,7 @@ class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
             entry["biz_opaque_callback_data"] = sent.biz_opaque_callback_data
         return entry
 
-    def _fire_statuses(self, sent: _Sent, read: bool) -> None:
+    def _fire_statuses(self, sent: SentMessage, read: bool) -> None:
         """sent → delivered (→ read), or failed for a number without WhatsApp, in order."""
         statuses = (
             ["failed"]
@@ -507,7 +530,7 @@ class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
             else ["sent", "delivered"] + (["read"] if read else [])
         )
         with self.sandbox.state.lock:
-            self._bucket()["messages"][sent.id]["status"] = statuses[-1]
+            sent.status = statuses[-1]
         for offset, status in enumerate(statuses):
             entry = self._status(sent, status, sent.sent_at + offset)
             self._deliver(self._envelope({"statuses": [entry]}))
@@ -517,7 +540,7 @@ class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         wa_id = digits(inbound.from_)
         now = inbound.timestamp or int(time.time())
         with self.sandbox.state.lock:
-            self._bucket()["windows"][wa_id] = now
+            self.bucket.windows[wa_id] = now
             message_id = self._wamid(wa_id)
             self.sandbox.state.created(VENDOR, "inbound_message")
         payload = self._envelope(
@@ -590,20 +613,29 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
         return emulator().receive(body)
 
     @router.get("/templates")
-    def templates() -> list[dict[str, Any]]:
+    def templates() -> list[Template]:
         with sandbox.state.lock:
-            return list(emulator()._bucket()["templates"])
+            return list(emulator().bucket.templates)
 
     @router.put("/templates")
-    def set_templates(body: list[TemplateDefinition]) -> list[dict[str, Any]]:
+    def set_templates(body: list[TemplateDefinition]) -> list[Template]:
         with sandbox.state.lock:
-            emulator()._bucket()["templates"] = [t.model_dump() for t in body]
-            return list(emulator()._bucket()["templates"])
+            bucket = emulator().bucket
+            bucket.templates = [
+                Template(
+                    name=t.name,
+                    language=t.language,
+                    category=t.category,
+                    body_parameters=t.body_parameters,
+                )
+                for t in body
+            ]
+            return list(bucket.templates)
 
     @router.put("/limits")
     def set_limits(body: LimitsBody) -> dict[str, Any]:
         with sandbox.state.lock:
-            emulator()._bucket()["limits"] = body.model_dump()
+            emulator().bucket.limits = WhatsAppLimits(**body.model_dump())
         return body.model_dump()
 
     @router.post("/subscription")
