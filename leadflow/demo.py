@@ -501,8 +501,7 @@ def load_sandbox_state(sandbox: Any, path: Path) -> bool:
 
 def facebook_lead_ids(sandbox: Any) -> list[str]:
     """Every lead the sandbox's simulated people submitted to the form."""
-    with sandbox.state.lock:
-        return list(sandbox.state.bucket("facebook").get("leads", {}))
+    return sandbox.emulators["facebook"].lead_ids()
 
 
 # -- the webhook service, in this process -----------------------------------------------------
@@ -782,13 +781,12 @@ def _repeat_people(sandbox: Any, count: int) -> int:
     """
     emulator = sandbox.emulators["facebook"]
     with sandbox.state.lock:
-        leads = sandbox.state.bucket("facebook").get("leads", {})
-        good = [lead for lead in leads.values() if lead.get("quality") == "good"]
+        leads = emulator.bucket.leads
+        good = [lead for lead in leads.values() if lead["quality"] == "good"]
     made = 0
     for index in range(min(count, len(good))):
         source = good[(index * 7919) % len(good)]
         with sandbox.state.lock:
-            bucket = sandbox.state.bucket("facebook")
             seq = sandbox.state.next_id("facebook", "lead")
             lead_id = str(880_000_000_000_000 + seq)
             lead = {
@@ -798,9 +796,7 @@ def _repeat_people(sandbox: Any, count: int) -> int:
                 "created_time": int(time.time()),
                 "quality": "repeat",
             }
-            bucket["leads"][lead_id] = lead
-            bucket["form_leads"][lead["form_id"]].append(lead_id)
-            sandbox.state.created("facebook", "lead")
+            emulator.store_lead(lead)
         emulator.fire_leadgen(lead)
         made += 1
     return made

@@ -33,8 +33,8 @@ import string
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode
@@ -45,6 +45,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
 from sandbox.core import Sandbox, VendorEmulator
 
@@ -322,6 +323,76 @@ class LeadSubmission(BaseModel):
     webhook: bool = True
 
 
+class Page(TypedDict):
+    """A Facebook page, and the webhook fields it installed the app for (subscribed_apps)."""
+
+    id: str
+    name: str
+    subscribed: list[str]
+
+
+class Question(TypedDict):
+    key: str
+    label: str
+    type: str
+    id: str
+
+
+class LeadForm(TypedDict):
+    """A lead form as Graph shows it (`leads_count` is added when it is read)."""
+
+    id: str
+    page_id: str
+    name: str
+    status: str
+    locale: str
+    created_time: str
+    questions: list[Question]
+
+
+class Answer(TypedDict):
+    """One `field_data` entry: the question's key and what the person typed."""
+
+    name: str
+    values: list[str]
+
+
+class Lead(TypedDict):
+    """A submitted lead: Graph's fields (`created_time` kept as unix seconds) plus two of the
+    sandbox's own, never shown by Graph: `seq` (its paging cursor) and `quality` ("good" or
+    the kind of bad answer, for tests and the demo)."""
+
+    id: str
+    seq: int
+    created_time: int
+    form_id: str
+    page_id: str
+    ad_id: str
+    ad_name: str
+    adset_id: str
+    adset_name: str
+    campaign_id: str
+    campaign_name: str
+    is_organic: bool
+    platform: str
+    field_data: list[Answer]
+    quality: str
+
+
+@dataclass
+class FacebookState:
+    """The page, its lead forms and the leads people submitted.
+
+    `form_leads` lists each form's lead ids in submission order (what `/{form-id}/leads` pages
+    through without scanning every lead).
+    """
+
+    pages: dict[str, Page]
+    forms: dict[str, LeadForm]
+    form_leads: dict[str, list[str]]
+    leads: dict[str, Lead] = field(default_factory=dict)
+
+
 class FacebookEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIALS):
     """Pages, forms and leads in `sandbox.state.bucket("facebook")`, plus the lead generator."""
 
@@ -335,20 +406,25 @@ class FacebookEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         self._calls: dict[str, list[float]] = {}
         self._calls_lock = threading.Lock()
 
-    def _bucket(self) -> dict[str, Any]:
-        """The vendor's state, seeded with the page and its lead form on first use."""
-        with self.sandbox.state.lock:
-            bucket = self.sandbox.state.bucket(VENDOR)
-            if "pages" not in bucket:
-                credentials = self.credentials
-                page_id, form_id = credentials["page_id"], credentials["form_id"]
-                bucket["pages"] = {
-                    page_id: {"id": page_id, "name": "Agência Exemplo", "subscribed": []}
-                }
-                bucket["forms"] = {form_id: _default_form(form_id, page_id)}
-                bucket["leads"] = {}
-                bucket["form_leads"] = {form_id: []}
-            return bucket
+    @property
+    def bucket(self) -> FacebookState:
+        """The vendor's state, laid out on first use (and after a reset) with the page and its
+        lead form named by the credentials in force then."""
+        return self.state.bucket(VENDOR, self._layout)
+
+    def _layout(self) -> FacebookState:
+        credentials = self.credentials
+        page_id, form_id = credentials["page_id"], credentials["form_id"]
+        return FacebookState(
+            pages={page_id: Page(id=page_id, name="Agência Exemplo", subscribed=[])},
+            forms={form_id: _default_form(form_id, page_id)},
+            form_leads={form_id: []},
+        )
+
+    def lead_ids(self) -> list[str]:
+        """Every lead submitted so far, oldest first."""
+        with self.state.lock:
+            return list(self.bucket.leads)
 
     # -- auth and limits ------------------------------------------------------------------
     def authenticate(self, request: Request) -> None:
@@ -381,22 +457,24 @@ class FacebookEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
 
     # -- reads ----------------------------------------------------------------------------
     def forms_of_page(self, page_id: str) -> list[dict[str, Any]]:
-        bucket = self._bucket()
         with self.sandbox.state.lock:
-            if page_id not in bucket["pages"]:
+            bucket = self.bucket
+            if page_id not in bucket.pages:
                 raise _unknown_node(page_id)
-            forms = [f for f in bucket["forms"].values() if f["page_id"] == page_id]
-            return [dict(form, leads_count=len(bucket["form_leads"][form["id"]])) for form in forms]
+            forms = [f for f in bucket.forms.values() if f["page_id"] == page_id]
+            return [self._form_view(form) for form in forms]
 
-    def leads_of_form(
-        self, form_id: str, since: int | None, until: int | None
-    ) -> list[dict[str, Any]]:
+    def _form_view(self, form: LeadForm) -> dict[str, Any]:
+        """The form as Graph shows it: with how many leads it holds."""
+        return dict(form, leads_count=len(self.bucket.form_leads[form["id"]]))
+
+    def leads_of_form(self, form_id: str, since: int | None, until: int | None) -> list[Lead]:
         """The form's leads, newest first, inside the time filter."""
-        bucket = self._bucket()
         with self.sandbox.state.lock:
-            if form_id not in bucket["forms"]:
+            bucket = self.bucket
+            if form_id not in bucket.forms:
                 raise _unknown_node(form_id)
-            leads = [bucket["leads"][lead_id] for lead_id in bucket["form_leads"][form_id]]
+            leads = [bucket.leads[lead_id] for lead_id in bucket.form_leads[form_id]]
         leads = [
             lead
             for lead in leads
@@ -405,42 +483,40 @@ class FacebookEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         ]
         return sorted(leads, key=lambda lead: (lead["created_time"], lead["seq"]), reverse=True)
 
-    def node(self, node_id: str) -> tuple[str, dict[str, Any]]:
+    def node(self, node_id: str) -> tuple[str, Mapping[str, Any]]:
         """("lead" | "form" | "page", the stored object) for a Graph id."""
-        bucket = self._bucket()
         with self.sandbox.state.lock:
-            if node_id in bucket["leads"]:
-                return "lead", bucket["leads"][node_id]
-            if node_id in bucket["forms"]:
-                form = bucket["forms"][node_id]
-                return "form", dict(form, leads_count=len(bucket["form_leads"][node_id]))
-            if node_id in bucket["pages"]:
-                return "page", bucket["pages"][node_id]
+            bucket = self.bucket
+            if node_id in bucket.leads:
+                return "lead", bucket.leads[node_id]
+            if node_id in bucket.forms:
+                return "form", self._form_view(bucket.forms[node_id])
+            if node_id in bucket.pages:
+                return "page", bucket.pages[node_id]
         raise _unknown_node(node_id)
 
     def page_subscribed(self, page_id: str, field: str) -> bool:
         """Whether the page installed the app for `field` (subscribed_apps)."""
         with self.sandbox.state.lock:
-            page = self._bucket()["pages"].get(page_id)
+            page = self.bucket.pages.get(page_id)
             return page is not None and field in page["subscribed"]
 
     def subscribe_app(self, page_id: str, fields: list[str]) -> None:
-        bucket = self._bucket()
         with self.sandbox.state.lock:
-            if page_id not in bucket["pages"]:
+            page = self.bucket.pages.get(page_id)
+            if page is None:
                 raise _unknown_node(page_id)
-            page = bucket["pages"][page_id]
             page["subscribed"] = sorted(set(page["subscribed"]) | set(fields))
 
     # -- simulated people filling the form ------------------------------------------------
     def submit_leads(self, submission: LeadSubmission) -> list[dict[str, Any]]:
         """Store `count` new leads and fire one `leadgen` webhook per lead; returns a summary."""
-        bucket = self._bucket()
         form_id = submission.form_id or self.credentials["form_id"]
         with self.sandbox.state.lock:
-            if form_id not in bucket["forms"]:
+            form = self.bucket.forms.get(form_id)
+            if form is None:
                 raise HTTPException(404, f"no lead form {form_id!r}")
-            page_id = bucket["forms"][form_id]["page_id"]
+            page_id = form["page_id"]
         created: list[dict[str, Any]] = []
         for _ in range(submission.count):
             with self.sandbox.state.lock:
@@ -453,27 +529,24 @@ class FacebookEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
             field_data = self._answers(kind)
             lead_id = str(880_000_000_000_000 + seq)
             created_time = submission.created_time or int(time.time())
-            lead = {
-                "id": lead_id,
-                "seq": seq,
-                "created_time": created_time,
-                "form_id": form_id,
-                "page_id": page_id,
-                "ad_id": str(238_000_000_000_000 + ad_seq),
-                "ad_name": f"Anúncio {ad_seq} — Sites profissionais",
-                "adset_id": str(238_100_000_000_000 + ad_seq),
-                "adset_name": "Brasil 25-55",
-                "campaign_id": "238200000000001",
-                "campaign_name": "Leads — Sites para pequenas empresas",
-                "is_organic": False,
-                "platform": "fb",
-                "field_data": field_data,
-                "quality": kind or "good",
-            }
-            with self.sandbox.state.lock:
-                bucket["leads"][lead_id] = lead
-                bucket["form_leads"][form_id].append(lead_id)
-                self.sandbox.state.created(VENDOR, "lead")
+            lead = Lead(
+                id=lead_id,
+                seq=seq,
+                created_time=created_time,
+                form_id=form_id,
+                page_id=page_id,
+                ad_id=str(238_000_000_000_000 + ad_seq),
+                ad_name=f"Anúncio {ad_seq} — Sites profissionais",
+                adset_id=str(238_100_000_000_000 + ad_seq),
+                adset_name="Brasil 25-55",
+                campaign_id="238200000000001",
+                campaign_name="Leads — Sites para pequenas empresas",
+                is_organic=False,
+                platform="fb",
+                field_data=field_data,
+                quality=kind or "good",
+            )
+            self.store_lead(lead)
             if submission.webhook:
                 self.fire_leadgen(lead)
             created.append(
@@ -481,7 +554,15 @@ class FacebookEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
             )
         return created
 
-    def _answers(self, kind: BadKind | None) -> list[dict[str, Any]]:
+    def store_lead(self, lead: Lead) -> None:
+        """Keep a submitted lead under its form and count it."""
+        with self.sandbox.state.lock:
+            bucket = self.bucket
+            bucket.leads[lead["id"]] = lead
+            bucket.form_leads[lead["form_id"]].append(lead["id"])
+            self.sandbox.state.created(VENDOR, "lead")
+
+    def _answers(self, kind: BadKind | None) -> list[Answer]:
         with self._faker_lock:
             name = self.faker.name()
             domain = self.faker.free_email_domain()
@@ -516,9 +597,9 @@ class FacebookEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
             # No name, or no way to reach the person: what a lead needs at intake is missing.
             for field_name in ("email", "phone_number") if drop == "contacts" else (drop,):
                 del answers[field_name]
-        return [{"name": key, "values": [value]} for key, value in answers.items()]
+        return [Answer(name=key, values=[value]) for key, value in answers.items()]
 
-    def fire_leadgen(self, lead: dict[str, Any]) -> None:
+    def fire_leadgen(self, lead: Lead) -> None:
         """The page webhook Meta sends for a new lead (no answers: the receiver reads the lead).
 
         Only to a page that installed the app for `leadgen`
@@ -555,20 +636,20 @@ class FacebookEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         self.sandbox.webhooks.deliver(vendor=VENDOR, url=target, body=body, headers=headers)
 
 
-def _default_form(form_id: str, page_id: str) -> dict[str, Any]:
-    return {
-        "id": form_id,
-        "page_id": page_id,
-        "name": "Orçamento de site profissional",
-        "status": "ACTIVE",
-        "locale": "pt_BR",
-        "created_time": "2026-01-05T12:00:00+0000",
-        "questions": [
-            {"key": "full_name", "label": "Nome completo", "type": "FULL_NAME", "id": "1"},
-            {"key": "email", "label": "E-mail", "type": "EMAIL", "id": "2"},
-            {"key": "phone_number", "label": "Telefone", "type": "PHONE", "id": "3"},
+def _default_form(form_id: str, page_id: str) -> LeadForm:
+    return LeadForm(
+        id=form_id,
+        page_id=page_id,
+        name="Orçamento de site profissional",
+        status="ACTIVE",
+        locale="pt_BR",
+        created_time="2026-01-05T12:00:00+0000",
+        questions=[
+            Question(key="full_name", label="Nome completo", type="FULL_NAME", id="1"),
+            Question(key="email", label="E-mail", type="EMAIL", id="2"),
+            Question(key="phone_number", label="Telefone", type="PHONE", id="3"),
         ],
-    }
+    )
 
 
 def _email_local_part(name: str) -> str:
@@ -605,7 +686,7 @@ def _fields(raw: str | None, allowed: frozenset[str], default: tuple[str, ...], 
     return fields
 
 
-def _lead_view(lead: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+def _lead_view(lead: Mapping[str, Any], fields: list[str]) -> dict[str, Any]:
     view: dict[str, Any] = {}
     for name in fields:
         if name == "created_time":
@@ -675,7 +756,6 @@ def _limit(raw: str | None) -> int:
 def build_router(sandbox: Sandbox, limits: FacebookLimits | None = None) -> APIRouter:
     """Graph's Lead Ads paths, mounted by the app at /facebook."""
     emulator = FacebookEmulator(sandbox, limits)
-    sandbox.state.bucket(VENDOR)  # the bucket exists from the start, forms on first use
     sandbox.faults.register_renderer(VENDOR, graph_fault_renderer(emulator.trace_ids))
     router = sandbox.vendor_router(VENDOR)
     router.route_class = graph_route_class(emulator.authenticate, emulator.trace_ids)
@@ -774,7 +854,7 @@ def _body_parameter(body: bytes, name: str) -> str | None:
     return values[0] if values else None
 
 
-def _after(leads: list[dict[str, Any]], seq: int) -> int:
+def _after(leads: list[Lead], seq: int) -> int:
     """Where paging resumes after a cursor whose lead fell out of the filter: the next older."""
     for index, lead in enumerate(leads):
         if lead["seq"] < seq:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -40,7 +41,13 @@ def submit(sandbox: Sandbox, count: int, **options: Any) -> list[dict[str, Any]]
     return emulator.submit_leads(facebook.LeadSubmission(count=count, **options))
 
 
-def answers(lead: dict[str, Any]) -> dict[str, str]:
+def stored_state(sandbox: Sandbox) -> facebook.FacebookState:
+    """What the emulator keeps (its typed bucket), read directly."""
+    emulator: facebook.FacebookEmulator = sandbox.emulators["facebook"]
+    return emulator.bucket
+
+
+def answers(lead: Mapping[str, Any]) -> dict[str, str]:
     return {item["name"]: item["values"][0] for item in lead["field_data"]}
 
 
@@ -225,7 +232,7 @@ async def test_malformed_filtering_is_error_100(app_client: httpx.AsyncClient) -
 
 def test_good_leads_have_a_valid_email_and_a_mobile(sandbox: Sandbox) -> None:
     submit(sandbox, 100, bad_share=0.0)
-    for lead in sandbox.state.bucket("facebook")["leads"].values():
+    for lead in stored_state(sandbox).leads.values():
         given = answers(lead)
         assert EMAIL.match(given["email"]), given["email"]
         assert MOBILE.match(given["phone_number"]), given["phone_number"]
@@ -236,7 +243,7 @@ def test_the_bad_share_is_respected_and_each_bad_lead_is_really_bad(sandbox: San
     created = submit(sandbox, 600, bad_share=0.3)
     bad = [lead for lead in created if lead["quality"] != "good"]
     assert len(bad) / len(created) == pytest.approx(0.3, abs=0.06)
-    stored = sandbox.state.bucket("facebook")["leads"]
+    stored = stored_state(sandbox).leads
     for summary in bad:
         given = answers(stored[summary["id"]])
         if summary["quality"] == "malformed_email":
@@ -254,7 +261,7 @@ def test_the_quality_gate_quarantines_exactly_the_bad_leads(sandbox: Sandbox) ->
     from data_quality import split_leads
 
     created = submit(sandbox, 120, bad_share=0.4)
-    stored = sandbox.state.bucket("facebook")["leads"]
+    stored = stored_state(sandbox).leads
     rows = [{"lead_id": lead["id"], **answers(stored[lead["id"]])} for lead in created]
     result = split_leads(rows)
     bad_ids = {lead["id"] for lead in created if lead["quality"] != "good"}
@@ -270,8 +277,8 @@ def test_the_same_seed_generates_the_same_leads() -> None:
     assert names[0] == names[1]
 
 
-def _stored(sandbox: Sandbox, created: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [sandbox.state.bucket("facebook")["leads"][lead["id"]] for lead in created]
+def _stored(sandbox: Sandbox, created: list[dict[str, Any]]) -> list[facebook.Lead]:
+    return [stored_state(sandbox).leads[lead["id"]] for lead in created]
 
 
 def _subscribe_the_page(served: RunningSandbox) -> None:
@@ -358,7 +365,7 @@ async def test_subscribing_the_app_to_leadgen_succeeds(
         params={"access_token": TOKEN, "subscribed_fields": "leadgen"},
     )
     assert response.json() == {"success": True}
-    assert sandbox.state.bucket("facebook")["pages"][PAGE]["subscribed"] == ["leadgen"]
+    assert stored_state(sandbox).pages[PAGE]["subscribed"] == ["leadgen"]
 
 
 async def test_subscribing_with_a_form_encoded_body_is_the_same_as_the_query(
@@ -370,7 +377,7 @@ async def test_subscribing_with_a_form_encoded_body_is_the_same_as_the_query(
         data={"subscribed_fields": "leadgen,leadgen_update"},
     )
     assert response.json() == {"success": True}
-    assert sandbox.state.bucket("facebook")["pages"][PAGE]["subscribed"] == [
+    assert stored_state(sandbox).pages[PAGE]["subscribed"] == [
         "leadgen",
         "leadgen_update",
     ]
