@@ -9,8 +9,9 @@ secret from this Block (`webhook_auth_token`).
 Contract (contracts README §4): `access_token: <API key>` and a `User-Agent` on every request;
 `POST /v3/customers`, `GET /v3/customers?cpfCnpj=|externalReference=`, `POST /v3/payments`
 (`billingType: PIX`), `GET /v3/payments/{id}`, `GET /v3/payments?externalReference=`,
-`GET /v3/payments/{id}/pixQrCode`; list answers are `{object: "list", hasMore, totalCount,
-limit, offset, data}`; errors `{"errors": [{"code", "description"}]}`.
+`GET /v3/payments/{id}/pixQrCode`, `GET|POST /v3/webhooks` (§4.5); list answers are
+`{object: "list", hasMore, totalCount, limit, offset, data}`; errors
+`{"errors": [{"code", "description"}]}`.
 
 Asaas has no idempotency key and happily creates duplicate customers and charges, so the
 creates are sent once (`UnknownOutcomeError` when the answer is lost, or when a 2xx cannot be
@@ -72,7 +73,9 @@ __all__ = [
     "AsaasCredentials",
     "AsaasCustomer",
     "AsaasPayment",
+    "AsaasWebhook",
     "CustomerPage",
+    "NewAsaasWebhook",
     "NewCustomer",
     "NewPixCharge",
     "PaymentPage",
@@ -217,6 +220,55 @@ class PixQrCode(_AsaasModel):
     encoded_image: str
     payload: str
     expiration_date: str | None = None
+
+
+class NewAsaasWebhook(_Request):
+    """A webhook configuration to create (WebhookConfigSaveRequestDto, contracts README §4.5).
+
+    Asaas sends `auth_token` back in the `asaas-access-token` header of every event: it is the
+    receiver's only proof that a call is Asaas's, so it stays a secret until it is sent.
+    """
+
+    name: str = Field(min_length=1)
+    url: str = Field(min_length=1)
+    events: list[str] = Field(min_length=1)
+    email: str | None = None
+    enabled: bool = True
+    interrupted: bool = False
+    api_version: int = 3
+    auth_token: SecretStr | None = None
+    send_type: Literal["SEQUENTIALLY", "NON_SEQUENTIALLY"] = "SEQUENTIALLY"
+
+    def to_json(self) -> dict[str, Any]:
+        body = super().to_json()
+        if self.auth_token is not None:
+            body["authToken"] = self.auth_token.get_secret_value()
+        return body
+
+
+class AsaasWebhook(_AsaasModel):
+    """A webhook configuration as Asaas answers it: the token itself is never read back."""
+
+    id: str
+    url: str
+    name: str | None = None
+    email: str | None = None
+    enabled: bool = True
+    interrupted: bool = False
+    api_version: int | None = None
+    has_auth_token: bool | None = None
+    send_type: str | None = None
+    events: list[str] = Field(default_factory=list)
+
+    @property
+    def delivering(self) -> bool:
+        """Enabled and not interrupted (15 failures in a row interrupt the queue)."""
+        return self.enabled and not self.interrupted
+
+
+class _WebhookPage(_AsaasModel):
+    has_more: bool
+    data: list[AsaasWebhook]
 
 
 class CustomerPage(_AsaasModel):
@@ -396,6 +448,26 @@ class AsaasClient(VendorClient):
             PixQrCode.model_validate,
             path_params={"id": payment_id},
         )
+
+    # -- webhooks
+
+    async def list_webhooks(self) -> list[AsaasWebhook]:
+        """Every webhook configuration of the account, following the pages to the end."""
+        found: list[AsaasWebhook] = []
+        while True:
+            page = await self._get(
+                "/v3/webhooks",
+                _WebhookPage.model_validate,
+                params={"offset": len(found), "limit": MAX_PAGE},
+            )
+            found.extend(page.data)
+            if not page.has_more or not page.data:
+                return found
+
+    async def create_webhook(self, webhook: NewAsaasWebhook) -> AsaasWebhook:
+        """Create a webhook configuration, once: Asaas keeps a second one for the same URL,
+        which would deliver every event twice, so `list_webhooks` first."""
+        return await self._create("/v3/webhooks", AsaasWebhook.model_validate, webhook.to_json())
 
 
 def _page_size(limit: int) -> int:

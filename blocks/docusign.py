@@ -21,7 +21,8 @@ it over with `TokenStore.replace`.
 
 REST (§3.3-3.5) under `{base_url}/restapi/v2.1/accounts/{account_id}`: create an envelope from
 a template, read it, list envelopes by custom field (`custom_field=name=value`, `from_date`
-required) or by transaction id. Errors are `{errorCode, message}`; the account's hourly and
+required) or by transaction id; list and create the account's Connect configurations
+(`leadflow webhooks register`). Errors are `{errorCode, message}`; the account's hourly and
 30-second burst limits answer 429 with `X-RateLimit-*` headers, which the HTTP policy honours.
 
 Idempotency (§3.8): DocuSign has no idempotency key. A create whose answer was lost raises
@@ -84,6 +85,7 @@ __all__ = [
     "LEAD_ID_FIELD",
     "AccessToken",
     "AccessTokens",
+    "ConnectConfiguration",
     "DocuSignClient",
     "DocuSignCredentials",
     "Envelope",
@@ -92,6 +94,7 @@ __all__ = [
     "EnvelopeSummary",
     "EnvelopesPage",
     "FormDataItem",
+    "NewConnectConfiguration",
     "TemplateRole",
     "TextCustomField",
     "TokenStore",
@@ -297,6 +300,70 @@ class EnvelopesPage(_DocuSignModel):
                 "envelopes": [Envelope.from_payload(e) for e in payload.get("envelopes") or []],
             }
         )
+
+
+class NewConnectConfiguration(_DocuSignModel):
+    """An account-level Connect configuration to create (connectCustomConfiguration).
+
+    JSON SIM messages (`eventData.version` restv2.1) of the envelope `events` to
+    `url_to_publish_to`, for every user of the account, acknowledged and retried. With
+    `include_hmac` each message is signed with the account's Connect HMAC keys — keys that only
+    DocuSign's admin console makes. `include_data` names what the message carries beyond the
+    event (leadflow needs `custom_fields`: the lead id).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    url_to_publish_to: str = Field(min_length=1)
+    events: list[str] = Field(min_length=1)
+    include_hmac: bool = True
+    include_data: list[str] = Field(default_factory=lambda: ["custom_fields"])
+    requires_acknowledgement: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "configurationType": "custom",
+            "name": self.name,
+            "urlToPublishTo": self.url_to_publish_to,
+            "allowEnvelopePublish": "true",
+            "allUsers": "true",
+            "enableLog": "true",
+            "deliveryMode": "SIM",
+            "events": list(self.events),
+            "includeHMAC": _flag(self.include_hmac),
+            "requiresAcknowledgement": _flag(self.requires_acknowledgement),
+            "eventData": {
+                "version": "restv2.1",
+                "format": "json",
+                "includeData": list(self.include_data),
+            },
+        }
+
+
+class ConnectConfiguration(_DocuSignModel):
+    """A Connect configuration as DocuSign lists it (the fields leadflow reads; DocuSign's
+    "true"/"false" strings read as booleans)."""
+
+    connect_id: str
+    url_to_publish_to: str
+    name: str | None = None
+    allow_envelope_publish: bool = False
+    include_hmac: bool = Field(default=False, alias="includeHMAC")
+    events: list[str] = Field(default_factory=list)
+    envelope_events: list[str] = Field(default_factory=list)
+
+    @field_validator("connect_id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class _ConnectConfigurations(_DocuSignModel):
+    """`GET …/connect` (connectConfigResults): DocuSign counts in a string."""
+
+    configurations: list[ConnectConfiguration] = Field(default_factory=list)
+    total_records: int
 
 
 def docusign_error(response: httpx.Response) -> tuple[str | None, str]:
@@ -707,6 +774,28 @@ class DocuSignClient(VendorClient):
                 raise
             if (await self.get_envelope(envelope_id)).status != "voided":
                 raise
+
+    # -- Connect (account level)
+
+    async def list_connect_configurations(self) -> list[ConnectConfiguration]:
+        """The account's Connect configurations (needs an account admin's grant)."""
+        response = await self._request("GET", "/connect")
+        return self._read(
+            response,
+            lambda body: _ConnectConfigurations.model_validate(body).configurations,
+            "GET",
+            "/connect",
+        )
+
+    async def create_connect_configuration(
+        self, configuration: NewConnectConfiguration
+    ) -> ConnectConfiguration:
+        """Create an account-level Connect configuration, once: DocuSign makes a second one for
+        the same URL (each event would come twice), so `list_connect_configurations` first."""
+        response = await self._request(
+            "POST", "/connect", json=configuration.to_json(), idempotent=False
+        )
+        return self._read(response, ConnectConfiguration.model_validate, "POST", "/connect")
 
 
 def _latest(envelopes: list[Envelope]) -> Envelope | None:

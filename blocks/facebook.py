@@ -3,7 +3,8 @@
 Where it sits: the very start of the journey. A `leadgen` webhook (webhooks/) or the scheduled
 poll gives a lead id or a form; the intake tasks call this client to list a Page's lead forms,
 list a form's leads created since the last poll, or fetch one lead's answers (the webhook carries
-none). Everything here is a read, so every call is retried freely.
+none). Everything here is a read, so every call is retried freely — and the one write,
+`subscribe_page_to_leadgen` (`leadflow webhooks register`), may be repeated as freely.
 
 Contract (contracts README §1): Graph API `GET /{version}/{page-id}/leadgen_forms`,
 `GET /{version}/{form-id}/leads?filtering=[{"field":"time_created","operator":"GREATER_THAN",...}]`
@@ -37,7 +38,15 @@ from typing import Any, ClassVar, TypeVar, Unpack
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    StrictBool,
+    field_validator,
+)
 
 from blocks.credentials import ClientOptions, VendorCredentials
 from blocks.errors import TransientError
@@ -165,6 +174,12 @@ class LeadForm(BaseModel):
     @classmethod
     def _id_as_text(cls, value: Any) -> Any:
         return _graph_id(value)
+
+
+class _Success(BaseModel):
+    """Graph's answer to an edge write such as `subscribed_apps`: `{"success": true}`."""
+
+    success: StrictBool
 
 
 Item = TypeVar("Item", bound=BaseModel)
@@ -298,6 +313,23 @@ class FacebookLeadAdsClient(VendorClient):
             Lead.model_validate,
             path_params={"version": self.graph_version, "lead_id": str(lead_id)},
             params={"fields": LEAD_FIELDS},
+        )
+
+    async def subscribe_page_to_leadgen(self) -> bool:
+        """Install the app on the Page for its `leadgen` field, so new leads reach the app's
+        webhook (`POST /{page-id}/subscribed_apps?subscribed_fields=leadgen`).
+
+        Meta keeps one subscription per app and Page, so repeating it is harmless (and it is
+        retried like a read). True when Graph answers success; the callback URL itself is set
+        in the app dashboard, which no API call here can do.
+        """
+        return await self._http.request_parsed(
+            "POST",
+            "/{version}/{page_id}/subscribed_apps",
+            lambda body: _Success.model_validate(body).success,
+            path_params={"version": self.graph_version, "page_id": self.page_id},
+            params={"subscribed_fields": "leadgen"},
+            idempotent=True,
         )
 
 

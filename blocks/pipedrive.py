@@ -8,8 +8,8 @@ key (contracts README §2.9). This client only exposes the vendor's operations, 
 
 - API v2: persons (search exact by e-mail/phone, create, update, get), deals (search by custom
   field, create, update — won/lost —, get);
-- API v1, for what v2 lacks: deal fields (list, create; a custom field's key is a 40-hex hash) and
-  notes (list by deal, create).
+- API v1, for what v2 lacks: deal fields (list, create; a custom field's key is a 40-hex hash),
+  notes (list by deal, create) and webhook subscriptions (list, create).
 
 Authentication is an API token in the `x-api-token` header, or OAuth 2.0 Bearer whose access
 token is refreshed before it expires and once on a 401 (`PipedriveOAuth`). Rate limits: the burst
@@ -81,6 +81,8 @@ from blocks.pipedrive_models import (
     PersonMatch,
     PersonSearchField,
     PersonUpdate,
+    Webhook,
+    WebhookCreate,
 )
 from leadflow.privacy import mask_text
 
@@ -97,7 +99,8 @@ OAUTH_BURST = 80
 
 #: x-token-cost of each operation, as the OpenAPI files declare it (contracts README §2.8):
 #: v2 search 20, v2 POST/PATCH 5, v2 GET by id 1; v1 GET /dealFields 20, POST /dealFields 10,
-#: v1 GET /notes 20, POST /notes 10 (tests/blocks/test_pipedrive.py pins them to the spec)
+#: v1 GET /notes 20, POST /notes 10, GET and POST /webhooks 10 each (tests/blocks/ pin them to
+#: the spec)
 TOKEN_COST: dict[str, int] = {
     "search": 20,
     "create": 5,
@@ -107,6 +110,8 @@ TOKEN_COST: dict[str, int] = {
     "create_field": 10,
     "list_notes": 20,
     "create_note": 10,
+    "list_webhooks": 10,
+    "create_webhook": 10,
 }
 
 
@@ -520,6 +525,24 @@ class PipedriveClient(VendorClient):
         """Add a note to a deal or person (`NoteCreate(content=..., deal_id=...)`)."""
         return await self._call(
             "create_note", "POST", "/api/v1/notes", _data(Note), json=note.payload()
+        )
+
+    # -- webhooks (v1)
+
+    async def list_webhooks(self) -> list[Webhook]:
+        """The company's active webhook subscriptions (v1 lists them all at once, no pages)."""
+        return await self._call(
+            "list_webhooks",
+            "GET",
+            "/api/v1/webhooks",
+            lambda body: [Webhook.model_validate(item) for item in body["data"] or []],
+        )
+
+    async def create_webhook(self, webhook: WebhookCreate) -> Webhook:
+        """Subscribe a URL, once: Pipedrive makes a second identical subscription if asked,
+        so `list_webhooks` first (`leadflow webhooks register` does)."""
+        return await self._call(
+            "create_webhook", "POST", "/api/v1/webhooks", _data(Webhook), json=webhook.payload()
         )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 DealStatus = Literal["open", "won", "lost"]
 #: what `GET /api/v2/persons/search` may search in (`fields`, v2.yaml enum)
@@ -37,6 +37,13 @@ FieldType = Literal[
     "varchar_auto",
     "visible_to",
 ]
+
+#: what a v1 webhook subscription listens to (`POST /v1/webhooks`, v1.yaml enums)
+WebhookAction = Literal["create", "change", "delete", "*"]
+WebhookObject = Literal[
+    "activity", "deal", "lead", "note", "organization", "person", "pipeline", "product",
+    "stage", "user", "*",
+]  # fmt: skip
 
 T = TypeVar("T")
 
@@ -229,6 +236,46 @@ class Note(_Response):
     content: str
     deal_id: int | None = None
     person_id: int | None = None
+    add_time: str | None = None
+
+
+# ------------------------------------------------------------------------------ v1: webhooks
+
+
+class WebhookCreate(_Request):
+    """A webhook subscription to make (contracts README §2.7).
+
+    Pipedrive signs nothing: the basic-auth pair given here is the only proof a delivery is
+    Pipedrive's, so the password is a secret until the moment it is sent.
+    """
+
+    subscription_url: str = Field(min_length=1)
+    event_action: WebhookAction
+    event_object: WebhookObject
+    name: str = Field(min_length=1, max_length=255)
+    version: Literal["1.0", "2.0"] | None = None
+    user_id: int | None = None
+    http_auth_user: str | None = None
+    http_auth_password: SecretStr | None = None
+
+    def payload(self) -> dict[str, Any]:
+        body = super().payload()
+        if self.http_auth_password is not None:
+            body["http_auth_password"] = self.http_auth_password.get_secret_value()
+        return body
+
+
+class Webhook(_Response):
+    """A subscription as Pipedrive lists it (BaseWebhook); its password is never read back."""
+
+    id: int
+    subscription_url: str
+    event_action: str
+    event_object: str
+    name: str | None = None
+    version: str | None = None
+    is_active: bool = True
+    http_auth_user: str | None = None
     add_time: str | None = None
 
 

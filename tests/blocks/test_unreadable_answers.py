@@ -33,6 +33,8 @@ from blocks import (
     EnvelopeFromTemplate,
     FacebookLeadAdsCredentials,
     HostingerCredentials,
+    NewAsaasWebhook,
+    NewConnectConfiguration,
     NewCustomer,
     NewPixCharge,
     NewWebsite,
@@ -43,6 +45,7 @@ from blocks import (
     TemplateRole,
     TransientError,
     UnknownOutcomeError,
+    WebhookCreate,
     WhatsAppCredentials,
 )
 from blocks.docusign import forget_access_tokens
@@ -82,6 +85,13 @@ METHODS: list[Method] = [
     Method("facebook", "iter_leads", lambda c: _collect(c.iter_leads("771")), False, {"data": [1]}),
     Method("facebook", "get_lead", lambda c: c.get_lead("555"), False, {"field_data": []}),
     Method("facebook", "check_access", lambda c: c.check_access(), False, {"data": [{}]}),
+    Method(
+        "facebook",
+        "subscribe_page_to_leadgen",
+        lambda c: c.subscribe_page_to_leadgen(),
+        True,
+        {"subscribed": "leadgen"},
+    ),
     # Pipedrive
     Method(
         "pipedrive",
@@ -166,6 +176,21 @@ METHODS: list[Method] = [
         {"success": True, "data": {"content": "no id"}},
     ),
     Method("pipedrive", "check_access", lambda c: c.check_access(), False, {"data": [{}]}),
+    Method("pipedrive", "list_webhooks", lambda c: c.list_webhooks(), False, {"data": [{}]}),
+    Method(
+        "pipedrive",
+        "create_webhook",
+        lambda c: c.create_webhook(
+            WebhookCreate(
+                subscription_url="https://h.example/w",
+                event_action="*",
+                event_object="deal",
+                name="leadflow",
+            )
+        ),
+        True,
+        {"success": True, "data": {"name": "no id"}},
+    ),
     # DocuSign
     Method(
         "docusign",
@@ -218,6 +243,24 @@ METHODS: list[Method] = [
         {"envelopes": "x"},
     ),
     Method("docusign", "check_access", lambda c: c.check_access(), False, {}),
+    Method(
+        "docusign",
+        "list_connect_configurations",
+        lambda c: c.list_connect_configurations(),
+        False,
+        {"configurations": []},
+    ),
+    Method(
+        "docusign",
+        "create_connect_configuration",
+        lambda c: c.create_connect_configuration(
+            NewConnectConfiguration(
+                name="leadflow", url_to_publish_to="https://h.example/w", events=["envelope-sent"]
+            )
+        ),
+        True,
+        {"name": "no connectId"},
+    ),
     # Asaas
     Method(
         "asaas",
@@ -275,6 +318,16 @@ METHODS: list[Method] = [
         {"encodedImage": "iVBOR"},
     ),
     Method("asaas", "check_access", lambda c: c.check_access(), False, {"data": None}),
+    Method("asaas", "list_webhooks", lambda c: c.list_webhooks(), False, {"data": [{}]}),
+    Method(
+        "asaas",
+        "create_webhook",
+        lambda c: c.create_webhook(
+            NewAsaasWebhook(name="leadflow", url="https://h.example/w", events=["PAYMENT_RECEIVED"])
+        ),
+        True,
+        {"url": "no id"},
+    ),
     # Hostinger
     Method(
         "hostinger", "list_hosting_orders", lambda c: c.list_hosting_orders(), False, {"data": []}
