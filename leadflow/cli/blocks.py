@@ -32,19 +32,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar, cast
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from leadflow.cli.common import command_group, console, fail
 
 if TYPE_CHECKING:
     from prefect.blocks.core import Block
 
-app = typer.Typer(
-    help="Vendor credentials as Prefect Blocks: register the types, save a sandbox set, check.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
+app = command_group(
+    "Vendor credentials as Prefect Blocks: register the types, save a sandbox set, check."
 )
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+GROUP = "blocks"
 
 DEFAULT_NAME = "default"
 T = TypeVar("T")
@@ -121,12 +119,13 @@ def _run_with_prefect(work: Coroutine[Any, Any, T]) -> T:
     except (PrefectUnreachable, httpx.TransportError) as problem:
         from leadflow.privacy import mask_text
 
-        err_console.print(
-            f"[red]leadflow blocks: the Prefect API at {_prefect_api_url()} cannot be reached "
+        raise fail(
+            GROUP,
+            f"the Prefect API at {_prefect_api_url()} cannot be reached "
             f"({mask_text(str(problem)) or type(problem).__name__}); start it "
-            "(`prefect server start`) or fix PREFECT_API_URL"
-        )
-        raise typer.Exit(2) from None
+            "(`prefect server start`) or fix PREFECT_API_URL",
+            2,
+        ) from None
 
 
 @app.command()
@@ -168,8 +167,7 @@ def init(
     try:
         overview = sandbox_overview(sandbox)
     except Exception as error:  # network, HTTP or JSON: one clear line either way
-        err_console.print(f"[red]leadflow blocks: cannot read the sandbox at {sandbox}: {error}")
-        raise typer.Exit(1) from None
+        raise fail(GROUP, f"cannot read the sandbox at {sandbox}: {error}") from None
     offered: dict[str, dict[str, Any]] = overview["vendors"]
 
     async def save_all() -> list[tuple[str, str, str, bool]]:
@@ -222,8 +220,7 @@ def _chosen(vendor: list[str] | None) -> list[VendorBlock]:
         return available
     unknown = set(vendor) - {item.vendor for item in available}
     if unknown:
-        err_console.print(f"[red]leadflow blocks: unknown vendor(s): {', '.join(sorted(unknown))}")
-        raise typer.Exit(2)
+        raise fail(GROUP, f"unknown vendor(s): {', '.join(sorted(unknown))}", 2)
     return [item for item in available if item.vendor in vendor]
 
 

@@ -25,19 +25,19 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from leadflow.cli.common import command_group, err_console, fail
+
 if TYPE_CHECKING:
     from leadflow.demo import Accounting, DemoOutcome, Progress
 
-app = typer.Typer(
-    help="Run an agency's week of clients against the sandbox and account for every lead.",
+app = command_group(
+    "Run an agency's week of clients against the sandbox and account for every lead.",
     invoke_without_command=True,
-    pretty_exceptions_enable=False,
 )
 console = Console(highlight=False)
 if not console.is_terminal:
     console.width = 100  # a log or a captured run: wide enough for the tables, never wrapped
 REASON_WIDTH = 60
-err_console = Console(stderr=True, highlight=False)
 
 #: Prefect's console output is for operators; the demo shows its own picture, and says when a
 #: reconciler round failed (the runs, their logs and artifacts still go to the Prefect API and
@@ -288,8 +288,7 @@ def demo(
             time_limit_seconds=time_limit,
         )
     except ValueError as exc:
-        err_console.print(f"[red]leadflow demo: {exc}[/red]")
-        raise typer.Exit(2) from None
+        raise fail("demo", str(exc), 2) from None
     console.print(
         f"leadflow demo: {leads} leads, faults {faults:.0%}, seed {seed}, state in {state_dir}/"
         + (" (fresh)" if fresh else "")

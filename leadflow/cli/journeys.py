@@ -14,52 +14,29 @@ where a client is, not who the client is. A problem is one line on stderr and ex
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from leadflow.cli.common import command_group, console, fail, with_ledger
 from leadflow.privacy import mask_field, mask_text
-from leadflow.settings import get_settings
 
 if TYPE_CHECKING:
     from ledger import JourneyView, Ledger
 
-app = typer.Typer(
-    help="Where each client's journey stands, what was done for it, and retrying a stuck one.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
+app = command_group(
+    "Where each client's journey stands, what was done for it, and retrying a stuck one."
 )
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
-T = TypeVar("T")
+GROUP = "journeys"
 MAX_ID = 2**63 - 1
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]leadflow journeys: {message}[/red]")
-    return typer.Exit(code)
-
-
-def _with_ledger(action: Callable[[Ledger], T]) -> T:
-    from ledger import LedgerError, shared_ledger
-
-    try:
-        ledger = shared_ledger(get_settings().database_url)
-        if ledger.current_revision() is None:
-            raise _fail(f"{ledger.url} has no ledger schema yet; run `leadflow db upgrade`")
-        return action(ledger)
-    except LedgerError as exc:
-        raise _fail(mask_text(str(exc))) from None
 
 
 def _lead_id(value: int) -> int:
     if not 1 <= value <= MAX_ID:
-        raise _fail(f"{value} is not a lead id (1 to {MAX_ID})", 2)
+        raise fail(GROUP, f"{value} is not a lead id (1 to {MAX_ID})", 2)
     return value
 
 
@@ -88,14 +65,14 @@ def list_journeys(
         wanted = JourneyState(state) if state else None
     except ValueError:
         names = ", ".join(s.value for s in JourneyState)
-        raise _fail(f"unknown state {state!r}; use one of {names}", 2) from None
+        raise fail(GROUP, f"unknown state {state!r}; use one of {names}", 2) from None
     moment = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
 
     def show(ledger: Ledger) -> None:
         try:
             journeys = ledger.list_journeys(state=wanted, since=moment, limit=limit)
         except UnknownState as exc:
-            raise _fail(str(exc), 2) from None
+            raise fail(GROUP, str(exc), 2) from None
         table = Table("lead", "state", "since", "next step due", "held by")
         for journey in journeys:
             table.add_row(
@@ -109,7 +86,7 @@ def list_journeys(
         counts = ledger.journey_counts()
         console.print(", ".join(f"{name}: {count}" for name, count in sorted(counts.items())))
 
-    _with_ledger(show)
+    with_ledger(GROUP, show)
 
 
 def _state_text(journey: JourneyView) -> str:
@@ -181,7 +158,7 @@ def show(lead_id: Annotated[int, typer.Argument(help="The lead's id.")]) -> None
                 )
             console.print(quarantine)
 
-    _with_ledger(describe)
+    with_ledger(GROUP, describe)
 
 
 #: the stage flow that runs the step a journey resumes at
@@ -214,14 +191,16 @@ def retry(
     def resume(ledger: Ledger) -> str:
         journey = ledger.get_journey(lead_id)
         if journey.state != JourneyState.DEAD_LETTERED:
-            raise _fail(f"lead {lead_id} is {journey.state}, not dead_lettered: nothing to retry")
+            raise fail(
+                GROUP, f"lead {lead_id} is {journey.state}, not dead_lettered: nothing to retry"
+            )
         try:
             ledger.retry_dead_lettered(lead_id, "retried by hand (leadflow journeys retry)")
         except IllegalTransition as exc:
-            raise _fail(str(exc)) from None
+            raise fail(GROUP, str(exc)) from None
         return str(ledger.get_journey(lead_id).state)
 
-    state = _with_ledger(resume)
+    state = with_ledger(GROUP, resume)
     console.print(f"lead {lead_id} resumes at {state}")
     if run and state in RESUME:
         import flows

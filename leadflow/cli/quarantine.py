@@ -16,39 +16,23 @@ not text) is one line and exit code 2, the value itself never repeated.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from data_quality.fields import LEAD_FIELDS
+from leadflow.cli.common import command_group, console, fail, with_ledger
 from leadflow.privacy import mask_field, mask_text
-from leadflow.settings import get_settings
 
 if TYPE_CHECKING:
     from ledger import Ledger, QuarantineView
 
-app = typer.Typer(
-    help="See, fix and replay the leads the quality gate quarantined.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+app = command_group("See, fix and replay the leads the quality gate quarantined.")
 
-T = TypeVar("T")
-
+GROUP = "quarantine"
 MAX_RECORD_ID = 2**63 - 1
 """The largest id a ledger row can have (a 64-bit BIGINT, on SQLite and PostgreSQL alike)."""
-
-
-def _usage_error(message: str) -> typer.Exit:
-    """One line on stderr, exit code 2 (a usage error, like click's own), no traceback."""
-    err_console.print(f"leadflow quarantine: {escape(message)}")
-    return typer.Exit(2)
 
 
 def _record_id(value: str) -> int:
@@ -56,39 +40,17 @@ def _record_id(value: str) -> int:
     (64 bits), or one line and exit code 2."""
     text = value.strip()
     if not text.isascii() or not text.isdigit():
-        raise _usage_error(f"{mask_text(text)[:40]!r} is not a record id: write a whole number")
+        raise fail(GROUP, f"{mask_text(text)[:40]!r} is not a record id: write a whole number", 2)
     number = int(text) if len(text) <= 20 else MAX_RECORD_ID + 1
     if not 1 <= number <= MAX_RECORD_ID:
         shown = text if len(text) <= 25 else f"{text[:25]}…"
-        raise _usage_error(
-            f"{shown} is not a record id: ids run from 1 to {MAX_RECORD_ID} (64 bits)"
+        raise fail(
+            GROUP, f"{shown} is not a record id: ids run from 1 to {MAX_RECORD_ID} (64 bits)", 2
         )
     return number
 
 
 RECORD_ID = typer.Argument(help="Quarantine record id.", metavar="ID", show_default=False)
-
-
-def _with_ledger(action: Callable[[Ledger], T]) -> T:
-    """Run `action` on the configured ledger; a ledger without schema, an unreachable one or
-    an unknown record becomes one line on stderr and exit code 1."""
-    from ledger import Ledger, LedgerError
-
-    try:
-        ledger = Ledger(get_settings().database_url)
-        try:
-            if ledger.current_revision() is None:
-                err_console.print(
-                    f"[red]leadflow quarantine: {ledger.url} has no ledger schema yet; "
-                    "run `leadflow db upgrade`[/red]"
-                )
-                raise typer.Exit(1)
-            return action(ledger)
-        finally:
-            ledger.dispose()
-    except LedgerError as exc:
-        err_console.print(f"[red]leadflow quarantine: {escape(mask_text(exc))}[/red]")
-        raise typer.Exit(1) from None
 
 
 def _rules(record: QuarantineView) -> str:
@@ -110,7 +72,9 @@ def list_records(
     ] = False,
 ) -> None:
     """Quarantined leads, oldest first, with the rules they broke (personal data masked)."""
-    records = _with_ledger(lambda ledger: ledger.list_quarantine(include_replayed=all_records))
+    records = with_ledger(
+        GROUP, lambda ledger: ledger.list_quarantine(include_replayed=all_records)
+    )
     if not records:
         console.print("No quarantined leads.")
         return
@@ -147,7 +111,7 @@ def show(
     clear only when asked for, for the one record asked for.
     """
     record_id = _record_id(record)
-    found = _with_ledger(lambda ledger: ledger.get_quarantine(record_id))
+    found = with_ledger(GROUP, lambda ledger: ledger.get_quarantine(record_id))
 
     def shown(name: str, value: Any) -> str:
         if value is None:
@@ -234,7 +198,7 @@ def fix(
     for field, value in pairs:
         problem = _not_typed_text(value)
         if problem is not None:
-            raise _usage_error(f"the value given for {field} {problem}; nothing was stored")
+            raise fail(GROUP, f"the value given for {field} {problem}; nothing was stored", 2)
     repeated = sorted({f for f, _ in pairs if [g for g, _ in pairs].count(f) > 1})
     if repeated:
         raise typer.BadParameter(
@@ -246,7 +210,7 @@ def fix(
         for field, value in pairs:
             ledger.fix_quarantine(record_id, field, value or None)
 
-    _with_ledger(apply)
+    with_ledger(GROUP, apply)
     for field, value in pairs:
         verdict = NORMALISERS[field](value or None)
         if verdict.reason == MISSING:
@@ -270,7 +234,7 @@ def replay(
 
     ids = [_record_id(text) for text in record_ids or []]
 
-    outcome = _with_ledger(lambda ledger: replay_quarantined(ledger, ids or None))
+    outcome = with_ledger(GROUP, lambda ledger: replay_quarantined(ledger, ids or None))
     if not (outcome.qualified or outcome.quarantined or outcome.duplicates or outcome.skipped):
         console.print("Nothing to replay.")
         return

@@ -13,14 +13,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-app = typer.Typer(
-    help="Serve the vendor sandbox (Facebook, Pipedrive, DocuSign, Asaas, Hostinger, WhatsApp).",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
+from leadflow.cli.common import command_group, err_console, fail
+
+app = command_group(
+    "Serve the vendor sandbox (Facebook, Pipedrive, DocuSign, Asaas, Hostinger, WhatsApp)."
 )
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -47,8 +45,7 @@ def serve(
 
     problem = check_port(port)
     if problem is not None:
-        err_console.print(f"leadflow sandbox: {problem}")
-        raise typer.Exit(2)
+        raise fail("sandbox", problem, 2)
 
     if host not in ("127.0.0.1", "::1", "localhost"):
         err_console.print(
@@ -64,5 +61,4 @@ def serve(
             allow_external_webhook_targets=allow_external_webhook_targets,
         )
     except OSError as error:
-        err_console.print(f"[red]leadflow sandbox: cannot listen on {host}:{port}: {error}[/red]")
-        raise typer.Exit(1) from None
+        raise fail("sandbox", f"cannot listen on {host}:{port}: {error}") from None

@@ -16,17 +16,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from leadflow.cli.common import command_group, console, fail
 from leadflow.privacy import mask_text
 
-app = typer.Typer(
-    help="Set up Prefect (limits, alerts) and, with --sandbox, Blocks and leadflow.toml.",
+app = command_group(
+    "Set up Prefect (limits, alerts) and, with --sandbox, Blocks and leadflow.toml.",
     invoke_without_command=True,
-    pretty_exceptions_enable=False,
 )
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @app.callback()
@@ -61,8 +58,7 @@ def setup(
 
             lines_done += asyncio.run(setup_prefect())
     except Exception as exc:  # one line, never a traceback: the cause is named
-        err_console.print(f"[red]leadflow setup: {mask_text(f'{type(exc).__name__}: {exc}')}[/red]")
-        raise typer.Exit(2) from None
+        raise fail("setup", mask_text(f"{type(exc).__name__}: {exc}"), 2) from None
     for line in lines_done:
         console.print(f"[green]done[/green]      {line}")
     for line in lines_same:

@@ -17,16 +17,11 @@ import asyncio
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(
-    help="The webhook service: serve it, subscribe it at each vendor.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+from leadflow.cli.common import command_group, console, fail
+
+app = command_group("The webhook service: serve it, subscribe it at each vendor.")
 
 DEFAULT_PORT = 8780
 
@@ -100,8 +95,7 @@ def register(
     try:
         results = asyncio.run(run())
     except ValueError as exc:
-        err_console.print(f"[red]leadflow webhooks: {exc}[/red]")
-        raise typer.Exit(2) from None
+        raise fail("webhooks", str(exc), 2) from None
     table = Table(title=f"Webhook subscriptions for {public_url}")
     for column in ("vendor", "outcome", "detail"):
         table.add_column(column)
