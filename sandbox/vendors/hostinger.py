@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,23 +58,28 @@ WEBSITE_TYPES = ("wordpress", "builder", "horizons", "nodejs", "other")
 CATALOG_CATEGORIES = ("DOMAIN", "VPS", "EMAIL")  # the spec's filter enum
 _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
-DATACENTERS: list[dict[str, Any]] = [
-    {
-        "title": "South America (Brazil)",
-        "code": "br-sao",
-        "coordinates": {"latitude": -23.5505, "longitude": -46.6333},
-    },
-    {
-        "title": "North America (USA)",
-        "code": "us-east-1",
-        "coordinates": {"latitude": 39.0438, "longitude": -77.4874},
-    },
-    {
-        "title": "Europe (Netherlands)",
-        "code": "nl-ams",
-        "coordinates": {"latitude": 52.3676, "longitude": 4.9041},
-    },
-]
+
+@dataclass(frozen=True)
+class Coordinates:
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True)
+class Datacenter:
+    """Where a plan's first website can be placed (`GET /api/hosting/v1/datacenters`)."""
+
+    title: str
+    code: str
+    coordinates: Coordinates
+
+
+# Fixed, like the catalog: Hostinger offers the same datacenters to every order.
+DATACENTERS: tuple[Datacenter, ...] = (
+    Datacenter("South America (Brazil)", "br-sao", Coordinates(-23.5505, -46.6333)),
+    Datacenter("North America (USA)", "us-east-1", Coordinates(39.0438, -77.4874)),
+    Datacenter("Europe (Netherlands)", "nl-ams", Coordinates(52.3676, 4.9041)),
+)
 
 
 def _price(item: str, name: str, cents: int, first: int, period: int, unit: str) -> dict[str, Any]:
@@ -167,6 +172,120 @@ class SettingsBody(BaseModel):
     requests_per_minute: int = Field(1_000_000, ge=1, le=1_000_000_000)
 
 
+@dataclass(frozen=True)
+class HostingPlan:
+    name: str
+
+
+@dataclass
+class HostingOrder:
+    """A hosting plan the agency owns (`GET /api/hosting/v1/orders`); fields in the API's order."""
+
+    id: int
+    client_id: int
+    subscription_id: str
+    created_at: str
+    plan: HostingPlan
+    status: str = "active"
+
+
+@dataclass
+class Subscription:
+    """What the agency pays for, yearly (`GET /api/billing/v1/subscriptions`)."""
+
+    id: str
+    name: str
+    status: str
+    billing_period: int
+    billing_period_unit: str
+    currency_code: str
+    total_price: int
+    renewal_price: int
+    is_auto_renewed: bool
+    created_at: str
+    expires_at: str
+    next_billing_at: str
+
+
+@dataclass
+class Website:
+    """A client's website on a plan, as `GET /api/hosting/v1/websites` shows it."""
+
+    domain: str
+    vhost_type: str
+    is_enabled: bool
+    username: str
+    client_id: int
+    order_id: int
+    created_at: str
+    root_directory: str
+    parent_domain: str | None
+    website_type: str
+    horizons_uuid: str | None
+
+
+@dataclass
+class ActivationJob:
+    """The job that enables a new website: Hostinger never shows it, clients only poll.
+
+    Done when `ready_at` has passed or, when `polls_left` is set, once that many listings
+    have shown the website.
+    """
+
+    ready_at: datetime
+    polls_left: int | None
+    datacenter: str | None
+
+
+@dataclass(frozen=True)
+class BillingAddress:
+    """The agency's billing address, printed on every billing order it places."""
+
+    first_name: str = "Agência"
+    last_name: str = "Leadflow"
+    company: str = "Agência Leadflow Ltda"
+    address_1: str | None = None
+    address_2: str | None = None
+    city: str = "São Paulo"
+    state: str = "SP"
+    zip: str | None = None
+    country: str = "BR"
+    phone: str | None = None
+    email: str = "financeiro@agencia.example"
+
+
+@dataclass
+class BillingOrder:
+    """A purchase (`POST /api/billing/v1/orders`): money the agency spent."""
+
+    id: int
+    subscription_id: str
+    status: str
+    currency: str
+    subtotal: int
+    total: int
+    billing_address: BillingAddress
+    created_at: str
+    updated_at: str
+
+
+@dataclass
+class HostingerState:
+    """Everything the emulator keeps, in `sandbox.state.bucket("hostinger", ...)`.
+
+    Websites are keyed by domain (a domain exists once at Hostinger), with their activation
+    jobs beside them under the same key; orders and billing orders by id, subscriptions by id.
+    """
+
+    settings: HostingerSettings = field(default_factory=HostingerSettings)
+    orders: dict[int, HostingOrder] = field(default_factory=dict)
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    websites: dict[str, Website] = field(default_factory=dict)
+    jobs: dict[str, ActivationJob] = field(default_factory=dict)
+    billing_orders: dict[int, BillingOrder] = field(default_factory=dict)
+    spent_cents: int = 0
+
+
 class HostingerError(Exception):
     """Hostinger's error answer: `message`, `correlation_id`, and `errors` for a 422."""
 
@@ -227,62 +346,41 @@ class HostingerEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         self._minute_started = time.monotonic()
         self._minute_count = 0
 
-    def _bucket(self) -> dict[str, Any]:
-        """Laid out on first use: the agency already owns two hosting plans (one with room)."""
-        with self.sandbox.state.lock:
-            bucket = self.sandbox.state.bucket(VENDOR)
-            if "orders" not in bucket:
-                bucket["settings"] = asdict(self.default_settings)
-                bucket["orders"] = {}
-                bucket["subscriptions"] = {}
-                bucket["websites"] = {}
-                bucket["billing_orders"] = {}
-                bucket["spent_cents"] = 0
-                created = self.clock() - timedelta(days=90)
-                for plan in ("hostinger_business", "hostinger_premium"):
-                    self._add_plan(bucket, plan, created, "Web Hosting " + plan.split("_")[1])
-            return bucket
+    def bucket(self) -> HostingerState:
+        """This vendor's state, laid out on first use and again after a reset."""
+        return self.sandbox.state.bucket(VENDOR, self._lay_out)
+
+    def _lay_out(self) -> HostingerState:
+        """The agency already owns two hosting plans (one with room) when the sandbox starts."""
+        state = HostingerState(settings=self.default_settings)
+        created = self.clock() - timedelta(days=90)
+        for plan in ("hostinger_business", "hostinger_premium"):
+            self._add_plan(state, plan, created, "Web Hosting " + plan.split("_")[1])
+        return state
 
     def _add_plan(
-        self, bucket: dict[str, Any], plan: str, created: datetime, name: str
-    ) -> dict[str, Any]:
+        self, state: HostingerState, plan: str, created: datetime, name: str
+    ) -> HostingOrder:
         order_id = self.sandbox.state.next_id(VENDOR, "hosting_order", start=12_345)
-        subscription_id = f"Azz{self.sandbox.random.getrandbits(64):016x}"[:17]
-        bucket["orders"][order_id] = {
-            "id": order_id,
-            "client_id": CLIENT_ID,
-            "subscription_id": subscription_id,
-            "created_at": _hosting_timestamp(created),
-            "plan": {"name": plan},
-            "status": "active",
-        }
-        bucket["subscriptions"][subscription_id] = self._subscription(
-            subscription_id, name, 56_280, created
+        subscription_id = self._new_subscription_id()
+        order = HostingOrder(
+            id=order_id,
+            client_id=CLIENT_ID,
+            subscription_id=subscription_id,
+            created_at=_hosting_timestamp(created),
+            plan=HostingPlan(plan),
         )
-        return bucket["orders"][order_id]
+        state.orders[order_id] = order
+        state.subscriptions[subscription_id] = _subscription(subscription_id, name, 56_280, created)
+        return order
 
-    def _subscription(
-        self, subscription_id: str, name: str, cents: int, created: datetime
-    ) -> dict[str, Any]:
-        return {
-            "id": subscription_id,
-            "name": name,
-            "status": "active",
-            "billing_period": 12,
-            "billing_period_unit": "month",
-            "currency_code": "BRL",
-            "total_price": cents,
-            "renewal_price": cents,
-            "is_auto_renewed": True,
-            "created_at": _timestamp(created),
-            "expires_at": _timestamp(created + timedelta(days=365)),
-            "next_billing_at": _timestamp(created + timedelta(days=365)),
-        }
+    def _new_subscription_id(self) -> str:
+        return f"Azz{self.sandbox.random.getrandbits(64):016x}"[:17]
 
     @property
     def settings(self) -> HostingerSettings:
         with self.sandbox.state.lock:
-            return HostingerSettings(**self._bucket()["settings"])
+            return self.bucket().settings
 
     def correlation_id(self) -> str:
         with self.sandbox.state.lock:
@@ -335,16 +433,16 @@ class HostingerEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
             raise validation_error(errors)
         with self.sandbox.state.lock:
             orders = [
-                dict(o)
-                for o in self._bucket()["orders"].values()
-                if (not statuses or o["status"] in statuses) and (not ids or o["id"] in ids)
+                asdict(o)
+                for o in self.bucket().orders.values()
+                if (not statuses or o.status in statuses) and (not ids or o.id in ids)
             ]
         return _paginate(orders, page, per_page)
 
-    def _active_order(self, order_id: int) -> dict[str, Any] | None:
+    def _active_order(self, order_id: int) -> HostingOrder | None:
         with self.sandbox.state.lock:
-            order = self._bucket()["orders"].get(order_id)
-            return dict(order) if order and order["status"] == "active" else None
+            order = self.bucket().orders.get(order_id)
+            return order if order and order.status == "active" else None
 
     def datacenters(self, request: Request) -> list[dict[str, Any]]:
         raw = request.query_params.get("order_id")
@@ -355,7 +453,7 @@ class HostingerEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
             raise validation_error({"order_id": ["The order id field must be an integer."]})
         if self._active_order(order_id) is None:
             raise validation_error({"order_id": ["The selected order id is invalid."]})
-        return [dict(d) for d in DATACENTERS]
+        return [asdict(d) for d in DATACENTERS]
 
     # -- websites -------------------------------------------------------------------------
     def create_website(self, payload: Any) -> dict[str, str]:
@@ -375,7 +473,7 @@ class HostingerEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
                 errors["domain"] = ["The domain field must be a valid domain name."]
         raw_order = payload.get("order_id")
         order_id = _integer(raw_order) if not isinstance(raw_order, str) else None
-        order: dict[str, Any] | None = None
+        order: HostingOrder | None = None
         if raw_order is None:
             errors["order_id"] = ["The order id field is required."]
         elif order_id is None:
@@ -386,60 +484,65 @@ class HostingerEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
                 errors["order_id"] = ["The selected order id is invalid."]
         datacenter = payload.get("datacenter_code")
         if datacenter is not None and (
-            not isinstance(datacenter, str) or datacenter not in {d["code"] for d in DATACENTERS}
+            not isinstance(datacenter, str) or datacenter not in {d.code for d in DATACENTERS}
         ):
             errors["datacenter_code"] = ["The selected datacenter code is invalid."]
         settings = self.settings
         with self.sandbox.state.lock:
-            websites = self._bucket()["websites"]
+            state = self.bucket()
+            websites = state.websites
             if "domain" not in errors and isinstance(domain, str) and domain in websites:
                 errors["domain"] = ["The domain has already been taken."]
-            if order is not None and "datacenter_code" not in errors and datacenter is None:
-                first_on_plan = not any(w["order_id"] == order["id"] for w in websites.values())
-                if first_on_plan:
-                    errors["datacenter_code"] = [
-                        "The datacenter code field is required when creating the first "
-                        "website on a plan."
-                    ]
+            if (
+                order is not None
+                and "datacenter_code" not in errors
+                and datacenter is None
+                and first_on_plan_of(websites, order.id)
+            ):
+                errors["datacenter_code"] = [
+                    "The datacenter code field is required when creating the first "
+                    "website on a plan."
+                ]
             if errors:
                 raise validation_error(errors)
             assert order is not None
             assert isinstance(domain, str)
             now = self.clock()
             number = self.sandbox.state.next_id(VENDOR, "website", start=1)
-            username = f"u{order['id'] % 1000:03d}{number:06d}"
-            websites[domain] = {
-                "domain": domain,
-                "vhost_type": "main" if first_on_plan_of(websites, order["id"]) else "addon",
-                "is_enabled": False,
-                "username": username,
-                "client_id": CLIENT_ID,
-                "order_id": order["id"],
-                "created_at": _hosting_timestamp(now),
-                "root_directory": f"/home/{username}/domains/{domain}/public_html",
-                "parent_domain": None,
+            username = f"u{order.id % 1000:03d}{number:06d}"
+            websites[domain] = Website(
+                domain=domain,
+                vhost_type="main" if first_on_plan_of(websites, order.id) else "addon",
+                is_enabled=False,
+                username=username,
+                client_id=CLIENT_ID,
+                order_id=order.id,
+                created_at=_hosting_timestamp(now),
+                root_directory=f"/home/{username}/domains/{domain}/public_html",
+                parent_domain=None,
                 # nothing is installed on a new website: the platform detects "other"
-                "website_type": "other",
-                "horizons_uuid": None,
-                # the job's progress, never shown to clients
-                "_ready_at": (now + timedelta(seconds=settings.activation_delay_seconds)),
-                "_polls_left": settings.activation_polls,
-                "_datacenter": datacenter,
-            }
+                website_type="other",
+                horizons_uuid=None,
+            )
+            state.jobs[domain] = ActivationJob(
+                ready_at=now + timedelta(seconds=settings.activation_delay_seconds),
+                polls_left=settings.activation_polls,
+                datacenter=datacenter,
+            )
             self.sandbox.state.created(VENDOR, "website")
         return {"message": "Request accepted"}
 
-    def _refresh(self, website: dict[str, Any], listed: bool) -> None:
+    def _refresh(self, website: Website, job: ActivationJob, listed: bool) -> None:
         """Finish the activation job when it is due (by polls when configured, else by time)."""
-        if website["is_enabled"]:
+        if website.is_enabled:
             return
-        if website["_polls_left"] is not None:
+        if job.polls_left is not None:
             if listed:
-                website["_polls_left"] -= 1
-                if website["_polls_left"] <= 0:
-                    website["is_enabled"] = True
-        elif self.clock() >= website["_ready_at"]:
-            website["is_enabled"] = True
+                job.polls_left -= 1
+                if job.polls_left <= 0:
+                    website.is_enabled = True
+        elif self.clock() >= job.ready_at:
+            website.is_enabled = True
 
     def list_websites(self, request: Request) -> dict[str, Any]:
         page, per_page = _pagination(request)
@@ -464,30 +567,31 @@ class HostingerEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         domain = (query.get("domain") or "").lower()
         username = query.get("username")
         with self.sandbox.state.lock:
+            state = self.bucket()
             found = []
-            for website in self._bucket()["websites"].values():
-                if domain and domain not in website["domain"]:
+            for website in state.websites.values():
+                if domain and domain not in website.domain:
                     continue
-                if order_id is not None and website["order_id"] != order_id:
+                if order_id is not None and website.order_id != order_id:
                     continue
-                if username and website["username"] != username:
+                if username and website.username != username:
                     continue
-                if types and website["website_type"] not in types:
+                if types and website.website_type not in types:
                     continue
-                self._refresh(website, listed=True)
-                if enabled is not None and website["is_enabled"] != enabled:
+                self._refresh(website, state.jobs[website.domain], listed=True)
+                if enabled is not None and website.is_enabled != enabled:
                     continue
-                found.append({k: v for k, v in website.items() if not k.startswith("_")})
+                found.append(asdict(website))
         return _paginate(found, page, per_page)
 
     def complete_pending(self) -> list[str]:
         """Admin: finish every activation job now (the demo need not wait)."""
         with self.sandbox.state.lock:
             done = []
-            for website in self._bucket()["websites"].values():
-                if not website["is_enabled"]:
-                    website["is_enabled"] = True
-                    done.append(website["domain"])
+            for website in self.bucket().websites.values():
+                if not website.is_enabled:
+                    website.is_enabled = True
+                    done.append(website.domain)
             return done
 
     # -- billing --------------------------------------------------------------------------
@@ -510,7 +614,7 @@ class HostingerEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
 
     def subscriptions(self) -> list[dict[str, Any]]:
         with self.sandbox.state.lock:
-            return [dict(s) for s in self._bucket()["subscriptions"].values()]
+            return [asdict(s) for s in self.bucket().subscriptions.values()]
 
     def purchase(self, payload: Any) -> dict[str, Any]:
         """Place a billing order: it costs money, so it is counted and added to `spent_cents`."""
@@ -544,7 +648,7 @@ class HostingerEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
             raise validation_error(errors)
         now = self.clock()
         with self.sandbox.state.lock:
-            bucket = self._bucket()
+            state = self.bucket()
             subtotal = 0
             subscription_id = ""
             for line in items:
@@ -552,47 +656,54 @@ class HostingerEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
                 quantity = _integer(line.get("quantity", 1)) or 1
                 cost = price["first_period_price"] * quantity
                 subtotal += cost
-                subscription_id = f"Azz{self.sandbox.random.getrandbits(64):016x}"[:17]
-                bucket["subscriptions"][subscription_id] = self._subscription(
+                subscription_id = self._new_subscription_id()
+                state.subscriptions[subscription_id] = _subscription(
                     subscription_id, item["name"], price["price"] * quantity, now
                 )
                 if item["category"] == "HOSTING":
-                    order = self._add_plan(bucket, item["metadata"]["plan"], now, item["name"])
-                    bucket["subscriptions"].pop(order["subscription_id"])
-                    order["subscription_id"] = subscription_id
+                    order = self._add_plan(state, item["metadata"]["plan"], now, item["name"])
+                    state.subscriptions.pop(order.subscription_id)
+                    order.subscription_id = subscription_id
             order_id = self.sandbox.state.next_id(VENDOR, "billing_order", start=2_957_086)
-            billing_order = {
-                "id": order_id,
-                "subscription_id": subscription_id,
-                "status": "completed",
-                "currency": "BRL",
-                "subtotal": subtotal,
-                "total": subtotal,  # Brazilian invoices here carry no VAT line
-                "billing_address": {
-                    "first_name": "Agência",
-                    "last_name": "Leadflow",
-                    "company": "Agência Leadflow Ltda",
-                    "address_1": None,
-                    "address_2": None,
-                    "city": "São Paulo",
-                    "state": "SP",
-                    "zip": None,
-                    "country": "BR",
-                    "phone": None,
-                    "email": "financeiro@agencia.example",
-                },
-                "created_at": _timestamp(now),
-                "updated_at": _timestamp(now),
-            }
-            bucket["billing_orders"][order_id] = billing_order
-            bucket["spent_cents"] += subtotal
+            billing_order = BillingOrder(
+                id=order_id,
+                subscription_id=subscription_id,
+                status="completed",
+                currency="BRL",
+                subtotal=subtotal,
+                total=subtotal,  # Brazilian invoices here carry no VAT line
+                billing_address=BillingAddress(),
+                created_at=_timestamp(now),
+                updated_at=_timestamp(now),
+            )
+            state.billing_orders[order_id] = billing_order
+            state.spent_cents += subtotal
             self.sandbox.state.created(VENDOR, "billing_order")
-            return dict(billing_order)
+            return asdict(billing_order)
 
 
-def first_on_plan_of(websites: dict[str, Any], order_id: int) -> bool:
+def first_on_plan_of(websites: dict[str, Website], order_id: int) -> bool:
     """True while the plan has no website yet: the next one is its main vhost."""
-    return sum(1 for w in websites.values() if w["order_id"] == order_id) == 0
+    return not any(w.order_id == order_id for w in websites.values())
+
+
+def _subscription(subscription_id: str, name: str, cents: int, created: datetime) -> Subscription:
+    """A yearly, auto-renewed subscription bought at `created`."""
+    renews = _timestamp(created + timedelta(days=365))
+    return Subscription(
+        id=subscription_id,
+        name=name,
+        status="active",
+        billing_period=12,
+        billing_period_unit="month",
+        currency_code="BRL",
+        total_price=cents,
+        renewal_price=cents,
+        is_auto_renewed=True,
+        created_at=_timestamp(created),
+        expires_at=renews,
+        next_billing_at=renews,
+    )
 
 
 def _array(request: Request, name: str) -> list[str]:
@@ -738,7 +849,7 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     @router.put("/settings")
     def set_settings(body: SettingsBody) -> dict[str, Any]:
         with sandbox.state.lock:
-            emulator()._bucket()["settings"] = body.model_dump()
+            emulator().bucket().settings = HostingerSettings(**body.model_dump())
         return body.model_dump()
 
     @router.post("/websites/complete")
@@ -748,7 +859,7 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     @router.get("/spending")
     def spending() -> dict[str, Any]:
         with sandbox.state.lock:
-            bucket = emulator()._bucket()
-            return {"spent_cents": bucket["spent_cents"], "orders": len(bucket["billing_orders"])}
+            state = emulator().bucket()
+            return {"spent_cents": state.spent_cents, "orders": len(state.billing_orders)}
 
     return router

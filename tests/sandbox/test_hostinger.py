@@ -177,6 +177,24 @@ async def test_website_job_state_is_readable_in_the_admin_state_dump(
     response = await client.get("http://sandbox/__sandbox__/state")
     assert response.status_code == 200
     assert response.json()["hostinger"]["websites"]["cliente.com.br"]["is_enabled"] is False
+    assert response.json()["hostinger"]["jobs"]["cliente.com.br"]["datacenter"] == "br-sao"
+
+
+async def test_admin_settings_are_kept_typed_in_the_state(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    settings = {"activation_delay_seconds": 2, "activation_polls": 3, "requests_per_minute": 50}
+    await client.put("http://sandbox/__sandbox__/hostinger/settings", json=settings)
+    state = sandbox.state.bucket("hostinger", hostinger.HostingerState)
+    assert state.settings == hostinger.HostingerSettings(2, 3, 50)
+
+
+async def test_a_reset_returns_the_settings_to_their_defaults(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    await client.put("http://sandbox/__sandbox__/hostinger/settings", json={"activation_polls": 3})
+    await client.post("http://sandbox/__sandbox__/reset")
+    assert sandbox.emulators["hostinger"].settings == hostinger.HostingerSettings()
 
 
 async def test_hosting_times_are_utc_with_an_offset_and_billing_times_end_in_z(
