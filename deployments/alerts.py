@@ -132,46 +132,57 @@ def automations(block_document_id: UUID | None) -> list[Any]:
     if block_document_id is None:
         return [crash_silent_runs()]
 
-    def reactive(expect: set[str], match: dict[str, str]) -> EventTrigger:
-        return EventTrigger(
-            expect=expect, match=match, posture=Posture.Reactive, threshold=1, within=0
+    def alert(
+        name: str, description: str, event: set[str], resource: str, subject: str, body: str
+    ) -> AutomationCore:
+        """Each `event` on a resource matching `resource` sends one notification through the
+        block: no threshold, no window, every occurrence is news to an operator."""
+        return AutomationCore(
+            name=f"leadflow: {name}",
+            description=description,
+            trigger=EventTrigger(
+                expect=event,
+                match={"prefect.resource.id": resource},
+                posture=Posture.Reactive,
+                threshold=1,
+                within=0,
+            ),
+            actions=[
+                SendNotification(
+                    block_document_id=block_document_id, subject=f"leadflow: {subject}", body=body
+                )
+            ],
         )
-
-    def notify(subject: str, body: str) -> list[SendNotification]:
-        return [SendNotification(block_document_id=block_document_id, subject=subject, body=body)]
 
     return [
         crash_silent_runs(),
-        AutomationCore(
-            name="leadflow: flow run failed or crashed",
-            description="A flow run ended Failed or Crashed: one notification naming the run.",
-            trigger=reactive(set(FLOW_RUN_EVENTS), {"prefect.resource.id": "prefect.flow-run.*"}),
-            actions=notify(
-                "leadflow: flow run {{ flow_run.name }} {{ flow_run.state.name }}",
-                "Flow run {{ flow.name }}/{{ flow_run.name }} ({{ flow_run.id }}) ended "
-                "{{ flow_run.state.name }}. Details: prefect flow-run inspect {{ flow_run.id }}",
-            ),
+        alert(
+            "flow run failed or crashed",
+            "A flow run ended Failed or Crashed: one notification naming the run.",
+            set(FLOW_RUN_EVENTS),
+            "prefect.flow-run.*",
+            "flow run {{ flow_run.name }} {{ flow_run.state.name }}",
+            "Flow run {{ flow.name }}/{{ flow_run.name }} ({{ flow_run.id }}) ended "
+            "{{ flow_run.state.name }}. Details: prefect flow-run inspect {{ flow_run.id }}",
         ),
-        AutomationCore(
-            name="leadflow: journey dead-lettered",
-            description="A journey stopped on a permanent vendor error or missing data.",
-            trigger=reactive({DEAD_LETTERED_EVENT}, {"prefect.resource.id": "leadflow.journey.*"}),
-            actions=notify(
-                "leadflow: journey {{ event.payload.lead_id }} dead-lettered",
-                "Journey {{ event.payload.lead_id }} dead-lettered at step "
-                "{{ event.payload.step }}: {{ event.payload.reason }}. "
-                "Fix the cause, then: leadflow journeys retry {{ event.payload.lead_id }}",
-            ),
+        alert(
+            "journey dead-lettered",
+            "A journey stopped on a permanent vendor error or missing data.",
+            {DEAD_LETTERED_EVENT},
+            "leadflow.journey.*",
+            "journey {{ event.payload.lead_id }} dead-lettered",
+            "Journey {{ event.payload.lead_id }} dead-lettered at step "
+            "{{ event.payload.step }}: {{ event.payload.reason }}. "
+            "Fix the cause, then: leadflow journeys retry {{ event.payload.lead_id }}",
         ),
-        AutomationCore(
-            name="leadflow: quarantine past threshold",
-            description="More open quarantine records than LEADFLOW_QUARANTINE_ALERT_THRESHOLD.",
-            trigger=reactive({QUARANTINE_EVENT}, {"prefect.resource.id": "leadflow.quarantine"}),
-            actions=notify(
-                "leadflow: {{ event.payload.open }} leads in quarantine",
-                "{{ event.payload.open }} open quarantine records (threshold "
-                "{{ event.payload.threshold }}). By rule: {{ event.payload.by_rule }}. "
-                "See: leadflow quarantine list",
-            ),
+        alert(
+            "quarantine past threshold",
+            "More open quarantine records than LEADFLOW_QUARANTINE_ALERT_THRESHOLD.",
+            {QUARANTINE_EVENT},
+            "leadflow.quarantine",
+            "{{ event.payload.open }} leads in quarantine",
+            "{{ event.payload.open }} open quarantine records (threshold "
+            "{{ event.payload.threshold }}). By rule: {{ event.payload.by_rule }}. "
+            "See: leadflow quarantine list",
         ),
     ]

@@ -73,6 +73,14 @@ class DeploymentSpec:
         return getattr(module, function)
 
 
+def _stage(stage: str, description: str, *vendors: str) -> DeploymentSpec:
+    """A journey stage's deployment (flows/stages.py): run when triggered, never on a schedule of
+    its own (the reconciler runs every stage each minute), tagged with the vendors it calls."""
+    return DeploymentSpec(
+        stage, f"flows/stages.py:{stage}", description, tags=("leadflow", "stage", *vendors)
+    )
+
+
 DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
     DeploymentSpec(
         "intake",
@@ -108,35 +116,28 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
         "Corrected quarantine records back through the gate (run by a person).",
         tags=("leadflow", "quarantine", "manual"),
     ),
-    DeploymentSpec(
-        "deals",
-        "flows/stages.py:deals",
-        "Qualified leads into Pipedrive; open deals read for their outcome.",
-        tags=("leadflow", "stage", "pipedrive"),
+    _stage(
+        "deals", "Qualified leads into Pipedrive; open deals read for their outcome.", "pipedrive"
     ),
-    DeploymentSpec(
+    _stage(
         "contracts",
-        "flows/stages.py:contracts",
         "Won deals get a DocuSign contract; sent contracts read for a signature.",
-        tags=("leadflow", "stage", "docusign"),
+        "docusign",
     ),
-    DeploymentSpec(
+    _stage(
         "billing",
-        "flows/stages.py:billing",
         "Signed contracts get an Asaas PIX charge sent by WhatsApp; open charges read.",
-        tags=("leadflow", "stage", "asaas", "whatsapp"),
+        "asaas",
+        "whatsapp",
     ),
-    DeploymentSpec(
-        "activation",
-        "flows/stages.py:activation",
-        "Paid clients get their Hostinger website, polled until live.",
-        tags=("leadflow", "stage", "hostinger"),
+    _stage(
+        "activation", "Paid clients get their Hostinger website, polled until live.", "hostinger"
     ),
-    DeploymentSpec(
+    _stage(
         "welcome",
-        "flows/stages.py:welcome",
         "Live clients welcomed on WhatsApp; the deal gets a note with every vendor id.",
-        tags=("leadflow", "stage", "whatsapp", "pipedrive"),
+        "whatsapp",
+        "pipedrive",
     ),
 )
 
