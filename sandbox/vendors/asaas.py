@@ -20,13 +20,18 @@ stretch, with the contract's rules (../shared/contracts/README.md §4):
   (zeros when not asked); `callback` is checked, not answered (the DTO has no such field).
 - the real sandbox's helpers `POST /v3/sandbox/payment/{id}/confirm` (the PIX is paid) and
   `.../overdue`; the simulated "payer" does the same things on its own.
-- webhooks `{id: "evt_…", event, dateCreated, payment}` with the `asaas-access-token` header, to
-  `sandbox.webhook_targets["asaas"]`: PAYMENT_CREATED on create, PAYMENT_RECEIVED when a PIX is
-  paid (a PIX goes PENDING → RECEIVED; CONFIRMED is the card path, or a PIX under Asaas's
-  precautionary hold — switched on through the admin API to test that a client treats
-  CONFIRMED as paid; `POST /__sandbox__/asaas/pix-hold/release` ends the holds, firing
-  PAYMENT_RECEIVED), PAYMENT_OVERDUE. A payment's events are queued in the order its changes
-  happened, as Asaas's sequential webhook queue delivers them.
+- webhook configurations: `POST /v3/webhooks` (name, url, sendType, events; authToken kept,
+  answered only as `hasAuthToken`) and `GET /v3/webhooks`; duplicates are made if asked, as at
+  Asaas.
+- webhooks `{id: "evt_…", event, dateCreated, payment}` to each enabled, uninterrupted
+  configuration that asks for the event (its authToken in `asaas-access-token`), and to
+  `sandbox.webhook_targets["asaas"]` (a console-made configuration: every event, the
+  credentials' token) unless a configuration has that URL. PAYMENT_CREATED on create,
+  PAYMENT_RECEIVED when a PIX is paid (a PIX goes PENDING → RECEIVED; CONFIRMED is the card
+  path, or a PIX under Asaas's precautionary hold — switched on through the admin API to test
+  that a client treats CONFIRMED as paid; `POST /__sandbox__/asaas/pix-hold/release` ends the
+  holds, firing PAYMENT_RECEIVED), PAYMENT_OVERDUE. A payment's events are queued in the order
+  its changes happened, as Asaas's sequential webhook queue delivers them.
 - errors `{"errors": [{"code", "description"}]}` with 400; 404 with an empty body for an unknown
   id (the contract documents no body); a GET carrying a body gets 403.
 - limits: a rolling request quota answered with `RateLimit-Limit/-Remaining/-Reset` headers and
@@ -94,6 +99,23 @@ PAYMENT_STATUSES = frozenset(
     }
 )
 BILLING_TYPES = frozenset({"UNDEFINED", "BOLETO", "CREDIT_CARD", "PIX"})
+#: the payment events a webhook configuration may ask for (contracts README §4.5, SDK enum)
+WEBHOOK_EVENTS = frozenset(
+    {
+        "PAYMENT_CREATED", "PAYMENT_AWAITING_RISK_ANALYSIS", "PAYMENT_APPROVED_BY_RISK_ANALYSIS",
+        "PAYMENT_REPROVED_BY_RISK_ANALYSIS", "PAYMENT_AUTHORIZED", "PAYMENT_UPDATED",
+        "PAYMENT_CONFIRMED", "PAYMENT_RECEIVED", "PAYMENT_CREDIT_CARD_CAPTURE_REFUSED",
+        "PAYMENT_ANTICIPATED", "PAYMENT_OVERDUE", "PAYMENT_DELETED", "PAYMENT_RESTORED",
+        "PAYMENT_REFUNDED", "PAYMENT_PARTIALLY_REFUNDED", "PAYMENT_REFUND_IN_PROGRESS",
+        "PAYMENT_REFUND_DENIED", "PAYMENT_RECEIVED_IN_CASH_UNDONE", "PAYMENT_CHARGEBACK_REQUESTED",
+        "PAYMENT_CHARGEBACK_DISPUTE", "PAYMENT_AWAITING_CHARGEBACK_REVERSAL",
+        "PAYMENT_DUNNING_RECEIVED", "PAYMENT_DUNNING_REQUESTED", "PAYMENT_BANK_SLIP_VIEWED",
+        "PAYMENT_CHECKOUT_VIEWED", "PAYMENT_SPLIT_CANCELLED", "PAYMENT_SPLIT_DIVERGENCE_BLOCK",
+        "PAYMENT_SPLIT_DIVERGENCE_BLOCK_FINISHED",
+    }
+)  # fmt: skip
+SEND_TYPES = frozenset({"SEQUENTIALLY", "NON_SEQUENTIALLY"})
+_URL = re.compile(r"^https?://[^\s/]+")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -384,6 +406,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
                 bucket["customers"] = {}
                 bucket["payments"] = {}
                 bucket["events"] = []
+                bucket["webhooks"] = {}
                 bucket["limits"] = asdict(self.default_limits)
                 bucket["pix_hold"] = False
             return bucket
@@ -711,6 +734,67 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
         digest = hashlib.sha256(f"{self.sandbox.seed}:{payment_id}".encode()).digest()
         return str(uuid.UUID(bytes=digest[:16], version=4))
 
+    # -- webhook configurations (/v3/webhooks) ----------------------------------------------
+    def create_webhook(self, payload: Any) -> dict[str, Any]:
+        """Store a webhook configuration (WebhookConfigSaveRequestDto); events follow it.
+
+        As at Asaas, a second configuration for the same URL is made if asked (each event then
+        goes out twice): the client lists first. The token is kept, never answered
+        (`hasAuthToken` says whether there is one).
+        """
+        if not isinstance(payload, dict):
+            raise invalid("object", "O corpo da requisição deve ser um objeto JSON.")
+        name = _optional_str(payload, "name", 255)
+        if not name or not name.strip():
+            raise invalid("name", "O campo name deve ser informado.")
+        url = _optional_str(payload, "url", 500)
+        if not url or not _URL.match(url):
+            raise invalid("url", "Informe uma URL válida.")
+        email = _optional_str(payload, "email")
+        if email is not None and not _EMAIL.match(email):
+            raise invalid("email", "O email informado é inválido.")
+        send_type = payload.get("sendType")
+        if send_type not in SEND_TYPES:
+            raise invalid("sendType", "Informe o tipo de envio: SEQUENTIALLY ou NON_SEQUENTIALLY.")
+        events = payload.get("events")
+        if (
+            not isinstance(events, list)
+            or not events
+            or not all(isinstance(e, str) and e in WEBHOOK_EVENTS for e in events)
+        ):
+            raise invalid("events", "Informe ao menos um evento válido.")
+        api_version = payload.get("apiVersion", 3)
+        if api_version != 3:
+            raise invalid("apiVersion", "A versão da API deve ser 3.")
+        token = _optional_str(payload, "authToken", 255)
+        enabled = _optional_bool(payload, "enabled")
+        interrupted = _optional_bool(payload, "interrupted")
+        with self.sandbox.state.lock:
+            webhook_id = str(uuid.UUID(int=self.sandbox.random.getrandbits(128), version=4))
+            webhook = {
+                "object": "webhook",
+                "id": webhook_id,
+                "name": name.strip(),
+                "url": url,
+                "email": email,
+                "enabled": True if enabled is None else enabled,
+                "interrupted": bool(interrupted),
+                "apiVersion": 3,
+                "hasAuthToken": bool(token),
+                "sendType": send_type,
+                "events": list(dict.fromkeys(events)),
+                "_authToken": token,
+            }
+            self._bucket()["webhooks"][webhook_id] = webhook
+            self.sandbox.state.created(VENDOR, "webhook")
+            return public(webhook)
+
+    def list_webhooks(self, query: dict[str, str]) -> dict[str, Any]:
+        offset, limit = _page(query)
+        with self.sandbox.state.lock:
+            found = [public(w) for w in self._bucket()["webhooks"].values()]
+        return list_envelope(found, offset, limit)
+
     # -- what the payer (or the sandbox helper) does ---------------------------------------
     def pending_pix(self) -> list[str]:
         with self.sandbox.state.lock:
@@ -808,7 +892,13 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
 
     # -- webhooks -------------------------------------------------------------------------
     def _fire(self, event: str, payment: dict[str, Any]) -> None:
-        """Record the event and, when a target is set, queue it for delivery as Asaas does.
+        """Record the event and queue it for each listener, as Asaas does.
+
+        The listeners are the webhook configurations made through `/v3/webhooks` that are
+        enabled, not interrupted and ask for this event (each gets its own `authToken` in the
+        `asaas-access-token` header), and the admin API's target, which stands for one set in
+        Asaas's console: every event, with the credentials' token — unless a configuration
+        already has its URL, so one receiver never gets the same event twice from two setups.
 
         Called with the state lock held by the change it reports, so the events of one payment
         are numbered and queued in the order the changes happened: a payer acting in another
@@ -826,16 +916,29 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
             self._bucket()["events"].append(
                 {"id": body["id"], "event": event, "payment": payment["id"]}
             )
-        target = self.sandbox.webhook_targets.get(VENDOR)
-        if not target:
+            listeners = self._listeners(event)
+        if not listeners:
             return
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "Asaas_Hmlg/3.0",
-            "asaas-access-token": self.credentials["webhook_auth_token"],
-        }
-        self.sandbox.webhooks.deliver(vendor=VENDOR, url=target, body=raw, headers=headers)
+        for url, token in listeners:
+            headers = {"Content-Type": "application/json", "User-Agent": "Asaas_Hmlg/3.0"}
+            if token:
+                headers["asaas-access-token"] = token
+            self.sandbox.webhooks.deliver(vendor=VENDOR, url=url, body=raw, headers=headers)
+
+    def _listeners(self, event: str) -> list[tuple[str, str | None]]:
+        """(URL, token) of each listener of `event`: see `_fire`."""
+        with self.sandbox.state.lock:
+            configured = list(self._bucket()["webhooks"].values())
+        listeners: list[tuple[str, str | None]] = [
+            (w["url"], w["_authToken"])
+            for w in configured
+            if w["enabled"] and not w["interrupted"] and event in w["events"]
+        ]
+        target = self.sandbox.webhook_targets.get(VENDOR)
+        if target and all(w["url"] != target for w in configured):
+            listeners.append((target, self.credentials["webhook_auth_token"]))
+        return listeners
 
 
 def _in_range(value: str | None, bound: str, day: date) -> bool:
@@ -959,6 +1062,14 @@ def build_router(sandbox: Sandbox, limits: AsaasLimits | None = None) -> APIRout
     @router.get("/v3/payments/{payment_id}/pixQrCode")
     async def get_pix_qr_code(payment_id: str) -> Response:
         return JSONResponse(emulator.pix_qr_code(payment_id))
+
+    @router.post("/v3/webhooks")
+    async def create_webhook(request: Request) -> Response:
+        return JSONResponse(emulator.create_webhook(await _json_body(request)))
+
+    @router.get("/v3/webhooks")
+    async def list_webhooks(request: Request) -> Response:
+        return JSONResponse(emulator.list_webhooks(query(request)))
 
     @router.post("/v3/sandbox/payment/{payment_id}/confirm")
     async def confirm_payment(payment_id: str) -> Response:

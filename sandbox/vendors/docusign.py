@@ -13,6 +13,12 @@ sample and the OAuth pages named in tests/contracts/docusign/SOURCE.md): the OAu
 `/docusign/restapi/v2.1/accounts/{accountId}` (real base_uri demo.docusign.net, as `userinfo`
 tells a client), DocuSign's `{errorCode, message}` errors, hourly and burst limits with their
 headers, the per-envelope polling limit, and the simulated "signer" who signs or declines.
+
+Connect listeners: configurations made with `POST …/connect` (`urlToPublishTo`, `events` or
+`envelopeEvents`, `includeHMAC`, `eventData.includeData`; listed by `GET …/connect`), the admin
+API's target standing for one made in the eSignature Admin console (every event, signed), and an
+envelope's own `eventNotification`. All are sent by the same path: signed as asked, carrying
+what their `includeData` names.
 """
 
 from __future__ import annotations
@@ -226,6 +232,25 @@ class EventNotification(_Body):
     eventData: EventData | None = None  # noqa: N815
 
 
+class ConnectConfigurationBody(_Body):
+    """A Connect configuration made through the REST API (connectCustomConfiguration, the
+    properties the sandbox acts on; DocuSign's booleans are strings)."""
+
+    urlToPublishTo: str = Field(pattern=r"^https?://[^\s/]+")  # noqa: N815
+    name: str | None = None
+    configurationType: str | None = None  # noqa: N815
+    allowEnvelopePublish: Literal["true", "false"] = "false"  # noqa: N815
+    allUsers: Literal["true", "false"] | None = None  # noqa: N815
+    includeHMAC: Literal["true", "false"] = "false"  # noqa: N815
+    requiresAcknowledgement: Literal["true", "false"] | None = None  # noqa: N815
+    enableLog: Literal["true", "false"] | None = None  # noqa: N815
+    deliveryMode: str | None = None  # noqa: N815
+    events: list[str] = Field(default_factory=list)
+    envelopeEvents: list[str] = Field(default_factory=list)  # noqa: N815
+    recipientEvents: list[str] = Field(default_factory=list)  # noqa: N815
+    eventData: EventData | None = None  # noqa: N815
+
+
 class ConnectSettings(BaseModel):
     """The account's Connect configuration (the admin API's webhook target listens with it)."""
 
@@ -258,6 +283,13 @@ class EnvelopeDefinition(_Body):
 class EnvelopeUpdate(_Body):
     status: str | None = None
     voidedReason: str | None = None  # noqa: N815
+
+
+#: the configurationId of the console-made Connect configuration (the admin API's target) and
+#: of per-envelope eventNotification messages; REST-made configurations count up from it
+CONSOLE_CONNECT_ID = 10_000_001
+#: one Connect listener: URL, includeData, signed with HMAC, configurationId
+Listener = tuple[str, frozenset[str], bool, int]
 
 
 @dataclass
@@ -973,6 +1005,7 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         event: str,
         include: set[str] | frozenset[str] = frozenset(),
         retry_count: int = 0,
+        configuration_id: int = CONSOLE_CONNECT_ID,
     ) -> dict[str, Any]:
         """The Connect JSON SIM message for `event` (connect.schema-v2.json's layout).
 
@@ -1000,7 +1033,7 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
             "apiVersion": "v2.1",
             "uri": f"/restapi/v2.1/accounts/{account_id}/envelopes/{envelope_id}",
             "retryCount": retry_count,
-            "configurationId": 10_000_001,
+            "configurationId": configuration_id,
             "generatedDateTime": _timestamp(),
             "data": data,
         }
@@ -1015,10 +1048,7 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         `eventData.includeData` names, and is signed only when it asks for `includeHMAC`.
         A retry is a new message: `retryCount` counts up and the signature is made again.
         """
-        listeners: list[tuple[str, frozenset[str], bool]] = []
-        account_url = self.sandbox.webhook_targets.get(VENDOR)
-        if account_url:
-            listeners.append((account_url, frozenset(self.connect_settings.include_data), True))
+        listeners = self._account_listeners(event)
         with self.sandbox.state.lock:
             notification = self._bucket("envelopes")[envelope_id].get("eventNotification")
         if notification and _wants(notification, event):
@@ -1028,15 +1058,21 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
                     notification["url"],
                     frozenset(event_data.get("includeData") or ()),
                     notification.get("includeHMAC") == "true",
+                    CONSOLE_CONNECT_ID,
                 )
             )
         generated = _timestamp()
-        for url, include, signed in listeners:
+        for url, include, signed, configuration in listeners:
 
             def render(
-                attempt: int, include: frozenset[str] = include, signed: bool = signed
+                attempt: int,
+                include: frozenset[str] = include,
+                signed: bool = signed,
+                configuration: int = configuration,
             ) -> tuple[bytes, dict[str, str]]:
-                message = self.connect_message(envelope_id, event, include, attempt - 1)
+                message = self.connect_message(
+                    envelope_id, event, include, attempt - 1, configuration
+                )
                 message["generatedDateTime"] = generated  # one event, however often it is sent
                 body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
                 return body, self._headers(body, signed=signed)
@@ -1049,6 +1085,53 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
             except Exception:  # a delivery problem must not undo the signature
                 # No URL in the log: a listener URL may carry credentials.
                 logger.warning("docusign connect message could not be queued", exc_info=True)
+
+    def _account_listeners(self, event: str) -> list[Listener]:
+        """The account-level Connect listeners of `event`.
+
+        Each configuration made with `POST …/connect` that publishes envelopes and lists the
+        event, with its own `includeData` and `includeHMAC`; and the admin API's target (a
+        configuration made in the eSignature Admin console: every event, signed, including
+        `connect_settings.include_data`) unless a REST configuration has its URL, so one
+        listener never gets an event twice from two configurations of the same URL.
+        """
+        with self.sandbox.state.lock:
+            configured = list(self._bucket("connect_configurations").values())
+        listeners: list[Listener] = [
+            (
+                c["urlToPublishTo"],
+                frozenset((c.get("eventData") or {}).get("includeData") or ()),
+                c["includeHMAC"] == "true",
+                int(c["connectId"]),
+            )
+            for c in configured
+            if c["allowEnvelopePublish"] == "true" and _configuration_wants(c, event)
+        ]
+        console_url = self.sandbox.webhook_targets.get(VENDOR)
+        if console_url and all(c["urlToPublishTo"] != console_url for c in configured):
+            include = frozenset(self.connect_settings.include_data)
+            listeners.append((console_url, include, True, CONSOLE_CONNECT_ID))
+        return listeners
+
+    def create_connect_configuration(self, body: ConnectConfigurationBody) -> dict[str, Any]:
+        """Store a Connect configuration (`POST …/connect`); its URL then gets the events it
+        lists. A second one for the same URL is made if asked, as at DocuSign."""
+        with self.sandbox.state.lock:
+            connect_id = self.sandbox.state.next_id(VENDOR, "connect", start=CONSOLE_CONNECT_ID + 1)
+            configuration = {
+                **body.model_dump(mode="json", exclude_none=True),
+                "connectId": str(connect_id),
+                "configurationType": body.configurationType or "custom",
+            }
+            self._bucket("connect_configurations")[str(connect_id)] = configuration
+            self.sandbox.state.created(VENDOR, "connect_configuration")
+            return dict(configuration)
+
+    def list_connect_configurations(self) -> dict[str, Any]:
+        """`GET …/connect` (connectConfigResults; the count is a string, as DocuSign's are)."""
+        with self.sandbox.state.lock:
+            found = [dict(c) for c in self._bucket("connect_configurations").values()]
+        return {"configurations": found, "totalRecords": str(len(found))}
 
     def _headers(self, body: bytes, signed: bool) -> dict[str, str]:
         headers = {"Content-Type": "application/json; charset=utf-8"}
@@ -1114,6 +1197,14 @@ def generate_cpf(rng: random.Random, valid: bool = True) -> str:
         digits[-1] = (digits[-1] + 1 + rng.randrange(9)) % 10
     text = "".join(map(str, digits))
     return f"{text[:3]}.{text[3:6]}.{text[6:9]}-{text[9:]}"
+
+
+def _configuration_wants(configuration: dict[str, Any], event: str) -> bool:
+    """A REST-made configuration sends the envelope events it names: `events`
+    (`envelope-completed`) or the legacy `envelopeEvents` (`Completed`); none named, none sent."""
+    names = set(configuration.get("events") or [])
+    names |= {f"envelope-{code.lower()}" for code in configuration.get("envelopeEvents") or []}
+    return event in names
 
 
 def _wants(notification: dict[str, Any], event: str) -> bool:
@@ -1383,6 +1474,15 @@ def build_router(sandbox: Sandbox, limits: DocuSignLimits | None = None) -> APIR
     async def update_envelope(account_id: str, envelope_id: str, request: Request) -> Response:
         body = EnvelopeUpdate.model_validate(await _json_object(request))
         return JSONResponse(emulator.update_envelope(envelope_id, body))
+
+    @router.post(api + "/connect")
+    async def create_connect_configuration(account_id: str, request: Request) -> Response:
+        body = ConnectConfigurationBody.model_validate(await _json_object(request))
+        return JSONResponse(status_code=201, content=emulator.create_connect_configuration(body))
+
+    @router.get(api + "/connect")
+    async def list_connect_configurations(account_id: str) -> Response:
+        return JSONResponse(emulator.list_connect_configurations())
 
     @router.get(api + "/envelopes/{envelope_id}/form_data")
     async def form_data(account_id: str, envelope_id: str) -> Response:

@@ -721,6 +721,85 @@ async def test_webhook_token_follows_configured_credentials(
     assert token_matches(headers["asaas-access-token"], "token-configured-by-the-agency")
 
 
+# -- webhook configurations (/v3/webhooks) ---------------------------------------------------
+
+
+def webhook_body(url: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "leadflow",
+        "url": url,
+        "enabled": True,
+        "interrupted": False,
+        "apiVersion": 3,
+        "authToken": "configured-webhook-token",
+        "sendType": "SEQUENTIALLY",
+        "events": ["PAYMENT_CREATED", "PAYMENT_RECEIVED"],
+    }
+    body.update(overrides)
+    return body
+
+
+async def test_a_webhook_configuration_is_listed_without_its_token(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.post("/v3/webhooks", json=webhook_body("http://127.0.0.1:9/hook"))
+    assert created.status_code == 200, created.text
+    listing = (await client.get("/v3/webhooks")).json()
+    assert listing["totalCount"] == 1
+    [webhook] = listing["data"]
+    assert webhook == created.json()
+    assert webhook["hasAuthToken"] is True
+    assert "configured-webhook-token" not in json.dumps(listing)
+
+
+async def test_a_webhook_configuration_without_events_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/v3/webhooks", json=webhook_body("http://h/x", events=[]))
+    assert_error(response, 400, "invalid_events")
+
+
+async def test_events_go_to_a_configured_webhook_with_its_own_token(
+    client: httpx.AsyncClient, receiver: WebhookReceiver
+) -> None:
+    await client.post("/v3/webhooks", json=webhook_body(receiver.url))
+    payment = await new_payment(client)
+    [(body, headers)] = events(receiver, 1)
+    assert (body["event"], body["payment"]["id"]) == ("PAYMENT_CREATED", payment["id"])
+    assert token_matches(headers["asaas-access-token"], "configured-webhook-token")
+
+
+async def test_a_configured_webhook_gets_only_the_events_it_asked_for(
+    client: httpx.AsyncClient, sandbox: Sandbox, receiver: WebhookReceiver
+) -> None:
+    await client.post("/v3/webhooks", json=webhook_body(receiver.url, events=["PAYMENT_RECEIVED"]))
+    payment = await new_payment(client)
+    await client.post(f"/v3/sandbox/payment/{payment['id']}/confirm")
+    assert sandbox.webhooks.wait_idle(timeout=10)
+    assert [json.loads(r.body)["event"] for r in receiver.posts()] == ["PAYMENT_RECEIVED"]
+
+
+@pytest.mark.parametrize("state", [{"enabled": False}, {"interrupted": True}])
+async def test_a_disabled_or_interrupted_webhook_gets_nothing(
+    client: httpx.AsyncClient, sandbox: Sandbox, receiver: WebhookReceiver, state: dict[str, bool]
+) -> None:
+    await client.post("/v3/webhooks", json=webhook_body(receiver.url, **state))
+    await new_payment(client)
+    assert sandbox.webhooks.wait_idle(timeout=10)
+    assert receiver.posts() == []
+
+
+async def test_the_console_target_is_not_sent_twice_when_a_configuration_has_its_url(
+    client: httpx.AsyncClient, sandbox: Sandbox, receiver: WebhookReceiver
+) -> None:
+    sandbox.webhook_targets["asaas"] = receiver.url
+    await client.post("/v3/webhooks", json=webhook_body(receiver.url))
+    await new_payment(client)
+    assert sandbox.webhooks.wait_idle(timeout=10)
+    [delivery] = receiver.posts()
+    assert token_matches(delivery.headers["asaas-access-token"], "configured-webhook-token")
+
+
 # -- concurrency and the real server -----------------------------------------------------------
 
 

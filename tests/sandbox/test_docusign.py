@@ -716,6 +716,100 @@ async def test_envelope_event_notification_gets_only_the_events_it_asks_for(
     assert _signature_valid(delivery)
 
 
+CONNECT = f"/restapi/v2.1/accounts/{CREDENTIALS['account_id']}/connect"
+
+
+def _connect_configuration(url: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "configurationType": "custom",
+        "name": "leadflow",
+        "urlToPublishTo": url,
+        "allowEnvelopePublish": "true",
+        "allUsers": "true",
+        "includeHMAC": "true",
+        "requiresAcknowledgement": "true",
+        "events": ["envelope-completed"],
+        "eventData": {"version": "restv2.1", "format": "json", "includeData": ["custom_fields"]},
+        **overrides,
+    }
+
+
+async def test_a_connect_configuration_is_created_and_listed(client: httpx.AsyncClient) -> None:
+    created = await client.post(CONNECT, json=_connect_configuration("http://127.0.0.1:9/c"))
+    assert created.status_code == 201, created.text
+    listing = (await client.get(CONNECT)).json()
+    assert listing["totalRecords"] == "1"
+    assert listing["configurations"] == [created.json()]
+    assert created.json()["connectId"].isdigit()
+
+
+async def test_a_connect_configuration_without_a_url_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    body = _connect_configuration("http://127.0.0.1:9/c")
+    del body["urlToPublishTo"]
+    response = await client.post(CONNECT, json=body)
+    assert response.status_code == 400, response.text
+    assert_matches(response.json(), "docusign", "error_details")
+
+
+async def test_a_rest_connect_configuration_gets_the_events_it_lists_signed_with_its_data(
+    sandbox: Sandbox, client: httpx.AsyncClient, receiver: WebhookReceiver
+) -> None:
+    created = await client.post(CONNECT, json=_connect_configuration(receiver.url))
+    envelope_id = await _envelope(client)
+    sandbox.roles["signer"].accept(envelope_id)
+    [delivery] = receiver.wait_for(1)
+    assert sandbox.webhooks.wait_idle()
+    assert len(receiver.posts()) == 1  # envelope-sent was not asked for
+    message = _payload(delivery)
+    assert message["event"] == "envelope-completed"
+    assert message["configurationId"] == int(created.json()["connectId"])
+    assert _signature_valid(delivery)
+    summary = message["data"]["envelopeSummary"]
+    assert summary["customFields"]["textCustomFields"][0]["value"] == "j_123"
+    assert "recipients" not in summary
+
+
+async def test_a_rest_connect_configuration_sends_no_signature_or_data_it_did_not_ask_for(
+    sandbox: Sandbox, client: httpx.AsyncClient, receiver: WebhookReceiver
+) -> None:
+    bare = _connect_configuration(
+        receiver.url,
+        includeHMAC="false",
+        events=["envelope-sent"],
+        eventData={"version": "restv2.1"},
+    )
+    await client.post(CONNECT, json=bare)
+    await _envelope(client)
+    [delivery] = receiver.wait_for(1)
+    assert _header(delivery, "x-docusign-signature-1") is None
+    assert "customFields" not in _payload(delivery)["data"]["envelopeSummary"]
+
+
+async def test_a_connect_configuration_that_does_not_publish_gets_nothing(
+    sandbox: Sandbox, client: httpx.AsyncClient, receiver: WebhookReceiver
+) -> None:
+    quiet = _connect_configuration(
+        receiver.url, allowEnvelopePublish="false", events=["envelope-sent"]
+    )
+    await client.post(CONNECT, json=quiet)
+    await _envelope(client)
+    assert sandbox.webhooks.wait_idle()
+    assert receiver.posts() == []
+
+
+async def test_the_console_target_is_not_sent_twice_when_a_rest_configuration_has_its_url(
+    sandbox: Sandbox, client: httpx.AsyncClient, receiver: WebhookReceiver
+) -> None:
+    sandbox.webhook_targets[docusign.VENDOR] = receiver.url
+    await client.post(CONNECT, json=_connect_configuration(receiver.url, events=["envelope-sent"]))
+    await _envelope(client)
+    assert sandbox.webhooks.wait_idle()
+    [delivery] = receiver.posts()
+    assert _payload(delivery)["configurationId"] != docusign.CONSOLE_CONNECT_ID
+
+
 async def test_people_engine_signer_declines_when_told_to(
     sandbox: Sandbox, client: httpx.AsyncClient
 ) -> None:
