@@ -58,7 +58,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -112,8 +112,8 @@ IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS", "PUT",
 READ_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS"})
 #: `name/x.y.z`, as WhatsApp's spec requires and every vendor's logs can group by
 USER_AGENT = f"leadflow/{leadflow.__version__}"
-#: connections kept per vendor and event loop: a journey step has at most this many calls in
-#: flight (leadflow.toml `concurrency` is at most 200; beyond ~64 the pool costs more than it gives)
+#: connections kept per vendor and event loop (one lane each, see `_Lanes`): a journey step has
+#: at most this many calls in flight to one vendor; more wait for a lane
 POOL_CONNECTIONS = 64
 
 T = TypeVar("T")
@@ -604,13 +604,62 @@ def _as_is(body: Any) -> Any:
 # ---------------------------------------------------------------------------------- the client
 
 
+class _Lanes:
+    """One event loop's connections to a vendor, each in a single-connection httpx client.
+
+    Why not one httpx pool of 64: with many requests in flight, httpcore's pool scans every
+    connection (and asks each socket whether it is still alive) for every queued request
+    (encode/httpx#3215); at 50 in flight that bookkeeping was most of the caller's CPU
+    (../shared/LIBRARIES.md). Here a request takes an idle lane, or opens a new one while fewer
+    than `size` exist, and gives it back once its answer is read: choosing costs nothing.
+    A client built on an injected transport (tests) is one shared client, as before.
+    """
+
+    def __init__(self, open_client: Callable[[], httpx.AsyncClient], size: int | None) -> None:
+        self._open_client = open_client
+        self._idle: list[httpx.AsyncClient] = []
+        self._opened: list[httpx.AsyncClient] = []
+        self._free = asyncio.Semaphore(size) if size else None
+
+    @contextlib.asynccontextmanager
+    async def lane(self) -> AsyncIterator[httpx.AsyncClient]:
+        if self._free is None:  # one shared client on an injected transport
+            if not self._opened or self._opened[0].is_closed:
+                self._opened = [self._open_client()]
+            yield self._opened[0]
+            return
+        async with self._free:
+            client = self._idle.pop() if self._idle else self._open()
+            try:
+                yield client
+            finally:
+                if client.is_closed:
+                    self._opened.remove(client)
+                else:
+                    self._idle.append(client)
+
+    def _open(self) -> httpx.AsyncClient:
+        client = self._open_client()
+        self._opened.append(client)
+        return client
+
+    @property
+    def is_closed(self) -> bool:
+        return all(client.is_closed for client in self._opened)
+
+    async def aclose(self) -> None:
+        opened, self._opened, self._idle = self._opened, [], []
+        for client in opened:
+            await client.aclose()
+
+
 class VendorHTTP:
     """One vendor's HTTP connections with the policy applied to every request.
 
-    The instance opens one `httpx.AsyncClient` per event loop it is used from (a pool cannot
-    cross loops; see `_client`), lazily, so building a client costs nothing until it is used.
+    The instance opens its connections per event loop it is used from (a connection cannot
+    cross loops; see `_lanes`), lazily, so building a client costs nothing until it is used.
     Close it with `aclose()` or use the instance as an async context manager; it can be used
-    again afterwards (a new pool opens), which a Block's client shared by tasks needs. An
+    again afterwards (new connections open), which a Block's client shared by tasks needs. An
     injected `transport` (tests) is shared by every loop's client as it is.
     """
 
@@ -658,43 +707,43 @@ class VendorHTTP:
         }
         if transport is None:
             # a request's head and body are two writes: without TCP_NODELAY the body waits for
-            # the peer's delayed ACK (~40 ms on Linux) on every POST; the pool is sized for the
-            # concurrency a journey step uses (httpx's pool bookkeeping grows with it,
-            # ../shared/LIBRARIES.md), keep-alive for all of them
-            self._client_options["transport"] = None
+            # the peer's delayed ACK (~40 ms on Linux) on every POST; each lane keeps its one
+            # connection alive (see _Lanes)
             self._transport_options: dict[str, Any] | None = {
-                "limits": httpx.Limits(
-                    max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
-                ),
+                "limits": httpx.Limits(max_connections=1, max_keepalive_connections=1),
                 "socket_options": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             }
         else:
             self._transport_options = None
-        # one pool per event loop: see _client()
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
-        self._clients = weakref.WeakKeyDictionary()
-        self._clients_lock = threading.Lock()
+        # one set of lanes per event loop: see _lanes()
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lanes]
+        self._loops = weakref.WeakKeyDictionary()
+        self._loops_lock = threading.Lock()
 
-    def _client(self) -> httpx.AsyncClient:
-        """The connection pool of the running event loop, opened on first use.
+    def _open_client(self) -> httpx.AsyncClient:
+        options = dict(self._client_options)
+        if self._transport_options is not None:
+            options["transport"] = httpx.AsyncHTTPTransport(**self._transport_options)
+        return httpx.AsyncClient(**options)
 
-        An httpx pool belongs to the loop that opened its connections: reused from another loop
-        it fails ("Event loop is closed") or hangs. A Block's client is often built once and
-        used from several loops — each `asyncio.run` of a sync Prefect task, tasks on worker
-        threads — so every loop gets its own pool. Pools of loops that have closed are dropped
-        (their sockets died with the loop).
+    def _lanes(self) -> _Lanes:
+        """The running event loop's connections, opened on first use.
+
+        An httpx connection belongs to the loop that opened it: reused from another loop it
+        fails ("Event loop is closed") or hangs. A Block's client is often built once and used
+        from several loops — each `asyncio.run` of a sync Prefect task, tasks on worker threads
+        — so every loop gets its own lanes. Those of loops that have closed are dropped (their
+        sockets died with the loop).
         """
         loop = asyncio.get_running_loop()
-        with self._clients_lock:
-            client = self._clients.get(loop)
-            if client is None or client.is_closed:
-                for other in [other for other in self._clients if other.is_closed()]:
-                    del self._clients[other]
-                options = dict(self._client_options)
-                if self._transport_options is not None:
-                    options["transport"] = httpx.AsyncHTTPTransport(**self._transport_options)
-                client = self._clients[loop] = httpx.AsyncClient(**options)
-            return client
+        with self._loops_lock:
+            lanes = self._loops.get(loop)
+            if lanes is None:
+                for other in [other for other in self._loops if other.is_closed()]:
+                    del self._loops[other]
+                size = POOL_CONNECTIONS if self._transport_options is not None else None
+                lanes = self._loops[loop] = _Lanes(self._open_client, size)
+            return lanes
 
     async def __aenter__(self) -> Self:
         return self
@@ -708,20 +757,20 @@ class VendorHTTP:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close this loop's pool and forget those of closed loops; a later call opens anew."""
+        """Close this loop's connections and forget closed loops'; a later call opens anew."""
         loop = asyncio.get_running_loop()
-        with self._clients_lock:
-            client = self._clients.pop(loop, None)
-            for other in [other for other in self._clients if other.is_closed()]:
-                del self._clients[other]
-        if client is not None:
-            await client.aclose()
+        with self._loops_lock:
+            lanes = self._loops.pop(loop, None)
+            for other in [other for other in self._loops if other.is_closed()]:
+                del self._loops[other]
+        if lanes is not None:
+            await lanes.aclose()
 
     @property
     def is_closed(self) -> bool:
-        """True when no pool is open (none was opened yet, or all were closed)."""
-        with self._clients_lock:
-            return all(client.is_closed for client in self._clients.values())
+        """True when no connection is open (none was opened yet, or all were closed)."""
+        with self._loops_lock:
+            return all(lanes.is_closed for lanes in self._loops.values())
 
     @staticmethod
     def fill_path(path: str, path_params: Mapping[str, str | int] | None) -> str:
@@ -770,8 +819,12 @@ class VendorHTTP:
                 )
             started = policy.clock()
             try:
-                async with asyncio.timeout(remaining), self._slot(method):
-                    response = await self._client().request(
+                async with (
+                    asyncio.timeout(remaining),
+                    self._slot(method),
+                    self._lanes().lane() as client,
+                ):
+                    response = await client.request(
                         method, url, params=params, json=json, data=data, headers=headers
                     )
             except (httpx.TransportError, TimeoutError) as exc:
