@@ -920,10 +920,10 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
         if not listeners:
             return
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        for url, token in listeners:
+        for url, auth_token in listeners:
             headers = {"Content-Type": "application/json", "User-Agent": "Asaas_Hmlg/3.0"}
-            if token:
-                headers["asaas-access-token"] = token
+            if auth_token:
+                headers["asaas-access-token"] = auth_token
             self.sandbox.webhooks.deliver(vendor=VENDOR, url=url, body=raw, headers=headers)
 
     def _listeners(self, event: str) -> list[tuple[str, str | None]]:

@@ -809,7 +809,9 @@ async def test_a_payer_racing_the_creates_never_gets_received_queued_before_crea
     """Each charge's events are queued in the order its changes happened, across threads."""
     queued: list[tuple[str, str]] = []
 
-    def capture(vendor: str, url: str, body: bytes, headers: dict[str, str]) -> list[int]:
+    def capture(
+        vendor: str, url: str, body: bytes, headers: dict[str, str], redeliver: Any = None
+    ) -> list[int]:
         event = json.loads(body)
         queued.append((event["payment"]["id"], event["event"]))
         return []
