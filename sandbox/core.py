@@ -27,6 +27,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar, overload
 from urllib.parse import urlsplit
 
@@ -36,6 +37,10 @@ VENDORS: tuple[str, ...] = ("facebook", "pipedrive", "docusign", "asaas", "hosti
 
 
 Bucket = TypeVar("Bucket")
+#: Metadata of a bucket field that is state (a reset forgets it, `export` carries it) but no
+#: vendor object, such as an index: `field(default_factory=..., metadata=INTERNAL)`.
+#: `dump()` leaves it out, as the vendor's API would never show it.
+INTERNAL: Mapping[str, bool] = MappingProxyType({"sandbox_internal": True})
 
 
 class SandboxState:
@@ -129,7 +134,11 @@ class SandboxState:
 def _plain(value: Any) -> Any:
     """A deep, JSON-shaped copy: dataclasses and pydantic models become dicts."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: _plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not f.metadata.get("sandbox_internal")
+        }
     if hasattr(value, "model_dump"):
         return value.model_dump()
     if isinstance(value, dict):

@@ -27,18 +27,19 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Container, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NotRequired, TypeVar, cast
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from typing_extensions import TypedDict
 
-from sandbox.core import PersonRole, Sandbox, VendorEmulator
+from sandbox.core import INTERNAL, PersonRole, Sandbox, VendorEmulator
 
 VENDOR = "pipedrive"
 
@@ -379,6 +380,168 @@ class _ExactIndex:
 # --------------------------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------------------------
+# The company's records, as Pipedrive's API shows them
+# --------------------------------------------------------------------------------------------
+
+
+class Contact(TypedDict):
+    """One e-mail or phone of a person."""
+
+    value: str
+    primary: bool
+    label: str
+
+
+class PersonRecord(TypedDict):
+    """A person (v2 shape). `notes` and `marketing_status` appear once a PATCH sets them."""
+
+    id: int
+    name: str
+    first_name: str
+    last_name: str
+    owner_id: int
+    org_id: int | None
+    add_time: str
+    update_time: str
+    emails: list[Contact]
+    phones: list[Contact]
+    is_deleted: bool
+    visible_to: int
+    label_ids: list[int]
+    picture_id: int | None
+    job_title: str | None
+    birthday: str | None
+    custom_fields: dict[str, Any]  # field key -> its JSON value, checked by its field's type
+    notes: NotRequired[str | None]
+    marketing_status: NotRequired[str | None]
+
+
+class DealRecord(TypedDict):
+    """A deal (v2 shape)."""
+
+    id: int
+    title: str
+    owner_id: int
+    person_id: int | None
+    org_id: int | None
+    pipeline_id: int
+    stage_id: int
+    value: float
+    currency: str
+    add_time: str
+    update_time: str
+    stage_change_time: str
+    is_deleted: bool
+    is_archived: bool
+    status: str
+    probability: float | None
+    lost_reason: str | None
+    visible_to: int
+    close_time: str | None
+    won_time: str | None
+    lost_time: str | None
+    expected_close_date: str | None
+    label_ids: list[int]
+    origin: str
+    origin_id: str | None
+    channel: int | None
+    channel_id: str | None
+    source_lead_id: str | None
+    arr: float | None
+    mrr: float | None
+    acv: float | None
+    custom_fields: dict[str, Any]  # field key -> its JSON value, checked by its field's type
+
+
+class FieldOption(TypedDict):
+    id: int
+    label: str
+
+
+class FieldRecord(TypedDict):
+    """A deal or person field (v1 shape); `is_custom` is the sandbox's own, never shown."""
+
+    id: int
+    key: str
+    name: str
+    order_nr: int
+    field_type: str
+    add_time: str
+    update_time: str
+    last_updated_by_user_id: int | None
+    created_by_user_id: int | None
+    active_flag: bool
+    edit_flag: bool
+    index_visible_flag: bool
+    details_visible_flag: bool
+    add_visible_flag: bool
+    important_flag: bool
+    bulk_edit_allowed: bool
+    searchable_flag: bool
+    filtering_allowed: bool
+    sortable_flag: bool
+    mandatory_flag: bool
+    options: list[FieldOption] | None
+    is_custom: bool
+
+
+class NoteUser(TypedDict):
+    email: str
+    icon_url: str
+    is_you: bool
+    name: str
+
+
+class NoteRecord(TypedDict):
+    """A note (v1 shape), attached to a deal, person, organization, lead or project."""
+
+    id: int
+    active_flag: bool
+    add_time: str
+    update_time: str
+    content: str
+    deal_id: int | None
+    person_id: int | None
+    org_id: int | None
+    lead_id: str | None
+    project_id: int | None
+    user_id: int
+    last_update_user_id: int
+    deal: dict[str, str] | None
+    person: dict[str, str] | None
+    organization: dict[str, str] | None
+    pinned_to_deal_flag: bool
+    pinned_to_person_flag: bool
+    pinned_to_organization_flag: bool
+    pinned_to_project_flag: bool
+    user: NoteUser
+
+
+class WebhookRecord(TypedDict):
+    """A webhook subscription (v1 shape); `is_active` is 1 or 0 as Pipedrive writes it."""
+
+    id: int
+    company_id: int
+    owner_id: int
+    user_id: int
+    event_action: str
+    event_object: str
+    subscription_url: str
+    version: str
+    is_active: int
+    add_time: str
+    remove_time: str | None
+    type: str
+    http_auth_user: str | None
+    http_auth_password: str | None
+    remove_reason: str | None
+    last_delivery_time: str | None
+    last_http_status: int | None
+    admin_id: int
+    name: str
+
+
 #: The fields every Pipedrive company has before anyone adds one (id, key, name, field_type),
 #: as `GET /v1/dealFields` and `/v1/personFields` list them; types stay within the v1 spec's
 #: `field_type` enum. Their ids sit below the first custom field's (12500).
@@ -416,33 +579,74 @@ BUILT_IN_FIELDS: dict[str, tuple[tuple[int, str, str, str], ...]] = {
 }
 
 
-def _built_in_field(
-    field_id: int, key: str, name: str, field_type: str, order: int
-) -> dict[str, Any]:
+def _built_in_fields(entity: FieldEntity) -> dict[int, FieldRecord]:
+    """The entity's built-in fields by id, in Pipedrive's order."""
     return {
-        "id": field_id,
-        "key": key,
-        "name": name,
-        "order_nr": order,
-        "field_type": field_type,
-        "add_time": "2020-01-01 00:00:00",
-        "update_time": "2020-01-01 00:00:00",
-        "last_updated_by_user_id": None,
-        "created_by_user_id": None,
-        "active_flag": True,
-        "edit_flag": False,
-        "index_visible_flag": True,
-        "details_visible_flag": True,
-        "add_visible_flag": True,
-        "important_flag": False,
-        "bulk_edit_allowed": True,
-        "searchable_flag": False,
-        "filtering_allowed": True,
-        "sortable_flag": True,
-        "mandatory_flag": key in ("title", "name"),
-        "options": None,
-        "is_custom": False,
+        field_id: FieldRecord(
+            id=field_id,
+            key=key,
+            name=name,
+            order_nr=order,
+            field_type=field_type,
+            add_time="2020-01-01 00:00:00",
+            update_time="2020-01-01 00:00:00",
+            last_updated_by_user_id=None,
+            created_by_user_id=None,
+            active_flag=True,
+            edit_flag=False,
+            index_visible_flag=True,
+            details_visible_flag=True,
+            add_visible_flag=True,
+            important_flag=False,
+            bulk_edit_allowed=True,
+            searchable_flag=False,
+            filtering_allowed=True,
+            sortable_flag=True,
+            mandatory_flag=key in ("title", "name"),
+            options=None,
+            is_custom=False,
+        )
+        for order, (field_id, key, name, field_type) in enumerate(BUILT_IN_FIELDS[entity], start=1)
     }
+
+
+@dataclass
+class PipedriveState:
+    """One company's persons, deals, notes, fields and webhook subscriptions, and its limits.
+
+    The fields start with the built-in ones (real Pipedrive always lists them). The exact-match
+    index lives here too, so a reset forgets it and a restored state can still be searched.
+    """
+
+    limits: PipedriveLimits
+    persons: dict[int, PersonRecord] = field(default_factory=dict)
+    deals: dict[int, DealRecord] = field(default_factory=dict)
+    notes: dict[int, NoteRecord] = field(default_factory=dict)
+    webhooks: dict[int, WebhookRecord] = field(default_factory=dict)
+    deal_fields: dict[int, FieldRecord] = field(default_factory=lambda: _built_in_fields("deal"))
+    person_fields: dict[int, FieldRecord] = field(
+        default_factory=lambda: _built_in_fields("person")
+    )
+    index: _ExactIndex = field(default_factory=_ExactIndex, metadata=INTERNAL)
+
+    def fields(self, entity: FieldEntity) -> dict[int, FieldRecord]:
+        return self.deal_fields if entity == "deal" else self.person_fields
+
+
+Record = TypeVar("Record", PersonRecord, DealRecord)
+
+
+#: What a search reads of a record: (search field, text) pairs, given its custom values.
+Texts = Callable[[Record, list[str]], list[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class _Query:
+    """A v2 search: the term, the fields it is looked for in, and whether only exactly."""
+
+    term: str
+    fields: set[str]
+    exact: bool
 
 
 class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIALS):
@@ -452,7 +656,6 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         super().__init__(sandbox)
         self.default_limits = limits or PipedriveLimits()
         self.limiter = _RateLimiter(lambda: self.limits)
-        self._index = _ExactIndex()
 
     # -- configuration -------------------------------------------------------------------
     @property
@@ -464,24 +667,19 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         return int(self.credentials["user_id"])
 
     @property
+    def bucket(self) -> PipedriveState:
+        """The company's state, laid out anew (with the default limits) after a reset."""
+        return self.state.bucket(
+            VENDOR, lambda: PipedriveState(limits=replace(self.default_limits))
+        )
+
+    @property
     def limits(self) -> PipedriveLimits:
-        """The limits in force; `state.bucket("pipedrive")["limits"]` (plain JSON) changes them."""
-        return self.stored_settings("limits", self.default_limits)
+        """The limits in force; changing `bucket.limits` applies at once."""
+        return self.bucket.limits
 
-    def _bucket(self, kind: str) -> dict[int, dict[str, Any]]:
-        with self.sandbox.state.lock:
-            return self.sandbox.state.bucket(VENDOR).setdefault(kind, {})
-
-    def _field_bucket(self, entity: FieldEntity) -> dict[int, dict[str, Any]]:
-        """The entity's fields, the built-in ones first: real Pipedrive always lists them."""
-        with self.sandbox.state.lock:
-            fields = self._bucket(f"{entity}_fields")
-            if not fields:
-                for order, (field_id, key, name, field_type) in enumerate(
-                    BUILT_IN_FIELDS[entity], start=1
-                ):
-                    fields[field_id] = _built_in_field(field_id, key, name, field_type, order)
-            return fields
+    def _field_bucket(self, entity: FieldEntity) -> dict[int, FieldRecord]:
+        return self.bucket.fields(entity)
 
     def authenticate(self, request: Request) -> str | None:
         """The token the request is authenticated with, or None (Pipedrive answers 401)."""
@@ -537,34 +735,34 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         with self.sandbox.state.lock:
             fields = self._field_bucket(entity)
             field_id = self.sandbox.state.next_id(VENDOR, f"{entity}_field", start=12500)
-            record = {
-                "id": field_id,
-                "key": self._new_field_key(),
-                "name": body.name,
-                "order_nr": len(fields) + 1,
-                "field_type": body.field_type,
-                "add_time": _v1_time(),
-                "update_time": _v1_time(),
-                "last_updated_by_user_id": self.user_id,
-                "created_by_user_id": self.user_id,
-                "active_flag": True,
-                "edit_flag": True,
-                "index_visible_flag": True,
-                "details_visible_flag": True,
-                "add_visible_flag": body.add_visible_flag,
-                "important_flag": False,
-                "bulk_edit_allowed": True,
-                "searchable_flag": body.field_type in SEARCHABLE_FIELD_TYPES,
-                "filtering_allowed": True,
-                "sortable_flag": True,
-                "mandatory_flag": False,
-                "options": [
-                    {"id": index, "label": str(option.get("label", ""))}
+            record = FieldRecord(
+                id=field_id,
+                key=self._new_field_key(),
+                name=body.name,
+                order_nr=len(fields) + 1,
+                field_type=body.field_type,
+                add_time=_v1_time(),
+                update_time=_v1_time(),
+                last_updated_by_user_id=self.user_id,
+                created_by_user_id=self.user_id,
+                active_flag=True,
+                edit_flag=True,
+                index_visible_flag=True,
+                details_visible_flag=True,
+                add_visible_flag=body.add_visible_flag,
+                important_flag=False,
+                bulk_edit_allowed=True,
+                searchable_flag=body.field_type in SEARCHABLE_FIELD_TYPES,
+                filtering_allowed=True,
+                sortable_flag=True,
+                mandatory_flag=False,
+                options=[
+                    FieldOption(id=index, label=str(option.get("label", "")))
                     for index, option in enumerate(body.options or [], start=1)
                 ]
                 or None,
-                "is_custom": True,
-            }
+                is_custom=True,
+            )
             fields[field_id] = record
             self.sandbox.state.created(VENDOR, f"{entity}_field")
             return self._field_view(record)
@@ -596,13 +794,10 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
             ]
 
     @staticmethod
-    def _field_view(record: dict[str, Any]) -> dict[str, Any]:
+    def _field_view(record: FieldRecord) -> dict[str, Any]:
         return {k: v for k, v in record.items() if k != "is_custom"}
 
     # -- persons -------------------------------------------------------------------------
-    def _person_view(self, person: dict[str, Any]) -> dict[str, Any]:
-        return json.loads(json.dumps(person))
-
     def create_person(self, body: PersonBody) -> dict[str, Any]:
         if body.name is None:
             raise PipedriveError(400, "Validation failed: name: Field required")
@@ -611,38 +806,32 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         with self.sandbox.state.lock:
             person_id = self.sandbox.state.next_id(VENDOR, "person")
             now = _now()
-            person = {
-                "id": person_id,
-                "name": body.name,
-                "first_name": first,
-                "last_name": last,
-                "owner_id": body.owner_id or self.user_id,
-                "org_id": body.org_id,
-                "add_time": now,
-                "update_time": now,
-                "emails": _contacts(body.emails),
-                "phones": _contacts(body.phones),
-                "is_deleted": False,
-                "visible_to": body.visible_to or 3,
-                "label_ids": body.label_ids or [],
-                "picture_id": None,
-                "job_title": body.job_title,
-                "birthday": body.birthday,
-                "custom_fields": {**self._custom_field_defaults("person"), **custom},
-            }
-            self._bucket("persons")[person_id] = person
-            self._index_person(person)
-            self.sandbox.state.created(VENDOR, "person")
-            view = self._person_view(person)
+            person = PersonRecord(
+                id=person_id,
+                name=body.name,
+                first_name=first,
+                last_name=last,
+                owner_id=body.owner_id or self.user_id,
+                org_id=body.org_id,
+                add_time=now,
+                update_time=now,
+                emails=_contacts(body.emails),
+                phones=_contacts(body.phones),
+                is_deleted=False,
+                visible_to=body.visible_to or 3,
+                label_ids=body.label_ids or [],
+                picture_id=None,
+                job_title=body.job_title,
+                birthday=body.birthday,
+                custom_fields={**self._custom_field_defaults("person"), **custom},
+            )
+            view = self._keep_new("person", self.bucket.persons, person, _person_texts)
         self._notify("create", "person", view, None)
         return view
 
     def get_person(self, person_id: int) -> dict[str, Any]:
         with self.sandbox.state.lock:
-            person = self._bucket("persons").get(person_id)
-            if person is None or person["is_deleted"]:
-                raise PipedriveError(404, "Person not found")
-            return self._person_view(person)
+            return _json_copy(_live(self.bucket.persons, person_id, "Person"))
 
     def update_person(self, person_id: int, body: PersonBody) -> dict[str, Any]:
         changes = body.model_dump(exclude_unset=True)
@@ -651,10 +840,9 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         if "custom_fields" in changes:
             changes["custom_fields"] = self._check_custom_fields(changes["custom_fields"], "person")
         with self.sandbox.state.lock:
-            person = self._bucket("persons").get(person_id)
-            if person is None or person["is_deleted"]:
-                raise PipedriveError(404, "Person not found")
+            person = _live(self.bucket.persons, person_id, "Person")
             previous: dict[str, Any] = {}
+            patched = _patchable(person)
             for key, value in changes.items():
                 if key in ("emails", "phones"):
                     value = _contacts(getattr(body, key))
@@ -662,18 +850,18 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
                     merged = {**person["custom_fields"], **value}
                     if merged != person["custom_fields"]:
                         previous[key] = person["custom_fields"]
-                        person[key] = merged
+                        person["custom_fields"] = merged
                     continue
-                if person.get(key) != value:
-                    previous[key] = person.get(key)
-                    person[key] = value
+                if patched.get(key) != value:
+                    previous[key] = patched.get(key)
+                    patched[key] = value
                 if key == "name" and value:
                     first, _, last = str(value).strip().partition(" ")
                     person["first_name"], person["last_name"] = first, last
             if previous:
                 person["update_time"] = _now()
-                self._index_person(person)
-            view = self._person_view(person)
+                self._index("person", person, _person_texts)
+            view = _json_copy(person)
         if previous:
             self._notify("change", "person", view, previous)
         return view
@@ -681,92 +869,86 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
     def list_persons(self) -> list[dict[str, Any]]:
         with self.sandbox.state.lock:
             return [
-                self._person_view(p)
-                for _, p in sorted(self._bucket("persons").items())
-                if not p["is_deleted"]
+                _json_copy(p) for _, p in sorted(self.bucket.persons.items()) if not p["is_deleted"]
             ]
 
     def search_persons(
         self, term: str, fields: set[str], exact: bool, organization_id: int | None
     ) -> list[tuple[int, dict[str, Any]]]:
         """(id, item) pairs in id order, as v2 `persons/search` shapes them."""
-        searchable = self._searchable_keys("person")
+
+        def item(person: PersonRecord, custom: list[str]) -> dict[str, Any]:
+            notes = person.get("notes")
+            return {
+                "type": "person",
+                "name": person["name"],
+                "phones": [p["value"] for p in person["phones"]],
+                "emails": [e["value"] for e in person["emails"]],
+                "visible_to": person["visible_to"],
+                "owner": {"id": person["owner_id"]},
+                "organization": None,
+                "custom_fields": custom,
+                "notes": [notes] if notes else [],
+            }
+
+        return self._search(
+            "person",
+            self.bucket.persons,
+            _Query(term, fields, exact),
+            keep=lambda person: organization_id in (None, person["org_id"]),
+            texts=_person_texts,
+            item=item,
+        )
+
+    def _search(
+        self,
+        entity: FieldEntity,
+        records: dict[int, Record],
+        query: _Query,
+        keep: Callable[[Record], bool],
+        texts: Texts[Record],
+        item: Callable[[Record, list[str]], dict[str, Any]],
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """(id, {result_score, item}) for each live record that `keep` admits and whose texts
+        (in the searched `fields`) match the term, in id order. `custom` is the record's
+        searchable custom field values."""
+        searchable = self._searchable_keys(entity)
         found = []
         with self.sandbox.state.lock:
-            for person_id, person in self._search_space("person", term, fields, exact):
-                if person["is_deleted"]:
+            for record_id, record in self._search_space(records, entity, query):
+                if record["is_deleted"] or not keep(record):
                     continue
-                if organization_id is not None and person["org_id"] != organization_id:
-                    continue
-                candidates: list[tuple[str, str]] = []
-                if "name" in fields:
-                    candidates.append(("name", person["name"]))
-                if "email" in fields:
-                    candidates += [("email", e["value"]) for e in person["emails"]]
-                if "phone" in fields:
-                    candidates += [("phone", p["value"]) for p in person["phones"]]
-                if "notes" in fields and person.get("notes"):
-                    candidates.append(("notes", person["notes"]))
-                if "custom_fields" in fields:
-                    candidates += [
-                        ("custom_fields", str(v))
-                        for k, v in person["custom_fields"].items()
-                        if k in searchable and v is not None
-                    ]
-                score = _best_score(term, candidates, exact)
-                if score is None:
-                    continue
-                found.append(
-                    (
-                        person_id,
-                        {
-                            "result_score": score,
-                            "item": {
-                                "id": person_id,
-                                "type": "person",
-                                "name": person["name"],
-                                "phones": [p["value"] for p in person["phones"]],
-                                "emails": [e["value"] for e in person["emails"]],
-                                "visible_to": person["visible_to"],
-                                "owner": {"id": person["owner_id"]},
-                                "organization": None,
-                                "custom_fields": [
-                                    str(v)
-                                    for k, v in person["custom_fields"].items()
-                                    if k in searchable and v is not None
-                                ],
-                                "notes": [person["notes"]] if person.get("notes") else [],
-                            },
-                        },
-                    )
-                )
+                custom = _custom_values(record, searchable)
+                candidates = [pair for pair in texts(record, custom) if pair[0] in query.fields]
+                score = _best_score(query.term, candidates, query.exact)
+                if score is not None:
+                    hit = {"id": record_id, **item(record, custom)}
+                    found.append((record_id, {"result_score": score, "item": hit}))
         return found
 
     def _search_space(
-        self, entity: FieldEntity, term: str, fields: set[str], exact: bool
-    ) -> list[tuple[int, dict[str, Any]]]:
+        self, records: dict[int, Record], entity: FieldEntity, query: _Query
+    ) -> list[tuple[int, Record]]:
         """The records a search must look at, in id order: index candidates when it can."""
-        records = self._bucket(f"{entity}s")
-        ids = self._index.candidates(entity, fields, term) if exact else None
+        ids = (
+            self.bucket.index.candidates(entity, query.fields, query.term) if query.exact else None
+        )
         if ids is None:
             return sorted(records.items())
         return [(i, records[i]) for i in sorted(ids) if i in records]
 
-    def _index_person(self, person: dict[str, Any]) -> None:
-        terms = [("name", person["name"])]
-        terms += [("email", e["value"]) for e in person["emails"]]
-        terms += [("phone", p["value"]) for p in person["phones"]]
-        terms += [
-            ("custom_fields", str(v)) for v in person["custom_fields"].values() if v is not None
-        ]
-        self._index.add("person", terms, person["id"])
+    def _keep_new(
+        self, entity: FieldEntity, records: dict[int, Record], record: Record, texts: Texts[Record]
+    ) -> dict[str, Any]:
+        """Store, index and count a new person or deal (under the lock); its JSON view."""
+        records[record["id"]] = record
+        self._index(entity, record, texts)
+        self.sandbox.state.created(VENDOR, entity)
+        return _json_copy(record)
 
-    def _index_deal(self, deal: dict[str, Any]) -> None:
-        terms = [("title", deal["title"])]
-        terms += [
-            ("custom_fields", str(v)) for v in deal["custom_fields"].values() if v is not None
-        ]
-        self._index.add("deal", terms, deal["id"])
+    def _index(self, entity: FieldEntity, record: Record, texts: Texts[Record]) -> None:
+        """Index the texts an exact search looks in (every custom value, searchable or not)."""
+        self.bucket.index.add(entity, texts(record, _custom_values(record)), record["id"])
 
     def _searchable_keys(self, entity: FieldEntity) -> set[str]:
         with self.sandbox.state.lock:
@@ -777,9 +959,6 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
             }
 
     # -- deals ---------------------------------------------------------------------------
-    def _deal_view(self, deal: dict[str, Any]) -> dict[str, Any]:
-        return json.loads(json.dumps(deal))
-
     def create_deal(self, body: DealBody) -> dict[str, Any]:
         if body.title is None:
             raise PipedriveError(400, "Validation failed: title: Field required")
@@ -793,59 +972,53 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         if body.pipeline_id is not None and body.pipeline_id != PIPELINE_ID:
             raise PipedriveError(400, f"Pipeline {body.pipeline_id} not found")
         with self.sandbox.state.lock:
-            if body.person_id is not None and body.person_id not in self._bucket("persons"):
+            if body.person_id is not None and body.person_id not in self.bucket.persons:
                 raise PipedriveError(400, f"Person with id {body.person_id} does not exist")
             deal_id = self.sandbox.state.next_id(VENDOR, "deal")
             now = _now()
-            deal = {
-                "id": deal_id,
-                "title": body.title,
-                "owner_id": body.owner_id or self.user_id,
-                "person_id": body.person_id,
-                "org_id": body.org_id,
-                "pipeline_id": PIPELINE_ID,
-                "stage_id": stage_id,
-                "value": body.value if body.value is not None else 0,
-                "currency": body.currency or "BRL",
-                "add_time": now,
-                "update_time": now,
-                "stage_change_time": now,
-                "is_deleted": False,
-                "is_archived": False,
-                "status": "open",
-                "probability": body.probability,
-                "lost_reason": None,
-                "visible_to": body.visible_to or 3,
-                "close_time": None,
-                "won_time": None,
-                "lost_time": None,
-                "expected_close_date": body.expected_close_date,
-                "label_ids": body.label_ids or [],
-                "origin": "API",
-                "origin_id": None,
-                "channel": None,
-                "channel_id": None,
-                "source_lead_id": None,
-                "arr": None,
-                "mrr": None,
-                "acv": None,
-                "custom_fields": {**self._custom_field_defaults("deal"), **custom},
-            }
+            deal = DealRecord(
+                id=deal_id,
+                title=body.title,
+                owner_id=body.owner_id or self.user_id,
+                person_id=body.person_id,
+                org_id=body.org_id,
+                pipeline_id=PIPELINE_ID,
+                stage_id=stage_id,
+                value=body.value if body.value is not None else 0,
+                currency=body.currency or "BRL",
+                add_time=now,
+                update_time=now,
+                stage_change_time=now,
+                is_deleted=False,
+                is_archived=False,
+                status="open",
+                probability=body.probability,
+                lost_reason=None,
+                visible_to=body.visible_to or 3,
+                close_time=None,
+                won_time=None,
+                lost_time=None,
+                expected_close_date=body.expected_close_date,
+                label_ids=body.label_ids or [],
+                origin="API",
+                origin_id=None,
+                channel=None,
+                channel_id=None,
+                source_lead_id=None,
+                arr=None,
+                mrr=None,
+                acv=None,
+                custom_fields={**self._custom_field_defaults("deal"), **custom},
+            )
             if status != "open":
                 _set_status(deal, status, body.lost_reason, now)
-            self._bucket("deals")[deal_id] = deal
-            self._index_deal(deal)
-            self.sandbox.state.created(VENDOR, "deal")
-            view = self._deal_view(deal)
+            view = self._keep_new("deal", self.bucket.deals, deal, _deal_texts)
         self._notify("create", "deal", view, None)
         return view
 
     def get_deal(self, deal_id: int) -> dict[str, Any]:
         with self.sandbox.state.lock:
-            deal = self._bucket("deals").get(deal_id)
-            if deal is None or deal["is_deleted"]:
-                raise PipedriveError(404, "Deal not found")
-            return self._deal_view(deal)
+            return _json_copy(_live(self.bucket.deals, deal_id, "Deal"))
 
     def update_deal(
         self, deal_id: int, body: DealBody, change_source: str = "api"
@@ -860,9 +1033,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         if "stage_id" in changes and changes["stage_id"] not in STAGES:
             raise PipedriveError(400, f"Stage {changes['stage_id']} not found")
         with self.sandbox.state.lock:
-            deal = self._bucket("deals").get(deal_id)
-            if deal is None or deal["is_deleted"]:
-                raise PipedriveError(404, "Deal not found")
+            deal = _live(self.bucket.deals, deal_id, "Deal")
             new_status = changes.get("status", deal["status"])
             if changes.get("lost_reason") is not None and new_status != "lost":
                 raise PipedriveError(
@@ -871,28 +1042,31 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
             if (
                 "person_id" in changes
                 and changes["person_id"] is not None
-                and changes["person_id"] not in self._bucket("persons")
+                and changes["person_id"] not in self.bucket.persons
             ):
                 raise PipedriveError(400, f"Person with id {changes['person_id']} does not exist")
-            before = dict(deal)
+            patched = _patchable(deal)
+            before = dict(patched)
             now = _now()
             for key, value in changes.items():
                 if key in ("status", "lost_reason"):
                     continue
                 if key == "custom_fields":
-                    deal[key] = {**deal[key], **value}
+                    deal["custom_fields"] = {**deal["custom_fields"], **value}
                 else:
-                    deal[key] = value
+                    patched[key] = value
             if new_status != before["status"] or "lost_reason" in changes:
                 _set_status(deal, new_status, changes.get("lost_reason"), now)
             if deal["stage_id"] != before["stage_id"]:
                 deal["stage_change_time"] = now
-            previous = {k: before[k] for k in deal if k != "update_time" and deal[k] != before[k]}
+            previous = {
+                k: before[k] for k in patched if k != "update_time" and patched[k] != before[k]
+            }
             if previous:
                 previous["update_time"] = before["update_time"]
                 deal["update_time"] = now
-                self._index_deal(deal)
-            view = self._deal_view(deal)
+                self._index("deal", deal, _deal_texts)
+            view = _json_copy(deal)
         if previous:
             self._notify("change", "deal", view, previous, change_source=change_source)
         return view
@@ -902,8 +1076,8 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
     ) -> list[dict[str, Any]]:
         with self.sandbox.state.lock:
             return [
-                self._deal_view(d)
-                for deal_id, d in sorted(self._bucket("deals").items())
+                _json_copy(d)
+                for deal_id, d in sorted(self.bucket.deals.items())
                 if not d["is_deleted"]
                 and not d["is_archived"]
                 and (person_id is None or d["person_id"] == person_id)
@@ -920,67 +1094,47 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         organization_id: int | None,
         status: str | None,
     ) -> list[tuple[int, dict[str, Any]]]:
-        searchable = self._searchable_keys("deal")
-        found = []
-        with self.sandbox.state.lock:
-            persons = self._bucket("persons")
-            for deal_id, deal in self._search_space("deal", term, fields, exact):
-                if deal["is_deleted"]:
-                    continue
-                if person_id is not None and deal["person_id"] != person_id:
-                    continue
-                if organization_id is not None and deal["org_id"] != organization_id:
-                    continue
-                if status is not None and deal["status"] != status:
-                    continue
-                custom_values = [
-                    str(v)
-                    for k, v in deal["custom_fields"].items()
-                    if k in searchable and v is not None
+        """(id, item) pairs in id order, as v2 `deals/search` shapes them."""
+
+        def keep(deal: DealRecord) -> bool:
+            return (
+                person_id in (None, deal["person_id"])
+                and organization_id in (None, deal["org_id"])
+                and status in (None, deal["status"])
+            )
+
+        def texts(deal: DealRecord, custom: list[str]) -> list[tuple[str, str]]:
+            found = _deal_texts(deal, custom)
+            if "notes" in fields:  # only when asked: it reads every note
+                found += [
+                    ("notes", n["content"])
+                    for n in self.bucket.notes.values()
+                    if n["deal_id"] == deal["id"] and n["active_flag"]
                 ]
-                candidates: list[tuple[str, str]] = []
-                if "title" in fields:
-                    candidates.append(("title", deal["title"]))
-                if "custom_fields" in fields:
-                    candidates += [("custom_fields", v) for v in custom_values]
-                if "notes" in fields:
-                    candidates += [
-                        ("notes", n["content"])
-                        for n in self._bucket("notes").values()
-                        if n["deal_id"] == deal_id and n["active_flag"]
-                    ]
-                score = _best_score(term, candidates, exact)
-                if score is None:
-                    continue
-                person = persons.get(deal["person_id"]) if deal["person_id"] else None
-                found.append(
-                    (
-                        deal_id,
-                        {
-                            "result_score": score,
-                            "item": {
-                                "id": deal_id,
-                                "type": "deal",
-                                "title": deal["title"],
-                                # an integer in the spec's search item (a number on the deal)
-                                "value": round(deal["value"]),
-                                "currency": deal["currency"],
-                                "status": deal["status"],
-                                "visible_to": deal["visible_to"],
-                                "owner": {"id": deal["owner_id"]},
-                                "stage": {"id": deal["stage_id"], "name": STAGES[deal["stage_id"]]},
-                                "person": (
-                                    {"id": person["id"], "name": person["name"]} if person else None
-                                ),
-                                "organization": None,
-                                "custom_fields": custom_values,
-                                "notes": [],
-                                "is_archived": deal["is_archived"],
-                            },
-                        },
-                    )
-                )
-        return found
+            return found
+
+        def item(deal: DealRecord, custom: list[str]) -> dict[str, Any]:
+            person = self.bucket.persons.get(deal["person_id"]) if deal["person_id"] else None
+            return {
+                "type": "deal",
+                "title": deal["title"],
+                # an integer in the spec's search item (a number on the deal)
+                "value": round(deal["value"]),
+                "currency": deal["currency"],
+                "status": deal["status"],
+                "visible_to": deal["visible_to"],
+                "owner": {"id": deal["owner_id"]},
+                "stage": {"id": deal["stage_id"], "name": STAGES[deal["stage_id"]]},
+                "person": {"id": person["id"], "name": person["name"]} if person else None,
+                "organization": None,
+                "custom_fields": custom,
+                "notes": [],
+                "is_archived": deal["is_archived"],
+            }
+
+        return self._search(
+            "deal", self.bucket.deals, _Query(term, fields, exact), keep, texts, item
+        )
 
     # -- notes ---------------------------------------------------------------------------
     def create_note(self, body: NoteBody) -> dict[str, Any]:
@@ -990,51 +1144,51 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
                 400, "Note must be attached to a deal, person, organization, lead or project"
             )
         with self.sandbox.state.lock:
-            deal = self._bucket("deals").get(body.deal_id) if body.deal_id else None
-            person = self._bucket("persons").get(body.person_id) if body.person_id else None
+            deal = self.bucket.deals.get(body.deal_id) if body.deal_id else None
+            person = self.bucket.persons.get(body.person_id) if body.person_id else None
             if body.deal_id is not None and deal is None:
                 raise PipedriveError(404, f"Deal with id {body.deal_id} not found")
             if body.person_id is not None and person is None:
                 raise PipedriveError(404, f"Person with id {body.person_id} not found")
             note_id = self.sandbox.state.next_id(VENDOR, "note")
-            note = {
-                "id": note_id,
-                "active_flag": True,
-                "add_time": _v1_time(),
-                "update_time": _v1_time(),
-                "content": body.content,
-                "deal_id": body.deal_id,
-                "person_id": body.person_id,
-                "org_id": body.org_id,
-                "lead_id": body.lead_id,
-                "project_id": body.project_id,
-                "user_id": body.user_id or self.user_id,
-                "last_update_user_id": body.user_id or self.user_id,
-                "deal": {"title": deal["title"]} if deal else None,
-                "person": {"name": person["name"]} if person else None,
-                "organization": None,
-                "pinned_to_deal_flag": bool(body.pinned_to_deal_flag),
-                "pinned_to_person_flag": bool(body.pinned_to_person_flag),
-                "pinned_to_organization_flag": False,
-                "pinned_to_project_flag": False,
-                "user": {
-                    "email": "vendas@leadflow.example",
-                    "icon_url": "",
-                    "is_you": True,
-                    "name": "Leadflow Sandbox",
-                },
-            }
-            self._bucket("notes")[note_id] = note
+            note = NoteRecord(
+                id=note_id,
+                active_flag=True,
+                add_time=_v1_time(),
+                update_time=_v1_time(),
+                content=body.content,
+                deal_id=body.deal_id,
+                person_id=body.person_id,
+                org_id=body.org_id,
+                lead_id=body.lead_id,
+                project_id=body.project_id,
+                user_id=body.user_id or self.user_id,
+                last_update_user_id=body.user_id or self.user_id,
+                deal={"title": deal["title"]} if deal else None,
+                person={"name": person["name"]} if person else None,
+                organization=None,
+                pinned_to_deal_flag=bool(body.pinned_to_deal_flag),
+                pinned_to_person_flag=bool(body.pinned_to_person_flag),
+                pinned_to_organization_flag=False,
+                pinned_to_project_flag=False,
+                user=NoteUser(
+                    email="vendas@leadflow.example",
+                    icon_url="",
+                    is_you=True,
+                    name="Leadflow Sandbox",
+                ),
+            )
+            self.bucket.notes[note_id] = note
             self.sandbox.state.created(VENDOR, "note")
-            view = json.loads(json.dumps(note))
+            view = _json_copy(note)
         self._notify("create", "note", view, None)
         return view
 
     def list_notes(self, deal_id: int | None, person_id: int | None) -> list[dict[str, Any]]:
         with self.sandbox.state.lock:
             return [
-                json.loads(json.dumps(n))
-                for _, n in sorted(self._bucket("notes").items())
+                _json_copy(n)
+                for _, n in sorted(self.bucket.notes.items())
                 if n["active_flag"]
                 and (deal_id is None or n["deal_id"] == deal_id)
                 and (person_id is None or n["person_id"] == person_id)
@@ -1045,42 +1199,42 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         if not re.match(r"^https?://[^\s/]+", body.subscription_url):
             raise WebhookValidationError({"subscription_url": ["invalid or non-reachable URL"]})
         with self.sandbox.state.lock:
-            hooks = self._bucket("webhooks")
+            hooks = self.bucket.webhooks
             if sum(1 for h in hooks.values() if h["is_active"]) >= 40:
                 raise WebhookValidationError({"limit": ["Webhooks limit (40) reached"]})
             webhook_id = self.sandbox.state.next_id(VENDOR, "webhook")
-            hook = {
-                "id": webhook_id,
-                "company_id": self.company_id,
-                "owner_id": self.user_id,
-                "user_id": body.user_id or self.user_id,
-                "event_action": body.event_action,
-                "event_object": body.event_object,
-                "subscription_url": body.subscription_url,
-                "version": body.version,
-                "is_active": 1,
-                "add_time": _now(),
-                "remove_time": None,
-                "type": "general",
-                "http_auth_user": body.http_auth_user,
-                "http_auth_password": body.http_auth_password,
-                "remove_reason": None,
-                "last_delivery_time": None,
-                "last_http_status": None,
-                "admin_id": self.user_id,
-                "name": body.name,
-            }
+            hook = WebhookRecord(
+                id=webhook_id,
+                company_id=self.company_id,
+                owner_id=self.user_id,
+                user_id=body.user_id or self.user_id,
+                event_action=body.event_action,
+                event_object=body.event_object,
+                subscription_url=body.subscription_url,
+                version=body.version,
+                is_active=1,
+                add_time=_now(),
+                remove_time=None,
+                type="general",
+                http_auth_user=body.http_auth_user,
+                http_auth_password=body.http_auth_password,
+                remove_reason=None,
+                last_delivery_time=None,
+                last_http_status=None,
+                admin_id=self.user_id,
+                name=body.name,
+            )
             hooks[webhook_id] = hook
             self.sandbox.state.created(VENDOR, "webhook")
             return dict(hook)
 
     def list_webhooks(self) -> list[dict[str, Any]]:
         with self.sandbox.state.lock:
-            return [dict(h) for _, h in sorted(self._bucket("webhooks").items()) if h["is_active"]]
+            return [dict(h) for _, h in sorted(self.bucket.webhooks.items()) if h["is_active"]]
 
     def delete_webhook(self, webhook_id: int) -> None:
         with self.sandbox.state.lock:
-            hook = self._bucket("webhooks").get(webhook_id)
+            hook = self.bucket.webhooks.get(webhook_id)
             if hook is None or not hook["is_active"]:
                 raise PipedriveError(404, "Webhook not found")
             hook["is_active"] = 0
@@ -1104,7 +1258,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         """
         deliveries: list[tuple[str, Callable[[int], tuple[bytes, dict[str, str]]]]] = []
         with self.sandbox.state.lock:
-            for hook in self._bucket("webhooks").values():
+            for hook in self.bucket.webhooks.values():
                 if not hook["is_active"]:
                     continue
                 if hook["event_action"] not in ("*", action):
@@ -1136,7 +1290,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
 
     def _v2_payload(
         self,
-        hook: dict[str, Any],
+        hook: WebhookRecord,
         action: str,
         entity: str,
         data: dict[str, Any],
@@ -1169,7 +1323,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
 
     def _v1_payload(
         self,
-        hook: dict[str, Any],
+        hook: WebhookRecord,
         action: str,
         entity: str,
         data: dict[str, Any],
@@ -1217,7 +1371,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         with self.sandbox.state.lock:
             return [
                 str(deal_id)
-                for deal_id, deal in sorted(self._bucket("deals").items())
+                for deal_id, deal in sorted(self.bucket.deals.items())
                 if deal["status"] == "open" and not deal["is_deleted"]
             ]
 
@@ -1240,9 +1394,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
             raise PipedriveError(400, f"Deal {deal_id} is {deal['status']}, not open")
 
 
-def _check_typed_value(
-    key: str, field_type: str, value: Any, options: list[dict[str, Any]]
-) -> None:
+def _check_typed_value(key: str, field_type: str, value: Any, options: list[FieldOption]) -> None:
     """v2 value shapes: enum is one option id, set a list of option ids, double a number."""
     option_ids = {option["id"] for option in options}
     if field_type == "enum" and (isinstance(value, bool) or value not in option_ids):
@@ -1255,23 +1407,73 @@ def _check_typed_value(
         raise PipedriveError(400, f"Custom field '{key}' (double) must be a number")
 
 
-def _contacts(entries: list[ContactEntry] | None) -> list[dict[str, Any]]:
+def _contacts(entries: list[ContactEntry] | None) -> list[Contact]:
     if not entries:
         return []
-    items = [e.model_dump() for e in entries]
+    items = [Contact(value=e.value, primary=e.primary, label=e.label) for e in entries]
     if not any(item["primary"] for item in items):
         items[0]["primary"] = True
     return items
 
 
-def _set_status(deal: dict[str, Any], status: str, lost_reason: str | None, now: str) -> None:
+def _json_copy(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy in plain JSON: what an answer or a webhook carries, never the stored record."""
+    copied: dict[str, Any] = json.loads(json.dumps(record))
+    return copied
+
+
+def _live(records: dict[int, Record], record_id: int, what: str) -> Record:
+    """The person or deal with that id, unless it is unknown or deleted (Pipedrive's 404)."""
+    record = records.get(record_id)
+    if record is None or record["is_deleted"]:
+        raise PipedriveError(404, f"{what} not found")
+    return record
+
+
+def _custom_values(
+    record: PersonRecord | DealRecord, keys: Container[str] | None = None
+) -> list[str]:
+    """The record's custom field values as search sees them (text), optionally only `keys`'."""
+    return [
+        str(value)
+        for key, value in record["custom_fields"].items()
+        if value is not None and (keys is None or key in keys)
+    ]
+
+
+def _person_texts(person: PersonRecord, custom: list[str]) -> list[tuple[str, str]]:
+    """(search field, text) pairs a person is found by: name, contacts, notes, `custom`."""
+    notes = person.get("notes")
+    return [
+        ("name", person["name"]),
+        *(("email", e["value"]) for e in person["emails"]),
+        *(("phone", p["value"]) for p in person["phones"]),
+        *([("notes", notes)] if notes else []),
+        *(("custom_fields", value) for value in custom),
+    ]
+
+
+def _deal_texts(deal: DealRecord, custom: list[str]) -> list[tuple[str, str]]:
+    """(search field, text) pairs a deal is found by (its notes are other records)."""
+    return [("title", deal["title"]), *(("custom_fields", value) for value in custom)]
+
+
+def _patchable(record: PersonRecord | DealRecord) -> dict[str, Any]:
+    """The record as a plain mapping, for a PATCH whose keys are known only at run time.
+
+    Every key a PATCH may name is a field of its body model (PersonBody, DealBody), which
+    pydantic has checked; those models and the records are kept in step by the tests.
+    """
+    return cast(dict[str, Any], record)
+
+
+def _set_status(deal: DealRecord, status: str, lost_reason: str | None, now: str) -> None:
+    """Stamp a status change: won or lost closes the deal now; reopening clears the stamps."""
     deal["status"] = status
-    if status == "won":
-        deal.update(won_time=now, close_time=now, lost_time=None, lost_reason=None)
-    elif status == "lost":
-        deal.update(lost_time=now, close_time=now, won_time=None, lost_reason=lost_reason)
-    else:
-        deal.update(won_time=None, lost_time=None, close_time=None, lost_reason=None)
+    deal["won_time"] = now if status == "won" else None
+    deal["lost_time"] = now if status == "lost" else None
+    deal["close_time"] = now if status in ("won", "lost") else None
+    deal["lost_reason"] = lost_reason if status == "lost" else None
 
 
 def _digits(value: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sandbox.core import Sandbox, SandboxState
+from sandbox.core import INTERNAL, Sandbox, SandboxState
 
 
 def test_ids_are_sequential_per_vendor_and_kind() -> None:
@@ -62,6 +62,21 @@ def test_a_typed_bucket_is_laid_out_once_and_dumped_as_plain_json() -> None:
     state.bucket("shop", _Shelf).items["i1"] = {"name": "Ana"}
     state.bucket("shop", _Shelf).paused = True
     assert state.dump() == {"shop": {"items": {"i1": {"name": "Ana"}}, "paused": True}}
+
+
+@dataclass
+class _IndexedShelf:
+    items: dict[str, str] = field(default_factory=dict)
+    by_name: dict[str, str] = field(default_factory=dict, metadata=INTERNAL)
+
+
+def test_an_internal_field_is_kept_and_exported_but_not_dumped() -> None:
+    state = SandboxState()
+    state.bucket("shop", _IndexedShelf).by_name["Ana"] = "i1"
+    assert state.dump() == {"shop": {"items": {}}}
+    other = SandboxState()
+    other.restore(state.export())
+    assert other.bucket("shop", _IndexedShelf).by_name == {"Ana": "i1"}
 
 
 def test_an_export_restores_objects_sequences_and_counters_in_another_state() -> None:

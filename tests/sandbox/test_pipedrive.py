@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import json
 import re
 import time
@@ -47,10 +46,11 @@ HOOK_PASSWORD = "s3cret-hook-password"
 
 def _app(sandbox: Sandbox, limits: pipedrive.PipedriveLimits | None = None) -> FastAPI:
     """The whole sandbox app; `limits` are set the way an operator would, through the state."""
+    app = create_app(sandbox)
     if limits is not None:
         with sandbox.state.lock:
-            sandbox.state.bucket(pipedrive.VENDOR)["limits"] = dataclasses.asdict(limits)
-    return create_app(sandbox)
+            sandbox.emulators[pipedrive.VENDOR].bucket.limits = limits
+    return app
 
 
 @pytest.fixture
@@ -204,6 +204,26 @@ async def test_person_search_by_email_exact_match_ignores_case(
     assert [i["item"]["id"] for i in items] == [maria["id"]]
     assert items[0]["item"]["emails"] == ["maria@example.com.br"]
     assert items[0]["item"]["phones"] == ["+5511987654321"]
+
+
+async def test_a_restored_state_finds_its_persons_by_exact_search(
+    sandbox: Sandbox, client: httpx.AsyncClient
+) -> None:
+    """The demo's rerun restores an exported state: leadflow's look-up must still find people."""
+    maria = await _person(client, "Maria Silva", "maria@example.com.br", "+5511987654321")
+    restored = Sandbox(seed=11)
+    restored.state.restore(sandbox.state.export())
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=_app(restored)),
+        base_url="http://sandbox/pipedrive",
+        headers={"x-api-token": TOKEN},
+    ) as other:
+        response = await other.get(
+            "/api/v2/persons/search",
+            params={"term": "maria@example.com.br", "fields": "email", "exact_match": "true"},
+        )
+    restored.close()
+    assert [i["item"]["id"] for i in response.json()["data"]["items"]] == [maria["id"]]
 
 
 async def test_person_search_exact_match_returns_no_partial_match(
@@ -804,7 +824,7 @@ async def test_limits_can_be_lowered_at_run_time_through_state(
 ) -> None:
     await client.get("/api/v2/deals")
     with sandbox.state.lock:
-        sandbox.state.bucket(pipedrive.VENDOR)["limits"]["burst_limit"] = 1
+        sandbox.emulators[pipedrive.VENDOR].bucket.limits.burst_limit = 1
     response = await client.get("/api/v2/deals")
     assert response.status_code == 429
 
