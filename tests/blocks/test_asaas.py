@@ -12,6 +12,7 @@ import httpx
 import pytest
 import respx
 
+from blocks import errors
 from blocks.asaas import (
     AsaasClient,
     AsaasCredentials,
@@ -19,14 +20,6 @@ from blocks.asaas import (
     NewCustomer,
     NewPixCharge,
     asaas_error,
-)
-from blocks.errors import (
-    AuthenticationError,
-    NotFoundError,
-    PermanentError,
-    RateLimitedError,
-    TransientError,
-    UnknownOutcomeError,
 )
 from blocks.http import HttpPolicy, RateLimit
 from tests.blocks.conftest import RecordedSleeps
@@ -83,8 +76,8 @@ def page(items: list[dict[str, Any]], *, has_more: bool = False) -> dict[str, An
     }
 
 
-def asaas_errors(status: int, *errors: tuple[str, str]) -> httpx.Response:
-    body = {"errors": [{"code": code, "description": text} for code, text in errors]}
+def asaas_errors(status: int, *entries: tuple[str, str]) -> httpx.Response:
+    body = {"errors": [{"code": code, "description": text} for code, text in entries]}
     assert_matches(body, "asaas", "client_error")
     return httpx.Response(status, json=body)
 
@@ -407,10 +400,10 @@ async def test_a_validation_error_is_permanent_with_the_vendor_code_and_every_de
         )
     )
     charge = NewPixCharge(customer="cus_x", value=Decimal("1"), due_date=date(2026, 12, 1))
-    with pytest.raises(PermanentError) as raised:
+    with pytest.raises(errors.PermanentError) as raised:
         await asaas.create_pix_charge(charge)
     error = raised.value
-    assert type(error) is PermanentError
+    assert type(error) is errors.PermanentError
     assert (error.vendor, error.status, error.code) == ("asaas", 400, "invalid_customer")
     assert "Customer inválido" in error.message
     assert "maior que zero" in error.message
@@ -425,7 +418,7 @@ async def test_an_invalid_api_key_raises_authentication_error(
             401, ("invalid_access_token", "A chave de API fornecida é inválida")
         )
     )
-    with pytest.raises(AuthenticationError) as raised:
+    with pytest.raises(errors.AuthenticationError) as raised:
         await asaas.list_customers(external_reference="lead_42")
     assert raised.value.code == "invalid_access_token"
 
@@ -434,7 +427,7 @@ async def test_an_unknown_payment_raises_not_found(
     mock: respx.MockRouter, asaas: AsaasClient
 ) -> None:
     mock.get("/v3/payments/pay_nope").respond(404, json={"errors": []})
-    with pytest.raises(NotFoundError):
+    with pytest.raises(errors.NotFoundError):
         await asaas.get_payment("pay_nope")
 
 
@@ -443,7 +436,7 @@ async def test_a_lost_answer_to_a_charge_is_an_unknown_outcome_and_not_retried(
 ) -> None:
     route = mock.post("/v3/payments").mock(side_effect=httpx.ReadTimeout("no answer"))
     charge = NewPixCharge(customer="cus_x", value=Decimal("10"), due_date=date(2026, 12, 1))
-    with pytest.raises(UnknownOutcomeError):
+    with pytest.raises(errors.UnknownOutcomeError):
         await asaas.create_pix_charge(charge)
     assert route.call_count == 1
 
@@ -452,7 +445,7 @@ async def test_a_503_to_a_customer_create_is_an_unknown_outcome(
     mock: respx.MockRouter, asaas: AsaasClient
 ) -> None:
     route = mock.post("/v3/customers").respond(503, text="Service Unavailable")
-    with pytest.raises(UnknownOutcomeError):
+    with pytest.raises(errors.UnknownOutcomeError):
         await asaas.create_customer(NewCustomer(name="Maria", cpf_cnpj="24971563792"))
     assert route.call_count == 1
 
@@ -466,7 +459,7 @@ async def test_a_429_is_retried_after_the_ratelimit_reset_then_raised_as_rate_li
         json={"errors": [{"code": "too_many_requests", "description": "Limite excedido"}]},
     )
     route = mock.get("/v3/payments/pay_1").mock(return_value=throttled)
-    with pytest.raises(RateLimitedError) as raised:
+    with pytest.raises(errors.RateLimitedError) as raised:
         await asaas.get_payment("pay_1")
     assert route.call_count > 1
     assert 30.0 in sleeps.waits
@@ -488,9 +481,9 @@ async def test_a_read_that_keeps_failing_raises_transient_error(
     mock: respx.MockRouter, asaas: AsaasClient
 ) -> None:
     mock.get("/v3/payments/pay_1/pixQrCode").mock(side_effect=httpx.ConnectError("refused"))
-    with pytest.raises(TransientError) as raised:
+    with pytest.raises(errors.TransientError) as raised:
         await asaas.get_pix_qr_code("pay_1")
-    assert type(raised.value) is TransientError
+    assert type(raised.value) is errors.TransientError
 
 
 def test_the_error_parser_falls_back_to_the_reason_phrase_without_a_json_body() -> None:

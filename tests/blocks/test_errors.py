@@ -8,15 +8,6 @@ import re
 import pytest
 
 from blocks import errors
-from blocks.errors import (
-    AuthenticationError,
-    NotFoundError,
-    PermanentError,
-    RateLimitedError,
-    TransientError,
-    UnknownOutcomeError,
-    VendorError,
-)
 
 
 def _tree_in_docstring() -> dict[str, str | None]:
@@ -40,9 +31,9 @@ def _tree_in_docstring() -> dict[str, str | None]:
 def test_the_docstring_draws_exactly_the_real_tree() -> None:
     drawn = _tree_in_docstring()
     real = {
-        name: (None if value is VendorError else value.__mro__[1].__name__)
+        name: (None if value is errors.VendorError else value.__mro__[1].__name__)
         for name, value in vars(errors).items()
-        if isinstance(value, type) and issubclass(value, VendorError)
+        if isinstance(value, type) and issubclass(value, errors.VendorError)
     }
     assert drawn == real
     assert set(errors.__all__) == set(real)
@@ -51,22 +42,24 @@ def test_the_docstring_draws_exactly_the_real_tree() -> None:
 @pytest.mark.parametrize(
     ("error_class", "retryable"),
     [
-        (TransientError, True),
-        (RateLimitedError, True),
-        (UnknownOutcomeError, False),  # look it up first
+        (errors.TransientError, True),
+        (errors.RateLimitedError, True),
+        (errors.UnknownOutcomeError, False),  # look it up first
     ],
 )
 def test_only_what_cannot_duplicate_is_retryable(error_class: type, retryable: bool) -> None:
     assert error_class("asaas", "x").retryable is retryable
 
 
-@pytest.mark.parametrize("error_class", [PermanentError, AuthenticationError, NotFoundError])
-def test_permanent_errors_are_never_retryable(error_class: type[PermanentError]) -> None:
+@pytest.mark.parametrize(
+    "error_class", [errors.PermanentError, errors.AuthenticationError, errors.NotFoundError]
+)
+def test_permanent_errors_are_never_retryable(error_class: type[errors.PermanentError]) -> None:
     assert error_class("asaas", 400, "code", "message").retryable is False
 
 
 def test_a_permanent_error_carries_vendor_status_code_message_and_where() -> None:
-    error = PermanentError(
+    error = errors.PermanentError(
         "asaas",
         400,
         "invalid_cpfCnpj",
@@ -88,7 +81,7 @@ def test_a_permanent_error_carries_vendor_status_code_message_and_where() -> Non
 
 
 def test_a_transient_error_carries_the_vendors_retry_hint() -> None:
-    error = RateLimitedError("pipedrive", "slow down", retry_after=2.0, status=429)
+    error = errors.RateLimitedError("pipedrive", "slow down", retry_after=2.0, status=429)
     assert error.retry_after == 2.0
     assert str(error) == "pipedrive 429: slow down"
 
@@ -96,13 +89,17 @@ def test_a_transient_error_carries_the_vendors_retry_hint() -> None:
 @pytest.mark.parametrize(
     "error",
     [
-        PermanentError("asaas", 422, "x", "bad", {"a": 1}, method="POST", path="/v3/payments"),
-        RateLimitedError("whatsapp", "slow", retry_after=6.0, status=400, code="131056"),
-        UnknownOutcomeError("hostinger", "no answer", method="POST", path="/api/billing/v1/orders"),
-        NotFoundError("pipedrive", 404, None, "Deal not found"),
+        errors.PermanentError(
+            "asaas", 422, "x", "bad", {"a": 1}, method="POST", path="/v3/payments"
+        ),
+        errors.RateLimitedError("whatsapp", "slow", retry_after=6.0, status=400, code="131056"),
+        errors.UnknownOutcomeError(
+            "hostinger", "no answer", method="POST", path="/api/billing/v1/orders"
+        ),
+        errors.NotFoundError("pipedrive", 404, None, "Deal not found"),
     ],
 )
-def test_errors_survive_pickling_as_prefect_stores_task_failures(error: VendorError) -> None:
+def test_errors_survive_pickling_as_prefect_stores_task_failures(error: errors.VendorError) -> None:
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
     assert type(copy) is type(error)
     assert copy.__dict__ == error.__dict__

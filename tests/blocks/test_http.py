@@ -13,14 +13,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from blocks.errors import (
-    AuthenticationError,
-    NotFoundError,
-    PermanentError,
-    RateLimitedError,
-    TransientError,
-    UnknownOutcomeError,
-)
+from blocks import errors
 from blocks.http import (
     HttpPolicy,
     RateLimit,
@@ -107,7 +100,7 @@ async def test_a_retry_after_beyond_the_total_budget_raises_at_once_with_the_cap
 ) -> None:
     transport, seen = scripted(httpx.Response(429, headers={"Retry-After": "3600"}))
     async with client(transport, policy) as http:
-        with pytest.raises(RateLimitedError) as caught:
+        with pytest.raises(errors.RateLimitedError) as caught:
             await http.request("GET", "/things")
     assert caught.value.retry_after == 120.0  # LEADFLOW_HTTP_MAX_RATE_LIMIT_PAUSE, not an hour
     assert len(seen) == 1
@@ -122,11 +115,11 @@ async def test_a_validation_error_is_never_retried(policy: HttpPolicy, status: i
     body = {"error": {"code": "invalid_field", "message": "name is required"}}
     transport, seen = scripted(httpx.Response(status, json=body))
     async with client(transport, policy) as http:
-        with pytest.raises(PermanentError) as caught:
+        with pytest.raises(errors.PermanentError) as caught:
             await http.request("GET", "/things/{id}", path_params={"id": 7})
     error = caught.value
     assert len(seen) == 1
-    assert type(error) is PermanentError
+    assert type(error) is errors.PermanentError
     assert (error.vendor, error.status, error.code, error.message) == (
         "acme",
         status,
@@ -139,10 +132,14 @@ async def test_a_validation_error_is_never_retried(policy: HttpPolicy, status: i
 
 @pytest.mark.parametrize(
     ("status", "error_class"),
-    [(401, AuthenticationError), (403, AuthenticationError), (404, NotFoundError)],
+    [
+        (401, errors.AuthenticationError),
+        (403, errors.AuthenticationError),
+        (404, errors.NotFoundError),
+    ],
 )
 async def test_auth_and_missing_objects_have_their_own_classes(
-    policy: HttpPolicy, status: int, error_class: type[PermanentError]
+    policy: HttpPolicy, status: int, error_class: type[errors.PermanentError]
 ) -> None:
     transport, seen = scripted(httpx.Response(status, json={"message": "nope"}))
     async with client(transport, policy) as http:
@@ -167,7 +164,7 @@ async def test_attempts_stop_at_the_cap_and_raise_the_last_transient_error(
 ) -> None:
     transport, seen = scripted(httpx.Response(502, json={"message": "bad gateway"}))
     async with client(transport, policy) as http:
-        with pytest.raises(TransientError) as caught:
+        with pytest.raises(errors.TransientError) as caught:
             await http.request("GET", "/things")
     assert len(seen) == policy.max_attempts == 5
     assert caught.value.status == 502
@@ -182,7 +179,7 @@ async def test_backoff_doubles_from_the_base_and_never_exceeds_the_cap(
     longer = replace(policy, max_attempts=8)
     transport, _ = scripted(httpx.Response(500))
     async with client(transport, longer) as http:
-        with pytest.raises(TransientError):
+        with pytest.raises(errors.TransientError):
             await http.request("GET", "/things")
     # jitter is pinned at its ceiling: 0.5 * 2**n, capped at 8
     assert sleeps.waits == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
@@ -227,7 +224,7 @@ async def test_a_post_whose_answer_never_came_raises_unknown_outcome_without_ret
 ) -> None:
     transport, seen = scripted(failure, httpx.Response(201, json={}))
     async with client(transport, policy) as http:
-        with pytest.raises(UnknownOutcomeError) as caught:
+        with pytest.raises(errors.UnknownOutcomeError) as caught:
             await http.request("POST", "/deals", json={"title": "x"})
     assert len(seen) == 1
     assert caught.value.retryable is False
@@ -239,7 +236,7 @@ async def test_a_post_answered_with_a_server_error_is_an_unknown_outcome(
 ) -> None:
     transport, seen = scripted(httpx.Response(status), httpx.Response(201, json={}))
     async with client(transport, policy) as http:
-        with pytest.raises(UnknownOutcomeError) as caught:
+        with pytest.raises(errors.UnknownOutcomeError) as caught:
             await http.request("POST", "/deals", json={"title": "x"})
     assert len(seen) == 1
     assert caught.value.status == status
@@ -298,7 +295,7 @@ async def test_the_total_timeout_bounds_all_attempts_together(
     short = replace(policy, total_timeout=3.0)
     transport, seen = scripted(httpx.Response(503))
     async with client(transport, short) as http:
-        with pytest.raises(TransientError):
+        with pytest.raises(errors.TransientError):
             await http.request("GET", "/things")
     assert sum(sleeps.waits) < 3.0
     assert len(seen) < short.max_attempts
@@ -453,7 +450,7 @@ async def test_no_secret_or_personal_datum_reaches_the_logs(
     transport, _ = scripted(httpx.ReadTimeout("slow"), httpx.Response(400, json=error_body))
     with caplog.at_level(logging.DEBUG):
         async with client(transport, policy, headers={"Authorization": f"Bearer {secret}"}) as http:
-            with pytest.raises(PermanentError) as caught:
+            with pytest.raises(errors.PermanentError) as caught:
                 await http.request(
                     "GET",
                     "/persons/search",
@@ -477,7 +474,7 @@ async def test_a_rate_limit_wait_beyond_the_time_budget_raises_without_waiting_o
     bucket.hold(3600)  # e.g. the vendor said its hourly budget is spent
     transport, seen = scripted(httpx.Response(200, json={}))
     async with client(transport, policy, rate_limit=bucket) as http:
-        with pytest.raises(RateLimitedError) as caught:
+        with pytest.raises(errors.RateLimitedError) as caught:
             await http.request("GET", "/things")
     assert caught.value.retry_after == 3600.0
     assert seen == []
@@ -567,7 +564,7 @@ async def test_a_retry_after_longer_than_what_is_left_of_the_budget_is_not_slept
         httpx.Response(200, json={}),
     )
     async with client(transport, tight) as http:
-        with pytest.raises(TransientError) as caught:
+        with pytest.raises(errors.TransientError) as caught:
             await http.request("GET", "/things")
     assert caught.value.retry_after == 6.0
     assert sleeps.waits == [6.0]
@@ -656,7 +653,7 @@ async def test_a_hanging_post_is_cut_at_the_total_budget_as_an_unknown_outcome()
 
     policy = HttpPolicy.from_settings(total_timeout=0.2, read_timeout=30.0)
     async with client(httpx.MockTransport(hang), policy) as http:
-        with pytest.raises(UnknownOutcomeError):
+        with pytest.raises(errors.UnknownOutcomeError):
             await http.request("POST", "/deals", json={"title": "x"})
     assert len(calls) == 1
 
@@ -664,6 +661,6 @@ async def test_a_hanging_post_is_cut_at_the_total_budget_as_an_unknown_outcome()
 async def test_a_hanging_read_gives_up_as_transient_when_the_total_budget_is_spent() -> None:
     policy = HttpPolicy.from_settings(total_timeout=0.2, read_timeout=30.0, backoff_base=0.0)
     async with client(httpx.MockTransport(_hang), policy) as http:
-        with pytest.raises(TransientError) as caught:
+        with pytest.raises(errors.TransientError) as caught:
             await http.request("GET", "/things")
-    assert not isinstance(caught.value, UnknownOutcomeError)
+    assert not isinstance(caught.value, errors.UnknownOutcomeError)

@@ -15,15 +15,7 @@ import httpx
 import pytest
 import respx
 
-from blocks.errors import (
-    AuthenticationError,
-    NotFoundError,
-    PermanentError,
-    RateLimitedError,
-    TransientError,
-    UnknownOutcomeError,
-    VendorError,
-)
+from blocks import errors
 from blocks.http import HttpPolicy, RateLimit, VendorHTTP
 from blocks.pipedrive import (
     PipedriveClient,
@@ -402,7 +394,7 @@ async def test_a_validation_error_is_permanent_with_pipedrive_message(
     }
     assert_matches(body, "pipedrive", "error_response")
     route = mock.post("/api/v2/deals").mock(return_value=httpx.Response(400, json=body))
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(errors.PermanentError) as caught:
         await pipedrive.create_deal(DealCreate(title="x"))
     assert route.call_count == 1
     assert (caught.value.status, caught.value.message) == (400, "Unknown custom field key")
@@ -415,7 +407,7 @@ async def test_a_rejected_token_is_an_authentication_error(
     body = {"success": False, "error": "unauthorized access", "errorCode": 401}
     assert_matches(body, "pipedrive", "unauthorized_response")
     mock.get("/api/v2/deals/31").mock(return_value=httpx.Response(401, json=body))
-    with pytest.raises(AuthenticationError) as caught:
+    with pytest.raises(errors.AuthenticationError) as caught:
         await pipedrive.get_deal(31)
     assert caught.value.code == "401"
 
@@ -426,7 +418,7 @@ async def test_a_missing_deal_is_not_found(
     mock.get("/api/v2/deals/999").mock(
         return_value=httpx.Response(404, json={"success": False, "error": "Deal not found"})
     )
-    with pytest.raises(NotFoundError):
+    with pytest.raises(errors.NotFoundError):
         await pipedrive.get_deal(999)
 
 
@@ -447,7 +439,7 @@ async def test_a_create_deal_timeout_is_an_unknown_outcome_not_a_second_deal(
     mock: respx.MockRouter, pipedrive: PipedriveClient
 ) -> None:
     route = mock.post("/api/v2/deals").mock(side_effect=httpx.ReadTimeout("slow"))
-    with pytest.raises(UnknownOutcomeError):
+    with pytest.raises(errors.UnknownOutcomeError):
         await pipedrive.create_deal(DealCreate(title="x"))
     assert route.call_count == 1
 
@@ -533,7 +525,7 @@ async def test_a_failed_refresh_is_an_authentication_error(
     )
     deals = mock.get("/api/v2/deals/31").mock(return_value=ok(deal()))
     async with credentials.get_client(policy=policy) as client:
-        with pytest.raises(AuthenticationError) as caught:
+        with pytest.raises(errors.AuthenticationError) as caught:
             await client.get_deal(31)
     assert caught.value.code == "invalid_grant"
     assert deals.call_count == 0
@@ -547,7 +539,7 @@ async def test_a_401_after_a_fresh_token_is_not_refreshed_again(
     unauthorized = httpx.Response(401, json={"success": False, "error": "unauthorized access"})
     mock.get("/api/v2/deals/31").mock(return_value=unauthorized)
     async with credentials.get_client(policy=policy) as client:
-        with pytest.raises(AuthenticationError):
+        with pytest.raises(errors.AuthenticationError):
             await client.get_deal(31)
     assert refresh.call_count == 1
 
@@ -580,7 +572,7 @@ async def test_a_spent_daily_token_budget_is_rate_limited_without_sleeping_for_h
     async with credentials.get_client(policy=policy) as client:
         await client.search_persons("maria@example.com")
         await client.create_person(PersonCreate(name="Maria Souza"))
-        with pytest.raises(RateLimitedError) as caught:
+        with pytest.raises(errors.RateLimitedError) as caught:
             await client.get_person(11)  # costs 1 more than is left
     assert caught.value.retry_after == pytest.approx(86_400 / 25, rel=0.01)
     assert fetch.call_count == 0
@@ -765,19 +757,25 @@ FAILURES = [
     pytest.param(
         400,
         {"success": False, "error": "Bad request", "error_info": "Check the docs"},
-        PermanentError,
+        errors.PermanentError,
         id="400",
     ),
     pytest.param(
         401,
         {"success": False, "error": "unauthorized access", "errorCode": 401},
-        AuthenticationError,
+        errors.AuthenticationError,
         id="401",
     ),
-    pytest.param(403, {"success": False, "error": "Forbidden"}, AuthenticationError, id="403"),
-    pytest.param(404, {"success": False, "error": "Not found"}, NotFoundError, id="404"),
-    pytest.param(429, {"success": False, "error": "Too many requests"}, RateLimitedError, id="429"),
-    pytest.param(503, {"success": False, "error": "Service unavailable"}, TransientError, id="503"),
+    pytest.param(
+        403, {"success": False, "error": "Forbidden"}, errors.AuthenticationError, id="403"
+    ),
+    pytest.param(404, {"success": False, "error": "Not found"}, errors.NotFoundError, id="404"),
+    pytest.param(
+        429, {"success": False, "error": "Too many requests"}, errors.RateLimitedError, id="429"
+    ),
+    pytest.param(
+        503, {"success": False, "error": "Service unavailable"}, errors.TransientError, id="503"
+    ),
 ]
 
 
@@ -797,8 +795,8 @@ async def test_every_operation_raises_the_error_class_of_each_failure(
         return_value=httpx.Response(status, json=body)
     )
     if status == 503 and method == "POST":
-        expected = UnknownOutcomeError  # a create that may have happened is never re-sent
-    with pytest.raises(VendorError) as caught:
+        expected = errors.UnknownOutcomeError  # a create that may have happened is never re-sent
+    with pytest.raises(errors.VendorError) as caught:
         await CALLS[operation](pipedrive)
     error = caught.value
     assert type(error) is expected
@@ -823,9 +821,9 @@ async def test_a_token_endpoint_outage_is_transient_not_bad_credentials(
     )
     deals = mock.get("/api/v2/deals/31").mock(return_value=ok(deal()))
     async with credentials.get_client(policy=policy) as client:
-        with pytest.raises(TransientError) as caught:
+        with pytest.raises(errors.TransientError) as caught:
             await client.get_deal(31)
-    assert not isinstance(caught.value, AuthenticationError)
+    assert not isinstance(caught.value, errors.AuthenticationError)
     assert caught.value.status == status
     assert deals.call_count == 0
 
