@@ -1,18 +1,22 @@
 """`leadflow webhooks register`: subscribe leadflow's webhook service at each vendor, idempotently.
 
-Run it again and nothing is created twice: each vendor's existing subscriptions are read first.
-What no API can do (Meta's callback URL lives in the app dashboard; DocuSign's account-level
-Connect needs an admin) is printed as steps for a person. The calls go through each vendor
-Block's own client (its credentials, base URL, retries and rate limit); the subscription
-endpoints are not client methods yet, so they are made here on the client's HTTP policy.
+Run it again and nothing is created twice: each vendor's existing subscriptions are read first
+and one already pointing at the service is kept. What no API can do (Meta's callback URL lives
+in the app dashboard; DocuSign's Connect HMAC keys are made in its admin console) is printed as
+steps for a person. Every call is a method of the vendor Block's own client (its credentials,
+base URL, retries and rate limit).
 
 | vendor    | what is made                                                                      |
 |-----------|-----------------------------------------------------------------------------------|
-| pipedrive | `POST /api/v1/webhooks` deal `*`, version 2.0, basic auth (unless one exists)      |
-| asaas     | `POST /v3/webhooks` with the payment events and the authToken (unless one exists)  |
-| facebook  | `POST /{page}/subscribed_apps?subscribed_fields=leadgen` (idempotent at Meta)       |
-| docusign  | nothing: per-envelope `eventNotification` (the journey sets it) or Connect by hand |
+| pipedrive | a v1 webhook on deal `*`, version 2.0, basic auth (unless one exists)              |
+| asaas     | a webhook configuration with the payment events and the authToken (unless one)    |
+| facebook  | the Page's `leadgen` subscription of the app (idempotent at Meta)                  |
+| docusign  | an account Connect configuration, JSON SIM, HMAC, custom fields (unless one)      |
 | whatsapp  | nothing: the app's webhook is set in the Meta dashboard, by hand                  |
+
+DocuSign envelopes sent by leadflow carry no `eventNotification` of their own
+(tasks/contracts.py sets none): the account's Connect configuration made here is what reports
+them.
 """
 
 from __future__ import annotations
@@ -22,7 +26,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from blocks.errors import VendorError
+from pydantic import SecretStr
+
+from blocks import (
+    AuthenticationError,
+    NewAsaasWebhook,
+    NewConnectConfiguration,
+    NotFoundError,
+    PermanentError,
+    VendorError,
+    Webhook,
+    WebhookCreate,
+)
 from leadflow.privacy import mask_text
 from webhooks.app import PREFIX
 from webhooks.settings import WebhookSettings
@@ -36,6 +51,16 @@ ASAAS_EVENTS = (
     "PAYMENT_DELETED",
     "PAYMENT_REFUNDED",
 )
+#: DocuSign Connect events the journey follows (the contract sent, opened, signed or not)
+DOCUSIGN_EVENTS = (
+    "envelope-sent",
+    "envelope-delivered",
+    "envelope-completed",
+    "envelope-declined",
+    "envelope-voided",
+)
+#: what a Connect message must carry beyond the event: the lead id is an envelope custom field
+DOCUSIGN_INCLUDE_DATA = ("custom_fields",)
 SUBSCRIPTION_NAME = "leadflow"
 
 
@@ -61,16 +86,23 @@ def endpoint(public_url: str, vendor: str) -> str:
     return f"{public_url.rstrip('/')}{PREFIX}/{vendor}"
 
 
-def _secret(value: Any) -> str | None:
-    return value.get_secret_value() if value is not None else None
+def _is_our_pipedrive_hook(hook: Webhook, url: str, user: str) -> bool:
+    """A live v2.0 subscription of deal changes at our URL, with our basic-auth user."""
+    return (
+        hook.subscription_url == url
+        and hook.event_object in ("deal", "*")
+        and hook.version == "2.0"
+        and hook.http_auth_user == user
+        and hook.is_active
+    )
 
 
 async def register_pipedrive(
     block: Any, public_url: str, settings: WebhookSettings
 ) -> Registration:
     url = endpoint(public_url, "pipedrive")
-    user, password = settings.pipedrive_user, _secret(settings.pipedrive_password)
-    if not user or not password:
+    user, password = settings.pipedrive_user, settings.pipedrive_password
+    if not user or password is None or not password.get_secret_value():
         return Registration(
             "pipedrive",
             Outcome.SKIPPED,
@@ -78,75 +110,64 @@ async def register_pipedrive(
             "authenticated only by the basic auth given when subscribing",
         )
     async with block.get_client() as client:
-        http = client._http
-        listed = await http.request_json("GET", "/api/v1/webhooks")
-        for hook in listed.get("data") or []:
-            if (
-                hook.get("subscription_url") == url
-                and hook.get("event_object") in ("deal", "*")
-                and str(hook.get("version")) == "2.0"
-                and hook.get("http_auth_user") == user
-                and hook.get("is_active") in (1, True, None)
-            ):
-                return Registration("pipedrive", Outcome.ALREADY, f"webhook {hook.get('id')}")
-        created = await http.request_json(
-            "POST",
-            "/api/v1/webhooks",
-            json={
-                "subscription_url": url,
-                "event_action": "*",
-                "event_object": "deal",
-                "name": SUBSCRIPTION_NAME,
-                "version": "2.0",
-                "http_auth_user": user,
-                "http_auth_password": password,
-            },
-            idempotent=False,
+        for hook in await client.list_webhooks():
+            if _is_our_pipedrive_hook(hook, url, user):
+                return Registration("pipedrive", Outcome.ALREADY, f"webhook {hook.id}")
+        created = await client.create_webhook(
+            WebhookCreate(
+                subscription_url=url,
+                event_action="*",
+                event_object="deal",
+                name=SUBSCRIPTION_NAME,
+                version="2.0",
+                http_auth_user=user,
+                http_auth_password=password,
+            )
         )
-    hook_id = (created.get("data") or {}).get("id")
-    return Registration("pipedrive", Outcome.SUBSCRIBED, f"webhook {hook_id} on deal changes")
+    return Registration("pipedrive", Outcome.SUBSCRIBED, f"webhook {created.id} on deal changes")
 
 
 async def register_asaas(block: Any, public_url: str, settings: WebhookSettings) -> Registration:
     url = endpoint(public_url, "asaas")
-    token = _secret(settings.asaas_token)
+    token = settings.asaas_token
     manual = [
         f"Asaas > Integrações > Webhooks: URL {url}, token = LEADFLOW_WEBHOOK_ASAAS_TOKEN, "
         f"API v3, envio sequencial, events {', '.join(ASAAS_EVENTS)}",
     ]
-    if not token:
+    if token is None or not token.get_secret_value():
         return Registration(
             "asaas", Outcome.SKIPPED, "set LEADFLOW_WEBHOOK_ASAAS_TOKEN first", manual
         )
     async with block.get_client() as client:
-        http = client._http
         try:
-            listed = await http.request_json("GET", "/v3/webhooks")
-        except VendorError as exc:
-            if getattr(exc, "status", None) == 404:
-                return Registration(
-                    "asaas", Outcome.MANUAL, "this Asaas has no /v3/webhooks API", manual
-                )
-            raise
-        for hook in listed.get("data") or []:
-            if hook.get("url") == url and hook.get("enabled", True):
-                return Registration("asaas", Outcome.ALREADY, f"webhook {hook.get('id')}")
-        created = await http.request_json(
-            "POST",
-            "/v3/webhooks",
-            json={
-                "name": SUBSCRIPTION_NAME,
-                "url": url,
-                "enabled": True,
-                "interrupted": False,
-                "apiVersion": 3,
-                "authToken": token,
-                "sendType": "SEQUENTIALLY",
-                "events": list(ASAAS_EVENTS),
-            },
-            idempotent=False,
+            hooks = await client.list_webhooks()
+        except NotFoundError:
+            return Registration(
+                "asaas", Outcome.MANUAL, "this Asaas has no /v3/webhooks API", manual
+            )
+        for hook in hooks:
+            if hook.url != url:
+                continue
+            if hook.delivering:
+                return Registration("asaas", Outcome.ALREADY, f"webhook {hook.id}")
+            # a second configuration would send every event twice once this one is back
+            state = "interrupted (15 failures in a row)" if hook.interrupted else "disabled"
+            return Registration(
+                "asaas",
+                Outcome.MANUAL,
+                f"webhook {hook.id} exists but is {state}",
+                [f"Asaas > Integrações > Webhooks: enable webhook {hook.id} ({url}) again"],
+            )
+        created = await client.create_webhook(
+            NewAsaasWebhook(
+                name=SUBSCRIPTION_NAME,
+                url=url,
+                events=list(ASAAS_EVENTS),
+                auth_token=SecretStr(token.get_secret_value()),
+                send_type="SEQUENTIALLY",
+            )
         )
-    return Registration("asaas", Outcome.SUBSCRIBED, f"webhook {created.get('id')}")
+    return Registration("asaas", Outcome.SUBSCRIBED, f"webhook {created.id}")
 
 
 async def register_facebook(block: Any, public_url: str, settings: WebhookSettings) -> Registration:
@@ -157,15 +178,8 @@ async def register_facebook(block: Any, public_url: str, settings: WebhookSettin
         "Meta app settings: the App Secret goes in LEADFLOW_WEBHOOK_FACEBOOK_APP_SECRET",
     ]
     async with block.get_client() as client:
-        http = client._http
-        answer = await http.request_json(
-            "POST",
-            "/{version}/{page_id}/subscribed_apps",
-            path_params={"version": block.graph_version, "page_id": block.page_id},
-            params={"subscribed_fields": "leadgen"},
-            idempotent=True,
-        )
-    if not answer.get("success"):
+        subscribed = await client.subscribe_page_to_leadgen()
+    if not subscribed:
         return Registration("facebook", Outcome.FAILED, "Meta did not answer success", manual)
     return Registration(
         "facebook", Outcome.SUBSCRIBED, f"page {block.page_id} sends leadgen to the app", manual
@@ -173,17 +187,67 @@ async def register_facebook(block: Any, public_url: str, settings: WebhookSettin
 
 
 async def register_docusign(block: Any, public_url: str, settings: WebhookSettings) -> Registration:
+    """The account's Connect configuration for the service, found by its URL or created.
+
+    Connect signs with the account's HMAC keys, which only DocuSign's admin console makes and
+    shows (once): that remains a step for a person, as does all of it when the Block's user
+    may not manage Connect (an account admin's right).
+    """
     url = endpoint(public_url, "docusign")
+    keys_step = (
+        "DocuSign eSignature Admin > Connect > Connect Keys: add a secret key and put it in "
+        "LEADFLOW_WEBHOOK_DOCUSIGN_HMAC_KEYS (comma-separated while a rotation keeps two); "
+        "Connect signs each message with every active key"
+    )
+    console_step = (
+        f"DocuSign eSignature Admin > Connect > Add configuration (Custom): URL {url}, "
+        f"JSON SIM, events {', '.join(DOCUSIGN_EVENTS)}, Include HMAC Signature, "
+        "Include Custom Fields"
+    )
+    if block is None:
+        return Registration(
+            "docusign", Outcome.SKIPPED, "no Block saved for it", [console_step, keys_step]
+        )
+    async with block.get_client() as client:
+        try:
+            existing = await client.list_connect_configurations()
+        except PermanentError as refused:
+            # a 403 or a 400 such as USER_LACKS_PERMISSIONS: the user is no account admin;
+            # a 401 (bad grant) or a 404 is a fault of the Block, reported as a failure
+            lacks_rights = refused.status == 403 or not isinstance(
+                refused, AuthenticationError | NotFoundError
+            )
+            if not lacks_rights:
+                raise
+            return Registration(
+                "docusign",
+                Outcome.MANUAL,
+                mask_text(f"DocuSign refused to list Connect (an account admin may): {refused}"),
+                [console_step, keys_step],
+            )
+        for configuration in existing:
+            if configuration.url_to_publish_to == url:
+                return Registration(
+                    "docusign",
+                    Outcome.ALREADY,
+                    f"Connect configuration {configuration.connect_id}",
+                    [keys_step],
+                )
+        created = await client.create_connect_configuration(
+            NewConnectConfiguration(
+                name=SUBSCRIPTION_NAME,
+                url_to_publish_to=url,
+                events=list(DOCUSIGN_EVENTS),
+                include_hmac=True,
+                include_data=list(DOCUSIGN_INCLUDE_DATA),
+            )
+        )
     return Registration(
         "docusign",
-        Outcome.MANUAL,
-        "envelopes sent by leadflow carry their own eventNotification; or set account Connect",
-        [
-            f"DocuSign eSignature Admin > Connect > Add configuration (Custom): URL {url}, "
-            "JSON SIM, events envelope-sent/-delivered/-completed/-declined/-voided, "
-            "Include HMAC Signature, Include Custom Fields; put the secret keys in "
-            "LEADFLOW_WEBHOOK_DOCUSIGN_HMAC_KEYS (comma-separated during a rotation)",
-        ],
+        Outcome.SUBSCRIBED,
+        f"Connect configuration {created.connect_id}: {len(DOCUSIGN_EVENTS)} envelope events "
+        f"to {url}",
+        [keys_step],
     )
 
 
