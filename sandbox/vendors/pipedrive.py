@@ -641,12 +641,34 @@ Texts = Callable[[Record, list[str]], list[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
-class _Query:
+class _Change:
+    """A change Pipedrive announces to its webhooks: `action` (create, change, delete) on an
+    `entity`, its `data` now, the `previous` values of what changed, and what made it
+    (`source`: "api", or "app" for the salesperson)."""
+
+    action: str
+    entity: str
+    data: dict[str, Any]
+    previous: dict[str, Any] | None
+    source: str
+
+
+@dataclass(frozen=True)
+class SearchQuery:
     """A v2 search: the term, the fields it is looked for in, and whether only exactly."""
 
     term: str
     fields: set[str]
     exact: bool
+
+    @classmethod
+    def of(cls, request: Request, searchable: tuple[str, ...]) -> SearchQuery:
+        """The query of a `GET .../search` request; 400 for a bad term, field list or flag."""
+        q = request.query_params
+        exact = _bool_param(q.get("exact_match"), "exact_match")
+        return cls(
+            _search_term(q.get("term"), exact), _search_fields(q.get("fields"), searchable), exact
+        )
 
 
 class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIALS):
@@ -873,7 +895,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
             ]
 
     def search_persons(
-        self, term: str, fields: set[str], exact: bool, organization_id: int | None
+        self, query: SearchQuery, organization_id: int | None
     ) -> list[tuple[int, dict[str, Any]]]:
         """(id, item) pairs in id order, as v2 `persons/search` shapes them."""
 
@@ -894,7 +916,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         return self._search(
             "person",
             self.bucket.persons,
-            _Query(term, fields, exact),
+            query,
             keep=lambda person: organization_id in (None, person["org_id"]),
             texts=_person_texts,
             item=item,
@@ -904,7 +926,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         self,
         entity: FieldEntity,
         records: dict[int, Record],
-        query: _Query,
+        query: SearchQuery,
         keep: Callable[[Record], bool],
         texts: Texts[Record],
         item: Callable[[Record, list[str]], dict[str, Any]],
@@ -927,7 +949,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         return found
 
     def _search_space(
-        self, records: dict[int, Record], entity: FieldEntity, query: _Query
+        self, records: dict[int, Record], entity: FieldEntity, query: SearchQuery
     ) -> list[tuple[int, Record]]:
         """The records a search must look at, in id order: index candidates when it can."""
         ids = (
@@ -1087,9 +1109,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
 
     def search_deals(
         self,
-        term: str,
-        fields: set[str],
-        exact: bool,
+        query: SearchQuery,
         person_id: int | None,
         organization_id: int | None,
         status: str | None,
@@ -1105,7 +1125,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
 
         def texts(deal: DealRecord, custom: list[str]) -> list[tuple[str, str]]:
             found = _deal_texts(deal, custom)
-            if "notes" in fields:  # only when asked: it reads every note
+            if "notes" in query.fields:  # only when asked: it reads every note
                 found += [
                     ("notes", n["content"])
                     for n in self.bucket.notes.values()
@@ -1132,9 +1152,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
                 "is_archived": deal["is_archived"],
             }
 
-        return self._search(
-            "deal", self.bucket.deals, _Query(term, fields, exact), keep, texts, item
-        )
+        return self._search("deal", self.bucket.deals, query, keep, texts, item)
 
     # -- notes ---------------------------------------------------------------------------
     def create_note(self, body: NoteBody) -> dict[str, Any]:
@@ -1256,6 +1274,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         retry, event}`. Each retry of a failed delivery counts itself (`meta.attempt` in v2,
         `retry` in v1). Deliveries are made outside the state lock.
         """
+        change = _Change(action, entity, data, previous, change_source)
         deliveries: list[tuple[str, Callable[[int], tuple[bytes, dict[str, str]]]]] = []
         with self.sandbox.state.lock:
             for hook in self.bucket.webhooks.values():
@@ -1272,7 +1291,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
                         "ascii"
                     )
                 build = self._v1_payload if hook["version"] == "1.0" else self._v2_payload
-                payload = build(hook, action, entity, data, previous, change_source)
+                payload = build(hook, change)
                 deliveries.append((hook["subscription_url"], _attempts(payload, headers)))
                 hook["last_delivery_time"] = _now()
         for url, render in deliveries:
@@ -1288,63 +1307,49 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.sandbox.random.getrandbits(128), version=4))
 
-    def _v2_payload(
-        self,
-        hook: WebhookRecord,
-        action: str,
-        entity: str,
-        data: dict[str, Any],
-        previous: dict[str, Any] | None,
-        change_source: str,
-    ) -> dict[str, Any]:
+    def _v2_payload(self, hook: WebhookRecord, change: _Change) -> dict[str, Any]:
         return {
             "meta": {
-                "action": action,
-                "entity": entity,
+                "action": change.action,
+                "entity": change.entity,
                 "version": "2.0",
                 "company_id": str(self.company_id),
                 "user_id": str(self.user_id),
                 "id": self._uuid(),
-                "entity_id": str(data["id"]),
+                "entity_id": str(change.data["id"]),
                 "webhook_id": str(hook["id"]),
                 "webhook_owner_id": str(hook["owner_id"]),
                 "permitted_user_ids": [str(self.user_id)],
                 "attempt": 1,
                 "host": f"{self.credentials['company_domain']}.pipedrive.com",
                 "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "change_source": change_source,
+                "change_source": change.source,
                 "is_bulk_edit": False,
                 "type": "general",
                 "correlation_id": self._uuid(),
             },
-            "data": data,
-            "previous": previous,
+            "data": change.data,
+            "previous": change.previous,
         }
 
-    def _v1_payload(
-        self,
-        hook: WebhookRecord,
-        action: str,
-        entity: str,
-        data: dict[str, Any],
-        previous: dict[str, Any] | None,
-        change_source: str,
-    ) -> dict[str, Any]:
+    def _v1_payload(self, hook: WebhookRecord, change: _Change) -> dict[str, Any]:
         """The legacy v1 body: v1 verbs (`added`, `updated`, `deleted`), `event`, `retry`."""
-        verb = {"create": "added", "change": "updated", "delete": "deleted"}.get(action, action)
+        verb = {"create": "added", "change": "updated", "delete": "deleted"}.get(
+            change.action, change.action
+        )
         now = datetime.now(UTC)
-        current = None if action == "delete" else data
-        prior = {**data, **previous} if previous is not None else None
-        if action == "delete":
-            prior = data
+        current = None if change.action == "delete" else change.data
+        prior = {**change.data, **change.previous} if change.previous is not None else None
+        if change.action == "delete":
+            prior = change.data
         return {
             "v": 1,
             "matches_filters": {"current": [], "previous": []},
             "meta": {
                 "v": 1,
                 "action": verb,
-                "object": entity,
-                "id": data["id"],
+                "object": change.entity,
+                "id": change.data["id"],
                 "company_id": self.company_id,
                 "user_id": self.user_id,
                 "host": f"{self.credentials['company_domain']}.pipedrive.com",
@@ -1354,7 +1359,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
                 "trans_pending": False,
                 "is_bulk_update": False,
                 "pipedrive_service_name": False,
-                "change_source": change_source,
+                "change_source": change.source,
                 "matches_filters": {"current": [], "previous": []},
                 "send_source": "webhooks",
                 "webhook_id": str(hook["id"]),
@@ -1363,7 +1368,7 @@ class PipedriveEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
             "current": current,
             "previous": prior,
             "retry": 0,
-            "event": f"{verb}.{entity}",
+            "event": f"{verb}.{change.entity}",
         }
 
     # -- the salesperson -----------------------------------------------------------------
@@ -1713,12 +1718,27 @@ def _object_body(payload: Any) -> dict[str, Any]:
     return payload
 
 
+Body = TypeVar("Body", bound=BaseModel)
+
+
+async def _body(request: Request, model: type[Body]) -> Body:
+    """The request's JSON object as `model`; a ValidationError becomes Pipedrive's 400."""
+    return model.model_validate(_object_body(await _json_body(request)))
+
+
+def _v2_page(request: Request, rows: list[tuple[int, Any]], items: bool = False) -> Response:
+    """One v2 page of `rows` (id order) after the request's `cursor`, `limit` rows at most;
+    a search answers its page as `{"items": [...]}`."""
+    q = request.query_params
+    page, next_cursor = _cursor_page(rows, _int_param(q.get("limit"), "limit"), q.get("cursor"))
+    return _ok({"items": page} if items else page, {"next_cursor": next_cursor})
+
+
 def _add_field_routes(
     router: APIRouter, emulator: PipedriveEmulator, entity: FieldEntity, path: str
 ) -> None:
     async def add_field(request: Request) -> Response:
-        body = FieldBody.model_validate(_object_body(await _json_body(request)))
-        return _ok(emulator.create_field(entity, body))
+        return _ok(emulator.create_field(entity, await _body(request, FieldBody)))
 
     async def list_fields(request: Request) -> Response:
         q = request.query_params
@@ -1730,11 +1750,7 @@ def _add_field_routes(
         return _ok(page, {"pagination": pagination})
 
     async def list_fields_v2(request: Request) -> Response:
-        q = request.query_params
-        page, next_cursor = _cursor_page(
-            emulator.list_fields_v2(entity), _int_param(q.get("limit"), "limit"), q.get("cursor")
-        )
-        return _ok(page, {"next_cursor": next_cursor})
+        return _v2_page(request, emulator.list_fields_v2(entity))
 
     router.add_api_route(path, add_field, methods=["POST"], name=f"add_{entity}_field")
     router.add_api_route(path, list_fields, methods=["GET"], name=f"list_{entity}_fields")
@@ -1799,31 +1815,17 @@ def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> API
     # Persons (v2)
     @router.post("/api/v2/persons")
     async def add_person(request: Request) -> Response:
-        body = PersonBody.model_validate(_object_body(await _json_body(request)))
-        return _ok(emulator.create_person(body))
+        return _ok(emulator.create_person(await _body(request, PersonBody)))
 
     @router.get("/api/v2/persons/search")
     async def search_persons(request: Request) -> Response:
-        q = request.query_params
-        exact = _bool_param(q.get("exact_match"), "exact_match")
-        term = _search_term(q.get("term"), exact)
-        fields = _search_fields(
-            q.get("fields"), ("custom_fields", "email", "notes", "phone", "name")
-        )
-        found = emulator.search_persons(
-            term, fields, exact, _int_param(q.get("organization_id"), "organization_id")
-        )
-        page, next_cursor = _cursor_page(
-            found, _int_param(q.get("limit"), "limit"), q.get("cursor")
-        )
-        return _ok({"items": page}, {"next_cursor": next_cursor})
+        query = SearchQuery.of(request, ("custom_fields", "email", "notes", "phone", "name"))
+        organization_id = _int_param(request.query_params.get("organization_id"), "organization_id")
+        return _v2_page(request, emulator.search_persons(query, organization_id), items=True)
 
     @router.get("/api/v2/persons")
     async def list_persons(request: Request) -> Response:
-        q = request.query_params
-        rows = [(p["id"], p) for p in emulator.list_persons()]
-        page, next_cursor = _cursor_page(rows, _int_param(q.get("limit"), "limit"), q.get("cursor"))
-        return _ok(page, {"next_cursor": next_cursor})
+        return _v2_page(request, [(p["id"], p) for p in emulator.list_persons()])
 
     @router.get("/api/v2/persons/{person_id}")
     async def get_person(person_id: int) -> Response:
@@ -1831,36 +1833,27 @@ def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> API
 
     @router.patch("/api/v2/persons/{person_id}")
     async def update_person(person_id: int, request: Request) -> Response:
-        body = PersonBody.model_validate(_object_body(await _json_body(request)))
-        return _ok(emulator.update_person(person_id, body))
+        return _ok(emulator.update_person(person_id, await _body(request, PersonBody)))
 
     # Deals (v2)
     @router.post("/api/v2/deals")
     async def add_deal(request: Request) -> Response:
-        body = DealBody.model_validate(_object_body(await _json_body(request)))
-        return _ok(emulator.create_deal(body))
+        return _ok(emulator.create_deal(await _body(request, DealBody)))
 
     @router.get("/api/v2/deals/search")
     async def search_deals(request: Request) -> Response:
+        query = SearchQuery.of(request, ("custom_fields", "notes", "title"))
         q = request.query_params
-        exact = _bool_param(q.get("exact_match"), "exact_match")
-        term = _search_term(q.get("term"), exact)
-        fields = _search_fields(q.get("fields"), ("custom_fields", "notes", "title"))
         status = q.get("status")
         if status is not None and status not in DEAL_STATUSES:
             raise PipedriveError(400, "status must be one of: open, won, lost")
         found = emulator.search_deals(
-            term,
-            fields,
-            exact,
+            query,
             _int_param(q.get("person_id"), "person_id"),
             _int_param(q.get("organization_id"), "organization_id"),
             status,
         )
-        page, next_cursor = _cursor_page(
-            found, _int_param(q.get("limit"), "limit"), q.get("cursor")
-        )
-        return _ok({"items": page}, {"next_cursor": next_cursor})
+        return _v2_page(request, found, items=True)
 
     @router.get("/api/v2/deals")
     async def list_deals(request: Request) -> Response:
@@ -1872,10 +1865,7 @@ def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> API
         if q.get("ids"):
             ids = {_int_param(v, "ids") or 0 for v in q["ids"].split(",")}
         deals = emulator.list_deals(_int_param(q.get("person_id"), "person_id"), status, ids)
-        page, next_cursor = _cursor_page(
-            [(d["id"], d) for d in deals], _int_param(q.get("limit"), "limit"), q.get("cursor")
-        )
-        return _ok(page, {"next_cursor": next_cursor})
+        return _v2_page(request, [(d["id"], d) for d in deals])
 
     @router.get("/api/v2/deals/{deal_id}")
     async def get_deal(deal_id: int) -> Response:
@@ -1883,8 +1873,7 @@ def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> API
 
     @router.patch("/api/v2/deals/{deal_id}")
     async def update_deal(deal_id: int, request: Request) -> Response:
-        body = DealBody.model_validate(_object_body(await _json_body(request)))
-        return _ok(emulator.update_deal(deal_id, body))
+        return _ok(emulator.update_deal(deal_id, await _body(request, DealBody)))
 
     # Deal and person fields (v1)
     field_paths: tuple[tuple[FieldEntity, str], ...] = (
@@ -1897,8 +1886,7 @@ def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> API
     # Notes (v1)
     @router.post("/api/v1/notes")
     async def add_note(request: Request) -> Response:
-        body = NoteBody.model_validate(_object_body(await _json_body(request)))
-        return _ok(emulator.create_note(body))
+        return _ok(emulator.create_note(await _body(request, NoteBody)))
 
     @router.get("/api/v1/notes")
     async def list_notes(request: Request) -> Response:
