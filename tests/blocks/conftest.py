@@ -1,5 +1,7 @@
 """Fixtures for the vendor-client tests: a policy that records its waits instead of sleeping.
 
+`mock` puts respx in front of the vendor whose address the test module names in `BASE`.
+
 Each test gets fresh shared rate-limit buckets, so one test's budget never slows another.
 `sandbox_admin` drives the session's in-process sandbox (tests/conftest.py `sandbox_urls`)
 through its admin API, the way an operator would: read credentials, inject faults, count objects.
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+import respx
 
 from blocks.http import HttpPolicy, forget_rate_limits
 from blocks.whatsapp import forget_pair_rates
@@ -52,6 +55,17 @@ def policy(sleeps: RecordedSleeps) -> HttpPolicy:
         now=lambda: 1_700_000_000.0,
         jitter=lambda low, high: high,
     )
+
+
+@pytest.fixture
+def mock(request: pytest.FixtureRequest) -> Iterator[respx.MockRouter]:
+    """respx in front of the test module's vendor: routes name paths below the module's `BASE`.
+
+    Not every route must be called: a test asserts on the routes it cares about.
+    """
+    base = getattr(request.module, "BASE", None)
+    with respx.mock(base_url=base, assert_all_called=False) as router:
+        yield router
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -88,12 +88,6 @@ def sent_query(route: respx.Route) -> dict[str, str]:
 
 def sent_json(route: respx.Route) -> Any:
     return json.loads(route.calls.last.request.content)
-
-
-@pytest.fixture
-def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
 
 
 @pytest.fixture

@@ -97,12 +97,6 @@ def credentials(key_pair: tuple[str, Any]) -> DocuSignCredentials:
 
 
 @pytest.fixture
-def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
 def token_route(mock: respx.MockRouter) -> respx.Route:
     tokens = iter(f"{TOKEN_PREFIX}{n}" for n in range(1, 100))
 

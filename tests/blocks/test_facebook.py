@@ -46,12 +46,6 @@ def lead(lead_id: str | int = "555971704561545", **overrides: Any) -> dict[str, 
 
 
 @pytest.fixture
-def mock() -> respx.MockRouter:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
 async def facebook(policy: HttpPolicy) -> FacebookLeadAdsClient:
     credentials = FacebookLeadAdsCredentials(page_id=PAGE, page_access_token=TOKEN)
     async with credentials.get_client(policy=policy) as client:

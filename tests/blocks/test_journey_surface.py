@@ -40,12 +40,6 @@ LEAD_FIELD = "a" * 40
 
 
 @pytest.fixture
-def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
 async def pipedrive(policy: HttpPolicy) -> AsyncIterator[PipedriveClient]:
     credentials = PipedriveCredentials(base_url=PIPEDRIVE, api_token=SecretStr("t" * 40))
     async with credentials.get_client(policy=policy) as client:

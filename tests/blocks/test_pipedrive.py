@@ -85,12 +85,6 @@ def sent_json(route: respx.Route, call: int = 0) -> Any:
 
 
 @pytest.fixture
-def mock() -> respx.MockRouter:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
 async def pipedrive(policy: HttpPolicy) -> PipedriveClient:
     credentials = PipedriveCredentials(base_url=BASE, api_token=TOKEN)
     async with credentials.get_client(policy=policy) as client:

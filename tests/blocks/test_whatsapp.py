@@ -41,12 +41,6 @@ ACCEPTED = {
 
 
 @pytest.fixture
-def mock() -> respx.MockRouter:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
 async def whatsapp(policy: HttpPolicy) -> WhatsAppClient:
     credentials = WhatsAppCredentials(access_token=TOKEN, phone_number_id=NUMBER_ID)
     async with credentials.get_client(policy=policy) as client:
