@@ -270,6 +270,19 @@ def meta_json(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+def send_meta_webhook(emulator: VendorEmulator, payload: Any) -> None:
+    """Post `payload` to the vendor's webhook target (if one is set) as Meta does: compact
+    JSON signed with the app secret."""
+    target = emulator.sandbox.webhook_targets.get(emulator.vendor)
+    if not target:
+        return
+    body = meta_json(payload)
+    headers = hub_signature_headers(emulator.credentials["app_secret"], body)
+    emulator.sandbox.webhooks.deliver(
+        vendor=emulator.vendor, url=target, body=body, headers=headers
+    )
+
+
 class SubscribeBody(BaseModel):
     """Admin: verify a receiver with Meta's handshake, then make it the webhook target."""
 
@@ -606,8 +619,7 @@ class FacebookEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         (`POST /{page-id}/subscribed_apps?subscribed_fields=leadgen`), as Meta does: an app
         callback URL alone receives nothing for a page that never subscribed.
         """
-        target = self.sandbox.webhook_targets.get(VENDOR)
-        if not target or not self.page_subscribed(lead["page_id"], "leadgen"):
+        if not self.page_subscribed(lead["page_id"], "leadgen"):
             return
         payload = {
             "object": "page",
@@ -631,9 +643,7 @@ class FacebookEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
                 }
             ],
         }
-        body = meta_json(payload)
-        headers = hub_signature_headers(self.credentials["app_secret"], body)
-        self.sandbox.webhooks.deliver(vendor=VENDOR, url=target, body=body, headers=headers)
+        send_meta_webhook(self, payload)
 
 
 def _default_form(form_id: str, page_id: str) -> LeadForm:
@@ -874,15 +884,20 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
         """N people fill the lead form now; each lead fires a `leadgen` webhook."""
         return {"leads": emulator().submit_leads(body)}
 
+    add_subscription_route(router, sandbox, VENDOR)
+    return router
+
+
+def add_subscription_route(router: APIRouter, sandbox: Sandbox, vendor: str) -> None:
+    """Admin `POST /subscription` for a Meta vendor (Facebook, WhatsApp): the callback URL
+    becomes its webhook target as Meta makes it one, only after the receiver passes the
+    `hub.*` handshake with the vendor's verify token (or the one given)."""
+
     @router.post("/subscription")
     def subscribe(body: SubscribeBody) -> dict[str, Any]:
-        """Set the callback URL as Meta does: only after the receiver passes the handshake."""
-        credentials = emulator().credentials
-        verify_token = body.verify_token or credentials["verify_token"]
+        verify_token = body.verify_token or sandbox.emulators[vendor].credentials["verify_token"]
         with sandbox.state.lock:
             challenge = str(sandbox.random.randrange(10**9, 10**10))
         verify_callback(str(body.callback_url), verify_token, challenge)
-        sandbox.webhook_targets[VENDOR] = str(body.callback_url)
+        sandbox.webhook_targets[vendor] = str(body.callback_url)
         return {"success": True, "callback_url": str(body.callback_url)}
-
-    return router

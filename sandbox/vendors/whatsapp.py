@@ -36,16 +36,14 @@ from typing_extensions import TypedDict
 from sandbox.core import Sandbox, VendorEmulator
 from sandbox.vendors.facebook import (
     GraphError,
-    SubscribeBody,
     TraceIds,
+    add_subscription_route,
     graph_fault_renderer,
     graph_route_class,
     graph_token,
     graph_unknown_route,
-    hub_signature_headers,
     invalid_token_error,
-    meta_json,
-    verify_callback,
+    send_meta_webhook,
 )
 
 VENDOR = "whatsapp"
@@ -479,14 +477,6 @@ class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
             ],
         }
 
-    def _deliver(self, payload: dict[str, Any]) -> None:
-        target = self.sandbox.webhook_targets.get(VENDOR)
-        if not target:
-            return
-        body = meta_json(payload)
-        headers = hub_signature_headers(self.credentials["app_secret"], body)
-        self.sandbox.webhooks.deliver(vendor=VENDOR, url=target, body=body, headers=headers)
-
     def _status(self, sent: SentMessage, status: str, at: int) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "id": sent.id,
@@ -533,7 +523,7 @@ class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
             sent.status = statuses[-1]
         for offset, status in enumerate(statuses):
             entry = self._status(sent, status, sent.sent_at + offset)
-            self._deliver(self._envelope({"statuses": [entry]}))
+            send_meta_webhook(self, self._envelope({"statuses": [entry]}))
 
     def receive(self, inbound: InboundMessage) -> dict[str, Any]:
         """A user writes in: the window opens and the inbound `messages` webhook fires."""
@@ -557,7 +547,7 @@ class WhatsAppEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
                 ],
             }
         )
-        self._deliver(payload)
+        send_meta_webhook(self, payload)
         return {"id": message_id, "wa_id": wa_id, "window_open_until": now + WINDOW_SECONDS}
 
 
@@ -638,13 +628,5 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
             emulator().bucket.limits = WhatsAppLimits(**body.model_dump())
         return body.model_dump()
 
-    @router.post("/subscription")
-    def subscribe(body: SubscribeBody) -> dict[str, Any]:
-        verify_token = body.verify_token or emulator().credentials["verify_token"]
-        with sandbox.state.lock:
-            challenge = str(sandbox.random.randrange(10**9, 10**10))
-        verify_callback(str(body.callback_url), verify_token, challenge)
-        sandbox.webhook_targets[VENDOR] = str(body.callback_url)
-        return {"success": True, "callback_url": str(body.callback_url)}
-
+    add_subscription_route(router, sandbox, VENDOR)
     return router
