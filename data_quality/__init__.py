@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from data_quality.fields import DEFAULT_FORM_FIELDS, LEAD_FIELDS, FieldMapping
 from data_quality.normalize import (
     MISSING,
+    NORMALISERS,
     Normalized,
     is_brazilian_mobile,
     normalize_cnpj,
@@ -42,6 +43,7 @@ __all__ = [
     "DEFAULT_FORM_FIELDS",
     "LEAD_FIELDS",
     "MISSING",
+    "NORMALISERS",
     "FieldMapping",
     "GateResult",
     "Normalized",

@@ -33,15 +33,7 @@ from great_expectations.expectations.metrics.map_metric_provider.column_conditio
     column_condition_partial,
 )
 
-from data_quality.normalize import (
-    Normalized,
-    is_brazilian_mobile,
-    normalize_cnpj,
-    normalize_cpf,
-    normalize_email,
-    normalize_name,
-    normalize_phone,
-)
+from data_quality.normalize import NORMALISERS, Normalized, is_brazilian_mobile
 
 
 def passes(column: pd.Series, check: Callable[[str], bool]) -> pd.Series:
@@ -92,31 +84,31 @@ def column_expectation(
 ExpectColumnValuesToBeValidCpf = column_expectation(
     "ExpectColumnValuesToBeValidCpf",
     "column_values.leadflow_valid_cpf",
-    _normaliser_accepts(normalize_cpf),
+    _normaliser_accepts(NORMALISERS["cpf"]),
     "Each CPF has 11 digits, correct check digits, and is not one digit repeated.",
 )
 ExpectColumnValuesToBeValidCnpj = column_expectation(
     "ExpectColumnValuesToBeValidCnpj",
     "column_values.leadflow_valid_cnpj",
-    _normaliser_accepts(normalize_cnpj),
+    _normaliser_accepts(NORMALISERS["cnpj"]),
     "Each CNPJ (numeric or alphanumeric) has 14 characters and correct check digits.",
 )
 ExpectColumnValuesToBeValidPersonName = column_expectation(
     "ExpectColumnValuesToBeValidPersonName",
     "column_values.leadflow_valid_person_name",
-    _normaliser_accepts(normalize_name),
+    _normaliser_accepts(NORMALISERS["full_name"]),
     "Each name has letters and no digits or markup-like punctuation.",
 )
 ExpectColumnValuesToBeValidEmail = column_expectation(
     "ExpectColumnValuesToBeValidEmail",
     "column_values.leadflow_valid_email",
-    _normaliser_accepts(normalize_email),
+    _normaliser_accepts(NORMALISERS["email"]),
     "Each e-mail address is syntactically valid (email-validator, no DNS).",
 )
 ExpectColumnValuesToBeValidBrazilianPhone = column_expectation(
     "ExpectColumnValuesToBeValidBrazilianPhone",
     "column_values.leadflow_valid_br_phone",
-    _normaliser_accepts(normalize_phone),
+    _normaliser_accepts(NORMALISERS["phone_number"]),
     "Each phone is a valid Brazilian number (mobile or landline), nothing guessed.",
 )
 ExpectColumnValuesToBeBrazilianMobileE164 = column_expectation(

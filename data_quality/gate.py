@@ -24,16 +24,7 @@ import numpy as np
 import pandas as pd
 
 from data_quality.fields import LEAD_FIELDS, FieldMapping
-from data_quality.normalize import (
-    Normalized,
-    normalize_cnpj,
-    normalize_cpf,
-    normalize_email,
-    normalize_name,
-    normalize_phone,
-    not_text,
-    phone_kind,
-)
+from data_quality.normalize import NORMALISERS, Normalized, not_text, phone_kind
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -43,14 +34,6 @@ REASONS = "reasons"
 NOT_TEXT = "not_text"
 """The suite's (and the quarantined table's) column naming, per row, each lead field whose
 value is not text and why (`email: a dict, not text`); None when every field is readable."""
-
-NORMALISERS: dict[str, Callable[[str | None], Normalized]] = {
-    "full_name": normalize_name,
-    "email": normalize_email,
-    "phone_number": normalize_phone,
-    "cpf": normalize_cpf,
-    "cnpj": normalize_cnpj,
-}
 
 #: the suite's column holding each field's normalised value
 NORMALIZED_COLUMN = {

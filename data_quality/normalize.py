@@ -17,6 +17,7 @@ import math
 import numbers
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from typing import Any, Literal
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import NumberParseException, PhoneNumberType
-from validate_docbr import CNPJ, CPF
+from validate_docbr import CNPJ, CPF, DocumentBase
 
 MISSING = "missing"
 """The reason for a blank field: not a broken rule by itself (the suite decides if it matters)."""
@@ -323,17 +324,26 @@ def _repeated(value: str) -> bool:
     return len(set(value)) == 1
 
 
+def _document(
+    text: str | None, *, length: int, allow_letters: bool, check: DocumentBase, rule: str
+) -> Normalized:
+    """A Receita Federal document (CPF, CNPJ) as its bare characters: punctuation removed, the
+    length and check digits verified, and a sequence of one repeated character refused (it
+    passes the arithmetic, but is never issued)."""
+    if _blank(text):
+        return Normalized(None, MISSING)
+    chars = _document_text(str(text), allow_letters)
+    if chars is None or len(chars) != length or _repeated(chars) or not check.validate(chars):
+        return Normalized(None, rule)
+    return Normalized(chars, None)
+
+
 @lru_cache(maxsize=_CACHE_SIZE)
 def normalize_cpf(text: str | None) -> Normalized:
     """A CPF as its 11 digits, check digits verified by validate-docbr; punctuation (dots,
     dash, spaces) removed; a sequence of one repeated digit (111.111.111-11 passes the
     arithmetic) refused, as the Receita Federal never issues one."""
-    if _blank(text):
-        return Normalized(None, MISSING)
-    digits = _document_text(str(text), allow_letters=False)
-    if digits is None or len(digits) != 11 or _repeated(digits) or not _CPF.validate(digits):
-        return Normalized(None, CPF_VALID)
-    return Normalized(digits, None)
+    return _document(text, length=11, allow_letters=False, check=_CPF, rule=CPF_VALID)
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
@@ -341,9 +351,15 @@ def normalize_cnpj(text: str | None) -> Normalized:
     """A CNPJ as its 14 characters — digits, or upper-case letters and digits for the
     alphanumeric CNPJ issued from 2026 — check digits verified by validate-docbr; repeated
     sequences refused."""
-    if _blank(text):
-        return Normalized(None, MISSING)
-    chars = _document_text(str(text), allow_letters=True)
-    if chars is None or len(chars) != 14 or _repeated(chars) or not _CNPJ.validate(chars):
-        return Normalized(None, CNPJ_VALID)
-    return Normalized(chars, None)
+    return _document(text, length=14, allow_letters=True, check=_CNPJ, rule=CNPJ_VALID)
+
+
+#: lead field -> its normaliser: the gate normalises each field with it, the suite judges each
+#: field by it, and a corrected quarantine value is checked against it
+NORMALISERS: dict[str, Callable[[str | None], Normalized]] = {
+    "full_name": normalize_name,
+    "email": normalize_email,
+    "phone_number": normalize_phone,
+    "cpf": normalize_cpf,
+    "cnpj": normalize_cnpj,
+}

@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from prefect.artifacts import acreate_table_artifact
-
 from ledger import ClaimedJourney, ClaimLost, JourneyState
 from tasks.journey import Move, MoveKind, StepContext, journey_task
-from tasks.quality_gate import ARTIFACT_KEY, artifact_table, run_gate
+from tasks.quality_gate import publish_artifact, run_gate
 
 __all__ = ["qualify"]
 
@@ -46,13 +44,5 @@ async def qualify(context: StepContext, journeys: list[ClaimedJourney]) -> list[
                 context.ledger.release(lead_id, context.worker)
 
     await asyncio.to_thread(release_skipped)
-    await acreate_table_artifact(
-        artifact_table(outcome),
-        key=ARTIFACT_KEY,
-        description=(
-            f"Quality gate: {len(outcome.qualified)} qualified, {len(outcome.quarantined)} "
-            f"quarantined, {len(outcome.duplicates)} attached to an earlier lead "
-            "(personal data masked)."
-        ),
-    )
+    await publish_artifact(outcome)
     return moves

@@ -295,6 +295,20 @@ def artifact_table(outcome: GateOutcome) -> list[dict[str, Any]]:
     return rows
 
 
+async def publish_artifact(outcome: GateOutcome) -> None:
+    """The run's table artifact (artifact_table) under ARTIFACT_KEY, with the totals in words:
+    the one place an operator reads what a gate run decided, whichever step ran it."""
+    await acreate_table_artifact(
+        artifact_table(outcome),
+        key=ARTIFACT_KEY,
+        description=(
+            f"Quality gate: {len(outcome.qualified)} qualified, {len(outcome.quarantined)} "
+            f"quarantined, {len(outcome.duplicates)} attached to an earlier lead "
+            "(personal data masked)."
+        ),
+    )
+
+
 @task(name="gate-leads")
 async def gate_leads(
     ledger_url: str,
@@ -317,13 +331,5 @@ async def gate_leads(
         outcome = await asyncio.to_thread(run_gate, ledger, lead_ids, mapping, docs)
     finally:
         ledger.dispose()
-    await acreate_table_artifact(
-        artifact_table(outcome),
-        key=ARTIFACT_KEY,
-        description=(
-            f"Quality gate: {len(outcome.qualified)} qualified, {len(outcome.quarantined)} "
-            f"quarantined, {len(outcome.duplicates)} attached to an earlier lead "
-            "(personal data masked)."
-        ),
-    )
+    await publish_artifact(outcome)
     return outcome

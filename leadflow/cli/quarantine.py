@@ -190,8 +190,7 @@ def fix(
     ],
 ) -> None:
     """Correct fields of a quarantined lead. Nothing is replayed yet: run `replay`."""
-    from data_quality.gate import NORMALISERS
-    from data_quality.normalize import MISSING
+    from data_quality.normalize import MISSING, NORMALISERS
 
     record_id = _record_id(record)
     pairs = [_parse_assignment(text) for text in assignments]

@@ -4,7 +4,6 @@ they never raise, and normalising a normalised value changes nothing."""
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 
 from data_quality import (
     MISSING,
+    NORMALISERS,
     FieldMapping,
     Normalized,
     normalize_cnpj,
@@ -21,14 +21,6 @@ from data_quality import (
     normalize_phone,
     phone_kind,
 )
-
-NORMALISERS: dict[str, Callable[[str | None], Normalized]] = {
-    "name": normalize_name,
-    "email": normalize_email,
-    "phone": normalize_phone,
-    "cpf": normalize_cpf,
-    "cnpj": normalize_cnpj,
-}
 
 # any code point at all: lone surrogates (what a broken JSON decoder lets through), control
 # characters, unassigned and private-use code points — st.text() alone excludes surrogates
