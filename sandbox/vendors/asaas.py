@@ -41,6 +41,7 @@ stretch, with the contract's rules (../shared/contracts/README.md §4):
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import json
@@ -51,10 +52,10 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypedDict
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -185,6 +186,125 @@ class LimitsBody(BaseModel):
     requests_per_window: int = Field(1_000_000, ge=1, le=1_000_000_000)
     window_seconds: float = Field(60.0, gt=0, le=30 * 86_400)
     concurrent_gets: int = Field(10_000, ge=1, le=1_000_000)
+
+
+# -- state --------------------------------------------------------------------------------------
+
+
+class Customer(TypedDict):
+    """A customer as Asaas answers it (CustomerGetResponseDTO), plus `_groupName`: it filters
+    the list but Asaas's DTO has no such field, so it is never answered (`public`)."""
+
+    object: str
+    id: str
+    dateCreated: str
+    name: str
+    email: str | None
+    phone: str | None
+    mobilePhone: str | None
+    address: str | None
+    addressNumber: str | None
+    complement: str | None
+    province: str | None
+    city: str | None
+    cityName: str | None
+    state: str | None
+    country: str
+    postalCode: str | None
+    cpfCnpj: str
+    personType: str
+    deleted: bool
+    additionalEmails: str | None
+    externalReference: str | None
+    notificationDisabled: bool
+    observations: str | None
+    foreignCustomer: bool
+    _groupName: str | None
+
+
+class Payment(TypedDict):
+    """A charge as Asaas answers it (PaymentGetResponseDTO): every key, set or null."""
+
+    object: str
+    id: str
+    dateCreated: str
+    customer: str
+    subscription: str | None
+    installment: str | None
+    checkoutSession: str | None
+    paymentLink: str | None
+    value: float
+    netValue: float
+    originalValue: float | None
+    interestValue: float | None
+    discount: dict[str, Any]
+    fine: dict[str, Any]
+    interest: dict[str, Any]
+    description: str | None
+    billingType: str
+    canBePaidAfterDueDate: bool
+    pixTransaction: str | None
+    pixQrCodeId: str | None
+    status: str
+    dueDate: str
+    originalDueDate: str
+    paymentDate: str | None
+    clientPaymentDate: str | None
+    installmentNumber: int | None
+    invoiceUrl: str
+    invoiceNumber: str
+    externalReference: str | None
+    deleted: bool
+    anticipated: bool
+    anticipable: bool
+    creditDate: str | None
+    estimatedCreditDate: str | None
+    transactionReceiptUrl: str | None
+    nossoNumero: str | None
+    bankSlipUrl: str | None
+    postalService: bool
+    split: list[Any] | None
+    refunds: list[Any] | None
+    chargeback: dict[str, Any] | None
+    escrow: dict[str, Any] | None
+
+
+class Event(TypedDict):
+    """One webhook event as fired (the admin API's event log): its id, name and payment."""
+
+    id: str
+    event: str
+    payment: str
+
+
+class WebhookConfiguration(TypedDict):
+    """A `/v3/webhooks` configuration as answered, plus `_authToken` (kept, never answered)."""
+
+    object: str
+    id: str
+    name: str
+    url: str
+    email: str | None
+    enabled: bool
+    interrupted: bool
+    apiVersion: int
+    hasAuthToken: bool
+    sendType: str
+    events: list[str]
+    _authToken: str | None
+
+
+@dataclass
+class AsaasState:
+    """One Asaas account: customers and charges by id, the events fired (in order), the webhook
+    configurations, and the admin API's settings (the limits, the PIX precautionary hold)."""
+
+    limits: AsaasLimits
+    customers: dict[str, Customer] = dataclasses.field(default_factory=dict)
+    payments: dict[str, Payment] = dataclasses.field(default_factory=dict)
+    events: list[Event] = dataclasses.field(default_factory=list)
+    webhooks: dict[str, WebhookConfiguration] = dataclasses.field(default_factory=dict)
+    pix_hold: bool = False
 
 
 # -- PIX: BR Code and image ---------------------------------------------------------------------
@@ -365,7 +485,7 @@ def _page(query: dict[str, str]) -> tuple[int, int]:
     return offset, limit
 
 
-def public(record: dict[str, Any]) -> dict[str, Any]:
+def public(record: Mapping[str, Any]) -> dict[str, Any]:
     """What Asaas answers about a stored object: its fields without the sandbox's own (`_…`)."""
     return {key: value for key, value in record.items() if not key.startswith("_")}
 
@@ -398,23 +518,18 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
         self._window_count = 0
         self._gets_in_flight = 0
 
-    def _bucket(self) -> dict[str, Any]:
-        """Laid out on first use (and again after an admin reset empties the state)."""
-        with self.sandbox.state.lock:
-            bucket = self.sandbox.state.bucket(VENDOR)
-            if "customers" not in bucket:
-                bucket["customers"] = {}
-                bucket["payments"] = {}
-                bucket["events"] = []
-                bucket["webhooks"] = {}
-                bucket["limits"] = asdict(self.default_limits)
-                bucket["pix_hold"] = False
-            return bucket
+    @property
+    def bucket(self) -> AsaasState:
+        """The account's state, laid out on first use (and again after an admin reset)."""
+        return self.state.bucket(VENDOR, self._layout)
+
+    def _layout(self) -> AsaasState:
+        return AsaasState(limits=self.default_limits)
 
     @property
     def limits(self) -> AsaasLimits:
         with self.sandbox.state.lock:
-            return AsaasLimits(**self._bucket()["limits"])
+            return self.bucket.limits
 
     def today(self) -> date:
         return self.clock().astimezone(BRAZIL).date()
@@ -529,7 +644,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
         }
         with self.sandbox.state.lock:
             number = self.sandbox.state.next_id(VENDOR, "customer", start=5_401_844)
-            customer = {
+            customer: Customer = {
                 "object": "customer",
                 "id": f"cus_{number:012d}",
                 "dateCreated": self.today().isoformat(),
@@ -556,13 +671,13 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
                 "foreignCustomer": bool(flags["foreignCustomer"]),
                 "_groupName": _optional_str(payload, "groupName", 255),
             }
-            self._bucket()["customers"][customer["id"]] = customer
+            self.bucket.customers[customer["id"]] = customer
             self.sandbox.state.created(VENDOR, "customer")
             return public(customer)
 
     def get_customer(self, customer_id: str) -> dict[str, Any]:
         with self.sandbox.state.lock:
-            customer = self._bucket()["customers"].get(customer_id)
+            customer = self.bucket.customers.get(customer_id)
             if customer is None:
                 raise not_found()
             return public(customer)
@@ -574,7 +689,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
         with self.sandbox.state.lock:
             found = [
                 public(c)
-                for c in self._bucket()["customers"].values()
+                for c in self.bucket.customers.values()
                 if not c["deleted"]
                 and (document is None or c["cpfCnpj"] == document)
                 and (
@@ -595,9 +710,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
         customer_id = payload.get("customer")
         with self.sandbox.state.lock:
             customer = (
-                self._bucket()["customers"].get(customer_id)
-                if isinstance(customer_id, str)
-                else None
+                self.bucket.customers.get(customer_id) if isinstance(customer_id, str) else None
             )
         if customer is None or customer["deleted"]:
             raise AsaasError(400, "invalid_customer", "Customer Inválido ou não informado")
@@ -630,7 +743,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
             invoice = self.sandbox.state.next_id(VENDOR, "invoice", start=1)
             payment_id = f"pay_{number:012d}"
             amount = round(float(value), 2)
-            payment = {
+            payment: Payment = {
                 "object": "payment",
                 "id": payment_id,
                 "dateCreated": self.today().isoformat(),
@@ -675,7 +788,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
                 "chargeback": None,
                 "escrow": None,
             }
-            self._bucket()["payments"][payment_id] = payment
+            self.bucket.payments[payment_id] = payment
             self.sandbox.state.created(VENDOR, "payment")
             snapshot = dict(payment)
             self._fire("PAYMENT_CREATED", snapshot)
@@ -683,7 +796,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
 
     def get_payment(self, payment_id: str) -> dict[str, Any]:
         with self.sandbox.state.lock:
-            payment = self._bucket()["payments"].get(payment_id)
+            payment = self.bucket.payments.get(payment_id)
             if payment is None:
                 raise not_found()
             return dict(payment)
@@ -703,7 +816,8 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
         exact = ("customer", "externalReference", "status", "billingType", "subscription")
         with self.sandbox.state.lock:
             found = []
-            for payment in self._bucket()["payments"].values():
+            for stored in self.bucket.payments.values():
+                payment: Mapping[str, Any] = stored  # filtered by the fields the query names
                 if payment["deleted"]:
                     continue
                 if any(f in query and payment[f] != query[f] for f in exact):
@@ -771,7 +885,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
         interrupted = _optional_bool(payload, "interrupted")
         with self.sandbox.state.lock:
             webhook_id = str(uuid.UUID(int=self.sandbox.random.getrandbits(128), version=4))
-            webhook = {
+            webhook: WebhookConfiguration = {
                 "object": "webhook",
                 "id": webhook_id,
                 "name": name.strip(),
@@ -785,14 +899,14 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
                 "events": list(dict.fromkeys(events)),
                 "_authToken": token,
             }
-            self._bucket()["webhooks"][webhook_id] = webhook
+            self.bucket.webhooks[webhook_id] = webhook
             self.sandbox.state.created(VENDOR, "webhook")
             return public(webhook)
 
     def list_webhooks(self, query: dict[str, str]) -> dict[str, Any]:
         offset, limit = _page(query)
         with self.sandbox.state.lock:
-            found = [public(w) for w in self._bucket()["webhooks"].values()]
+            found = [public(w) for w in self.bucket.webhooks.values()]
         return list_envelope(found, offset, limit)
 
     # -- what the payer (or the sandbox helper) does ---------------------------------------
@@ -800,7 +914,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
         with self.sandbox.state.lock:
             return [
                 p["id"]
-                for p in self._bucket()["payments"].values()
+                for p in self.bucket.payments.values()
                 if p["status"] == "PENDING" and p["billingType"] == "PIX" and not p["deleted"]
             ]
 
@@ -813,29 +927,33 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
         """
         today = self.today().isoformat()
         with self.sandbox.state.lock:
-            bucket = self._bucket()
-            payment = bucket["payments"].get(payment_id)
+            bucket = self.bucket
+            payment = bucket.payments.get(payment_id)
             if payment is None:
                 raise not_found()
             status = payment["status"]
             if status == "CONFIRMED":
-                payment.update(status="RECEIVED", creditDate=today, estimatedCreditDate=today)
+                payment.update(
+                    {"status": "RECEIVED", "creditDate": today, "estimatedCreditDate": today}
+                )
                 snapshot = dict(payment)
                 event = "PAYMENT_RECEIVED"
             elif status in ("PENDING", "OVERDUE"):
-                held = bool(bucket["pix_hold"])
+                held = bucket.pix_hold
                 payment.update(
-                    status="CONFIRMED" if held else "RECEIVED",
-                    paymentDate=today,
-                    clientPaymentDate=today,
-                    creditDate=None if held else today,
-                    estimatedCreditDate=(
-                        (self.today() + timedelta(days=3)).isoformat() if held else today
-                    ),
-                    pixTransaction=self._location_uuid(f"{payment_id}:transaction"),
-                    transactionReceiptUrl=(
-                        f"{self.sandbox.base_url(VENDOR)}/comprovantes/{payment_id[4:]}"
-                    ),
+                    {
+                        "status": "CONFIRMED" if held else "RECEIVED",
+                        "paymentDate": today,
+                        "clientPaymentDate": today,
+                        "creditDate": None if held else today,
+                        "estimatedCreditDate": (
+                            (self.today() + timedelta(days=3)).isoformat() if held else today
+                        ),
+                        "pixTransaction": self._location_uuid(f"{payment_id}:transaction"),
+                        "transactionReceiptUrl": (
+                            f"{self.sandbox.base_url(VENDOR)}/comprovantes/{payment_id[4:]}"
+                        ),
+                    }
                 )
                 snapshot = dict(payment)
                 event = "PAYMENT_CONFIRMED" if held else "PAYMENT_RECEIVED"
@@ -855,7 +973,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
         with self.sandbox.state.lock:
             held = [
                 p["id"]
-                for p in self._bucket()["payments"].values()
+                for p in self.bucket.payments.values()
                 if p["status"] == "CONFIRMED" and p["billingType"] == "PIX" and not p["deleted"]
             ]
             for payment_id in held:
@@ -865,7 +983,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
     def make_overdue(self, payment_id: str) -> dict[str, Any]:
         """The client never pays: PENDING → OVERDUE, then PAYMENT_OVERDUE fires."""
         with self.sandbox.state.lock:
-            payment = self._bucket()["payments"].get(payment_id)
+            payment = self.bucket.payments.get(payment_id)
             if payment is None:
                 raise not_found()
             if payment["status"] != "PENDING":
@@ -907,15 +1025,13 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
         with self.sandbox.state.lock:
             number = self.sandbox.state.next_id(VENDOR, "event", start=368_604_920)
             token = self.sandbox.random.getrandbits(128)
-            body = {
+            body: dict[str, Any] = {
                 "id": f"evt_{token:032x}&{number}",
                 "event": event,
                 "dateCreated": self._timestamp(),
                 "payment": payment,
             }
-            self._bucket()["events"].append(
-                {"id": body["id"], "event": event, "payment": payment["id"]}
-            )
+            self.bucket.events.append({"id": body["id"], "event": event, "payment": payment["id"]})
             listeners = self._listeners(event)
         if not listeners:
             return
@@ -929,7 +1045,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
     def _listeners(self, event: str) -> list[tuple[str, str | None]]:
         """(URL, token) of each listener of `event`: see `_fire`."""
         with self.sandbox.state.lock:
-            configured = list(self._bucket()["webhooks"].values())
+            configured = list(self.bucket.webhooks.values())
         listeners: list[tuple[str, str | None]] = [
             (w["url"], w["_authToken"])
             for w in configured
@@ -1110,13 +1226,13 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     @router.put("/limits")
     def set_limits(body: LimitsBody) -> dict[str, Any]:
         with sandbox.state.lock:
-            emulator()._bucket()["limits"] = body.model_dump()
+            emulator().bucket.limits = AsaasLimits(**body.model_dump())
         return body.model_dump()
 
     @router.put("/pix-hold")
     def set_pix_hold(body: PixHoldBody) -> dict[str, bool]:
         with sandbox.state.lock:
-            emulator()._bucket()["pix_hold"] = body.enabled
+            emulator().bucket.pix_hold = body.enabled
         return {"enabled": body.enabled}
 
     @router.post("/pix-hold/release")
@@ -1126,6 +1242,6 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     @router.get("/events")
     def events() -> list[dict[str, Any]]:
         with sandbox.state.lock:
-            return list(emulator()._bucket()["events"])
+            return [dict(event) for event in emulator().bucket.events]
 
     return router
