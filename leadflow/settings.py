@@ -22,6 +22,19 @@ def _default_database_url() -> str:
     return f"sqlite:///{Path.cwd() / '.leadflow' / 'ledger.db'}"
 
 
+def env_settings(prefix: str, *, populate_by_name: bool = False) -> SettingsConfigDict:
+    """How every leadflow settings class reads its values: `<prefix><NAME>` from the
+    environment or a UTF-8 `.env`, other variables ignored (the flows' and the webhook
+    service's settings share one `.env`)."""
+    return SettingsConfigDict(
+        env_prefix=prefix,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=populate_by_name,
+    )
+
+
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the setting and what is wrong."""
 
@@ -29,12 +42,7 @@ class ConfigError(Exception):
 class Settings(BaseSettings):
     """leadflow's settings. Each field is `LEADFLOW_<NAME>` in the environment or `.env`."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-    )
+    model_config = env_settings(ENV_PREFIX)
 
     database_url: str = Field(
         default_factory=_default_database_url,

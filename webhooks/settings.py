@@ -21,7 +21,9 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode
+
+from leadflow.settings import env_settings
 
 ENV_PREFIX = "LEADFLOW_WEBHOOK_"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -39,13 +41,7 @@ class TriggerMode(StrEnum):
 class WebhookSettings(BaseSettings):
     """What the webhook service needs; each field is `LEADFLOW_WEBHOOK_<NAME>`."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        populate_by_name=True,
-    )
+    model_config = env_settings(ENV_PREFIX, populate_by_name=True)
 
     facebook_app_secret: SecretStr | None = Field(None, description="Meta app secret (Lead Ads).")
     facebook_verify_token: SecretStr | None = Field(None, description="Meta handshake token.")
