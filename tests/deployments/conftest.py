@@ -1,4 +1,5 @@
-"""A local alert receiver: a tiny HTTP server on 127.0.0.1 that records every POST."""
+"""A local alert receiver (a tiny HTTP server on 127.0.0.1 that records every POST), and what
+a deployment Prefect holds must agree on with its row of deployments/schedules.py."""
 
 from __future__ import annotations
 
@@ -10,6 +11,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+from deployments.schedules import DeploymentSpec
+
+
+def assert_deployed_as(deployment: Any, spec: DeploymentSpec) -> None:
+    """A deployment, built by `serve` or stored on the server, carries its row's parameters,
+    tags and schedule (an interval or a cron, or none), whichever way it was made."""
+    assert deployment.parameters == spec.parameters
+    assert sorted(deployment.tags) == sorted(spec.tags)
+    schedules = [s.schedule for s in deployment.schedules]
+    intervals = [s.interval.total_seconds() for s in schedules if hasattr(s, "interval")]
+    crons = [s.cron for s in schedules if hasattr(s, "cron")]
+    assert intervals == ([spec.interval_seconds] if spec.interval_seconds else [])
+    assert crons == ([spec.cron] if spec.cron else [])
 
 
 class Receiver:

@@ -28,6 +28,7 @@ from deployments.local_cluster import (
     wait_until_all_in,
 )
 from deployments.schedules import DEPLOYMENTS
+from tests.deployments.conftest import assert_deployed_as
 
 #: the cluster starts a server, deploys, and moves 500 journeys twice: more than the 300 s default
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(900)]
@@ -111,13 +112,7 @@ async def test_setup_twice_changes_nothing_and_deploy_all_succeeds(
     for spec in DEPLOYMENTS:
         deployment = deployed[spec.full_name]
         assert deployment.work_pool_name == "leadflow-pool"
-        assert deployment.parameters == spec.parameters
-        assert sorted(deployment.tags) == sorted(spec.tags)
-        schedules = [s.schedule for s in deployment.schedules]
-        intervals = [s.interval.total_seconds() for s in schedules if hasattr(s, "interval")]
-        crons = [s.cron for s in schedules if hasattr(s, "cron")]
-        assert intervals == ([spec.interval_seconds] if spec.interval_seconds else [])
-        assert crons == ([spec.cron] if spec.cron else [])
+        assert_deployed_as(deployment, spec)
 
 
 # ------------------------------------------------------------------------------ the journey
@@ -172,6 +167,14 @@ def _assert_advanced_once(ledger: Any, ids: list[int]) -> None:
         assert counts.get((lead_id, "deal_open")) == 1, lead_id
 
 
+def _assert_one_person_and_deal_each(sandbox: Any, before: dict[str, int]) -> None:
+    """Pipedrive gained exactly one person and one deal per journey: none was made twice."""
+    after = _pipedrive_created(sandbox)
+    for kind in ("person", "deal"):
+        created = sum(v for k, v in after.items() if kind in k)
+        assert created - sum(v for k, v in before.items() if kind in k) == JOURNEYS
+
+
 @pytest.mark.scale
 async def test_two_workers_advance_500_journeys_exactly_once(journey_cluster: Any) -> None:
     cluster, sandbox, ledger = journey_cluster
@@ -182,10 +185,7 @@ async def test_two_workers_advance_500_journeys_exactly_once(journey_cluster: An
     await wait_until_all_in(cluster, ledger, ids, "deal_open", 600)
 
     _assert_advanced_once(ledger, ids)
-    after = _pipedrive_created(sandbox)
-    for kind in ("person", "deal"):
-        created = {k: v for k, v in after.items() if kind in k}
-        assert sum(created.values()) - sum(v for k, v in before.items() if kind in k) == JOURNEYS
+    _assert_one_person_and_deal_each(sandbox, before)
     ran_on = {name: sum(run in cluster.log(name) for run in runs) for name in ("w1", "w2")}
     assert all(ran_on.values()), f"work not shared between the workers: {ran_on}"
 
@@ -202,10 +202,7 @@ async def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(journey_clus
     await wait_until_all_in(cluster, ledger, ids, "deal_open", 600)
 
     _assert_advanced_once(ledger, ids)
-    after = _pipedrive_created(sandbox)
-    for kind in ("person", "deal"):
-        created = sum(v for k, v in after.items() if kind in k)
-        assert created - sum(v for k, v in before.items() if kind in k) == JOURNEYS
+    _assert_one_person_and_deal_each(sandbox, before)
 
 
 async def _worker_running_one_of(

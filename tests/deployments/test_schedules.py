@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from deployments.schedules import DEPLOYMENTS, WORK_POOL, by_name, prefect_yaml
+from tests.deployments.conftest import assert_deployed_as
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,10 +57,4 @@ def test_serve_builds_the_same_deployments() -> None:
     for spec in DEPLOYMENTS:
         deployment = built[spec.name]
         assert deployment.flow_name == spec.flow_name
-        assert deployment.parameters == spec.parameters
-        assert sorted(deployment.tags) == sorted(spec.tags)
-        schedules = [s.schedule for s in deployment.schedules]
-        intervals = [s.interval.total_seconds() for s in schedules if hasattr(s, "interval")]
-        crons = [s.cron for s in schedules if hasattr(s, "cron")]
-        assert intervals == ([spec.interval_seconds] if spec.interval_seconds else [])
-        assert crons == ([spec.cron] if spec.cron else [])
+        assert_deployed_as(deployment, spec)
