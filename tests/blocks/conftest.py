@@ -5,19 +5,24 @@
 Each test gets fresh shared rate-limit buckets, so one test's budget never slows another.
 `sandbox_admin` drives the session's in-process sandbox (tests/conftest.py `sandbox_urls`)
 through its admin API, the way an operator would: read credentials, inject faults, count objects.
+`sandbox` and `block` are the vendor a `*_sandbox` test module names in `VENDOR`: its faults
+cleared around each test, and its Block as leadflow builds it for the sandbox.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
 import respx
 
-from blocks.http import HttpPolicy, forget_rate_limits
+from blocks.credentials import ClientOptions, VendorCredentials
+from blocks.http import HttpPolicy, RateLimit, forget_rate_limits
 from blocks.whatsapp import forget_pair_rates
+from leadflow.sandbox_blocks import sandbox_block
 
 
 @dataclass
@@ -114,3 +119,70 @@ def sandbox_admin(sandbox_urls: dict[str, str]) -> Iterator[SandboxAdmin]:
             for vendor in ("facebook", "pipedrive", "whatsapp"):
                 if vendor in sandbox_urls:
                     admin.clear_faults(vendor)
+
+
+@dataclass
+class VendorSandbox:
+    """One vendor of the session's sandbox, and a policy whose sleep can end an outage.
+
+    An outage "ends during the backoff": with `outage_lasts` set, the sleep clears the vendor's
+    faults after that many waits, so a test shows the retry succeeding without waiting and
+    without depending on a random draw.
+    """
+
+    admin: str
+    vendor: str
+    base_url: str
+    waits: list[float] = field(default_factory=list)
+    outage_lasts: int | None = None  # waits before the faults are cleared (None: never)
+
+    async def fault(self, route: str, **faults: Any) -> None:
+        async with httpx.AsyncClient() as admin:
+            response = await admin.put(
+                f"{self.admin}/faults/{self.vendor}/routes",
+                json={"route": route, "faults": faults},
+            )
+            response.raise_for_status()
+
+    async def clear(self) -> None:
+        async with httpx.AsyncClient() as admin:
+            (await admin.delete(f"{self.admin}/faults/{self.vendor}")).raise_for_status()
+
+    async def credentials(self) -> dict[str, str]:
+        async with httpx.AsyncClient() as admin:
+            overview = (await admin.get(f"{self.admin}/")).raise_for_status().json()
+        return overview["vendors"][self.vendor]["credentials"]
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if self.outage_lasts is not None and len(self.waits) >= self.outage_lasts:
+            await self.clear()
+
+    def policy(self) -> HttpPolicy:
+        return HttpPolicy.from_settings(max_attempts=4, sleep=self.sleep)
+
+    def rate_limit(self) -> RateLimit:
+        return RateLimit(1000, 1, 1000, sleep=self.sleep)
+
+    def client_options(self) -> ClientOptions:
+        """A client's policy and rate limit, both sleeping through `sleep`."""
+        return {"policy": self.policy(), "rate_limit": self.rate_limit()}
+
+
+@pytest.fixture
+async def sandbox(
+    request: pytest.FixtureRequest, sandbox_urls: dict[str, str]
+) -> AsyncIterator[VendorSandbox]:
+    """The sandbox of the test module's `VENDOR`, its faults cleared before and after the test."""
+    vendor: str = request.module.VENDOR
+    admin = sandbox_urls[vendor].rsplit("/", 1)[0] + "/__sandbox__"
+    state = VendorSandbox(admin=admin, vendor=vendor, base_url=sandbox_urls[vendor])
+    await state.clear()
+    yield state
+    await state.clear()
+
+
+@pytest.fixture
+async def block(sandbox: VendorSandbox) -> VendorCredentials:
+    """The module's vendor Block, as leadflow builds it for the sandbox with today's credentials."""
+    return sandbox_block(sandbox.vendor, sandbox.base_url, await sandbox.credentials())

@@ -1,8 +1,9 @@
 """The Asaas client against the in-process sandbox: real HTTP, with and without injected faults.
 
 Faults are set through the sandbox's admin API for one route and cleared after each test. An
-outage "ends during the backoff": the policy's sleep clears the fault, so a test shows the retry
-succeeding without waiting and without depending on a random draw.
+outage "ends during the backoff" (tests/blocks/conftest.py `VendorSandbox`): the policy's sleep
+clears the fault, so a test shows the retry succeeding without waiting and without depending on
+a random draw.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -28,78 +26,25 @@ from blocks.asaas import (
     NewCustomer,
     NewPixCharge,
 )
+from blocks.credentials import VendorCredentials
 from blocks.errors import (
     AuthenticationError,
     PermanentError,
     RateLimitedError,
     UnknownOutcomeError,
 )
-from blocks.http import HttpPolicy, RateLimit
 from leadflow.cli.blocks import app
-from leadflow.sandbox_blocks import sandbox_block
+from tests.blocks.conftest import VendorSandbox
 
 VENDOR = "asaas"
 runner = CliRunner()
 
 
-@dataclass
-class Sandbox:
-    """The sandbox's admin API for one vendor, and a policy whose sleep can end an outage."""
-
-    admin: str
-    vendor: str
-    waits: list[float] = field(default_factory=list)
-    outage_lasts: int | None = None  # waits before the faults are cleared (None: never)
-
-    async def fault(self, route: str, **faults: Any) -> None:
-        async with httpx.AsyncClient() as admin:
-            response = await admin.put(
-                f"{self.admin}/faults/{self.vendor}/routes",
-                json={"route": route, "faults": faults},
-            )
-            response.raise_for_status()
-
-    async def clear(self) -> None:
-        async with httpx.AsyncClient() as admin:
-            (await admin.delete(f"{self.admin}/faults/{self.vendor}")).raise_for_status()
-
-    async def credentials(self) -> dict[str, str]:
-        async with httpx.AsyncClient() as admin:
-            overview = (await admin.get(f"{self.admin}/")).raise_for_status().json()
-        return overview["vendors"][self.vendor]["credentials"]
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        if self.outage_lasts is not None and len(self.waits) >= self.outage_lasts:
-            await self.clear()
-
-    def policy(self) -> HttpPolicy:
-        return HttpPolicy.from_settings(max_attempts=4, sleep=self.sleep)
-
-    def rate_limit(self) -> RateLimit:
-        return RateLimit(1000, 1, 1000, sleep=self.sleep)
-
-
 @pytest.fixture
-async def sandbox(sandbox_urls: dict[str, str]) -> AsyncIterator[Sandbox]:
-    admin = sandbox_urls[VENDOR].rsplit("/", 1)[0] + "/__sandbox__"
-    state = Sandbox(admin=admin, vendor=VENDOR)
-    await state.clear()
-    yield state
-    await state.clear()
-
-
-@pytest.fixture
-async def block(sandbox: Sandbox, sandbox_urls: dict[str, str]) -> AsaasCredentials:
-    block = sandbox_block(VENDOR, sandbox_urls[VENDOR], await sandbox.credentials())
+async def asaas(block: VendorCredentials, sandbox: VendorSandbox) -> AsyncIterator[AsaasClient]:
     assert isinstance(block, AsaasCredentials)
-    return block
-
-
-@pytest.fixture
-async def asaas(block: AsaasCredentials, sandbox: Sandbox) -> AsyncIterator[AsaasClient]:
-    async with block.get_client(policy=sandbox.policy(), rate_limit=sandbox.rate_limit()) as c:
-        yield c
+    async with block.get_client(**sandbox.client_options()) as client:
+        yield client
 
 
 def new_cpf() -> str:
@@ -157,7 +102,7 @@ async def test_find_customer_finds_by_reference_and_by_document(asaas: AsaasClie
 
 
 async def test_a_lost_charge_answer_is_unknown_and_the_lookup_finds_the_one_charge(
-    asaas: AsaasClient, sandbox: Sandbox
+    asaas: AsaasClient, sandbox: VendorSandbox
 ) -> None:
     customer = await asaas.create_customer(NewCustomer(name="Ana Lima", cpf_cnpj=new_cpf()))
     charge_reference = reference("j") + ":charge:1"
@@ -173,7 +118,7 @@ async def test_a_lost_charge_answer_is_unknown_and_the_lookup_finds_the_one_char
 
 
 async def test_a_lost_customer_answer_is_unknown_and_the_reference_finds_the_one_customer(
-    asaas: AsaasClient, sandbox: Sandbox
+    asaas: AsaasClient, sandbox: VendorSandbox
 ) -> None:
     lead = reference("lead")
     await sandbox.fault("POST /v3/customers", lost_answer_rate=1.0)
@@ -189,7 +134,7 @@ async def test_a_lost_customer_answer_is_unknown_and_the_reference_finds_the_one
 
 
 async def test_a_read_is_retried_through_a_server_outage(
-    asaas: AsaasClient, sandbox: Sandbox
+    asaas: AsaasClient, sandbox: VendorSandbox
 ) -> None:
     customer = await asaas.create_customer(NewCustomer(name="Rita Alves", cpf_cnpj=new_cpf()))
     payment = await asaas.create_pix_charge(charge_for(customer.id, reference("j")))
@@ -201,7 +146,7 @@ async def test_a_read_is_retried_through_a_server_outage(
 
 
 async def test_a_customer_create_refused_for_rate_is_retried_and_made_once(
-    asaas: AsaasClient, sandbox: Sandbox
+    asaas: AsaasClient, sandbox: VendorSandbox
 ) -> None:
     lead = reference("lead")
     await sandbox.fault("POST /v3/customers", throttle_rate=1.0, retry_after_seconds=1)
@@ -214,7 +159,7 @@ async def test_a_customer_create_refused_for_rate_is_retried_and_made_once(
 
 
 async def test_a_throttle_that_never_ends_raises_rate_limited(
-    asaas: AsaasClient, sandbox: Sandbox
+    asaas: AsaasClient, sandbox: VendorSandbox
 ) -> None:
     await sandbox.fault("GET /v3/customers", throttle_rate=1.0, retry_after_seconds=1)
     with pytest.raises(RateLimitedError) as raised:
@@ -230,7 +175,7 @@ async def test_a_charge_for_an_unknown_customer_is_permanent(asaas: AsaasClient)
 
 
 async def test_a_wrong_api_key_raises_authentication_error(
-    block: AsaasCredentials, sandbox: Sandbox
+    block: AsaasCredentials, sandbox: VendorSandbox
 ) -> None:
     wrong = AsaasCredentials(api_key="$aact_hmlg_wrong", base_url=block.base_url)
     async with wrong.get_client(policy=sandbox.policy(), rate_limit=sandbox.rate_limit()) as c:

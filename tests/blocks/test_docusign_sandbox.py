@@ -2,7 +2,7 @@
 
 The sandbox verifies the RS256 assertion with the public half of the key it hands out, so these
 tests prove the grant is built the way DocuSign checks it. Faults come from the admin API and
-the outage-ending sleep of tests/blocks/test_asaas_sandbox.py.
+the outage-ending sleep of tests/blocks/conftest.py.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
+from blocks.credentials import VendorCredentials
 from blocks.docusign import (
     LEAD_ID_FIELD,
     AccessToken,
@@ -32,8 +33,7 @@ from blocks.docusign import (
 )
 from blocks.errors import AuthenticationError, NotFoundError, UnknownOutcomeError
 from leadflow.cli.blocks import app
-from leadflow.sandbox_blocks import sandbox_block
-from tests.blocks.test_asaas_sandbox import Sandbox
+from tests.blocks.conftest import VendorSandbox
 
 VENDOR = "docusign"
 JOURNEY_FIELD = "leadflow_journey_id"
@@ -48,25 +48,12 @@ def no_cached_tokens() -> Iterator[None]:
 
 
 @pytest.fixture
-async def sandbox(sandbox_urls: dict[str, str]) -> AsyncIterator[Sandbox]:
-    admin = sandbox_urls[VENDOR].rsplit("/", 1)[0] + "/__sandbox__"
-    state = Sandbox(admin=admin, vendor=VENDOR)
-    await state.clear()
-    yield state
-    await state.clear()
-
-
-@pytest.fixture
-async def block(sandbox: Sandbox, sandbox_urls: dict[str, str]) -> DocuSignCredentials:
-    block = sandbox_block(VENDOR, sandbox_urls[VENDOR], await sandbox.credentials())
+async def docusign(
+    block: VendorCredentials, sandbox: VendorSandbox
+) -> AsyncIterator[DocuSignClient]:
     assert isinstance(block, DocuSignCredentials)
-    return block
-
-
-@pytest.fixture
-async def docusign(block: DocuSignCredentials, sandbox: Sandbox) -> AsyncIterator[DocuSignClient]:
-    async with block.get_client(policy=sandbox.policy(), rate_limit=sandbox.rate_limit()) as c:
-        yield c
+    async with block.get_client(**sandbox.client_options()) as client:
+        yield client
 
 
 def contract(template_id: str, journey: str) -> EnvelopeFromTemplate:
@@ -117,7 +104,7 @@ async def test_an_unknown_journey_finds_no_envelope(docusign: DocuSignClient) ->
 
 
 async def test_a_token_the_api_refuses_is_replaced_and_the_call_succeeds(
-    block: DocuSignCredentials, sandbox: Sandbox
+    block: DocuSignCredentials, sandbox: VendorSandbox
 ) -> None:
     store = TokenStore()
     store.replace(AccessToken(value="revoked-token-0123456789", expires_at=4_000_000_000.0))
@@ -133,7 +120,7 @@ async def test_a_token_the_api_refuses_is_replaced_and_the_call_succeeds(
 
 
 async def test_a_key_docusign_does_not_know_is_refused_as_authentication_error(
-    block: DocuSignCredentials, sandbox: Sandbox
+    block: DocuSignCredentials, sandbox: VendorSandbox
 ) -> None:
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = other_key.private_bytes(
@@ -150,7 +137,7 @@ async def test_a_key_docusign_does_not_know_is_refused_as_authentication_error(
 
 
 async def test_a_lost_create_answer_is_unknown_and_the_transaction_id_finds_the_envelope(
-    docusign: DocuSignClient, block: DocuSignCredentials, sandbox: Sandbox
+    docusign: DocuSignClient, block: DocuSignCredentials, sandbox: VendorSandbox
 ) -> None:
     assert block.template_id is not None
     journey = journey_id()
@@ -165,7 +152,7 @@ async def test_a_lost_create_answer_is_unknown_and_the_transaction_id_finds_the_
 
 
 async def test_a_burst_429_on_create_is_retried_and_sends_one_envelope(
-    docusign: DocuSignClient, block: DocuSignCredentials, sandbox: Sandbox
+    docusign: DocuSignClient, block: DocuSignCredentials, sandbox: VendorSandbox
 ) -> None:
     assert block.template_id is not None
     journey = journey_id()
@@ -184,7 +171,7 @@ async def test_a_burst_429_on_create_is_retried_and_sends_one_envelope(
 
 
 async def test_an_envelope_read_is_retried_through_a_server_error(
-    docusign: DocuSignClient, block: DocuSignCredentials, sandbox: Sandbox
+    docusign: DocuSignClient, block: DocuSignCredentials, sandbox: VendorSandbox
 ) -> None:
     assert block.template_id is not None
     created = await docusign.create_envelope_from_template(

@@ -2,7 +2,7 @@
 
 The sandbox builds a website asynchronously (enabled about half a second after the create), so
 the activation tests poll with real sleeps at a short interval; fault tests use the admin API
-and the outage-ending sleep of tests/blocks/test_asaas_sandbox.py.
+and the outage-ending sleep of tests/blocks/conftest.py.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from blocks.credentials import VendorCredentials
 from blocks.errors import PermanentError, UnknownOutcomeError
 from blocks.hostinger import (
     CreatedWebsite,
@@ -27,8 +28,7 @@ from blocks.hostinger import (
 )
 from blocks.http import HttpPolicy
 from leadflow.cli.blocks import app
-from leadflow.sandbox_blocks import sandbox_block
-from tests.blocks.test_asaas_sandbox import Sandbox
+from tests.blocks.conftest import VendorSandbox
 
 VENDOR = "hostinger"
 ITEM = "hostingercom-hosting-business-brl-12m"
@@ -36,27 +36,12 @@ runner = CliRunner()
 
 
 @pytest.fixture
-async def sandbox(sandbox_urls: dict[str, str]) -> AsyncIterator[Sandbox]:
-    admin = sandbox_urls[VENDOR].rsplit("/", 1)[0] + "/__sandbox__"
-    state = Sandbox(admin=admin, vendor=VENDOR)
-    await state.clear()
-    yield state
-    await state.clear()
-
-
-@pytest.fixture
-async def block(sandbox: Sandbox, sandbox_urls: dict[str, str]) -> HostingerCredentials:
-    block = sandbox_block(VENDOR, sandbox_urls[VENDOR], await sandbox.credentials())
-    assert isinstance(block, HostingerCredentials)
-    return block
-
-
-@pytest.fixture
 async def hostinger(
-    block: HostingerCredentials, sandbox: Sandbox
+    block: VendorCredentials, sandbox: VendorSandbox
 ) -> AsyncIterator[HostingerClient]:
-    async with block.get_client(policy=sandbox.policy(), rate_limit=sandbox.rate_limit()) as c:
-        yield c
+    assert isinstance(block, HostingerCredentials)
+    async with block.get_client(**sandbox.client_options()) as client:
+        yield client
 
 
 def new_domain() -> str:
@@ -68,7 +53,7 @@ async def active_order(hostinger: HostingerClient) -> int:
     return orders.data[0].id
 
 
-async def spending(sandbox: Sandbox) -> dict[str, int]:
+async def spending(sandbox: VendorSandbox) -> dict[str, int]:
     async with httpx.AsyncClient() as admin:
         response = await admin.get(f"{sandbox.admin}/{VENDOR}/spending")
         return response.raise_for_status().json()
@@ -80,7 +65,7 @@ async def new_website(hostinger: HostingerClient, order_id: int, domain: str) ->
 
 
 async def test_a_created_website_is_found_by_its_domain_and_read_again_once_enabled(
-    hostinger: HostingerClient, sandbox: Sandbox
+    hostinger: HostingerClient, sandbox: VendorSandbox
 ) -> None:
     """The journey's `activating` step: create, then read it again whenever `due_at` comes."""
     order_id, domain = await active_order(hostinger), new_domain()
@@ -115,7 +100,7 @@ async def test_a_second_website_for_a_domain_is_a_permanent_error_naming_the_fie
 
 
 async def test_a_lost_create_answer_is_unknown_and_the_lookup_finds_the_site(
-    hostinger: HostingerClient, sandbox: Sandbox
+    hostinger: HostingerClient, sandbox: VendorSandbox
 ) -> None:
     order_id, domain = await active_order(hostinger), new_domain()
     website = await new_website(hostinger, order_id, domain)
@@ -127,7 +112,7 @@ async def test_a_lost_create_answer_is_unknown_and_the_lookup_finds_the_site(
 
 
 async def test_a_create_that_times_out_is_unknown_and_the_lookup_says_it_was_not_made(
-    block: HostingerCredentials, sandbox: Sandbox
+    block: HostingerCredentials, sandbox: VendorSandbox
 ) -> None:
     impatient = HttpPolicy.from_settings(read_timeout=0.2, max_attempts=4, sleep=sandbox.sleep)
     async with block.get_client(policy=impatient, rate_limit=sandbox.rate_limit()) as client:
@@ -142,7 +127,7 @@ async def test_a_create_that_times_out_is_unknown_and_the_lookup_says_it_was_not
 
 
 async def test_a_website_list_is_retried_through_a_gateway_outage(
-    hostinger: HostingerClient, sandbox: Sandbox
+    hostinger: HostingerClient, sandbox: VendorSandbox
 ) -> None:
     await sandbox.fault("GET /api/hosting/v1/websites", error_rate=1.0, error_statuses=[502])
     sandbox.outage_lasts = 1
@@ -159,7 +144,7 @@ async def test_the_catalog_and_subscriptions_are_readable(hostinger: HostingerCl
 
 
 async def test_a_block_without_allow_purchases_spends_nothing(
-    hostinger: HostingerClient, sandbox: Sandbox
+    hostinger: HostingerClient, sandbox: VendorSandbox
 ) -> None:
     before = await spending(sandbox)
     with pytest.raises(PurchasesDisabledError):
@@ -168,7 +153,7 @@ async def test_a_block_without_allow_purchases_spends_nothing(
 
 
 async def test_a_purchase_whose_answer_is_lost_is_made_once_and_never_retried(
-    block: HostingerCredentials, sandbox: Sandbox
+    block: HostingerCredentials, sandbox: VendorSandbox
 ) -> None:
     allowed = HostingerCredentials(
         api_token=block.api_token, base_url=block.base_url, allow_purchases=True
