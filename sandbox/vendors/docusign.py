@@ -34,10 +34,10 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NotRequired, TypedDict, cast, get_args
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -49,7 +49,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sandbox.core import PersonRole, Sandbox, VendorEmulator
+from sandbox.core import INTERNAL, PersonRole, Sandbox, VendorEmulator
 
 VENDOR = "docusign"
 
@@ -285,6 +285,104 @@ class EnvelopeUpdate(_Body):
     voidedReason: str | None = None  # noqa: N815
 
 
+# --------------------------------------------------------------------------------------------
+# State
+# --------------------------------------------------------------------------------------------
+
+
+class AccessTokenRecord(TypedDict):
+    """A live access token, stored under its digest (the state dump must not reveal tokens)."""
+
+    user_id: str
+    expires_at: float
+
+
+class Signer(TypedDict):
+    """The envelope's signer (a template role filled), with the dates of what they did."""
+
+    recipientId: str
+    recipientIdGuid: str
+    roleName: str
+    name: str
+    email: str
+    clientUserId: str | None
+    routingOrder: str
+    status: str
+    recipientType: str
+    tabs: dict[str, Any]
+    sentDateTime: NotRequired[str]
+    deliveredDateTime: NotRequired[str]
+    signedDateTime: NotRequired[str]
+    declinedDateTime: NotRequired[str]
+    declinedReason: NotRequired[str]
+
+
+class Envelope(TypedDict):
+    """An envelope as the account keeps it; the dates appear as its status moves on."""
+
+    envelopeId: str
+    accountId: str
+    status: str
+    emailSubject: str
+    emailBlurb: str
+    templateId: str
+    transactionId: str | None
+    createdDateTime: str
+    lastModifiedDateTime: str
+    statusChangedDateTime: str
+    customFields: dict[str, Any]
+    recipients: list[Signer]
+    eventNotification: dict[str, Any] | None
+    sentDateTime: NotRequired[str]
+    initialSentDateTime: NotRequired[str]
+    deliveredDateTime: NotRequired[str]
+    completedDateTime: NotRequired[str]
+    declinedDateTime: NotRequired[str]
+    voidedDateTime: NotRequired[str]
+    voidedReason: NotRequired[str | None]
+
+
+class ConnectConfiguration(TypedDict):
+    """A Connect configuration made with `POST …/connect`, as `GET …/connect` lists it."""
+
+    connectId: str
+    configurationType: str
+    urlToPublishTo: str
+    allowEnvelopePublish: str
+    includeHMAC: str
+    events: list[str]
+    envelopeEvents: list[str]
+    recipientEvents: list[str]
+    name: NotRequired[str]
+    allUsers: NotRequired[str]
+    requiresAcknowledgement: NotRequired[str]
+    enableLog: NotRequired[str]
+    deliveryMode: NotRequired[str]
+    eventData: NotRequired[dict[str, Any]]
+
+
+@dataclass
+class DocuSignState:
+    """One DocuSign account: its tokens, envelopes and Connect configurations, and the admin
+    API's settings (limits, the console-made Connect's includeData, the signer's habits).
+
+    The look-up indexes (transactionId and custom field -> envelope ids) live here too, out of
+    the dump, so a reset forgets them and a restored state finds its envelopes again; every hit
+    is re-checked against the stored envelope.
+    """
+
+    limits: DocuSignLimits
+    signer: SignerSettings = field(default_factory=SignerSettings)
+    connect: ConnectSettings = field(default_factory=ConnectSettings)
+    tokens: dict[str, AccessTokenRecord] = field(default_factory=dict)
+    envelopes: dict[str, Envelope] = field(default_factory=dict)
+    connect_configurations: dict[str, ConnectConfiguration] = field(default_factory=dict)
+    by_transaction_id: dict[str, set[str]] = field(default_factory=dict, metadata=INTERNAL)
+    by_custom_field: dict[tuple[str, str], set[str]] = field(
+        default_factory=dict, metadata=INTERNAL
+    )
+
+
 #: the configurationId of the console-made Connect configuration (the admin API's target) and
 #: of per-envelope eventNotification messages; REST-made configurations count up from it
 CONSOLE_CONNECT_ID = 10_000_001
@@ -312,21 +410,18 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         self.default_limits = limits or DocuSignLimits()
         self._usage = _Usage()
         self._usage_lock = threading.Lock()
-        # Look-up keys -> envelope ids, guarded by the state lock: idempotent creates and
-        # custom-field searches must not scan every envelope. Only ever added to; every hit is
-        # re-checked against the stored envelope, so a state reset leaves nothing wrong.
-        self._by_transaction_id: dict[str, set[str]] = {}
-        self._by_custom_field: dict[tuple[str, str], set[str]] = {}
 
     # -- configuration -------------------------------------------------------------------
     @property
-    def limits(self) -> DocuSignLimits:
-        """The limits in force; `state.bucket("docusign")["limits"]` (plain JSON) changes them."""
-        return self.stored_settings("limits", self.default_limits)
+    def bucket(self) -> DocuSignState:
+        """The account's state, laid out anew (with the default limits) after a reset."""
+        return self.state.bucket(VENDOR, lambda: DocuSignState(limits=replace(self.default_limits)))
 
-    def _bucket(self, kind: str) -> dict[str, Any]:
-        with self.sandbox.state.lock:
-            return self.sandbox.state.bucket(VENDOR).setdefault(kind, {})
+    @property
+    def limits(self) -> DocuSignLimits:
+        """The limits in force; setting `bucket.limits` changes them."""
+        with self.state.lock:
+            return self.bucket.limits
 
     def templates(self) -> dict[str, dict[str, Any]]:
         """The account's templates: the configured contract template with its signer role."""
@@ -408,7 +503,7 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         token = base64.urlsafe_b64encode(self.sandbox.random.randbytes(48)).decode().rstrip("=")
         with self.sandbox.state.lock:
             # Stored by digest: the admin API's state dump must not reveal live tokens.
-            self._bucket("tokens")[_token_digest(token)] = {
+            self.bucket.tokens[_token_digest(token)] = {
                 "user_id": claims["sub"],
                 "expires_at": time.time() + TOKEN_LIFETIME_SECONDS,
             }
@@ -425,7 +520,7 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         if scheme.lower() != "bearer" or not token:
             return None
         with self.sandbox.state.lock:
-            record = self._bucket("tokens").get(_token_digest(token))
+            record = self.bucket.tokens.get(_token_digest(token))
         if record is None or record["expires_at"] < time.time():
             return None
         return str(record["user_id"])
@@ -571,14 +666,14 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
                 }
             )
         with self.sandbox.state.lock:
-            envelopes = self._bucket("envelopes")
+            envelopes = self.bucket.envelopes
             if body.transactionId is not None:
                 existing = self._by_transaction(body.transactionId)
                 if existing is not None:
                     return 201, self._summary(existing, existing["statusChangedDateTime"])
             now = _timestamp()
             envelope_id = self._guid()
-            envelope: dict[str, Any] = {
+            envelope: Envelope = {
                 "envelopeId": envelope_id,
                 "accountId": account_id,
                 "status": status,
@@ -605,8 +700,8 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
             self._connect(envelope_id, "envelope-sent")
         return 201, summary
 
-    def _signers(self, roles: list[TemplateRole], template: dict[str, Any]) -> list[dict[str, Any]]:
-        signers = []
+    def _signers(self, roles: list[TemplateRole], template: dict[str, Any]) -> list[Signer]:
+        signers: list[Signer] = []
         for index, role in enumerate(roles, start=1):
             if role.roleName not in template["roles"]:
                 raise DocuSignError(
@@ -650,16 +745,16 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         return signers
 
     @staticmethod
-    def _mark_sent(envelope: dict[str, Any], now: str) -> None:
-        envelope.update(status="sent", sentDateTime=now, initialSentDateTime=now)
+    def _mark_sent(envelope: Envelope, now: str) -> None:
+        envelope.update({"status": "sent", "sentDateTime": now, "initialSentDateTime": now})
         envelope["statusChangedDateTime"] = now
         for signer in envelope["recipients"]:
-            signer.update(status="sent", sentDateTime=now)
+            signer.update({"status": "sent", "sentDateTime": now})
 
-    def _by_transaction(self, transaction_id: str) -> dict[str, Any] | None:
+    def _by_transaction(self, transaction_id: str) -> Envelope | None:
         horizon = datetime.now(UTC) - TRANSACTION_ID_LIFETIME
-        envelopes = self._bucket("envelopes")
-        for envelope_id in sorted(self._by_transaction_id.get(transaction_id, ())):
+        envelopes = self.bucket.envelopes
+        for envelope_id in sorted(self.bucket.by_transaction_id.get(transaction_id, ())):
             envelope = envelopes.get(envelope_id)
             if (
                 envelope is not None
@@ -669,35 +764,39 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
                 return envelope
         return None
 
-    def _index(self, envelope: dict[str, Any]) -> None:
+    def _index(self, envelope: Envelope) -> None:
         envelope_id = envelope["envelopeId"]
         if envelope["transactionId"] is not None:
-            self._by_transaction_id.setdefault(envelope["transactionId"], set()).add(envelope_id)
+            self.bucket.by_transaction_id.setdefault(envelope["transactionId"], set()).add(
+                envelope_id
+            )
         for custom in envelope["customFields"]["textCustomFields"]:
             key = (custom["name"], custom["value"])
-            self._by_custom_field.setdefault(key, set()).add(envelope_id)
+            self.bucket.by_custom_field.setdefault(key, set()).add(envelope_id)
 
     def _list_space(
         self,
         custom_field: tuple[str, str] | None,
         envelope_ids: set[str] | None,
         transaction_ids: set[str] | None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Envelope]:
         """The envelopes a listing must look at: the narrowest index's candidates, or all."""
-        envelopes = self._bucket("envelopes")
+        envelopes = self.bucket.envelopes
         narrowed: set[str] | None = envelope_ids
         if transaction_ids is not None:
-            ids = set().union(*(self._by_transaction_id.get(t, set()) for t in transaction_ids))
+            ids = set().union(
+                *(self.bucket.by_transaction_id.get(t, set()) for t in transaction_ids)
+            )
             narrowed = ids if narrowed is None else narrowed & ids
         if custom_field is not None:
-            ids = self._by_custom_field.get(custom_field, set())
+            ids = self.bucket.by_custom_field.get(custom_field, set())
             narrowed = ids if narrowed is None else narrowed & ids
         if narrowed is None:
             return list(envelopes.values())
         return [envelopes[i] for i in narrowed if i in envelopes]
 
     @staticmethod
-    def _summary(envelope: dict[str, Any], status_time: str) -> dict[str, Any]:
+    def _summary(envelope: Envelope, status_time: str) -> dict[str, Any]:
         return {
             "envelopeId": envelope["envelopeId"],
             "uri": f"/envelopes/{envelope['envelopeId']}",
@@ -706,7 +805,7 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         }
 
     def _view(
-        self, envelope: dict[str, Any], include: set[str] | frozenset[str] = frozenset()
+        self, envelope: Envelope, include: set[str] | frozenset[str] = frozenset()
     ) -> dict[str, Any]:
         """The `envelope` object of GET …/envelopes/{id} (DocuSign booleans are strings).
 
@@ -774,7 +873,7 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         return view
 
     @staticmethod
-    def _recipients(envelope: dict[str, Any], tabs: bool = False) -> dict[str, Any]:
+    def _recipients(envelope: Envelope, tabs: bool = False) -> dict[str, Any]:
         signers = []
         for signer in envelope["recipients"]:
             entry = {k: v for k, v in signer.items() if v is not None and k != "tabs"}
@@ -791,7 +890,7 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
 
     def get_envelope(self, envelope_id: str, include: set[str]) -> dict[str, Any]:
         with self.sandbox.state.lock:
-            envelope = self._bucket("envelopes").get(envelope_id)
+            envelope = self.bucket.envelopes.get(envelope_id)
             if envelope is None:
                 raise _envelope_not_found()
             return self._view(envelope, include)
@@ -836,7 +935,7 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         """PUT …/envelopes/{id}: send a draft (`sent`) or void an unfinished envelope."""
         event = None
         with self.sandbox.state.lock:
-            envelope = self._bucket("envelopes").get(envelope_id)
+            envelope = self.bucket.envelopes.get(envelope_id)
             if envelope is None:
                 raise _envelope_not_found()
             now = _timestamp()
@@ -851,7 +950,9 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
                     raise DocuSignError(
                         400, "INVALID_REQUEST_PARAMETER", "A voided reason is required."
                     )
-                envelope.update(status="voided", voidedDateTime=now, voidedReason=body.voidedReason)
+                envelope.update(
+                    {"status": "voided", "voidedDateTime": now, "voidedReason": body.voidedReason}
+                )
                 envelope["statusChangedDateTime"] = now
                 event = "envelope-voided"
             elif body.status == "sent":
@@ -879,9 +980,7 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         with self.sandbox.state.lock:
             return [
                 e["envelopeId"]
-                for e in sorted(
-                    self._bucket("envelopes").values(), key=lambda e: e["createdDateTime"]
-                )
+                for e in sorted(self.bucket.envelopes.values(), key=lambda e: e["createdDateTime"])
                 if e["status"] in ("sent", "delivered")
             ]
 
@@ -891,10 +990,12 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
             envelope = self._pending(envelope_id)
             now = _timestamp()
             envelope.setdefault("deliveredDateTime", now)
-            envelope.update(status="completed", completedDateTime=now)
+            envelope.update({"status": "completed", "completedDateTime": now})
             envelope["statusChangedDateTime"] = envelope["lastModifiedDateTime"] = now
             for signer in envelope["recipients"]:
-                signer.update(status="completed", deliveredDateTime=now, signedDateTime=now)
+                signer.update(
+                    {"status": "completed", "deliveredDateTime": now, "signedDateTime": now}
+                )
                 self._fill_left_tabs(signer)
             view = self._view(envelope, CONNECT_INCLUDE)
         self._connect(envelope_id, "envelope-completed")
@@ -907,14 +1008,16 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
             envelope = self._pending(envelope_id)
             now = _timestamp()
             envelope.setdefault("deliveredDateTime", now)
-            envelope.update(status="declined", declinedDateTime=now)
+            envelope.update({"status": "declined", "declinedDateTime": now})
             envelope["statusChangedDateTime"] = envelope["lastModifiedDateTime"] = now
             for signer in envelope["recipients"]:
                 signer.update(
-                    status="declined",
-                    deliveredDateTime=now,
-                    declinedDateTime=now,
-                    declinedReason=reason,
+                    {
+                        "status": "declined",
+                        "deliveredDateTime": now,
+                        "declinedDateTime": now,
+                        "declinedReason": reason,
+                    }
                 )
             view = self._view(envelope, CONNECT_INCLUDE)
         self._connect(envelope_id, "envelope-declined")
@@ -923,9 +1026,10 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
     @property
     def signer_settings(self) -> SignerSettings:
         """The signer's habits; `PUT /__sandbox__/docusign/signer` changes them."""
-        return self.stored_settings("signer", SignerSettings())
+        with self.state.lock:
+            return self.bucket.signer
 
-    def _fill_left_tabs(self, signer: dict[str, Any]) -> None:
+    def _fill_left_tabs(self, signer: Signer) -> None:
         """The signer types a CPF into the CPF tab the sender left empty (held under the lock).
 
         Drawn from the sandbox's seeded stream: a valid CPF, or with `invalid_cpf_rate` one
@@ -940,7 +1044,7 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
     def form_data(self, envelope_id: str) -> dict[str, Any]:
         """GET …/envelopes/{id}/form_data: every tab's value, overall and per recipient."""
         with self.sandbox.state.lock:
-            envelope = self._bucket("envelopes").get(envelope_id)
+            envelope = self.bucket.envelopes.get(envelope_id)
             if envelope is None:
                 raise _envelope_not_found()
             everyone: list[dict[str, str]] = []
@@ -967,8 +1071,9 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
                     ("signedDateTime", "SignedTime"),
                     ("declinedDateTime", "DeclinedTime"),
                 ):
-                    if signer.get(source):
-                        entry[key] = signer[source]
+                    dated: Mapping[str, Any] = signer  # the dates the signer has so far
+                    if dated.get(source):
+                        entry[key] = dated[source]
                 per_recipient.append(entry)
             result: dict[str, Any] = {
                 "envelopeId": envelope_id,
@@ -981,8 +1086,8 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
                 result["sentDateTime"] = envelope["sentDateTime"]
             return result
 
-    def _pending(self, envelope_id: str) -> dict[str, Any]:
-        envelope = self._bucket("envelopes").get(envelope_id)
+    def _pending(self, envelope_id: str) -> Envelope:
+        envelope = self.bucket.envelopes.get(envelope_id)
         if envelope is None:
             raise _envelope_not_found()
         if envelope["status"] not in ("sent", "delivered"):
@@ -996,8 +1101,9 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
     # -- Connect -------------------------------------------------------------------------
     @property
     def connect_settings(self) -> ConnectSettings:
-        """The account's Connect configuration; `PUT /__sandbox__/docusign/connect` sets it."""
-        return self.stored_settings("connect", ConnectSettings())
+        """The console-made Connect configuration; `PUT /__sandbox__/docusign/connect` sets it."""
+        with self.state.lock:
+            return self.bucket.connect
 
     def connect_message(
         self,
@@ -1017,7 +1123,7 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         credentials = self.credentials
         data: dict[str, Any]
         with self.sandbox.state.lock:
-            envelope = self._bucket("envelopes")[envelope_id]
+            envelope = self.bucket.envelopes[envelope_id]
             account_id = envelope["accountId"]
             data = {
                 "accountId": account_id,
@@ -1050,7 +1156,7 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         """
         listeners = self._account_listeners(event)
         with self.sandbox.state.lock:
-            notification = self._bucket("envelopes")[envelope_id].get("eventNotification")
+            notification = self.bucket.envelopes[envelope_id].get("eventNotification")
         if notification and _wants(notification, event):
             event_data = notification.get("eventData") or {}
             listeners.append(
@@ -1096,7 +1202,7 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         listener never gets an event twice from two configurations of the same URL.
         """
         with self.sandbox.state.lock:
-            configured = list(self._bucket("connect_configurations").values())
+            configured = list(self.bucket.connect_configurations.values())
         listeners: list[Listener] = [
             (
                 c["urlToPublishTo"],
@@ -1118,19 +1224,22 @@ class DocuSignEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDEN
         lists. A second one for the same URL is made if asked, as at DocuSign."""
         with self.sandbox.state.lock:
             connect_id = self.sandbox.state.next_id(VENDOR, "connect", start=CONSOLE_CONNECT_ID + 1)
-            configuration = {
-                **body.model_dump(mode="json", exclude_none=True),
-                "connectId": str(connect_id),
-                "configurationType": body.configurationType or "custom",
-            }
-            self._bucket("connect_configurations")[str(connect_id)] = configuration
+            configuration = cast(
+                ConnectConfiguration,
+                {
+                    **body.model_dump(mode="json", exclude_none=True),
+                    "connectId": str(connect_id),
+                    "configurationType": body.configurationType or "custom",
+                },
+            )
+            self.bucket.connect_configurations[str(connect_id)] = configuration
             self.sandbox.state.created(VENDOR, "connect_configuration")
             return dict(configuration)
 
     def list_connect_configurations(self) -> dict[str, Any]:
         """`GET …/connect` (connectConfigResults; the count is a string, as DocuSign's are)."""
         with self.sandbox.state.lock:
-            found = [dict(c) for c in self._bucket("connect_configurations").values()]
+            found = [dict(c) for c in self.bucket.connect_configurations.values()]
         return {"configurations": found, "totalRecords": str(len(found))}
 
     def _headers(self, body: bytes, signed: bool) -> dict[str, str]:
@@ -1199,7 +1308,7 @@ def generate_cpf(rng: random.Random, valid: bool = True) -> str:
     return f"{text[:3]}.{text[3:6]}.{text[6:9]}-{text[9:]}"
 
 
-def _configuration_wants(configuration: dict[str, Any], event: str) -> bool:
+def _configuration_wants(configuration: ConnectConfiguration, event: str) -> bool:
     """A REST-made configuration sends the envelope events it names: `events`
     (`envelope-completed`) or the legacy `envelopeEvents` (`Completed`); none named, none sent."""
     names = set(configuration.get("events") or [])
@@ -1505,7 +1614,8 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     @router.put("/connect")
     def set_connect_settings(body: ConnectSettings) -> dict[str, Any]:
         """What the account's Connect configuration includes (`include_data`, default none)."""
-        emulator().store_settings("connect", body)
+        with sandbox.state.lock:
+            emulator().bucket.connect = body
         return body.model_dump()
 
     @router.get("/signer")
@@ -1515,7 +1625,8 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     @router.put("/signer")
     def set_signer_settings(body: SignerSettings) -> dict[str, Any]:
         """How often the signer mistypes the CPF they fill in (`invalid_cpf_rate`)."""
-        emulator().store_settings("signer", body)
+        with sandbox.state.lock:
+            emulator().bucket.signer = body
         return body.model_dump()
 
     return router

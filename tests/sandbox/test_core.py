@@ -126,7 +126,7 @@ def test_every_emulator_shares_the_vendor_emulator_base() -> None:
     assert "webhook_auth_token" in sandbox.emulators["asaas"].credentials
 
 
-def test_stored_settings_are_plain_json_in_the_bucket_and_read_back_typed() -> None:
+def test_settings_are_typed_in_the_bucket_and_plain_json_in_the_dump() -> None:
     from sandbox.app import create_app
     from sandbox.vendors import docusign
 
@@ -134,7 +134,7 @@ def test_stored_settings_are_plain_json_in_the_bucket_and_read_back_typed() -> N
     create_app(sandbox)
     emulator = sandbox.emulators["docusign"]
     assert emulator.signer_settings == docusign.SignerSettings()
-    emulator.store_settings("signer", docusign.SignerSettings(invalid_cpf_rate=0.5))
-    assert sandbox.state.bucket("docusign")["signer"] == {"invalid_cpf_rate": 0.5}
+    emulator.bucket.signer = docusign.SignerSettings(invalid_cpf_rate=0.5)
+    assert sandbox.state.dump()["docusign"]["signer"] == {"invalid_cpf_rate": 0.5}
     assert emulator.signer_settings.invalid_cpf_rate == 0.5
     assert emulator.limits == docusign.DocuSignLimits()

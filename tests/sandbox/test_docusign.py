@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import dataclasses
 import functools
 import hashlib
 import hmac
@@ -52,11 +51,19 @@ ENVELOPES = f"/restapi/v2.1/accounts/{ACCOUNT}/envelopes"
 # --------------------------------------------------------------------------------------------
 
 
+def _state(
+    sandbox: Sandbox, limits: docusign.DocuSignLimits | None = None
+) -> docusign.DocuSignState:
+    """The account's state, laid out here (with `limits`) when the emulator has not yet."""
+    layout = limits or docusign.DocuSignLimits()
+    return sandbox.state.bucket(docusign.VENDOR, lambda: docusign.DocuSignState(limits=layout))
+
+
 def _app(sandbox: Sandbox, limits: docusign.DocuSignLimits | None = None) -> FastAPI:
     """The whole sandbox app; `limits` are set the way an operator would, through the state."""
     if limits is not None:
         with sandbox.state.lock:
-            sandbox.state.bucket(docusign.VENDOR)["limits"] = dataclasses.asdict(limits)
+            _state(sandbox).limits = limits
     return create_app(sandbox)
 
 
@@ -164,9 +171,9 @@ def connect(receiver: WebhookReceiver, sandbox: Sandbox) -> WebhookReceiver:
     and recipients (the trimmed contract schema declares them)."""
     sandbox.webhook_targets[docusign.VENDOR] = f"{receiver.url}/connect"
     with sandbox.state.lock:
-        sandbox.state.bucket(docusign.VENDOR)["connect"] = {
-            "include_data": ["custom_fields", "recipients"]
-        }
+        _state(sandbox).connect = docusign.ConnectSettings(
+            include_data=["custom_fields", "recipients"]
+        )
     return receiver
 
 
@@ -292,7 +299,7 @@ async def test_api_call_with_an_unknown_token_is_refused(anonymous: httpx.AsyncC
 
 async def test_expired_access_token_is_refused(sandbox: Sandbox, client: httpx.AsyncClient) -> None:
     with sandbox.state.lock:
-        for record in sandbox.state.bucket(docusign.VENDOR)["tokens"].values():
+        for record in _state(sandbox).tokens.values():
             record["expires_at"] = time.time() - 1
     response = await client.get(ENVELOPES, params={"from_date": "2024-01-01"})
     _assert_docusign_error(response, 401, "AUTHORIZATION_INVALID_TOKEN")
@@ -343,7 +350,7 @@ async def test_transaction_id_older_than_seven_days_no_longer_deduplicates(
 ) -> None:
     first = await _envelope(client)
     with sandbox.state.lock:
-        envelope = sandbox.state.bucket("docusign")["envelopes"][first]
+        envelope = _state(sandbox).envelopes[first]
         eight_days_ago = datetime.now(UTC) - timedelta(days=8)
         envelope["createdDateTime"] = eight_days_ago.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
     second = await _envelope(client)
