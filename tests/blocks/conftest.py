@@ -11,6 +11,7 @@ cleared around each test, and its Block as leadflow builds it for the sandbox.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,10 +19,12 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from typer.testing import CliRunner
 
 from blocks.credentials import ClientOptions, VendorCredentials
 from blocks.http import HttpPolicy, RateLimit, forget_rate_limits
 from blocks.whatsapp import forget_pair_rates
+from leadflow.cli.blocks import app as blocks_cli
 from leadflow.sandbox_blocks import sandbox_block
 
 
@@ -186,3 +189,19 @@ async def sandbox(
 async def block(sandbox: VendorSandbox) -> VendorCredentials:
     """The module's vendor Block, as leadflow builds it for the sandbox with today's credentials."""
     return sandbox_block(sandbox.vendor, sandbox.base_url, await sandbox.credentials())
+
+
+def saved_and_checked_by_the_cli(sandbox_urls: dict[str, str], vendor: str) -> tuple[str, str]:
+    """`leadflow blocks init --sandbox` then `check` for one vendor, both exiting 0.
+
+    Returns the fresh name the Block was saved under and what `check` printed.
+    """
+    root, name = sandbox_urls[vendor].rsplit("/", 1)[0], f"q-{uuid.uuid4().hex[:8]}"
+    runner = CliRunner()
+    saved = runner.invoke(
+        blocks_cli, ["init", "--sandbox", root, "--name", name, "--vendor", vendor]
+    )
+    checked = runner.invoke(blocks_cli, ["check", "--name", name, "--vendor", vendor])
+    assert saved.exit_code == 0, saved.output
+    assert checked.exit_code == 0, checked.output
+    return name, checked.output

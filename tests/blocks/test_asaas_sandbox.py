@@ -17,7 +17,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from typer.testing import CliRunner
 
 from blocks.asaas import (
     AsaasClient,
@@ -33,11 +32,9 @@ from blocks.errors import (
     RateLimitedError,
     UnknownOutcomeError,
 )
-from leadflow.cli.blocks import app
-from tests.blocks.conftest import VendorSandbox
+from tests.blocks.conftest import VendorSandbox, saved_and_checked_by_the_cli
 
 VENDOR = "asaas"
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -212,12 +209,8 @@ async def test_check_access_counts_the_accounts_customers(asaas: AsaasClient) ->
 def test_the_cli_saves_the_block_and_checks_it_against_the_sandbox(
     prefect_server: None, sandbox_urls: dict[str, str]
 ) -> None:
-    root, name = sandbox_urls[VENDOR].rsplit("/", 1)[0], f"q-{uuid.uuid4().hex[:8]}"
-    saved = runner.invoke(app, ["init", "--sandbox", root, "--name", name, "--vendor", VENDOR])
-    checked = runner.invoke(app, ["check", "--name", name, "--vendor", VENDOR])
+    name, checked = saved_and_checked_by_the_cli(sandbox_urls, VENDOR)
     loaded = asyncio.run(AsaasCredentials.aload(name))
-    assert saved.exit_code == 0, saved.output
-    assert checked.exit_code == 0, checked.output
-    assert "customer(s)" in checked.output
+    assert "customer(s)" in checked
     assert loaded.base_url == sandbox_urls[VENDOR]
     assert loaded.webhook_auth_token is not None

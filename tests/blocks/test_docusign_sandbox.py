@@ -17,7 +17,6 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from typer.testing import CliRunner
 
 from blocks.credentials import VendorCredentials
 from blocks.docusign import (
@@ -32,12 +31,10 @@ from blocks.docusign import (
     forget_access_tokens,
 )
 from blocks.errors import AuthenticationError, NotFoundError, UnknownOutcomeError
-from leadflow.cli.blocks import app
-from tests.blocks.conftest import VendorSandbox
+from tests.blocks.conftest import VendorSandbox, saved_and_checked_by_the_cli
 
 VENDOR = "docusign"
 JOURNEY_FIELD = "leadflow_journey_id"
-runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
@@ -197,14 +194,11 @@ async def test_check_access_lists_the_days_envelopes(docusign: DocuSignClient) -
 def test_the_cli_saves_the_block_with_its_pem_key_and_checks_it(
     prefect_server: None, sandbox_urls: dict[str, str]
 ) -> None:
-    root, name = sandbox_urls[VENDOR].rsplit("/", 1)[0], f"q-{uuid.uuid4().hex[:8]}"
+    root = sandbox_urls[VENDOR].rsplit("/", 1)[0]
     accepted = httpx.get(f"{root}/__sandbox__/").json()["vendors"][VENDOR]["credentials"]
-    saved = runner.invoke(app, ["init", "--sandbox", root, "--name", name, "--vendor", VENDOR])
-    checked = runner.invoke(app, ["check", "--name", name, "--vendor", VENDOR])
+    name, checked = saved_and_checked_by_the_cli(sandbox_urls, VENDOR)
     loaded = asyncio.run(DocuSignCredentials.aload(name))
-    assert saved.exit_code == 0, saved.output
-    assert checked.exit_code == 0, checked.output
-    assert "changed in the last 24 h" in checked.output
+    assert "changed in the last 24 h" in checked
     assert loaded.private_key.get_secret_value() == accepted["private_key_pem"]
     assert loaded.auth_server == sandbox_urls[VENDOR]
 

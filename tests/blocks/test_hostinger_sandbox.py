@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
 from blocks.credentials import VendorCredentials
 from blocks.errors import PermanentError, UnknownOutcomeError
@@ -27,12 +26,10 @@ from blocks.hostinger import (
     PurchasesDisabledError,
 )
 from blocks.http import HttpPolicy
-from leadflow.cli.blocks import app
-from tests.blocks.conftest import VendorSandbox
+from tests.blocks.conftest import VendorSandbox, saved_and_checked_by_the_cli
 
 VENDOR = "hostinger"
 ITEM = "hostingercom-hosting-business-brl-12m"
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -180,11 +177,7 @@ async def test_check_access_counts_the_active_hosting_orders(hostinger: Hostinge
 def test_the_cli_saves_the_block_and_checks_it_against_the_sandbox(
     prefect_server: None, sandbox_urls: dict[str, str]
 ) -> None:
-    root, name = sandbox_urls[VENDOR].rsplit("/", 1)[0], f"q-{uuid.uuid4().hex[:8]}"
-    saved = runner.invoke(app, ["init", "--sandbox", root, "--name", name, "--vendor", VENDOR])
-    checked = runner.invoke(app, ["check", "--name", name, "--vendor", VENDOR])
+    name, checked = saved_and_checked_by_the_cli(sandbox_urls, VENDOR)
     loaded = asyncio.run(HostingerCredentials.aload(name))
-    assert saved.exit_code == 0, saved.output
-    assert checked.exit_code == 0, checked.output
-    assert "active hosting order(s)" in checked.output
+    assert "active hosting order(s)" in checked
     assert loaded.allow_purchases is False
