@@ -6,10 +6,9 @@ NormalizedLead (whatever the normalisers accept, the typed lead accepts)."""
 from __future__ import annotations
 
 import datetime
-import os
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from data_quality import (
@@ -23,9 +22,9 @@ from data_quality import (
 )
 from data_quality.lead import NormalizedLead
 from data_quality.normalize import is_brazilian_mobile, not_text
+from tests.fuzz.budget import fuzz_settings
 
-EXAMPLES = int(os.environ.get("LEADFLOW_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = fuzz_settings(150)
 
 ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=40)
 JSON_VALUES = st.recursive(

@@ -9,13 +9,12 @@ Never a TypeError, KeyError or ValidationError, which the journey's error handli
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 import httpx
 import pytest
 import respx
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from blocks import TransientError, UnknownOutcomeError
@@ -23,8 +22,7 @@ from blocks.docusign import forget_access_tokens
 from blocks.errors import PermanentError, VendorError
 from blocks.http import HttpPolicy, RateLimit
 from tests.blocks.test_unreadable_answers import AUTH, METHODS, Method, _blocks, _pem
-
-EXAMPLES = int(os.environ.get("LEADFLOW_FUZZ_EXAMPLES", "6"))
+from tests.fuzz.budget import fuzz_settings
 
 #: the names the clients read from the vendors' answers (and their envelopes)
 FIELD_NAMES = [
@@ -158,7 +156,7 @@ def test_a_success_with_fields_of_the_wrong_type_is_read_or_an_error_of_the_tree
     method: Method,
 ) -> None:
     @given(body=BODIES)
-    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+    @fuzz_settings(6, suppress=HealthCheck)
     def answers(body: Any) -> None:
         _answer(method, body)
 

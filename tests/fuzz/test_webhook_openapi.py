@@ -5,16 +5,16 @@ it documents, never a 5xx, and its answers match their documented schemas. Bound
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 
 from ledger import Ledger
+from tests.fuzz.budget import fuzz_settings
 from tests.webhooks.conftest import webhook_settings
 from webhooks.app import create_app
 
@@ -34,9 +34,6 @@ def webhook_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ledger.dispose()
 
 
-EXAMPLES = int(os.environ.get("LEADFLOW_FUZZ_EXAMPLES", "25"))
-
-
 def test_the_webhook_service_answers_as_documented(webhook_service: str) -> None:
     """Each operation's own hypothesis run (schemathesis' pytest plugin does not collect
     under this pytest, so its strategies are driven directly)."""
@@ -47,7 +44,7 @@ def test_the_webhook_service_answers_as_documented(webhook_service: str) -> None
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+        @fuzz_settings(25, suppress=HealthCheck)
         def answers_as_documented(case: Any) -> None:
             case.call_and_validate(base_url=webhook_service, timeout=10)
 

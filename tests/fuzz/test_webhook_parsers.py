@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from blocks.webhook_signatures import (
@@ -23,11 +22,10 @@ from blocks.webhook_signatures import (
     verify_docusign_signatures,
     verify_hub_signature,
 )
+from tests.fuzz.budget import fuzz_settings
 from webhooks.events import MalformedDelivery, VendorEvent, delivery_event_id, parse_delivery
 
-#: bounded for CI; LEADFLOW_FUZZ_EXAMPLES=5000 for a longer hunt
-EXAMPLES = int(os.environ.get("LEADFLOW_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = fuzz_settings(150)
 
 VALID: dict[str, dict[str, Any]] = {
     "facebook": {
