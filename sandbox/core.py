@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeVar, overload
+from typing import Any, ClassVar, Self, TypeVar, overload
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter
@@ -175,6 +175,14 @@ class VendorEmulator:
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
+
+    @classmethod
+    def of(cls, sandbox: Sandbox) -> Self:
+        """This vendor's emulator in `sandbox` (what its admin routes act on), typed."""
+        emulator = sandbox.emulators[cls.vendor]
+        if not isinstance(emulator, cls):
+            raise TypeError(f"the {cls.vendor} emulator is a {type(emulator).__name__}")
+        return emulator
 
     @property
     def credentials(self) -> dict[str, str]:

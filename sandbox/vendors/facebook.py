@@ -876,13 +876,10 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     """Admin actions: people fill the form; a receiver is verified and made the webhook target."""
     router = APIRouter()
 
-    def emulator() -> FacebookEmulator:
-        return sandbox.emulators[VENDOR]
-
     @router.post("/leads")
     def submit_leads(body: LeadSubmission) -> dict[str, Any]:
         """N people fill the lead form now; each lead fires a `leadgen` webhook."""
-        return {"leads": emulator().submit_leads(body)}
+        return {"leads": FacebookEmulator.of(sandbox).submit_leads(body)}
 
     add_subscription_route(router, sandbox, VENDOR)
     return router
@@ -895,7 +892,8 @@ def add_subscription_route(router: APIRouter, sandbox: Sandbox, vendor: str) -> 
 
     @router.post("/subscription")
     def subscribe(body: SubscribeBody) -> dict[str, Any]:
-        verify_token = body.verify_token or sandbox.emulators[vendor].credentials["verify_token"]
+        emulator: VendorEmulator = sandbox.emulators[vendor]
+        verify_token = body.verify_token or emulator.credentials["verify_token"]
         with sandbox.state.lock:
             challenge = str(sandbox.random.randrange(10**9, 10**10))
         verify_callback(str(body.callback_url), verify_token, challenge)

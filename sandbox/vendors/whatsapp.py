@@ -595,22 +595,19 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     """Admin: inbound messages, templates, limits, and the verified webhook subscription."""
     router = APIRouter()
 
-    def emulator() -> WhatsAppEmulator:
-        return sandbox.emulators[VENDOR]
-
     @router.post("/inbound")
     def inbound(body: InboundMessage) -> dict[str, Any]:
-        return emulator().receive(body)
+        return WhatsAppEmulator.of(sandbox).receive(body)
 
     @router.get("/templates")
     def templates() -> list[Template]:
         with sandbox.state.lock:
-            return list(emulator().bucket.templates)
+            return list(WhatsAppEmulator.of(sandbox).bucket.templates)
 
     @router.put("/templates")
     def set_templates(body: list[TemplateDefinition]) -> list[Template]:
         with sandbox.state.lock:
-            bucket = emulator().bucket
+            bucket = WhatsAppEmulator.of(sandbox).bucket
             bucket.templates = [
                 Template(
                     name=t.name,
@@ -625,7 +622,7 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     @router.put("/limits")
     def set_limits(body: LimitsBody) -> dict[str, Any]:
         with sandbox.state.lock:
-            emulator().bucket.limits = WhatsAppLimits(**body.model_dump())
+            WhatsAppEmulator.of(sandbox).bucket.limits = WhatsAppLimits(**body.model_dump())
         return body.model_dump()
 
     add_subscription_route(router, sandbox, VENDOR)

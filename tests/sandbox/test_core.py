@@ -126,6 +126,18 @@ def test_every_emulator_shares_the_vendor_emulator_base() -> None:
     assert "webhook_auth_token" in sandbox.emulators["asaas"].credentials
 
 
+def test_an_emulator_class_finds_its_own_emulator_in_the_sandbox() -> None:
+    from sandbox.app import create_app
+    from sandbox.vendors.whatsapp import WhatsAppEmulator
+
+    sandbox = Sandbox()
+    create_app(sandbox)
+    assert WhatsAppEmulator.of(sandbox) is sandbox.emulators["whatsapp"]
+    sandbox.emulators["whatsapp"] = sandbox.emulators["facebook"]
+    with pytest.raises(TypeError):
+        WhatsAppEmulator.of(sandbox)
+
+
 def test_settings_are_typed_in_the_bucket_and_plain_json_in_the_dump() -> None:
     from sandbox.app import create_app
     from sandbox.vendors import docusign

@@ -37,13 +37,18 @@ def submit(sandbox: Sandbox, count: int, **options: Any) -> list[dict[str, Any]]
     """People fill the form (through the emulator the app built, or one built here)."""
     if "facebook" not in sandbox.emulators:
         facebook.build_router(sandbox)
-    emulator: facebook.FacebookEmulator = sandbox.emulators["facebook"]
+    emulator = facebook.FacebookEmulator.of(sandbox)
     return emulator.submit_leads(facebook.LeadSubmission(count=count, **options))
+
+
+async def lead_page(client: httpx.AsyncClient, **params: Any) -> Any:
+    """One page of the form's leads (JSON), asked with the page's token and `params`."""
+    return (await client.get(LEADS, params={"access_token": TOKEN, **params})).json()
 
 
 def stored_state(sandbox: Sandbox) -> facebook.FacebookState:
     """What the emulator keeps (its typed bucket), read directly."""
-    emulator: facebook.FacebookEmulator = sandbox.emulators["facebook"]
+    emulator = facebook.FacebookEmulator.of(sandbox)
     return emulator.bucket
 
 
@@ -179,28 +184,10 @@ async def test_the_previous_cursor_goes_back_one_page(
     sandbox: Sandbox, app_client: httpx.AsyncClient
 ) -> None:
     submit(sandbox, 6)
-    first = (await app_client.get(LEADS, params={"access_token": TOKEN, "limit": 3})).json()
-    second = (
-        await app_client.get(
-            LEADS,
-            params={
-                "access_token": TOKEN,
-                "limit": 3,
-                "after": first["paging"]["cursors"]["after"],
-            },
-        )
-    ).json()
+    first = await lead_page(app_client, limit=3)
+    second = await lead_page(app_client, limit=3, after=first["paging"]["cursors"]["after"])
     assert "next" not in second["paging"]
-    back = (
-        await app_client.get(
-            LEADS,
-            params={
-                "access_token": TOKEN,
-                "limit": 3,
-                "before": second["paging"]["cursors"]["before"],
-            },
-        )
-    ).json()
+    back = await lead_page(app_client, limit=3, before=second["paging"]["cursors"]["before"])
     assert [lead["id"] for lead in back["data"]] == [lead["id"] for lead in first["data"]]
 
 

@@ -49,7 +49,7 @@ def _app(sandbox: Sandbox, limits: pipedrive.PipedriveLimits | None = None) -> F
     app = create_app(sandbox)
     if limits is not None:
         with sandbox.state.lock:
-            sandbox.emulators[pipedrive.VENDOR].bucket.limits = limits
+            pipedrive.PipedriveEmulator.of(sandbox).bucket.limits = limits
     return app
 
 
@@ -824,7 +824,7 @@ async def test_limits_can_be_lowered_at_run_time_through_state(
 ) -> None:
     await client.get("/api/v2/deals")
     with sandbox.state.lock:
-        sandbox.emulators[pipedrive.VENDOR].bucket.limits.burst_limit = 1
+        pipedrive.PipedriveEmulator.of(sandbox).bucket.limits.burst_limit = 1
     response = await client.get("/api/v2/deals")
     assert response.status_code == 429
 

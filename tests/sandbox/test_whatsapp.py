@@ -283,7 +283,7 @@ async def test_50_concurrent_sends_get_50_distinct_wamids_and_nothing_is_lost(
         )
     wamids = [r.json()["messages"][0]["id"] for r in responses[:50]]
     assert len(set(wamids)) == 50
-    stored = served.sandbox.emulators["whatsapp"].bucket.messages
+    stored = whatsapp.WhatsAppEmulator.of(served.sandbox).bucket.messages
     assert set(stored) == set(wamids)
     assert served.sandbox.state.counters()["whatsapp"]["message"] == 50
 
