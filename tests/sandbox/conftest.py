@@ -9,11 +9,13 @@ as raw bytes, so a test can verify a signature over exactly what was sent.
 from __future__ import annotations
 
 import gc
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -22,6 +24,34 @@ import pytest
 from sandbox.app import create_app
 from sandbox.core import Sandbox
 from sandbox.server import RunningSandbox, running_sandbox
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A webhook as the sandbox handed it to its sender."""
+
+    vendor: str
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def capture_deliveries(sandbox: Sandbox) -> list[Delivery]:
+    """Every webhook `sandbox` sends from now on, captured at its delivery point (nothing goes
+    on the wire), so a test sees exactly the bytes a receiver would, in the order sent."""
+    captured: list[Delivery] = []
+
+    def capture(
+        vendor: str, url: str, body: bytes, headers: dict[str, str], redeliver: Any = None
+    ) -> list[int]:
+        captured.append(Delivery(vendor, url, body, headers))
+        return []
+
+    sandbox.webhooks.deliver = capture  # type: ignore[method-assign]
+    return captured
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.contracts import load_schema
+from tests.contracts import assert_matches, load_schema
 
 
 def _resolve(schema: Any, root: dict[str, Any]) -> Any:
@@ -83,3 +83,9 @@ def assert_declares_every_key(instance: Any, vendor: str, name: str) -> None:
     """Fail with every key of `instance` that the vendor's schema `name` does not declare."""
     extra = undeclared_keys(instance, vendor, name)
     assert not extra, f"{vendor}/{name} does not declare:\n" + "\n".join(extra)
+
+
+def assert_exactly_declared(instance: Any, vendor: str, name: str) -> None:
+    """Both ways: `instance` matches the vendor's schema `name` and says nothing it does not."""
+    assert_matches(instance, vendor, name)
+    assert_declares_every_key(instance, vendor, name)

@@ -10,10 +10,8 @@ bytes a receiver would.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -23,33 +21,17 @@ import pytest
 from sandbox.app import create_app
 from sandbox.core import Sandbox
 from sandbox.vendors import docusign, facebook, pipedrive, whatsapp
-from tests.contracts import assert_matches
-from tests.sandbox.contract_keys import assert_declares_every_key, undeclared_keys
+from tests.sandbox.conftest import Delivery, capture_deliveries
+from tests.sandbox.contract_keys import assert_exactly_declared as check
+from tests.sandbox.contract_keys import undeclared_keys
 
 HOOK = "http://127.0.0.1:9/never-called"
-
-
-@dataclass
-class Delivery:
-    vendor: str
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 @pytest.fixture
 def deliveries(sandbox: Sandbox) -> list[Delivery]:
     """Webhook bodies as the sandbox hands them to its sender (nothing goes on the wire)."""
-    captured: list[Delivery] = []
-
-    def capture(
-        vendor: str, url: str, body: bytes, headers: dict[str, str], redeliver: Any = None
-    ) -> list[int]:
-        captured.append(Delivery(vendor, body))
-        return []
-
-    sandbox.webhooks.deliver = capture  # type: ignore[method-assign]
+    captured = capture_deliveries(sandbox)
     for vendor in ("facebook", "whatsapp", "docusign"):
         sandbox.webhook_targets[vendor] = HOOK
     return captured
@@ -61,11 +43,6 @@ async def client(sandbox: Sandbox, deliveries: list[Delivery]) -> AsyncIterator[
         transport=httpx.ASGITransport(app=create_app(sandbox)), base_url="http://sandbox"
     ) as client:
         yield client
-
-
-def check(instance: Any, vendor: str, name: str) -> None:
-    assert_matches(instance, vendor, name)
-    assert_declares_every_key(instance, vendor, name)
 
 
 def test_the_key_check_catches_an_invented_key_at_any_depth_and_allows_open_maps() -> None:
@@ -82,46 +59,69 @@ def test_the_key_check_catches_an_invented_key_at_any_depth_and_allows_open_maps
 # -- Pipedrive ---------------------------------------------------------------------------------
 
 PD = {"x-api-token": pipedrive.DEFAULT_CREDENTIALS["api_token"]}
+#: A v2 subscription to every deal event, with Basic auth: every optional part of a delivery.
+DEAL_HOOK = {
+    "subscription_url": HOOK,
+    "event_action": "*",
+    "event_object": "deal",
+    "name": "leadflow",
+    "http_auth_user": "u",
+    "http_auth_password": "p",
+    "version": "2.0",
+}
+
+
+async def pipedrive(
+    client: httpx.AsyncClient, method: str, path: str, schema: str, **options: Any
+) -> httpx.Response:
+    """One Pipedrive call whose answer must carry exactly what `schema` declares."""
+    response = await client.request(method, f"/pipedrive{path}", headers=PD, **options)
+    check(response.json(), "pipedrive", schema)
+    return response
+
+
+async def first_found(client: httpx.AsyncClient, entity: str, term: str, fields: str) -> int:
+    """The id of the first hit of an exact v2 search, whose answer is checked too."""
+    found = await pipedrive(
+        client,
+        "GET",
+        f"/api/v2/{entity}s/search",
+        f"{entity}_search_response",
+        params={"term": term, "fields": fields, "exact_match": "true"},
+    )
+    first: int = found.json()["data"]["items"][0]["item"]["id"]
+    return first
 
 
 async def test_pipedrive_answers_declare_only_spec_keys(client: httpx.AsyncClient) -> None:
-    field = await client.post(
-        "/pipedrive/api/v1/dealFields",
+    field = await pipedrive(
+        client,
+        "POST",
+        "/api/v1/dealFields",
+        "deal_field_response",
         json={"name": "leadflow_id", "field_type": "varchar"},
-        headers=PD,
     )
-    check(field.json(), "pipedrive", "deal_field_response")
     key = field.json()["data"]["key"]
-    check(
-        (await client.get("/pipedrive/api/v2/dealFields", headers=PD)).json(),
-        "pipedrive",
-        "field_v2_list_response",
-    )
-    person = await client.post(
-        "/pipedrive/api/v2/persons",
+    await pipedrive(client, "GET", "/api/v2/dealFields", "field_v2_list_response")
+    person = await pipedrive(
+        client,
+        "POST",
+        "/api/v2/persons",
+        "person_response",
         json={
             "name": "Maria Souza",
             "emails": [{"value": "maria@example.com.br", "primary": True, "label": "work"}],
             "phones": [{"value": "+5511987654321", "primary": True, "label": "mobile"}],
         },
-        headers=PD,
     )
-    check(person.json(), "pipedrive", "person_response")
     person_id = person.json()["data"]["id"]
-    found = await client.get(
-        "/pipedrive/api/v2/persons/search",
-        params={"term": "maria@example.com.br", "fields": "email", "exact_match": "true"},
-        headers=PD,
-    )
-    check(found.json(), "pipedrive", "person_search_response")
-    assert found.json()["data"]["items"][0]["item"]["id"] == person_id
-    check(
-        (await client.get("/pipedrive/api/v2/persons", headers=PD)).json(),
-        "pipedrive",
-        "person_list_response",
-    )
-    deal = await client.post(
-        "/pipedrive/api/v2/deals",
+    assert await first_found(client, "person", "maria@example.com.br", "email") == person_id
+    await pipedrive(client, "GET", "/api/v2/persons", "person_list_response")
+    deal = await pipedrive(
+        client,
+        "POST",
+        "/api/v2/deals",
+        "deal_response",
         json={
             "title": "Site",
             "person_id": person_id,
@@ -129,64 +129,45 @@ async def test_pipedrive_answers_declare_only_spec_keys(client: httpx.AsyncClien
             "currency": "BRL",
             "custom_fields": {key: "lead-1"},
         },
-        headers=PD,
     )
-    check(deal.json(), "pipedrive", "deal_response")
     deal_id = deal.json()["data"]["id"]
-    won = await client.patch(
-        f"/pipedrive/api/v2/deals/{deal_id}", json={"status": "won"}, headers=PD
+    await pipedrive(
+        client, "PATCH", f"/api/v2/deals/{deal_id}", "deal_response", json={"status": "won"}
     )
-    check(won.json(), "pipedrive", "deal_response")
-    check(
-        (await client.get(f"/pipedrive/api/v2/deals/{deal_id}", headers=PD)).json(),
-        "pipedrive",
-        "deal_response",
+    await pipedrive(client, "GET", f"/api/v2/deals/{deal_id}", "deal_response")
+    assert await first_found(client, "deal", "lead-1", "custom_fields") == deal_id
+    await pipedrive(client, "GET", "/api/v2/deals", "deal_list_response")
+    await pipedrive(
+        client,
+        "POST",
+        "/api/v1/notes",
+        "note_response",
+        json={"content": "leadflow", "deal_id": deal_id},
     )
-    deals = await client.get(
-        "/pipedrive/api/v2/deals/search",
-        params={"term": "lead-1", "fields": "custom_fields", "exact_match": "true"},
-        headers=PD,
+    await pipedrive(
+        client, "GET", "/api/v1/notes", "note_list_response", params={"deal_id": deal_id}
     )
-    check(deals.json(), "pipedrive", "deal_search_response")
-    assert deals.json()["data"]["items"][0]["item"]["id"] == deal_id
-    check(
-        (await client.get("/pipedrive/api/v2/deals", headers=PD)).json(),
-        "pipedrive",
-        "deal_list_response",
+    hook = await pipedrive(
+        client,
+        "POST",
+        "/api/v1/webhooks",
+        "webhook_response",
+        json=DEAL_HOOK,
     )
-    note = await client.post(
-        "/pipedrive/api/v1/notes", json={"content": "leadflow", "deal_id": deal_id}, headers=PD
-    )
-    check(note.json(), "pipedrive", "note_response")
-    notes = await client.get("/pipedrive/api/v1/notes", params={"deal_id": deal_id}, headers=PD)
-    check(notes.json(), "pipedrive", "note_list_response")
-    hook = await client.post(
-        "/pipedrive/api/v1/webhooks",
-        json={
-            "subscription_url": HOOK,
-            "event_action": "*",
-            "event_object": "deal",
-            "name": "leadflow",
-            "http_auth_user": "u",
-            "http_auth_password": "p",
-            "version": "2.0",
-        },
-        headers=PD,
-    )
-    check(hook.json(), "pipedrive", "webhook_response")
-    hooks = await client.get("/pipedrive/api/v1/webhooks", headers=PD)
-    check(hooks.json(), "pipedrive", "webhook_list_response")
+    hooks = await pipedrive(client, "GET", "/api/v1/webhooks", "webhook_list_response")
     assert [h["id"] for h in hooks.json()["data"]] == [hook.json()["data"]["id"]]
-    removed = await client.delete(
-        f"/pipedrive/api/v1/webhooks/{hook.json()['data']['id']}", headers=PD
+    await pipedrive(
+        client,
+        "DELETE",
+        f"/api/v1/webhooks/{hook.json()['data']['id']}",
+        "webhook_delete_response",
     )
-    check(removed.json(), "pipedrive", "webhook_delete_response")
-    refused = await client.post("/pipedrive/api/v2/persons", json={"name": ""}, headers=PD)
+    refused = await pipedrive(
+        client, "POST", "/api/v2/persons", "error_response", json={"name": ""}
+    )
     assert refused.status_code == 400
-    check(refused.json(), "pipedrive", "error_response")
-    missing = await client.get("/pipedrive/api/v2/deals/999999", headers=PD)
+    missing = await pipedrive(client, "GET", "/api/v2/deals/999999", "error_response")
     assert missing.status_code == 404
-    check(missing.json(), "pipedrive", "error_response")
 
 
 async def test_pipedrive_webhook_declares_only_spec_keys(
@@ -194,15 +175,7 @@ async def test_pipedrive_webhook_declares_only_spec_keys(
 ) -> None:
     await client.post(
         "/pipedrive/api/v1/webhooks",
-        json={
-            "subscription_url": HOOK,
-            "event_action": "*",
-            "event_object": "deal",
-            "name": "leadflow",
-            "http_auth_user": "u",
-            "http_auth_password": "p",
-            "version": "2.0",
-        },
+        json=DEAL_HOOK,
         headers=PD,
     )
     deal = await client.post("/pipedrive/api/v2/deals", json={"title": "Site"}, headers=PD)

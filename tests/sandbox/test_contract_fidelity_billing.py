@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,8 +20,9 @@ import pytest
 from sandbox.app import create_app
 from sandbox.core import Sandbox
 from sandbox.vendors import asaas, hostinger
-from tests.contracts import assert_matches
-from tests.sandbox.contract_keys import assert_declares_every_key, undeclared_keys
+from tests.sandbox.conftest import Delivery, capture_deliveries
+from tests.sandbox.contract_keys import assert_exactly_declared as check
+from tests.sandbox.contract_keys import undeclared_keys
 
 HOOK = "http://127.0.0.1:9/never-called"
 ASAAS = {"access_token": asaas.DEFAULT_CREDENTIALS["api_key"], "User-Agent": "leadflow-tests"}
@@ -30,24 +30,10 @@ HOSTINGER = {"Authorization": f"Bearer {hostinger.DEFAULT_CREDENTIALS['api_token
 TODAY = datetime(2026, 3, 10, 9, 30, tzinfo=asaas.BRAZIL)
 
 
-@dataclass(frozen=True)
-class Delivery:
-    vendor: str
-    url: str
-    body: bytes
-    headers: dict[str, str]
-
-
 @pytest.fixture
 def deliveries(sandbox: Sandbox) -> list[Delivery]:
     """Asaas webhooks as the sandbox hands them to its sender (nothing goes on the wire)."""
-    captured: list[Delivery] = []
-
-    def capture(vendor: str, url: str, body: bytes, headers: dict[str, str]) -> list[int]:
-        captured.append(Delivery(vendor, url, body, headers))
-        return []
-
-    sandbox.webhooks.deliver = capture  # type: ignore[method-assign]
+    captured = capture_deliveries(sandbox)
     sandbox.webhook_targets["asaas"] = HOOK
     return captured
 
@@ -60,11 +46,6 @@ async def client(sandbox: Sandbox, deliveries: list[Delivery]) -> AsyncIterator[
         transport=httpx.ASGITransport(app=app), base_url="http://sandbox"
     ) as client:
         yield client
-
-
-def check(instance: Any, vendor: str, name: str) -> None:
-    assert_matches(instance, vendor, name)
-    assert_declares_every_key(instance, vendor, name)
 
 
 def test_the_key_check_sees_an_invented_asaas_or_hostinger_key() -> None:
@@ -85,6 +66,23 @@ def test_the_key_check_sees_an_invented_asaas_or_hostinger_key() -> None:
 # -- Asaas ---------------------------------------------------------------------------------------
 
 
+async def created_read_and_found(
+    client: httpx.AsyncClient, kind: str, body: dict[str, Any], query: dict[str, str]
+) -> str:
+    """Create an Asaas `kind` (customer, payment), read it back and find it by `query`: each
+    answer checked both ways, the listing holding exactly it. Its id."""
+    path = f"/asaas/v3/{kind}s"
+    created = await client.post(path, json=body, headers=ASAAS)
+    assert created.status_code == 200, created.text
+    check(created.json(), "asaas", kind)
+    object_id: str = created.json()["id"]
+    check((await client.get(f"{path}/{object_id}", headers=ASAAS)).json(), "asaas", kind)
+    listed = await client.get(path, params=query, headers=ASAAS)
+    check(listed.json(), "asaas", f"{kind}_list")
+    assert [o["id"] for o in listed.json()["data"]] == [object_id]
+    return object_id
+
+
 async def test_asaas_answers_and_webhooks_declare_only_spec_keys(
     client: httpx.AsyncClient, sandbox: Sandbox, deliveries: list[Delivery]
 ) -> None:
@@ -96,20 +94,9 @@ async def test_asaas_answers_and_webhooks_declare_only_spec_keys(
         "externalReference": "lead-1",
     }
     check(customer_request, "asaas", "customer_request")
-    customer = await client.post("/asaas/v3/customers", json=customer_request, headers=ASAAS)
-    assert customer.status_code == 200, customer.text
-    check(customer.json(), "asaas", "customer")
-    customer_id = customer.json()["id"]
-    check(
-        (await client.get(f"/asaas/v3/customers/{customer_id}", headers=ASAAS)).json(),
-        "asaas",
-        "customer",
+    customer_id = await created_read_and_found(
+        client, "customer", customer_request, {"cpfCnpj": "52998224725"}
     )
-    found = await client.get(
-        "/asaas/v3/customers", params={"cpfCnpj": "52998224725"}, headers=ASAAS
-    )
-    check(found.json(), "asaas", "customer_list")
-    assert [c["id"] for c in found.json()["data"]] == [customer_id]
 
     def payment_request(reference: str) -> dict[str, Any]:
         body = {
@@ -123,20 +110,9 @@ async def test_asaas_answers_and_webhooks_declare_only_spec_keys(
         check(body, "asaas", "payment_request")
         return body
 
-    paid = await client.post("/asaas/v3/payments", json=payment_request("j-1:1"), headers=ASAAS)
-    assert paid.status_code == 200, paid.text
-    check(paid.json(), "asaas", "payment")
-    paid_id = paid.json()["id"]
-    check(
-        (await client.get(f"/asaas/v3/payments/{paid_id}", headers=ASAAS)).json(),
-        "asaas",
-        "payment",
+    paid_id = await created_read_and_found(
+        client, "payment", payment_request("j-1:1"), {"externalReference": "j-1:1"}
     )
-    listed = await client.get(
-        "/asaas/v3/payments", params={"externalReference": "j-1:1"}, headers=ASAAS
-    )
-    check(listed.json(), "asaas", "payment_list")
-    assert [p["id"] for p in listed.json()["data"]] == [paid_id]
     qr = await client.get(f"/asaas/v3/payments/{paid_id}/pixQrCode", headers=ASAAS)
     check(qr.json(), "asaas", "pix_qr_code")
     confirmed = await client.post(f"/asaas/v3/sandbox/payment/{paid_id}/confirm", headers=ASAAS)

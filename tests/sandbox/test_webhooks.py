@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -46,14 +47,20 @@ def test_deliveries_arrive_in_the_order_they_were_made(
     assert [r.body for r in received] == [f'{{"n":{i}}}'.encode() for i in range(20)]
 
 
-def test_a_failed_delivery_is_retried_until_the_receiver_accepts_it(
-    sender: WebhookSender, receiver: WebhookReceiver
-) -> None:
-    receiver.fail_first = 2
+def _deliver_one(sender: WebhookSender, receiver: WebhookReceiver) -> dict[str, Any]:
+    """One delivery to `receiver`, followed through its three attempts; its log record."""
     sender.deliver("asaas", receiver.url, BODY, HEADERS)
     receiver.wait_for(3)
     assert sender.wait_idle()
     (record,) = sender.log()
+    return record
+
+
+def test_a_failed_delivery_is_retried_until_the_receiver_accepts_it(
+    sender: WebhookSender, receiver: WebhookReceiver
+) -> None:
+    receiver.fail_first = 2
+    record = _deliver_one(sender, receiver)
     assert (record["outcome"], record["attempts"], record["status_code"]) == ("delivered", 3, 200)
 
 
@@ -61,10 +68,7 @@ def test_a_delivery_that_keeps_failing_is_logged_as_failed(
     sender: WebhookSender, receiver: WebhookReceiver
 ) -> None:
     receiver.status = 500
-    sender.deliver("asaas", receiver.url, BODY, HEADERS)
-    receiver.wait_for(3)
-    assert sender.wait_idle()
-    (record,) = sender.log()
+    record = _deliver_one(sender, receiver)
     assert (record["outcome"], record["attempts"], record["status_code"]) == ("failed", 3, 500)
 
 
