@@ -49,6 +49,12 @@ def sleeps() -> RecordedSleeps:
 
 
 @pytest.fixture
+def bucket(sleeps: RecordedSleeps) -> RateLimit:
+    """A rate limit with room for 100 calls a second, waiting on the recorded sleeps."""
+    return RateLimit(rate=100, per=1.0, burst=100, clock=sleeps.clock, sleep=sleeps.sleep)
+
+
+@pytest.fixture
 def policy(sleeps: RecordedSleeps) -> HttpPolicy:
     """Five attempts, 0.5 s base, 8 s cap, jitter at its ceiling so waits are predictable."""
     return HttpPolicy(

@@ -7,6 +7,7 @@ import http.server
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -174,8 +175,6 @@ async def test_attempts_stop_at_the_cap_and_raise_the_last_transient_error(
 async def test_backoff_doubles_from_the_base_and_never_exceeds_the_cap(
     sleeps: RecordedSleeps, policy: HttpPolicy
 ) -> None:
-    from dataclasses import replace
-
     longer = replace(policy, max_attempts=8)
     transport, _ = scripted(httpx.Response(500))
     async with client(transport, longer) as http:
@@ -290,8 +289,6 @@ async def test_path_parameters_are_quoted_into_the_template(policy: HttpPolicy) 
 async def test_the_total_timeout_bounds_all_attempts_together(
     policy: HttpPolicy, sleeps: RecordedSleeps
 ) -> None:
-    from dataclasses import replace
-
     short = replace(policy, total_timeout=3.0)
     transport, seen = scripted(httpx.Response(503))
     async with client(transport, short) as http:
@@ -399,9 +396,8 @@ async def test_an_exhausted_vendor_budget_holds_every_caller_until_the_reset(
 
 
 async def test_a_429_holds_the_shared_bucket_for_other_callers(
-    policy: HttpPolicy, sleeps: RecordedSleeps
+    policy: HttpPolicy, sleeps: RecordedSleeps, bucket: RateLimit
 ) -> None:
-    bucket = RateLimit(rate=100, per=1.0, burst=100, clock=sleeps.clock, sleep=sleeps.sleep)
     transport, _ = scripted(
         httpx.Response(429, headers={"Retry-After": "4"}), httpx.Response(200, json={})
     )
@@ -555,8 +551,6 @@ async def test_an_http_date_retry_after_already_past_retries_at_once(
 async def test_a_retry_after_longer_than_what_is_left_of_the_budget_is_not_slept(
     policy: HttpPolicy, sleeps: RecordedSleeps
 ) -> None:
-    from dataclasses import replace
-
     tight = replace(policy, total_timeout=10.0)
     transport, seen = scripted(
         httpx.Response(503, headers={"Retry-After": "6"}),

@@ -42,6 +42,13 @@ def vendor(transport: httpx.MockTransport, policy: HttpPolicy, **kwargs: object)
     return VendorHTTP("acme", "https://api.acme.test", transport=transport, policy=policy, **kwargs)
 
 
+def slow_route_refused(request: httpx.Request) -> httpx.Response:
+    """A vendor that refuses `/slow` with a 429 asking for a minute, and answers the rest."""
+    if request.url.path == "/slow":
+        return httpx.Response(429, headers={"Retry-After": "60"})
+    return httpx.Response(200, json={})
+
+
 # -------------------------------------------------------------------------------- the cap
 
 
@@ -61,9 +68,8 @@ def test_the_pause_cap_is_a_setting_of_120_seconds_by_default(
 
 
 async def test_an_hour_long_retry_after_pauses_the_route_for_the_cap_only(
-    policy: HttpPolicy, sleeps: RecordedSleeps
+    policy: HttpPolicy, sleeps: RecordedSleeps, bucket: RateLimit
 ) -> None:
-    bucket = RateLimit(rate=100, per=1.0, burst=100, clock=sleeps.clock, sleep=sleeps.sleep)
     roomy = replace(policy, total_timeout=1_000.0)
     transport, seen = answering(
         httpx.Response(429, headers={"Retry-After": "3600"}), httpx.Response(200, json={})
@@ -75,9 +81,8 @@ async def test_an_hour_long_retry_after_pauses_the_route_for_the_cap_only(
 
 
 async def test_a_pause_longer_than_the_call_budget_is_raised_not_slept_and_holds_only_the_cap(
-    policy: HttpPolicy, sleeps: RecordedSleeps
+    policy: HttpPolicy, sleeps: RecordedSleeps, bucket: RateLimit
 ) -> None:
-    bucket = RateLimit(rate=100, per=1.0, burst=100, clock=sleeps.clock, sleep=sleeps.sleep)
     tight = replace(policy, total_timeout=30.0)
     transport, _ = answering(httpx.Response(429, headers={"Retry-After": "99999999"}))
     async with vendor(transport, tight, rate_limit=bucket) as http:
@@ -93,9 +98,8 @@ async def test_a_pause_longer_than_the_call_budget_is_raised_not_slept_and_holds
 
 
 async def test_a_spent_rate_limit_header_pauses_no_longer_than_the_cap(
-    policy: HttpPolicy, sleeps: RecordedSleeps
+    policy: HttpPolicy, sleeps: RecordedSleeps, bucket: RateLimit
 ) -> None:
-    bucket = RateLimit(rate=100, per=1.0, burst=100, clock=sleeps.clock, sleep=sleeps.sleep)
     spent = httpx.Response(
         200, json={}, headers={"ratelimit-remaining": "0", "ratelimit-reset": "86400"}
     )
@@ -110,17 +114,11 @@ async def test_a_spent_rate_limit_header_pauses_no_longer_than_the_cap(
 
 
 async def test_a_429_on_one_route_does_not_pause_another_route_of_a_per_route_vendor(
-    policy: HttpPolicy, sleeps: RecordedSleeps
+    policy: HttpPolicy, sleeps: RecordedSleeps, bucket: RateLimit
 ) -> None:
-    bucket = RateLimit(rate=100, per=1.0, burst=100, clock=sleeps.clock, sleep=sleeps.sleep)
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/slow":
-            return httpx.Response(429, headers={"Retry-After": "60"})
-        return httpx.Response(200, json={})
 
     tight = replace(policy, total_timeout=30.0)
-    async with vendor(httpx.MockTransport(handle), tight, rate_limit=bucket) as http:
+    async with vendor(httpx.MockTransport(slow_route_refused), tight, rate_limit=bucket) as http:
         with pytest.raises(RateLimitedError):
             await http.request("GET", "/slow")
         await http.request("GET", "/other")  # its own budget is untouched
@@ -131,17 +129,11 @@ async def test_a_429_on_one_route_does_not_pause_another_route_of_a_per_route_ve
 
 
 async def test_a_429_of_a_vendor_wide_limit_pauses_every_route(
-    policy: HttpPolicy, sleeps: RecordedSleeps
+    policy: HttpPolicy, sleeps: RecordedSleeps, bucket: RateLimit
 ) -> None:
-    bucket = RateLimit(rate=100, per=1.0, burst=100, clock=sleeps.clock, sleep=sleeps.sleep)
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/slow":
-            return httpx.Response(429, headers={"Retry-After": "60"})
-        return httpx.Response(200, json={})
 
     tight = replace(policy, total_timeout=30.0)
-    transport = httpx.MockTransport(handle)
+    transport = httpx.MockTransport(slow_route_refused)
     async with vendor(transport, tight, rate_limit=bucket, rate_limit_scope="vendor") as http:
         with pytest.raises(RateLimitedError):
             await http.request("GET", "/slow")

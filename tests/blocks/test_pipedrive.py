@@ -80,6 +80,15 @@ def ok(data: Any, additional_data: Any = None) -> httpx.Response:
     )
 
 
+def search_answer(item: dict[str, Any]) -> dict[str, Any]:
+    """A v2 search's answer with one exact hit and no further page."""
+    return {
+        "success": True,
+        "data": {"items": [{"result_score": 1.0, "item": item}]},
+        "additional_data": {"next_cursor": None},
+    }
+
+
 def sent_json(route: respx.Route, call: int = 0) -> Any:
     return json.loads(route.calls[call].request.content)
 
@@ -97,25 +106,16 @@ async def pipedrive(policy: HttpPolicy) -> PipedriveClient:
 async def test_search_persons_by_email_is_exact_and_authenticated_by_header(
     mock: respx.MockRouter, pipedrive: PipedriveClient
 ) -> None:
-    answer = {
-        "success": True,
-        "data": {
-            "items": [
-                {
-                    "result_score": 1.0,
-                    "item": {
-                        "id": 11,
-                        "type": "person",
-                        "name": "Maria Souza",
-                        "phones": ["+5511987654321"],
-                        "emails": ["maria@example.com"],
-                        "custom_fields": [],
-                    },
-                }
-            ]
-        },
-        "additional_data": {"next_cursor": None},
-    }
+    answer = search_answer(
+        {
+            "id": 11,
+            "type": "person",
+            "name": "Maria Souza",
+            "phones": ["+5511987654321"],
+            "emails": ["maria@example.com"],
+            "custom_fields": [],
+        }
+    )
     assert_matches(answer, "pipedrive", "person_search_response")
     route = mock.get("/api/v2/persons/search").mock(return_value=httpx.Response(200, json=answer))
     page = await pipedrive.search_persons("maria@example.com", field="email")
@@ -188,27 +188,18 @@ async def test_get_person_parses_the_person(
 async def test_search_deals_by_the_lead_id_custom_field(
     mock: respx.MockRouter, pipedrive: PipedriveClient
 ) -> None:
-    answer = {
-        "success": True,
-        "data": {
-            "items": [
-                {
-                    "result_score": 1.0,
-                    "item": {
-                        "id": 31,
-                        "type": "deal",
-                        "title": "Site",
-                        "status": "open",
-                        "value": 1990,
-                        "currency": "BRL",
-                        "person": {"id": 11, "name": "Maria Souza"},
-                        "custom_fields": ["lead-abc"],
-                    },
-                }
-            ]
-        },
-        "additional_data": {"next_cursor": None},
-    }
+    answer = search_answer(
+        {
+            "id": 31,
+            "type": "deal",
+            "title": "Site",
+            "status": "open",
+            "value": 1990,
+            "currency": "BRL",
+            "person": {"id": 11, "name": "Maria Souza"},
+            "custom_fields": ["lead-abc"],
+        }
+    )
     assert_matches(answer, "pipedrive", "deal_search_response")
     route = mock.get("/api/v2/deals/search").mock(return_value=httpx.Response(200, json=answer))
     page = await pipedrive.search_deals("lead-abc", status="open")
