@@ -14,10 +14,10 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from alembic.util import CommandError
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine, Row, Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
@@ -232,7 +232,7 @@ class LedgerCore:
             raise ValueError("the ledger's clock must return aware datetimes")
         return now.astimezone(UTC)
 
-    def _insert(self, session: Session, model: type) -> postgresql.Insert | sqlite.Insert:
+    def _insert(self, session: Session, model: Any) -> postgresql.Insert | sqlite.Insert:
         """INSERT for the session's dialect, which knows ON CONFLICT."""
         if session.get_bind().dialect.name == "postgresql":
             return postgresql.insert(model)
@@ -383,7 +383,8 @@ def journey_view(journey: Journey) -> JourneyView:
     )
 
 
-def effect_view(effect: Effect) -> EffectView:
+def effect_view(effect: Effect | Row[Any]) -> EffectView:
+    """An effect as callers see it, from its ORM object or a row a Core statement returned."""
     return EffectView(
         key=effect.key,
         vendor=effect.vendor,

@@ -12,17 +12,25 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledger._core import (
     MAX_ERROR_LENGTH,
     LedgerCore,
+    check_id,
     check_identifier,
     effect_view,
     id_in_range,
 )
-from ledger.errors import EffectInFlight, EffectLeaseLost, EffectStateError, UnknownEffect
+from ledger.errors import (
+    EffectInFlight,
+    EffectLeaseLost,
+    EffectStateError,
+    UnknownEffect,
+    UnknownLead,
+)
 from ledger.models import Effect
 from ledger.states import EffectStatus
 from ledger.views import EffectView
@@ -32,6 +40,7 @@ from ledger.views import EffectView
 DEFAULT_EFFECT_LEASE_SECONDS = 300.0
 
 PENDING, DONE, FAILED = (status.value for status in EffectStatus)
+EFFECTS: Table = Effect.__table__  # type: ignore[assignment]
 
 
 class EffectOperations(LedgerCore):
@@ -66,13 +75,17 @@ class EffectOperations(LedgerCore):
         check_identifier("operation", operation, 128)
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
+        if lead_id is not None:
+            check_id("lead", lead_id)
+            if not id_in_range(lead_id):
+                raise UnknownLead(f"no lead {lead_id}")
         with self._session() as session:
-            if lead_id is not None:
-                self._lead(session, lead_id)  # UnknownLead, rather than a foreign-key error
             now = self._now()
             until = now + timedelta(seconds=lease_seconds)
+            # the common case, a new key, is one statement: the row comes back from the INSERT
+            # (Core, not the ORM: this is the journey's hottest write)
             statement = (
-                self._insert(session, Effect)
+                self._insert(session, EFFECTS)
                 .values(
                     key=key,
                     vendor=vendor,
@@ -87,12 +100,16 @@ class EffectOperations(LedgerCore):
                     updated_at=now,
                 )
                 .on_conflict_do_nothing(index_elements=["key"])
-                .returning(Effect.id)
+                .returning(*EFFECTS.c)
             )
-            created = session.execute(statement).scalar_one_or_none() is not None
+            try:
+                inserted = session.execute(statement).first()
+            except IntegrityError:
+                # the only constraint left to break is the lead's foreign key
+                raise UnknownLead(f"no lead {lead_id}") from None
+            if inserted is not None:
+                return effect_view(inserted)
             effect = self._lock_effect(session, key)
-            if created:
-                return effect_view(effect)
             if (effect.vendor, effect.operation) != (vendor, operation):
                 raise EffectStateError(
                     f"effect {key!r} belongs to {effect.vendor}.{effect.operation}, "
@@ -156,6 +173,24 @@ class EffectOperations(LedgerCore):
         """
         check_identifier("vendor object id", vendor_object_id, 255)
         with self._session() as session:
+            # the common case, an effect not yet done, is one statement
+            completed = session.execute(
+                update(EFFECTS)
+                .where(EFFECTS.c.key == key, EFFECTS.c.status != DONE)
+                .values(
+                    status=DONE,
+                    vendor_object_id=vendor_object_id,
+                    response=response,
+                    permanent=False,
+                    lease_token=None,
+                    leased_until=None,
+                    note=note,
+                    updated_at=self._now(),
+                )
+                .returning(*EFFECTS.c)
+            ).first()
+            if completed is not None:
+                return effect_view(completed)
             effect = self._lock_effect(session, key)
             if effect.status == DONE:
                 if effect.vendor_object_id == vendor_object_id:
