@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import SecretStr
 
 from blocks.errors import AuthenticationError, TransientError, UnknownOutcomeError
 from blocks.facebook import FacebookLeadAdsClient, FacebookLeadAdsCredentials
@@ -20,14 +22,21 @@ def accepted(sandbox_admin: SandboxAdmin) -> dict[str, str]:
 
 
 @pytest.fixture
-async def facebook(
-    sandbox_admin: SandboxAdmin, accepted: dict[str, str], policy: HttpPolicy
-) -> FacebookLeadAdsClient:
-    credentials = FacebookLeadAdsCredentials(
+def credentials(
+    sandbox_admin: SandboxAdmin, accepted: dict[str, str]
+) -> FacebookLeadAdsCredentials:
+    """The page and page token the sandbox accepts, at the sandbox's address."""
+    return FacebookLeadAdsCredentials(
         base_url=sandbox_admin.base_urls["facebook"],
         page_id=accepted["page_id"],
         page_access_token=accepted["page_access_token"],
     )
+
+
+@pytest.fixture
+async def facebook(
+    credentials: FacebookLeadAdsCredentials, policy: HttpPolicy
+) -> AsyncIterator[FacebookLeadAdsClient]:
     async with credentials.get_client(policy=policy) as client:
         yield client
 
@@ -67,27 +76,21 @@ async def test_leads_since_a_time_come_back_across_pages_with_their_answers(
 
 
 async def test_a_wrong_page_token_is_an_authentication_error(
-    sandbox_admin: SandboxAdmin, accepted: dict[str, str], policy: HttpPolicy
+    credentials: FacebookLeadAdsCredentials, policy: HttpPolicy
 ) -> None:
-    credentials = FacebookLeadAdsCredentials(
-        base_url=sandbox_admin.base_urls["facebook"],
-        page_id=accepted["page_id"],
-        page_access_token="EAAwrong",
-    )
-    async with credentials.get_client(policy=policy) as client:
+    wrong = credentials.model_copy(update={"page_access_token": SecretStr("EAAwrong")})
+    async with wrong.get_client(policy=policy) as client:
         with pytest.raises(AuthenticationError):
             await client.list_forms()
 
 
 async def test_reads_are_retried_through_server_errors_and_dropped_connections(
-    sandbox_admin: SandboxAdmin, accepted: dict[str, str], policy: HttpPolicy
+    sandbox_admin: SandboxAdmin,
+    accepted: dict[str, str],
+    credentials: FacebookLeadAdsCredentials,
+    policy: HttpPolicy,
 ) -> None:
     """Half the calls fail; with 30 attempts a read fails only with p = 0.5**30."""
-    credentials = FacebookLeadAdsCredentials(
-        base_url=sandbox_admin.base_urls["facebook"],
-        page_id=accepted["page_id"],
-        page_access_token=accepted["page_access_token"],
-    )
     sandbox_admin.fault(
         "facebook",
         "GET /{version}/{page_id}/leadgen_forms",
