@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from ledger import Ledger
+import pytest
+from sqlalchemy import text
+
+from ledger import InvalidValue, Ledger
 from tests.webhooks.conftest import inbox_rows
 from webhooks.inbox_writer import InboxWriter, store_inbox_many
 
@@ -45,3 +48,46 @@ async def test_concurrent_stores_share_transactions_and_each_gets_its_own_answer
     assert len(inbox_rows(ledger)) == 30
     # without start(), each store is its own transaction (tools and tests without lifespan)
     assert await InboxWriter(ledger).store("asaas", "evt_late", b"{}", {}) is not None
+
+
+async def test_an_event_id_no_database_can_key_is_refused_alone_and_its_batch_is_stored(
+    ledger: Ledger,
+) -> None:
+    writer = InboxWriter(ledger)
+    await writer.start()
+    try:
+        answers = await asyncio.gather(
+            writer.store("asaas", "evt_1", b"{}", {}),
+            writer.store("asaas", "evt_\x00", b"{}", {}),  # PostgreSQL refuses NUL in text
+            writer.store("asaas", "evt_2", b"{}", {}),
+            return_exceptions=True,
+        )
+    finally:
+        await writer.stop()
+    assert isinstance(answers[1], InvalidValue)
+    assert isinstance(answers[0], int)
+    assert isinstance(answers[2], int)
+    assert inbox_rows(ledger) == [("asaas", "evt_1"), ("asaas", "evt_2")]
+
+
+@pytest.mark.parametrize(
+    "ledger_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_a_batch_after_postgresql_dropped_the_writers_connections_is_still_stored(
+    ledger: Ledger,
+) -> None:
+    writer = InboxWriter(ledger)
+    await writer.start()
+    try:
+        assert await writer.store("asaas", "evt_before", b"{}", {}) is not None
+        with ledger.engine.connect() as connection:  # what a server restart does to them
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        assert await writer.store("asaas", "evt_after", b"{}", {}) is not None
+    finally:
+        await writer.stop()
+    assert inbox_rows(ledger) == [("asaas", "evt_before"), ("asaas", "evt_after")]
