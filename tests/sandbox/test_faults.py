@@ -166,9 +166,14 @@ async def test_a_lost_answer_in_process_raises_the_same_error_type_as_over_a_soc
     assert sandbox.state.counters()["whatsapp"]["message"] == 1
 
 
+def _faulty_messages_url(served: RunningSandbox, faults: RouteFaults) -> str:
+    """The served WhatsApp send URL, after giving its route `faults`."""
+    served.sandbox.faults.configure("whatsapp", faults, route=ROUTE)
+    return served.base_urls["whatsapp"] + _messages_path().removeprefix("/whatsapp")
+
+
 def test_a_lost_answer_commits_the_write_then_drops_the_connection(served: RunningSandbox) -> None:
-    served.sandbox.faults.configure("whatsapp", RouteFaults(lost_answer_rate=1.0), route=ROUTE)
-    url = served.base_urls["whatsapp"] + _messages_path().removeprefix("/whatsapp")
+    url = _faulty_messages_url(served, RouteFaults(lost_answer_rate=1.0))
     with httpx.Client(timeout=5) as client:
         with pytest.raises(httpx.RemoteProtocolError):
             client.post(url, json=_whatsapp_template(), headers=_auth())
@@ -182,10 +187,7 @@ def test_a_lost_answer_commits_the_write_then_drops_the_connection(served: Runni
 def test_a_hang_holds_the_request_past_the_clients_read_timeout_without_writing(
     served: RunningSandbox,
 ) -> None:
-    served.sandbox.faults.configure(
-        "whatsapp", RouteFaults(hang_rate=1.0, hang_seconds=30), route=ROUTE
-    )
-    url = served.base_urls["whatsapp"] + _messages_path().removeprefix("/whatsapp")
+    url = _faulty_messages_url(served, RouteFaults(hang_rate=1.0, hang_seconds=30))
     with httpx.Client() as client, pytest.raises(httpx.ReadTimeout):
         client.post(url, json=_whatsapp_template(), headers=_auth(), timeout=0.2)
     assert served.sandbox.state.counters().get("whatsapp", {}).get("message", 0) == 0
@@ -194,10 +196,7 @@ def test_a_hang_holds_the_request_past_the_clients_read_timeout_without_writing(
 def test_a_hang_ends_in_a_closed_connection_with_no_answer_once_its_bound_passes(
     served: RunningSandbox,
 ) -> None:
-    served.sandbox.faults.configure(
-        "whatsapp", RouteFaults(hang_rate=1.0, hang_seconds=0.2), route=ROUTE
-    )
-    url = served.base_urls["whatsapp"] + _messages_path().removeprefix("/whatsapp")
+    url = _faulty_messages_url(served, RouteFaults(hang_rate=1.0, hang_seconds=0.2))
     with (
         httpx.Client(timeout=10) as client,
         pytest.raises(httpx.RemoteProtocolError, match="without sending a response"),
@@ -207,8 +206,7 @@ def test_a_hang_ends_in_a_closed_connection_with_no_answer_once_its_bound_passes
 
 
 def test_a_drop_closes_the_connection_before_the_handler_runs(served: RunningSandbox) -> None:
-    served.sandbox.faults.configure("whatsapp", RouteFaults(drop_rate=1.0), route=ROUTE)
-    url = served.base_urls["whatsapp"] + _messages_path().removeprefix("/whatsapp")
+    url = _faulty_messages_url(served, RouteFaults(drop_rate=1.0))
     with httpx.Client(timeout=10) as client:
         with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
             client.post(url, json=_whatsapp_template(), headers=_auth())

@@ -89,6 +89,16 @@ async def _person(client: httpx.AsyncClient, name: str, email: str, phone: str) 
     return response.json()["data"]
 
 
+async def _found(client: httpx.AsyncClient, entity: str, term: str, field: str) -> list[Any]:
+    """The items of an exact v2 search of persons or deals for `term` in `field`."""
+    params = {"term": term, "fields": field, "exact_match": "true"}
+    response = await client.get(f"/api/v2/{entity}s/search", params=params)
+    assert response.status_code == 200, response.text
+    assert_matches(response.json(), "pipedrive", f"{entity}_search_response")
+    items: list[Any] = response.json()["data"]["items"]
+    return items
+
+
 async def _deal(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
     response = await client.post("/api/v2/deals", json={"title": "Site institucional", **body})
     assert response.status_code == 200, response.text
@@ -194,13 +204,7 @@ async def test_person_search_by_email_exact_match_ignores_case(
 ) -> None:
     maria = await _person(client, "Maria Silva", "maria@example.com.br", "+5511987654321")
     await _person(client, "Mariana Souza", "mariana@example.com.br", "+5521912345678")
-    response = await client.get(
-        "/api/v2/persons/search",
-        params={"term": "MARIA@example.com.br", "fields": "email", "exact_match": "true"},
-    )
-    assert response.status_code == 200
-    assert_matches(response.json(), "pipedrive", "person_search_response")
-    items = response.json()["data"]["items"]
+    items = await _found(client, "person", "MARIA@example.com.br", "email")
     assert [i["item"]["id"] for i in items] == [maria["id"]]
     assert items[0]["item"]["emails"] == ["maria@example.com.br"]
     assert items[0]["item"]["phones"] == ["+5511987654321"]
@@ -218,23 +222,16 @@ async def test_a_restored_state_finds_its_persons_by_exact_search(
         base_url="http://sandbox/pipedrive",
         headers={"x-api-token": TOKEN},
     ) as other:
-        response = await other.get(
-            "/api/v2/persons/search",
-            params={"term": "maria@example.com.br", "fields": "email", "exact_match": "true"},
-        )
+        found = await _found(other, "person", "maria@example.com.br", "email")
     restored.close()
-    assert [i["item"]["id"] for i in response.json()["data"]["items"]] == [maria["id"]]
+    assert [i["item"]["id"] for i in found] == [maria["id"]]
 
 
 async def test_person_search_exact_match_returns_no_partial_match(
     client: httpx.AsyncClient,
 ) -> None:
     await _person(client, "Mariana Souza", "mariana@example.com.br", "+5521912345678")
-    response = await client.get(
-        "/api/v2/persons/search",
-        params={"term": "ana@example.com.br", "fields": "email", "exact_match": "true"},
-    )
-    assert response.json()["data"]["items"] == []
+    assert await _found(client, "person", "ana@example.com.br", "email") == []
 
 
 async def test_person_search_without_exact_match_finds_partial_match(
@@ -250,20 +247,13 @@ async def test_person_search_without_exact_match_finds_partial_match(
 
 async def test_person_search_by_phone_matches_on_digits(client: httpx.AsyncClient) -> None:
     maria = await _person(client, "Maria Silva", "maria@example.com.br", "+55 11 98765-4321")
-    response = await client.get(
-        "/api/v2/persons/search",
-        params={"term": "5511987654321", "fields": "phone", "exact_match": "true"},
-    )
-    assert [i["item"]["id"] for i in response.json()["data"]["items"]] == [maria["id"]]
+    found = await _found(client, "person", "5511987654321", "phone")
+    assert [i["item"]["id"] for i in found] == [maria["id"]]
 
 
 async def test_person_search_by_email_does_not_look_at_names(client: httpx.AsyncClient) -> None:
     await _person(client, "joao@example.com", "other@example.com", "+5511900000000")
-    response = await client.get(
-        "/api/v2/persons/search",
-        params={"term": "joao@example.com", "fields": "email", "exact_match": "true"},
-    )
-    assert response.json()["data"]["items"] == []
+    assert await _found(client, "person", "joao@example.com", "email") == []
 
 
 async def test_person_found_by_new_email_only_after_it_changed(
@@ -273,14 +263,9 @@ async def test_person_found_by_new_email_only_after_it_changed(
     await client.patch(
         f"/api/v2/persons/{maria['id']}", json={"emails": [{"value": "maria@new.example"}]}
     )
-
-    async def ids(email: str) -> list[int]:
-        params = {"term": email, "fields": "email", "exact_match": "true"}
-        response = await client.get("/api/v2/persons/search", params=params)
-        return [i["item"]["id"] for i in response.json()["data"]["items"]]
-
-    assert await ids("maria@old.example") == []
-    assert await ids("maria@new.example") == [maria["id"]]
+    assert await _found(client, "person", "maria@old.example", "email") == []
+    found = await _found(client, "person", "maria@new.example", "email")
+    assert [i["item"]["id"] for i in found] == [maria["id"]]
 
 
 async def test_search_after_a_state_reset_finds_only_new_persons(
@@ -289,11 +274,7 @@ async def test_search_after_a_state_reset_finds_only_new_persons(
     await _person(client, "Antes Reset", "same@example.com", "+5511900000001")
     sandbox.state.reset()
     after = await _person(client, "Depois Reset", "other@example.com", "+5511900000002")
-    found = await client.get(
-        "/api/v2/persons/search",
-        params={"term": "same@example.com", "fields": "email", "exact_match": "true"},
-    )
-    assert found.json()["data"]["items"] == []
+    assert await _found(client, "person", "same@example.com", "email") == []
     assert after["id"] == 1
 
 
@@ -424,13 +405,8 @@ async def test_person_custom_field_holds_leadflow_id_and_is_searchable(
         "/api/v2/persons", json={"name": "Maria Silva", "custom_fields": {key: "lead-000123"}}
     )
     assert response.json()["data"]["custom_fields"] == {key: "lead-000123"}
-    found = await client.get(
-        "/api/v2/persons/search",
-        params={"term": "lead-000123", "fields": "custom_fields", "exact_match": "true"},
-    )
-    assert [i["item"]["id"] for i in found.json()["data"]["items"]] == [
-        response.json()["data"]["id"]
-    ]
+    found = await _found(client, "person", "lead-000123", "custom_fields")
+    assert [i["item"]["id"] for i in found] == [response.json()["data"]["id"]]
 
 
 async def test_deal_field_key_is_unknown_on_a_person(client: httpx.AsyncClient) -> None:
@@ -611,13 +587,7 @@ async def test_deal_search_by_custom_field_exact_match_finds_that_deal(
     key = await _deal_field(client)
     wanted = await _deal(client, custom_fields={key: "lead-000123"})
     await _deal(client, custom_fields={key: "lead-0001234"})
-    response = await client.get(
-        "/api/v2/deals/search",
-        params={"term": "lead-000123", "fields": "custom_fields", "exact_match": "true"},
-    )
-    assert response.status_code == 200
-    assert_matches(response.json(), "pipedrive", "deal_search_response")
-    items = response.json()["data"]["items"]
+    items = await _found(client, "deal", "lead-000123", "custom_fields")
     assert [i["item"]["id"] for i in items] == [wanted["id"]]
     assert items[0]["item"]["custom_fields"] == ["lead-000123"]
 
