@@ -25,6 +25,7 @@ from blocks.docusign import (
     DocuSignClient,
     DocuSignCredentials,
     EnvelopeFromTemplate,
+    EnvelopeSummary,
     TemplateRole,
     TextCustomField,
     TokenStore,
@@ -53,6 +54,20 @@ async def docusign(
         yield client
 
 
+@pytest.fixture
+def template_id(block: VendorCredentials) -> str:
+    """The contract template the sandbox's account holds."""
+    assert isinstance(block, DocuSignCredentials)
+    assert block.template_id is not None
+    return block.template_id
+
+
+@pytest.fixture
+async def sent(docusign: DocuSignClient, template_id: str) -> EnvelopeSummary:
+    """A contract just sent for a new journey."""
+    return await docusign.create_envelope_from_template(contract(template_id, journey_id()))
+
+
 def contract(template_id: str, journey: str) -> EnvelopeFromTemplate:
     return EnvelopeFromTemplate(
         template_id=template_id,
@@ -74,11 +89,10 @@ def an_hour_ago() -> datetime:
 
 
 async def test_an_envelope_is_sent_and_found_by_custom_field_and_transaction_id(
-    docusign: DocuSignClient, block: DocuSignCredentials
+    docusign: DocuSignClient, template_id: str
 ) -> None:
-    assert block.template_id is not None
     journey = journey_id()
-    created = await docusign.create_envelope_from_template(contract(block.template_id, journey))
+    created = await docusign.create_envelope_from_template(contract(template_id, journey))
     read = await docusign.get_envelope(created.envelope_id)
     by_field = await docusign.find_envelope_by_custom_field(
         JOURNEY_FIELD, journey, from_date=an_hour_ago()
@@ -134,14 +148,13 @@ async def test_a_key_docusign_does_not_know_is_refused_as_authentication_error(
 
 
 async def test_a_lost_create_answer_is_unknown_and_the_transaction_id_finds_the_envelope(
-    docusign: DocuSignClient, block: DocuSignCredentials, sandbox: VendorSandbox
+    docusign: DocuSignClient, template_id: str, sandbox: VendorSandbox
 ) -> None:
-    assert block.template_id is not None
     journey = journey_id()
     await docusign.tokens.access_token()  # the grant is not what this test breaks
     await sandbox.fault("POST /restapi/v2.1/accounts/{account_id}/envelopes", lost_answer_rate=1.0)
     with pytest.raises(UnknownOutcomeError):
-        await docusign.create_envelope_from_template(contract(block.template_id, journey))
+        await docusign.create_envelope_from_template(contract(template_id, journey))
     await sandbox.clear()
     found = await docusign.find_envelope_by_transaction_id(f"{journey}:contract")
     assert found is not None
@@ -149,9 +162,8 @@ async def test_a_lost_create_answer_is_unknown_and_the_transaction_id_finds_the_
 
 
 async def test_a_burst_429_on_create_is_retried_and_sends_one_envelope(
-    docusign: DocuSignClient, block: DocuSignCredentials, sandbox: VendorSandbox
+    docusign: DocuSignClient, template_id: str, sandbox: VendorSandbox
 ) -> None:
-    assert block.template_id is not None
     journey = journey_id()
     await sandbox.fault(
         "POST /restapi/v2.1/accounts/{account_id}/envelopes",
@@ -159,7 +171,7 @@ async def test_a_burst_429_on_create_is_retried_and_sends_one_envelope(
         retry_after_seconds=2,
     )
     sandbox.outage_lasts = 1
-    await docusign.create_envelope_from_template(contract(block.template_id, journey))
+    await docusign.create_envelope_from_template(contract(template_id, journey))
     assert 2.0 in sandbox.waits
     page = await docusign.list_envelopes(
         from_date=an_hour_ago(), custom_field=(JOURNEY_FIELD, journey)
@@ -168,20 +180,16 @@ async def test_a_burst_429_on_create_is_retried_and_sends_one_envelope(
 
 
 async def test_an_envelope_read_is_retried_through_a_server_error(
-    docusign: DocuSignClient, block: DocuSignCredentials, sandbox: VendorSandbox
+    docusign: DocuSignClient, sent: EnvelopeSummary, sandbox: VendorSandbox
 ) -> None:
-    assert block.template_id is not None
-    created = await docusign.create_envelope_from_template(
-        contract(block.template_id, journey_id())
-    )
     await sandbox.fault(
         "GET /restapi/v2.1/accounts/{account_id}/envelopes/{envelope_id}",
         error_rate=1.0,
         error_statuses=[500],
     )
     sandbox.outage_lasts = 2
-    read = await docusign.get_envelope(created.envelope_id)
-    assert read.envelope_id == created.envelope_id
+    read = await docusign.get_envelope(sent.envelope_id)
+    assert read.envelope_id == sent.envelope_id
     assert len(sandbox.waits) >= 2
 
 
@@ -204,40 +212,31 @@ def test_the_cli_saves_the_block_with_its_pem_key_and_checks_it(
 
 
 async def test_a_sent_envelope_can_be_voided_with_a_reason(
-    docusign: DocuSignClient, block: DocuSignCredentials
+    docusign: DocuSignClient, sent: EnvelopeSummary
 ) -> None:
-    assert block.template_id is not None
-    created = await docusign.create_envelope_from_template(
-        contract(block.template_id, journey_id())
-    )
-    await docusign.void_envelope(created.envelope_id, "Negócio perdido")
-    voided = await docusign.get_envelope(created.envelope_id)
+    await docusign.void_envelope(sent.envelope_id, "Negócio perdido")
+    voided = await docusign.get_envelope(sent.envelope_id)
     assert voided.status == "voided"
     assert voided.voided_reason == "Negócio perdido"
     assert voided.is_final
 
 
 async def test_voiding_an_envelope_a_second_time_succeeds(
-    docusign: DocuSignClient, block: DocuSignCredentials
+    docusign: DocuSignClient, sent: EnvelopeSummary
 ) -> None:
-    assert block.template_id is not None
-    created = await docusign.create_envelope_from_template(
-        contract(block.template_id, journey_id())
-    )
-    await docusign.void_envelope(created.envelope_id, "Negócio perdido")
-    await docusign.void_envelope(created.envelope_id, "Negócio perdido")  # a repeated attempt
-    assert (await docusign.get_envelope(created.envelope_id)).status == "voided"
+    await docusign.void_envelope(sent.envelope_id, "Negócio perdido")
+    await docusign.void_envelope(sent.envelope_id, "Negócio perdido")  # a repeated attempt
+    assert (await docusign.get_envelope(sent.envelope_id)).status == "voided"
 
 
 async def test_a_contract_with_a_prefilled_tab_is_found_by_lead_id_and_its_form_data_read(
-    docusign: DocuSignClient, block: DocuSignCredentials
+    docusign: DocuSignClient, template_id: str
 ) -> None:
     """What the contract step does: prefill the signer's CPF, tag the lead id, read it back."""
-    assert block.template_id is not None
     lead_id = str(uuid.uuid4().int % 10**9)
     created = await docusign.create_envelope_from_template(
         EnvelopeFromTemplate(
-            template_id=block.template_id,
+            template_id=template_id,
             template_roles=[
                 TemplateRole(
                     role_name="Cliente",
