@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from prefect import flow
+from prefect import Flow, flow
 
 from ledger import Cause, JourneyState
 from tasks.activation import activate_service, check_activation
@@ -106,37 +106,35 @@ async def run_intake(
     return report
 
 
-@flow(name="deals")
-async def deals(lead_ids: list[int] | None = None) -> StageReport:
-    """Qualified leads into Pipedrive; open deals read for their outcome (won or lost)."""
-    async with open_step_context(_cause(lead_ids)) as context:
-        return await publish_report(await run_stage(context, "deals", lead_ids))
+def _stage_flow(stage: str, description: str) -> Flow[[list[int] | None], Awaitable[StageReport]]:
+    """The flow of one of STAGES: its steps over the journeys due, or over the leads named (then
+    asked for by a person or a webhook), and the report published as the run's artifact."""
+
+    async def run(lead_ids: list[int] | None = None) -> StageReport:
+        async with open_step_context(_cause(lead_ids)) as context:
+            return await publish_report(await run_stage(context, stage, lead_ids))
+
+    run.__name__ = run.__qualname__ = stage
+    run.__doc__ = description
+    return flow(name=stage)(run)
 
 
-@flow(name="contracts")
-async def contracts(lead_ids: list[int] | None = None) -> StageReport:
-    """Won deals get a DocuSign contract; sent contracts are read for a signature."""
-    async with open_step_context(_cause(lead_ids)) as context:
-        return await publish_report(await run_stage(context, "contracts", lead_ids))
-
-
-@flow(name="billing")
-async def billing(lead_ids: list[int] | None = None) -> StageReport:
-    """Signed contracts get an Asaas PIX charge, its code sent by WhatsApp; open charges are
-    read for a payment."""
-    async with open_step_context(_cause(lead_ids)) as context:
-        return await publish_report(await run_stage(context, "billing", lead_ids))
-
-
-@flow(name="activation")
-async def activation(lead_ids: list[int] | None = None) -> StageReport:
-    """Paid clients get their Hostinger website; sites being built are polled until live."""
-    async with open_step_context(_cause(lead_ids)) as context:
-        return await publish_report(await run_stage(context, "activation", lead_ids))
-
-
-@flow(name="welcome")
-async def welcome(lead_ids: list[int] | None = None) -> StageReport:
-    """Live clients are welcomed on WhatsApp, and their deal gets a note with every vendor id."""
-    async with open_step_context(_cause(lead_ids)) as context:
-        return await publish_report(await run_stage(context, "welcome", lead_ids))
+deals = _stage_flow(
+    "deals", "Qualified leads into Pipedrive; open deals read for their outcome (won or lost)."
+)
+contracts = _stage_flow(
+    "contracts", "Won deals get a DocuSign contract; sent contracts are read for a signature."
+)
+billing = _stage_flow(
+    "billing",
+    "Signed contracts get an Asaas PIX charge, its code sent by WhatsApp; open charges are "
+    "read for a payment.",
+)
+activation = _stage_flow(
+    "activation",
+    "Paid clients get their Hostinger website; sites being built are polled until live.",
+)
+welcome = _stage_flow(
+    "welcome",
+    "Live clients are welcomed on WhatsApp, and their deal gets a note with every vendor id.",
+)
