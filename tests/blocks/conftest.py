@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
 from blocks.credentials import ClientOptions, VendorCredentials
@@ -41,6 +43,18 @@ class RecordedSleeps:
 
     def clock(self) -> float:
         return self.now
+
+
+def new_signing_key() -> tuple[str, rsa.RSAPublicKey]:
+    """A fresh RSA key as DocuSign's JWT grant uses one: the private half as PKCS#8 PEM (what
+    the Block holds) and the public half (what verifies the assertion)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return pem, key.public_key()
 
 
 @pytest.fixture

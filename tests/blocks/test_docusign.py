@@ -14,8 +14,6 @@ import httpx
 import jwt
 import pytest
 import respx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from blocks.docusign import (
     DocuSignClient,
@@ -35,7 +33,7 @@ from blocks.errors import (
     UnknownOutcomeError,
 )
 from blocks.http import HttpPolicy, RateLimit
-from tests.blocks.conftest import RecordedSleeps
+from tests.blocks.conftest import RecordedSleeps, new_signing_key
 from tests.contracts import assert_matches
 
 AUTH = "https://account-d.docusign.com"
@@ -52,13 +50,7 @@ TOKEN_PREFIX = "eyJ0eXAiOiJNVCJ9.access-token-"
 
 @pytest.fixture(scope="module")
 def key_pair() -> tuple[str, Any]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return pem, key.public_key()
+    return new_signing_key()
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from blocks.credentials import VendorCredentials
 from blocks.docusign import (
@@ -32,7 +30,7 @@ from blocks.docusign import (
     forget_access_tokens,
 )
 from blocks.errors import AuthenticationError, NotFoundError, UnknownOutcomeError
-from tests.blocks.conftest import VendorSandbox, saved_and_checked_by_the_cli
+from tests.blocks.conftest import VendorSandbox, new_signing_key, saved_and_checked_by_the_cli
 
 VENDOR = "docusign"
 JOURNEY_FIELD = "leadflow_journey_id"
@@ -133,12 +131,7 @@ async def test_a_token_the_api_refuses_is_replaced_and_the_call_succeeds(
 async def test_a_key_docusign_does_not_know_is_refused_as_authentication_error(
     block: DocuSignCredentials, sandbox: VendorSandbox
 ) -> None:
-    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = other_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    pem, _ = new_signing_key()
     values = {name: getattr(block, name) for name in DocuSignCredentials.model_fields}
     impostor = DocuSignCredentials(**{**values, "private_key": pem})
     async with impostor.get_client(policy=sandbox.policy(), token_store=TokenStore()) as client:

@@ -32,7 +32,7 @@ from blocks.asaas import MAX_CONCURRENT_GETS, QUOTA_REQUESTS, QUOTA_WINDOW_SECON
 from blocks.http import ConcurrencyCap, HttpPolicy, RollingWindow
 from blocks.pipedrive import PipedriveClient
 from leadflow.sandbox_blocks import SANDBOX_BLOCKS, sandbox_credentials
-from tests.blocks.conftest import RecordedSleeps
+from tests.blocks.conftest import RecordedSleeps, new_signing_key
 
 PIPEDRIVE = "https://acme.pipedrive.com"
 ASAAS = "https://api.asaas.com"
@@ -283,20 +283,9 @@ def test_envelope_form_data_reads_envelope_and_signer_fields() -> None:
 
 @pytest.fixture(scope="module")
 def docusign_credentials() -> Any:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     from blocks import DocuSignCredentials
 
-    pem = (
-        rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode()
-    )
+    pem, _ = new_signing_key()
     return DocuSignCredentials(
         base_url="https://demo.docusign.net",
         auth_server="https://account-d.docusign.com",

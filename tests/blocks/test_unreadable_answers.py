@@ -18,8 +18,6 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from blocks import (
@@ -50,6 +48,7 @@ from blocks import (
 )
 from blocks.docusign import forget_access_tokens
 from blocks.http import HttpPolicy, RateLimit
+from tests.blocks.conftest import new_signing_key
 
 BASE = "https://vendor.test"
 AUTH = "https://auth.vendor.test"
@@ -393,18 +392,9 @@ METHODS: list[Method] = [
 READS_NO_BODY = {("docusign", "void_envelope")}
 
 
-def _pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
 @pytest.fixture(scope="module")
 def pem() -> str:
-    return _pem()
+    return new_signing_key()[0]
 
 
 def _blocks(pem: str) -> dict[str, Any]:
