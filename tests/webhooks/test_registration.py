@@ -18,13 +18,25 @@ from typing import Any
 
 import httpx
 import pytest
+import respx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
 
 from benchmarks.bench_sandbox import _cpf
+from blocks import DocuSignCredentials
+from blocks.docusign import forget_access_tokens
 from leadflow.sandbox_blocks import sandbox_credentials
 from sandbox.server import RunningSandbox, running_sandbox
 from tests.sandbox.conftest import WebhookReceiver, _handler
 from tests.webhooks.conftest import ASAAS_TOKEN, webhook_settings
-from webhooks.registration import Outcome, Registration, endpoint, register_all
+from webhooks.registration import (
+    Outcome,
+    Registration,
+    endpoint,
+    register_all,
+    register_docusign,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +161,39 @@ def test_a_registered_asaas_webhook_delivers_the_payment_with_its_token(
     assert delivery.headers["asaas-access-token"] == ASAAS_TOKEN
     event = json.loads(delivery.body)
     assert (event["event"], event["payment"]["id"]) == ("PAYMENT_CREATED", payment["id"])
+
+
+def test_a_docusign_user_who_may_not_manage_connect_gets_the_console_steps() -> None:
+    """DocuSign lets only an account admin touch Connect: a refusal becomes steps for a person."""
+    block = DocuSignCredentials(
+        base_url="https://demo.docusign.net",
+        auth_server="https://account-d.docusign.com",
+        integration_key="ik",
+        user_id="uid",
+        account_id="acc",
+        private_key=SecretStr(_private_key()),
+    )
+    forget_access_tokens()
+    with respx.mock(assert_all_called=True) as vendor:
+        vendor.post("https://account-d.docusign.com/oauth/token").respond(
+            200, json={"access_token": "t", "token_type": "Bearer", "expires_in": 3600}
+        )
+        vendor.get("https://demo.docusign.net/restapi/v2.1/accounts/acc/connect").respond(
+            400,
+            json={"errorCode": "USER_LACKS_PERMISSIONS", "message": "This user lacks permission."},
+        )
+        result = asyncio.run(register_docusign(block, "https://hooks.example", webhook_settings()))
+    forget_access_tokens()
+    assert result.outcome is Outcome.MANUAL
+    console, keys = result.manual_steps
+    assert "https://hooks.example/webhooks/docusign" in console
+    assert "LEADFLOW_WEBHOOK_DOCUSIGN_HMAC_KEYS" in keys
+
+
+def _private_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
