@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import logging
+import random
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -184,15 +185,11 @@ async def test_backoff_doubles_from_the_base_and_never_exceeds_the_cap(
     assert sleeps.waits == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
 
 
-def test_full_jitter_draws_each_wait_between_zero_and_the_capped_exponential() -> None:
-    policy = HttpPolicy(
-        connect_timeout=1,
-        read_timeout=1,
-        total_timeout=1,
-        max_attempts=3,
-        backoff_base=0.5,
-        backoff_cap=30.0,
-    )
+def test_full_jitter_draws_each_wait_between_zero_and_the_capped_exponential(
+    policy: HttpPolicy,
+) -> None:
+    policy = replace(policy, backoff_cap=30.0, jitter=random.uniform)  # the default jitter
+    assert policy.backoff_base == 0.5
     for attempt in range(1, 40):
         ceiling = min(30.0, 0.5 * 2 ** (attempt - 1))
         waits = [policy.backoff(attempt) for _ in range(50)]
