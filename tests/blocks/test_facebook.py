@@ -149,13 +149,28 @@ def graph_error(code: int, message: str, status: int = 400) -> httpx.Response:
     return httpx.Response(status, json=body)
 
 
-async def test_an_expired_page_token_is_an_authentication_error(
-    mock: respx.MockRouter, facebook: FacebookLeadAdsClient
+@pytest.mark.parametrize(
+    ("lead_id", "code", "message", "expected"),
+    [
+        pytest.param(
+            "1", 190, "Error validating access token", AuthenticationError, id="expired-page-token"
+        ),
+        pytest.param("9", 100, "Unsupported get request", PermanentError, id="unknown-lead"),
+    ],
+)
+async def test_a_graph_error_on_a_lead_is_the_class_its_code_means_and_carries_the_code(
+    mock: respx.MockRouter,
+    facebook: FacebookLeadAdsClient,
+    lead_id: str,
+    code: int,
+    message: str,
+    expected: type[PermanentError],
 ) -> None:
-    mock.get("/v23.0/1").mock(return_value=graph_error(190, "Error validating access token"))
-    with pytest.raises(AuthenticationError) as caught:
-        await facebook.get_lead("1")
-    assert caught.value.code == "190"
+    """An expired page token is an authentication error; an unknown lead is permanent."""
+    mock.get(f"/v23.0/{lead_id}").mock(return_value=graph_error(code, message))
+    with pytest.raises(expected) as caught:
+        await facebook.get_lead(lead_id)
+    assert caught.value.code == str(code)
 
 
 async def test_graph_throttling_is_retried_then_rate_limited(
@@ -165,15 +180,6 @@ async def test_graph_throttling_is_retried_then_rate_limited(
     with pytest.raises(RateLimitedError):
         await facebook.get_lead("1")
     assert route.call_count == policy.max_attempts
-
-
-async def test_an_unknown_lead_is_permanent(
-    mock: respx.MockRouter, facebook: FacebookLeadAdsClient
-) -> None:
-    mock.get("/v23.0/9").mock(return_value=graph_error(100, "Unsupported get request"))
-    with pytest.raises(PermanentError) as caught:
-        await facebook.get_lead("9")
-    assert caught.value.code == "100"
 
 
 async def test_a_success_that_is_not_json_is_transient(
