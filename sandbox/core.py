@@ -1,7 +1,8 @@
 """The sandbox's shared machinery: state, ids, counters, credentials, faults, webhooks, people.
 
 Every vendor module (sandbox/vendors/<vendor>.py) receives one `Sandbox` and builds a FastAPI
-router from it. Vendors keep their objects in `sandbox.state.bucket(vendor)` and must hold
+router from it. Vendors keep their objects in a typed bucket, `sandbox.state.bucket(vendor,
+Layout)` (a dataclass of their collections and settings), and must hold
 `sandbox.state.lock` while they read-modify-write it, so concurrent requests never lose or
 duplicate an object. What a vendor creates is counted with `sandbox.state.created(vendor, kind)`,
 which is how a test proves that nothing was created twice.
