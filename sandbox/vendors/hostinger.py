@@ -335,7 +335,7 @@ def _integer(value: Any) -> int | None:
 
 
 class HostingerEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIALS):
-    """Orders, websites, subscriptions and billing orders in `sandbox.state.bucket("hostinger")`."""
+    """Orders, websites and their jobs, subscriptions and billing orders: one `HostingerState`."""
 
     def __init__(self, sandbox: Sandbox, settings: HostingerSettings | None = None) -> None:
         super().__init__(sandbox)
