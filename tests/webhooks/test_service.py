@@ -30,6 +30,7 @@ from tests.webhooks.conftest import (
     signed,
     webhook_settings,
 )
+from webhooks.app import create_app
 from webhooks.trigger import NoTrigger
 
 
@@ -372,3 +373,19 @@ async def test_a_delivery_that_cannot_be_stored_is_not_acknowledged(
     assert response.status_code == 503  # the vendor retries; nothing was promised
     assert "could not store" in caplog.text
     assert ASAAS_TOKEN not in caplog.text
+
+
+async def test_behind_a_proxy_path_prefix_a_delivery_is_still_received_and_stored(
+    ledger: Ledger,
+) -> None:
+    app = create_app(webhook_settings(), ledger=ledger, trigger=NoTrigger())
+    body = delivery("asaas", 5)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, root_path="/hooks")
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as http:
+            response = await http.post(
+                "/hooks/webhooks/asaas", content=body, headers=signed("asaas", body)
+            )
+    assert response.status_code == 200
+    assert response.json()["status"] == "stored"
+    assert len(inbox_rows(ledger)) == 1
