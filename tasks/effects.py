@@ -22,7 +22,6 @@ exactly-once: `UnknownOutcome.HOLD` says that after an answer was lost the write
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from ledger import (
     LeadView,
     Ledger,
 )
+from ledger.group_commit import group_commit
 
 __all__ = [
     "NOT_SENT",
@@ -172,7 +172,10 @@ def _as_response(value: Any) -> dict[str, Any] | None:
 
 
 async def _ledger(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    return await asyncio.to_thread(call, *args, **kwargs)
+    """A ledger method's call, written with those of the other leads in flight (one
+    transaction for all; see ledger.group_commit)."""
+    ledger: Ledger = call.__self__  # type: ignore[attr-defined]  # a bound Ledger method
+    return await group_commit(ledger).call(call, *args, **kwargs)
 
 
 async def perform(

@@ -42,6 +42,7 @@ from ledger import (
     JourneyState,
     LeadView,
     Ledger,
+    LedgerError,
     shared_ledger,
 )
 from tasks.effects import Effected, EffectResult, VendorWrite, perform
@@ -323,7 +324,16 @@ async def apply_moves(
     def record_all() -> list[Move]:
         return [move for move in moves if _apply_one(context, by_lead[move.lead_id], move)]
 
-    recorded = await asyncio.to_thread(record_all)
+    def record_together() -> list[Move]:
+        # one transaction for the batch's moves (a savepoint each); should its commit fail,
+        # nothing of it was stored, and each move is recorded alone
+        try:
+            with context.ledger.batch():
+                return record_all()
+        except LedgerError:
+            return record_all()
+
+    recorded = await asyncio.to_thread(record_together)
     dead = [move for move in recorded if move.kind is MoveKind.DEAD_LETTER]
     if dead:
         from deployments.alerts import alert_dead_lettered  # one alert per journey stopped

@@ -1,0 +1,120 @@
+"""Group commit: ledger writes from many coroutines share one transaction, each call keeps its
+own outcome, and nothing is handed back before it is stored (ledger.group_commit)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from ledger import (
+    DatabaseRefused,
+    EffectInFlight,
+    EffectStatus,
+    JourneyState,
+    Ledger,
+    UnknownLead,
+)
+from ledger.group_commit import GroupCommit, group_commit
+from tests.ledger.conftest import new_lead
+
+
+def _key() -> str:
+    return f"group-{uuid.uuid4().hex}"
+
+
+def test_calls_inside_a_batch_are_committed_together_at_its_end(ledger: Ledger) -> None:
+    lead = new_lead(ledger)
+    key = _key()
+    with ledger.batch():
+        ledger.begin_effect(key, "asaas", "create_customer", lead)
+        ledger.complete_effect(key, "cus_1")
+        assert ledger.get_effect(key).status is EffectStatus.DONE  # seen inside the batch
+    assert ledger.get_effect(key).vendor_object_id == "cus_1"
+
+
+def test_a_batch_that_raises_stores_nothing(ledger: Ledger) -> None:
+    lead = new_lead(ledger)
+    key = _key()
+
+    def stopped_midway() -> None:
+        with ledger.batch():
+            ledger.begin_effect(key, "asaas", "create_customer", lead)
+            raise RuntimeError("the process stops here")
+
+    with pytest.raises(RuntimeError):
+        stopped_midway()
+    assert ledger.effects_for_lead(lead) == []
+
+
+def test_a_call_that_fails_inside_a_batch_undoes_only_itself(ledger: Ledger) -> None:
+    lead = new_lead(ledger)
+    held, other = _key(), _key()
+    ledger.begin_effect(held, "asaas", "create_customer", lead)
+    with ledger.batch():
+        with pytest.raises(EffectInFlight):
+            ledger.begin_effect(held, "asaas", "create_customer", lead)
+        ledger.begin_effect(other, "asaas", "create_payment", lead)
+    assert [e.key for e in ledger.effects_for_lead(lead)] == [held, other]
+    assert ledger.get_effect(held).attempts == 1
+
+
+def test_batches_nest_by_joining_the_outer_one(ledger: Ledger) -> None:
+    lead = new_lead(ledger)
+
+    def outer_fails() -> None:
+        with ledger.batch():
+            with ledger.batch():
+                ledger.transition(lead, JourneyState.QUALIFIED, "poll")
+            raise RuntimeError("the outer batch fails")
+
+    with pytest.raises(RuntimeError):
+        outer_fails()
+    assert ledger.journey_state(lead) is JourneyState.RECEIVED
+
+
+def test_fifty_coroutines_get_their_own_outcomes_from_shared_transactions(ledger: Ledger) -> None:
+    lead = new_lead(ledger)
+    keys = [_key() for _ in range(50)]
+
+    async def begin_all() -> list[object]:
+        queue = group_commit(ledger)
+        calls = [queue.call(ledger.begin_effect, k, "asaas", "create", lead) for k in keys]
+        calls.append(queue.call(ledger.begin_effect, keys[0], "asaas", "create", lead))
+        calls.append(queue.call(ledger.begin_effect, _key(), "asaas", "create", 10**9))
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    outcomes = asyncio.run(begin_all())
+    assert [o.key for o in outcomes[:50]] == keys  # type: ignore[union-attr]
+    assert isinstance(outcomes[50], EffectInFlight)  # the second begin of the same key
+    assert isinstance(outcomes[51], UnknownLead)
+    assert {e.key for e in ledger.effects_for_lead(lead)} == set(keys)
+
+
+def test_calls_are_redone_alone_when_their_batch_cannot_be_committed(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lead = new_lead(ledger)
+    keys = [_key() for _ in range(5)]
+    real_batch = ledger.batch
+    failed: list[bool] = []
+
+    def failing_batch():  # type: ignore[no-untyped-def]
+        if failed:
+            return real_batch()
+        failed.append(True)
+        raise DatabaseRefused("the commit was refused")
+
+    monkeypatch.setattr(ledger, "batch", failing_batch)
+
+    async def begin_all() -> list[object]:
+        queue = GroupCommit(ledger)
+        return await asyncio.gather(
+            *(queue.call(ledger.begin_effect, k, "asaas", "create", lead) for k in keys)
+        )
+
+    outcomes = asyncio.run(begin_all())
+    assert failed == [True]
+    assert [o.key for o in outcomes] == keys  # type: ignore[attr-defined]
+    assert {e.key for e in ledger.effects_for_lead(lead)} == set(keys)
