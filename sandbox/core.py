@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar, Self, TypeVar, overload
+from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter
@@ -59,21 +59,14 @@ class SandboxState:
         self._sequences: Counter[tuple[str, str]] = Counter()
         self._created: Counter[tuple[str, str]] = Counter()
 
-    @overload
-    def bucket(self, vendor: str) -> dict[str, Any]: ...
-    @overload
-    def bucket(self, vendor: str, layout: Callable[[], Bucket]) -> Bucket: ...
-    def bucket(self, vendor: str, layout: Callable[[], Any] = dict) -> Any:
-        """The vendor's own state, made by `layout()` the first time it is asked for.
-
-        The untyped form (no layout: a plain dict) is kept only while vendors move to typed
-        buckets; a vendor's layout is a dataclass whose fields are its collections.
-        """
+    def bucket(self, vendor: str, layout: Callable[[], Bucket]) -> Bucket:
+        """The vendor's own state, made by `layout()` (a dataclass whose fields are its
+        collections and settings) the first time it is asked for, and again after a reset."""
         with self.lock:
-            found = self._buckets.get(vendor)
+            found: Any = self._buckets.get(vendor)
             if found is None:
                 found = self._buckets[vendor] = layout()
-            return found
+            return found  # what `layout` made for this vendor
 
     def next_id(self, vendor: str, kind: str, start: int = 1) -> int:
         """The next integer id of `kind` at `vendor`, never reused until reset."""
@@ -149,16 +142,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-Settings = TypeVar("Settings")
-
-
 class VendorEmulator:
     """What every vendor's emulator shares, so each one holds only what its vendor does.
 
-    Its sandbox; the credentials it accepts right now (the module's defaults overlaid with the
-    admin API's overrides, read on every request so a change applies at once); and settings
-    kept as plain JSON in the vendor's bucket (what `/__sandbox__/state` shows and a reset
-    clears) but read back typed, a dataclass or a pydantic model.
+    Its sandbox, and the credentials it accepts right now (the module's defaults overlaid with
+    the admin API's overrides, read on every request so a change applies at once). Its objects
+    and settings live in its typed bucket (`SandboxState.bucket`).
     """
 
     vendor: ClassVar[str]
@@ -188,25 +177,6 @@ class VendorEmulator:
     @property
     def credentials(self) -> dict[str, str]:
         return {**self.default_credentials, **self.sandbox.credentials.get(self.vendor, {})}
-
-    def stored_settings(self, key: str, default: Settings) -> Settings:
-        """The settings under `key` in the bucket, stored from `default` on first use."""
-        if dataclasses.is_dataclass(default) and not isinstance(default, type):
-            plain = dataclasses.asdict(default)
-        else:
-            plain = default.model_dump()  # type: ignore[attr-defined]
-        with self.state.lock:
-            stored = self.state.bucket(self.vendor).setdefault(key, plain)
-            return type(default)(**stored)
-
-    def store_settings(self, key: str, settings: Any) -> None:
-        """Replace the settings under `key` (the admin API's PUT)."""
-        if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
-            plain = dataclasses.asdict(settings)
-        else:
-            plain = settings.model_dump()
-        with self.state.lock:
-            self.state.bucket(self.vendor)[key] = plain
 
     @property
     def state(self) -> SandboxState:

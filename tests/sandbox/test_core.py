@@ -10,6 +10,14 @@ import pytest
 from sandbox.core import INTERNAL, Sandbox, SandboxState
 
 
+@dataclass
+class _Shelf:
+    """A typed bucket, as a vendor lays one out."""
+
+    items: dict[str, dict[str, str]] = field(default_factory=dict)
+    paused: bool = False
+
+
 def test_ids_are_sequential_per_vendor_and_kind() -> None:
     state = SandboxState()
     assert [state.next_id("asaas", "customer") for _ in range(3)] == [1, 2, 3]
@@ -34,27 +42,19 @@ def test_creations_are_counted_per_vendor_and_kind() -> None:
 
 def test_the_dump_is_a_copy_not_the_live_state() -> None:
     state = SandboxState()
-    state.bucket("asaas")["customers"] = {"cus_1": {"name": "Ana"}}
+    state.bucket("shop", _Shelf).items["i1"] = {"name": "Ana"}
     dump = state.dump()
-    dump["asaas"]["customers"]["cus_1"]["name"] = "changed"
-    assert state.bucket("asaas")["customers"]["cus_1"]["name"] == "Ana"
+    dump["shop"]["items"]["i1"]["name"] = "changed"
+    assert state.bucket("shop", _Shelf).items["i1"]["name"] == "Ana"
 
 
 def test_reset_forgets_objects_sequences_and_counters() -> None:
     state = SandboxState()
-    state.bucket("asaas")["x"] = 1
+    state.bucket("shop", _Shelf).paused = True
     state.next_id("asaas", "customer")
     state.created("asaas", "customer")
     state.reset()
     assert (state.dump(), state.counters(), state.next_id("asaas", "customer")) == ({}, {}, 1)
-
-
-@dataclass
-class _Shelf:
-    """A typed bucket, as a vendor lays one out."""
-
-    items: dict[str, dict[str, str]] = field(default_factory=dict)
-    paused: bool = False
 
 
 def test_a_typed_bucket_is_laid_out_once_and_dumped_as_plain_json() -> None:
