@@ -11,7 +11,6 @@ minutes"), so the journey polls through its `due_at`, backing off from
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +19,7 @@ from leadflow.business import slugify
 from leadflow.settings import ConfigError
 from ledger import ClaimedJourney, JourneyState, LeadView, UnknownEffect
 from tasks.deals import form_of
-from tasks.effects import VendorWrite, effect_key
+from tasks.effects import VendorWrite, effect_key, in_ledger
 from tasks.journey import (
     Move,
     StepContext,
@@ -98,7 +97,7 @@ async def activate_service(context: StepContext, journeys: list[ClaimedJourney])
 
 async def _check_one(context: StepContext, hostinger: Any, journey: ClaimedJourney) -> Move:
     try:
-        effect = await asyncio.to_thread(context.ledger.get_effect, website_key(journey.lead_id))
+        effect = await in_ledger(context.ledger.get_effect, website_key(journey.lead_id))
     except UnknownEffect:
         return Move.dead_letter(journey.lead_id, "activating without a requested website")
     domain = effect.vendor_object_id

@@ -21,7 +21,6 @@ message is worse than a missing one here: Asaas also e-mails the charge to the c
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +31,7 @@ from leadflow.privacy import mask_document
 from ledger import ClaimedJourney, JourneyState, LeadView, UnknownEffect
 from tasks.contracts import envelope_id_of
 from tasks.deals import form_of
-from tasks.effects import EffectResult, UnknownOutcome, VendorWrite, effect_key
+from tasks.effects import EffectResult, UnknownOutcome, VendorWrite, effect_key, in_ledger
 from tasks.journey import (
     Move,
     StepContext,
@@ -222,7 +221,7 @@ async def charge_by_pix(context: StepContext, journeys: list[ClaimedJourney]) ->
 
 async def payment_id_of(context: StepContext, lead_id: int) -> str | None:
     try:
-        effect = await asyncio.to_thread(context.ledger.get_effect, effect_key(lead_id, CHARGE))
+        effect = await in_ledger(context.ledger.get_effect, effect_key(lead_id, CHARGE))
     except UnknownEffect:
         return None
     return effect.vendor_object_id if effect.is_done else None

@@ -10,7 +10,6 @@ contract_signed | contract_declined): the reconciler's read of each envelope.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from blocks.docusign import (
@@ -22,7 +21,7 @@ from blocks.docusign import (
 )
 from ledger import ClaimedJourney, JourneyState, LeadView, UnknownEffect
 from tasks.deals import deal_id_of
-from tasks.effects import VendorWrite, effect_key
+from tasks.effects import VendorWrite, effect_key, in_ledger
 from tasks.journey import (
     Move,
     StepContext,
@@ -124,7 +123,7 @@ async def send_contract(context: StepContext, journeys: list[ClaimedJourney]) ->
 
 async def envelope_id_of(context: StepContext, lead_id: int) -> str | None:
     try:
-        effect = await asyncio.to_thread(context.ledger.get_effect, envelope_key(lead_id))
+        effect = await in_ledger(context.ledger.get_effect, envelope_key(lead_id))
     except UnknownEffect:
         return None
     return effect.vendor_object_id if effect.is_done else None

@@ -9,7 +9,6 @@ open deal, for journeys whose webhook was lost.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from datetime import timedelta
 from typing import Any
@@ -27,7 +26,7 @@ from blocks.pipedrive_models import (
     PersonMatch,
 )
 from ledger import ClaimedJourney, JourneyState, LeadView
-from tasks.effects import EffectResult, UnknownOutcome, VendorWrite, effect_key
+from tasks.effects import EffectResult, UnknownOutcome, VendorWrite, effect_key, in_ledger
 from tasks.journey import (
     Move,
     StepContext,
@@ -203,7 +202,7 @@ async def deal_id_of(context: StepContext, lead_id: int) -> int | None:
     from ledger import UnknownEffect
 
     try:
-        effect = await asyncio.to_thread(context.ledger.get_effect, deal_key(lead_id))
+        effect = await in_ledger(context.ledger.get_effect, deal_key(lead_id))
     except UnknownEffect:
         return None
     return int(effect.vendor_object_id) if effect.is_done and effect.vendor_object_id else None

@@ -51,6 +51,7 @@ __all__ = [
     "UnknownOutcome",
     "VendorWrite",
     "effect_key",
+    "in_ledger",
     "perform",
     "vendor_message",
 ]
@@ -171,9 +172,9 @@ def _as_response(value: Any) -> dict[str, Any] | None:
     return None
 
 
-async def _ledger(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """A ledger method's call, written with those of the other leads in flight (one
-    transaction for all; see ledger.group_commit)."""
+async def in_ledger(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A ledger method's call (a write or a read), made with those of the other leads in
+    flight: one worker-thread hop and one transaction for all of them (ledger.group_commit)."""
     ledger: Ledger = call.__self__  # type: ignore[attr-defined]  # a bound Ledger method
     return await group_commit(ledger).call(call, *args, **kwargs)
 
@@ -184,7 +185,7 @@ async def perform(
     """Do one vendor write exactly once (or at most once, for HOLD writes). `lease_seconds`
     must outlast the vendor call with its retries."""
     try:
-        effect: EffectView = await _ledger(
+        effect: EffectView = await in_ledger(
             ledger.begin_effect,
             write.key,
             write.vendor,
@@ -234,9 +235,9 @@ async def _record(
 ) -> Effected:
     object_id = write.object_id(value)
     try:
-        done = await _ledger(ledger.complete_effect, write.key, object_id, _as_response(value))
+        done = await in_ledger(ledger.complete_effect, write.key, object_id, _as_response(value))
     except EffectStateError:
-        done = await _ledger(ledger.get_effect, write.key)
+        done = await in_ledger(ledger.get_effect, write.key)
     if done.vendor_object_id != object_id:
         # another attempt recorded a different object first (this worker's lease was taken
         # over mid-call): the ledger keeps this one's id as an orphan candidate for a person
@@ -248,7 +249,7 @@ async def _record(
 
 async def _record_unconfirmed(ledger: Ledger, write: VendorWrite[T], whose: str) -> Effected:
     note = f"{whose} was lost; not resent (at most once: {write.vendor} has no look-up)"
-    await _ledger(ledger.complete_effect, write.key, UNCONFIRMED, None, note=note)
+    await in_ledger(ledger.complete_effect, write.key, UNCONFIRMED, None, note=note)
     return Effected(EffectResult.UNCONFIRMED, write.key, UNCONFIRMED, error=note)
 
 
@@ -257,4 +258,4 @@ async def _fail(
 ) -> None:
     # another worker may have taken the attempt over: then its outcome is the one that counts
     with contextlib.suppress(EffectLeaseLost):
-        await _ledger(ledger.fail_effect, key, message, permanent=permanent, token=token)
+        await in_ledger(ledger.fail_effect, key, message, permanent=permanent, token=token)

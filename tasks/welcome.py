@@ -20,7 +20,7 @@ from blocks.pipedrive_models import DealUpdate, Note, NoteCreate
 from blocks.whatsapp import SendResult, TemplateComponent, TemplateParameter
 from ledger import ClaimedJourney, JourneyState, LeadView
 from tasks.deals import deal_id_of
-from tasks.effects import UnknownOutcome, VendorWrite
+from tasks.effects import UnknownOutcome, VendorWrite, in_ledger
 from tasks.journey import (
     Move,
     StepContext,
@@ -52,7 +52,7 @@ async def _window_open(context: StepContext, phone: str) -> bool:
 
 
 async def _note_text(context: StepContext, lead: LeadView, domain: str | None) -> str:
-    effects = await asyncio.to_thread(context.ledger.effects_for_lead, lead.lead_id)
+    effects = await in_ledger(context.ledger.effects_for_lead, lead.lead_id)
     lines = [
         f"{effect.vendor}.{effect.operation}: {effect.vendor_object_id}"
         for effect in effects
@@ -86,7 +86,7 @@ async def _welcome_one(context: StepContext, pipedrive: Any, lead: LeadView) -> 
     website = next(
         (
             e
-            for e in await asyncio.to_thread(context.ledger.effects_for_lead, lead.lead_id)
+            for e in await in_ledger(context.ledger.effects_for_lead, lead.lead_id)
             if e.operation == "create_website" and e.is_done
         ),
         None,
