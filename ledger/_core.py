@@ -12,10 +12,10 @@ import copy
 import sqlite3
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from alembic.util import CommandError
 from sqlalchemy import Engine, Row, Select, select
@@ -37,7 +37,15 @@ from ledger.errors import (
     MigrationError,
     UnknownLead,
 )
-from ledger.models import Effect, InboxEntry, Journey, JourneyTransition, Lead, QuarantineRecord
+from ledger.models import (
+    Base,
+    Effect,
+    InboxEntry,
+    Journey,
+    JourneyTransition,
+    Lead,
+    QuarantineRecord,
+)
 from ledger.states import (
     AWAITING_FIX_STATES,
     TERMINAL_STATES,
@@ -54,6 +62,10 @@ MAX_ERROR_LENGTH = 4000
 
 #: Largest id a ledger key can hold (BIGINT): a larger one names no row, on either database.
 MAX_ID = 2**63 - 1
+
+RowT = TypeVar("RowT", bound=Base)
+#: the rows workers lease: a journey's next step, a webhook delivery
+Claimable = TypeVar("Claimable", Journey, InboxEntry)
 
 
 def utc_now() -> datetime:
@@ -98,6 +110,47 @@ def check_id(kind: str, value: object) -> int:
 def id_in_range(value: int) -> bool:
     """Whether `value` can name a row at all (beyond 64 bits it names none)."""
     return 0 < value <= MAX_ID
+
+
+def ids_in_range(ids: Iterable[int]) -> list[int]:
+    """The distinct ids among `ids` that can name a row, ascending (what a claim restricted to
+    them may take; the rest name nothing)."""
+    return sorted({row_id for row_id in ids if id_in_range(row_id)})
+
+
+def row_by_id(session: Session, model: type[RowT], row_id: int, *, lock: bool) -> RowT | None:
+    """The `model` row with id `row_id` (locked FOR UPDATE with `lock`), or None where there
+    is none or `row_id` cannot name one (not an int, or beyond 64 bits)."""
+    if not (isinstance(row_id, int) and id_in_range(row_id)):
+        return None
+    return session.get(model, row_id, with_for_update=lock)
+
+
+def check_claim(worker: str, limit: int, lease_seconds: float) -> None:
+    """Refuse a claim that could not be held: no worker's name, nothing to take, no lease."""
+    check_identifier("worker", worker, 255)
+    if not worker:
+        raise ValueError("a claim needs the worker's name")
+    if limit < 1:
+        raise ValueError("claim limit must be at least 1")
+    if lease_seconds <= 0:
+        raise ValueError("lease_seconds must be positive")
+
+
+def claim_rows(
+    session: Session, query: Select[Claimable], limit: int, worker: str, until: datetime
+) -> Sequence[Claimable]:
+    """Lease the first `limit` rows of the ordered `query` to `worker` until `until`.
+
+    Rows a concurrent claim holds are skipped, never waited for (FOR UPDATE SKIP LOCKED on
+    PostgreSQL), so any number of workers claim side by side, each row going to one of them.
+    """
+    rows = session.execute(query.limit(limit).with_for_update(skip_locked=True)).scalars().all()
+    for row in rows:
+        row.claimed_by = worker
+        row.claimed_until = until
+    session.flush()
+    return rows
 
 
 def _known_id(kind: str, value: object) -> int:

@@ -15,7 +15,15 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from leadflow.privacy import redact_secret_headers
-from ledger._core import LedgerCore, check_identifier, id_in_range, inbox_view
+from ledger._core import (
+    LedgerCore,
+    check_claim,
+    check_identifier,
+    claim_rows,
+    ids_in_range,
+    inbox_view,
+    row_by_id,
+)
 from ledger.errors import ClaimLost, UnknownInboxEntry
 from ledger.models import InboxEntry
 from ledger.states import InboxOutcome, parse_outcome
@@ -111,16 +119,9 @@ class InboxOperations(LedgerCore):
         vendor's. On PostgreSQL rows held by a concurrent claim are skipped (SKIP LOCKED), so
         any number of workers share the inbox, each delivery going to one of them.
         """
-        check_identifier("worker", worker, 255)
-        if not worker:
-            raise ValueError("a claim needs the worker's name")
-        if limit < 1:
-            raise ValueError("claim limit must be at least 1")
-        if lease_seconds <= 0:
-            raise ValueError("lease_seconds must be positive")
+        check_claim(worker, limit, lease_seconds)
         with self._session() as session:
             now = self._now()
-            until = now + timedelta(seconds=lease_seconds)
             query = select(InboxEntry).where(
                 InboxEntry.processed_at.is_(None),
                 or_(InboxEntry.claimed_until.is_(None), InboxEntry.claimed_until <= now),
@@ -128,21 +129,12 @@ class InboxOperations(LedgerCore):
             if vendor is not None:
                 query = query.where(InboxEntry.vendor == vendor)
             if ids is not None:
-                wanted = sorted({inbox_id for inbox_id in ids if id_in_range(inbox_id)})
+                wanted = ids_in_range(ids)
                 if not wanted:
                     return []
                 query = query.where(InboxEntry.id.in_(wanted))
-            rows = (
-                session.execute(
-                    query.order_by(InboxEntry.id).limit(limit).with_for_update(skip_locked=True)
-                )
-                .scalars()
-                .all()
-            )
-            for row in rows:
-                row.claimed_by = worker
-                row.claimed_until = until
-            session.flush()
+            until = now + timedelta(seconds=lease_seconds)
+            rows = claim_rows(session, query.order_by(InboxEntry.id), limit, worker, until)
             return [inbox_view(row) for row in rows]
 
     def finish_inbox(
@@ -222,11 +214,7 @@ class InboxOperations(LedgerCore):
                 entry.claimed_until = None
 
     def _inbox(self, session: Session, inbox_id: int, *, lock: bool = False) -> InboxEntry:
-        entry = (
-            session.get(InboxEntry, inbox_id, with_for_update=lock)
-            if isinstance(inbox_id, int) and id_in_range(inbox_id)
-            else None
-        )
+        entry = row_by_id(session, InboxEntry, inbox_id, lock=lock)
         if entry is None:
             raise UnknownInboxEntry(f"no inbox entry {inbox_id}")
         return entry

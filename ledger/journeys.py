@@ -15,9 +15,11 @@ from sqlalchemy import func, or_, select
 from ledger._core import (
     LedgerCore,
     aware,
+    check_claim,
     check_identifier,
+    claim_rows,
     effect_view,
-    id_in_range,
+    ids_in_range,
     journey_view,
 )
 from ledger.errors import ClaimLost, IllegalTransition
@@ -118,7 +120,7 @@ class JourneyOperations(LedgerCore):
     def get_journeys(self, lead_ids: Iterable[int]) -> dict[int, JourneyView]:
         """The journeys of these leads, in one query, by lead id; a lead without a journey
         (unknown, or attached as a duplicate) is left out."""
-        wanted = sorted({lead_id for lead_id in lead_ids if id_in_range(lead_id)})
+        wanted = ids_in_range(lead_ids)
         if not wanted:
             return {}
         with self._session(write=False) as session:
@@ -197,36 +199,22 @@ class JourneyOperations(LedgerCore):
         lets any number of workers claim side by side, each journey going to exactly one.
         """
         wanted = parse_state(state)
-        check_identifier("worker", worker, 255)
-        if not worker:
-            raise ValueError("a claim needs the worker's name")
-        if limit < 1:
-            raise ValueError("claim limit must be at least 1")
-        if lease_seconds <= 0:
-            raise ValueError("lease_seconds must be positive")
+        check_claim(worker, limit, lease_seconds)
         with self._session() as session:
             now = self._now()
-            until = now + timedelta(seconds=lease_seconds)
             query = select(Journey).where(
                 Journey.state == wanted.value,
                 or_(Journey.claimed_until.is_(None), Journey.claimed_until <= now),
             )
             if lead_ids is not None:
-                ids = sorted({lead_id for lead_id in lead_ids if id_in_range(lead_id)})
+                ids = ids_in_range(lead_ids)
                 if not ids:
                     return []
                 query = query.where(Journey.lead_id.in_(ids)).order_by(Journey.id)
             else:
                 query = query.where(Journey.due_at <= now).order_by(Journey.due_at, Journey.id)
-            journeys = (
-                session.execute(query.limit(limit).with_for_update(skip_locked=True))
-                .scalars()
-                .all()
-            )
-            for journey in journeys:
-                journey.claimed_by = worker
-                journey.claimed_until = until
-            session.flush()
+            until = now + timedelta(seconds=lease_seconds)
+            journeys = claim_rows(session, query, limit, worker, until)
             return [
                 ClaimedJourney(
                     journey_id=journey.id,

@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from data_quality.lead import NormalizedLead
-from ledger._core import check_text, id_in_range, quarantine_view
+from ledger._core import check_text, quarantine_view, row_by_id
 from ledger.errors import IllegalTransition, QuarantineClosed, UnknownQuarantine
 from ledger.journeys import JourneyOperations
 from ledger.leads import LeadOperations
@@ -190,11 +190,7 @@ class QuarantineOperations(LeadOperations, JourneyOperations):
     def _quarantine(
         self, session: Session, quarantine_id: int, *, lock: bool = False
     ) -> QuarantineRecord:
-        record = (
-            session.get(QuarantineRecord, quarantine_id, with_for_update=lock)
-            if isinstance(quarantine_id, int) and id_in_range(quarantine_id)
-            else None
-        )
+        record = row_by_id(session, QuarantineRecord, quarantine_id, lock=lock)
         if record is None:
             raise UnknownQuarantine(f"no quarantine record {quarantine_id}")
         return record

@@ -13,8 +13,11 @@ edges exist:
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypeVar
 
 from ledger.errors import UnknownCause, UnknownState
+
+Named = TypeVar("Named", bound=StrEnum)
 
 
 class JourneyState(StrEnum):
@@ -103,20 +106,22 @@ def parse_state(name: str) -> JourneyState:
 
 def parse_cause(name: str) -> Cause:
     """The cause called `name`, or UnknownCause listing the accepted ones."""
-    try:
-        return Cause(name)
-    except ValueError:
-        accepted = ", ".join(cause.value for cause in Cause)
-        raise UnknownCause(f"unknown transition cause {name!r}; use one of {accepted}") from None
+    return _parse_listed(Cause, name, "transition cause", UnknownCause)
 
 
 def parse_outcome(name: str) -> InboxOutcome:
     """The inbox outcome called `name`; ValueError naming the accepted ones."""
+    return _parse_listed(InboxOutcome, name, "inbox outcome", ValueError)
+
+
+def _parse_listed(kind: type[Named], name: str, what: str, error: type[Exception]) -> Named:
+    """The member of `kind` called `name`, or `error` listing the accepted names (a caller
+    that typed one wrong learns the right ones)."""
     try:
-        return InboxOutcome(name)
+        return kind(name)
     except ValueError:
-        accepted = ", ".join(outcome.value for outcome in InboxOutcome)
-        raise ValueError(f"unknown inbox outcome {name!r}; use one of {accepted}") from None
+        accepted = ", ".join(member.value for member in kind)
+        raise error(f"unknown {what} {name!r}; use one of {accepted}") from None
 
 
 def is_dead_letterable(state: JourneyState) -> bool:
