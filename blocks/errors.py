@@ -31,7 +31,7 @@ own text, which callers must mask (leadflow/privacy.py) like any other log line.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 __all__ = [
     "AuthenticationError",
@@ -42,6 +42,17 @@ __all__ = [
     "UnknownOutcomeError",
     "VendorError",
 ]
+
+
+class _Context(TypedDict, total=False):
+    """What an error says about the call besides the vendor and message: VendorError's keywords,
+    which its subclasses take and pass on unchanged."""
+
+    method: str | None
+    path: str | None
+    status: int | None
+    code: str | None
+    details: Any
 
 
 class VendorError(Exception):
@@ -104,16 +115,10 @@ class TransientError(VendorError):
         message: str,
         *,
         retry_after: float | None = None,
-        method: str | None = None,
-        path: str | None = None,
-        status: int | None = None,
-        code: str | None = None,
-        details: Any = None,
+        **context: Unpack[_Context],
     ) -> None:
         self.retry_after = retry_after
-        super().__init__(
-            vendor, message, method=method, path=path, status=status, code=code, details=details
-        )
+        super().__init__(vendor, message, **context)
 
 
 class RateLimitedError(TransientError):

@@ -76,17 +76,9 @@ class ContactEntry(BaseModel):
 # ------------------------------------------------------------------------------------ persons
 
 
-class PersonCreate(_Request):
-    name: str = Field(min_length=1)
-    emails: list[ContactEntry] | None = None
-    phones: list[ContactEntry] | None = None
-    owner_id: int | None = None
-    org_id: int | None = None
-    visible_to: int | None = None
-    custom_fields: dict[str, Any] | None = None
+class _PersonFields(_Request):
+    """What leadflow may set on a person, whether it creates one or changes one."""
 
-
-class PersonUpdate(_Request):
     name: str | None = Field(default=None, min_length=1)
     emails: list[ContactEntry] | None = None
     phones: list[ContactEntry] | None = None
@@ -94,6 +86,14 @@ class PersonUpdate(_Request):
     org_id: int | None = None
     visible_to: int | None = None
     custom_fields: dict[str, Any] | None = None
+
+
+class PersonCreate(_PersonFields):
+    name: str = Field(min_length=1)
+
+
+class PersonUpdate(_PersonFields):
+    """Only the fields given are changed."""
 
 
 class Person(_Response):
@@ -127,22 +127,9 @@ class PersonMatch(_Response):
 # -------------------------------------------------------------------------------------- deals
 
 
-class DealCreate(_Request):
-    title: str = Field(min_length=1)
-    person_id: int | None = None
-    org_id: int | None = None
-    owner_id: int | None = None
-    pipeline_id: int | None = None
-    stage_id: int | None = None
-    value: float | None = None
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    status: DealStatus | None = None
-    expected_close_date: str | None = None
-    visible_to: int | None = None
-    custom_fields: dict[str, Any] | None = None
+class _DealFields(_Request):
+    """What leadflow may set on a deal, whether it creates one or changes one."""
 
-
-class DealUpdate(_Request):
     title: str | None = Field(default=None, min_length=1)
     person_id: int | None = None
     owner_id: int | None = None
@@ -151,17 +138,33 @@ class DealUpdate(_Request):
     value: float | None = None
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     status: DealStatus | None = None
-    lost_reason: str | None = None
     expected_close_date: str | None = None
     custom_fields: dict[str, Any] | None = None
 
 
-class Deal(_Response):
+class DealCreate(_DealFields):
+    title: str = Field(min_length=1)
+    org_id: int | None = None
+    visible_to: int | None = None
+
+
+class DealUpdate(_DealFields):
+    """Only the fields given are changed; `lost_reason` goes with `status="lost"`."""
+
+    lost_reason: str | None = None
+
+
+class _DealHeadline(_Response):
+    """What both a deal and a search hit say of the deal."""
+
     id: int
     title: str | None = None
     status: str | None = None
     value: float | None = None
     currency: str | None = None
+
+
+class Deal(_DealHeadline):
     person_id: int | None = None
     org_id: int | None = None
     owner_id: int | None = None
@@ -185,14 +188,9 @@ class _Ref(_Response):
     name: str | None = None
 
 
-class DealMatch(_Response):
+class DealMatch(_DealHeadline):
     """A deal found by search."""
 
-    id: int
-    title: str | None = None
-    status: str | None = None
-    value: float | None = None
-    currency: str | None = None
     person: _Ref | None = None
     custom_fields: list[Any] = Field(default_factory=list)
     result_score: float | None = None
