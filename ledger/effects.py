@@ -205,16 +205,9 @@ class EffectOperations(LedgerCore):
                     f"{vendor_object_id!r} was recorded as an orphan candidate"
                 )
             else:
-                effect.status = DONE
                 effect.vendor_object_id = vendor_object_id
                 effect.response = response
-                effect.permanent = False
-                effect.lease_token = None
-                effect.leased_until = None
-                effect.note = note
-                effect.updated_at = self._now()
-                session.flush()
-                return effect_view(effect)
+                return self._end_attempt(session, effect, DONE, permanent=False, note=note)
         raise refusal  # after the commit: the orphan candidate stays recorded
 
     def fail_effect(
@@ -245,15 +238,8 @@ class EffectOperations(LedgerCore):
                     f"effect {key!r}: this attempt no longer holds it "
                     f"(status {effect.status}, attempt {effect.attempts})"
                 )
-            effect.status = FAILED
             effect.last_error = error[:MAX_ERROR_LENGTH]
-            effect.permanent = permanent
-            effect.lease_token = None
-            effect.leased_until = None
-            effect.note = note
-            effect.updated_at = self._now()
-            session.flush()
-            return effect_view(effect)
+            return self._end_attempt(session, effect, FAILED, permanent=permanent, note=note)
 
     def get_effect(self, key: str) -> EffectView:
         """The effect with that idempotency key; UnknownEffect if there is none."""
@@ -302,6 +288,20 @@ class EffectOperations(LedgerCore):
                 effect.note = note
                 effect.updated_at = now
             return bool(effects)
+
+    def _end_attempt(
+        self, session: Session, effect: Effect, status: str, *, permanent: bool, note: str | None
+    ) -> EffectView:
+        """Leave the effect in `status` (done, or failed for good or for now) with its lease
+        given up, so the next begin_effect need not wait for it to run out."""
+        effect.status = status
+        effect.permanent = permanent
+        effect.lease_token = None
+        effect.leased_until = None
+        effect.note = note
+        effect.updated_at = self._now()
+        session.flush()
+        return effect_view(effect)
 
     def _lock_effect(self, session: Session, key: str) -> Effect:
         effect = session.execute(

@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from data_quality.lead import NormalizedLead
-from ledger._core import LedgerCore, check_identifier, id_in_range, lead_view
+from ledger._core import LedgerCore, check_identifier, ids_in_range, lead_view
 from ledger.errors import IllegalTransition, LeadHasNoJourney
 from ledger.models import Journey, Lead
 from ledger.states import INITIAL_STATE, JourneyState
@@ -73,7 +73,7 @@ class LeadOperations(LedgerCore):
 
     def get_leads(self, lead_ids: Iterable[int]) -> dict[int, LeadView]:
         """The leads with these ids, in one query, by id; ids naming no lead are left out."""
-        wanted = sorted({lead_id for lead_id in lead_ids if id_in_range(lead_id)})
+        wanted = ids_in_range(lead_ids)
         if not wanted:
             return {}
         with self._session(write=False) as session:
