@@ -9,6 +9,7 @@ Each area's own fixtures live in tests/<area>/conftest.py.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,15 @@ os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 POSTGRES_URL_VARIABLE = "LEADFLOW_TEST_DATABASE_URL"
+
+
+def new_cpf() -> str:
+    """A CPF with valid check digits (the sandbox verifies them), unique per call."""
+    base = [int(d) for d in f"{uuid.uuid4().int % 10**9:09d}"]
+    for length in (9, 10):
+        total = sum(d * w for d, w in zip(base, range(length + 1, 1, -1), strict=True))
+        base.append((total * 10 % 11) % 10)
+    return "".join(map(str, base))
 
 
 @pytest.fixture(scope="session")

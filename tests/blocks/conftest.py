@@ -11,10 +11,14 @@ cleared around each test, and its Block as leadflow builds it for the sandbox.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -23,11 +27,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
+from blocks.asaas import NewPixCharge
 from blocks.credentials import ClientOptions, VendorCredentials
+from blocks.docusign import forget_access_tokens
 from blocks.http import HttpPolicy, RateLimit, forget_rate_limits
 from blocks.whatsapp import forget_pair_rates
 from leadflow.cli.blocks import app as blocks_cli
 from leadflow.sandbox_blocks import sandbox_block
+
+Saved = TypeVar("Saved", bound=VendorCredentials)
 
 
 @dataclass
@@ -211,10 +219,34 @@ async def block(sandbox: VendorSandbox) -> VendorCredentials:
     return sandbox_block(sandbox.vendor, sandbox.base_url, await sandbox.credentials())
 
 
-def saved_and_checked_by_the_cli(sandbox_urls: dict[str, str], vendor: str) -> tuple[str, str]:
+@pytest.fixture
+async def vendor_client(block: VendorCredentials, sandbox: VendorSandbox) -> AsyncIterator[Any]:
+    """The module's vendor client on the sandbox, its policy and rate limit sleeping through the
+    sandbox's `sleep` (an outage can end during the backoff)."""
+    async with block.get_client(**sandbox.client_options()) as client:
+        yield client
+
+
+@contextmanager
+def docusign_token_granted(auth_server: str) -> Iterator[respx.MockRouter]:
+    """respx in front of every host, DocuSign's `auth_server` granting a token to any assertion;
+    the cached tokens are forgotten going in and coming out, so no test reuses another's."""
+    forget_access_tokens()
+    with respx.mock(assert_all_called=False) as router:
+        router.post(f"{auth_server}/oauth/token").respond(
+            200, json={"access_token": "t", "token_type": "Bearer", "expires_in": 3600}
+        )
+        yield router
+    forget_access_tokens()
+
+
+def saved_and_checked_by_the_cli(
+    sandbox_urls: dict[str, str], vendor: str, kind: type[Saved]
+) -> tuple[Saved, str]:
     """`leadflow blocks init --sandbox` then `check` for one vendor, both exiting 0.
 
-    Returns the fresh name the Block was saved under and what `check` printed.
+    Returns the Block loaded back from Prefect under the fresh name it was saved as (a `kind`),
+    and what `check` printed.
     """
     root, name = sandbox_urls[vendor].rsplit("/", 1)[0], f"q-{uuid.uuid4().hex[:8]}"
     runner = CliRunner()
@@ -224,4 +256,15 @@ def saved_and_checked_by_the_cli(sandbox_urls: dict[str, str], vendor: str) -> t
     checked = runner.invoke(blocks_cli, ["check", "--name", name, "--vendor", vendor])
     assert saved.exit_code == 0, saved.output
     assert checked.exit_code == 0, checked.output
-    return name, checked.output
+    return asyncio.run(kind.aload(name)), checked.output
+
+
+def pix_charge(customer_id: str, external_reference: str) -> NewPixCharge:
+    """A year of hosting charged by PIX, due in three days."""
+    return NewPixCharge(
+        customer=customer_id,
+        value=Decimal("129.90"),
+        due_date=date.today() + timedelta(days=3),
+        description="Hospedagem anual",
+        external_reference=external_reference,
+    )

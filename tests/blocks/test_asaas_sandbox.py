@@ -8,13 +8,11 @@ a random draw.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
-from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -23,48 +21,27 @@ from blocks.asaas import (
     AsaasCredentials,
     AsaasPayment,
     NewCustomer,
-    NewPixCharge,
 )
-from blocks.credentials import VendorCredentials
 from blocks.errors import (
     AuthenticationError,
     PermanentError,
     RateLimitedError,
     UnknownOutcomeError,
 )
-from tests.blocks.conftest import VendorSandbox, saved_and_checked_by_the_cli
+from tests.blocks.conftest import VendorSandbox, pix_charge, saved_and_checked_by_the_cli
+from tests.conftest import new_cpf
 
 VENDOR = "asaas"
 
 
 @pytest.fixture
-async def asaas(block: VendorCredentials, sandbox: VendorSandbox) -> AsyncIterator[AsaasClient]:
-    assert isinstance(block, AsaasCredentials)
-    async with block.get_client(**sandbox.client_options()) as client:
-        yield client
-
-
-def new_cpf() -> str:
-    """A CPF with valid check digits (the sandbox verifies them), unique per call."""
-    base = [int(d) for d in f"{uuid.uuid4().int % 10**9:09d}"]
-    for length in (9, 10):
-        total = sum(d * w for d, w in zip(base, range(length + 1, 1, -1), strict=True))
-        base.append((total * 10 % 11) % 10)
-    return "".join(map(str, base))
+def asaas(vendor_client: Any) -> AsaasClient:
+    assert isinstance(vendor_client, AsaasClient)
+    return vendor_client
 
 
 def reference(kind: str) -> str:
     return f"{kind}_{uuid.uuid4().hex[:12]}"
-
-
-def charge_for(customer_id: str, external_reference: str) -> NewPixCharge:
-    return NewPixCharge(
-        customer=customer_id,
-        value=Decimal("129.90"),
-        due_date=date.today() + timedelta(days=3),
-        description="Hospedagem anual",
-        external_reference=external_reference,
-    )
 
 
 async def test_a_customer_a_pix_charge_and_its_code_round_trip(asaas: AsaasClient) -> None:
@@ -72,7 +49,7 @@ async def test_a_customer_a_pix_charge_and_its_code_round_trip(asaas: AsaasClien
         NewCustomer(name="Maria Silva", cpf_cnpj=new_cpf(), external_reference=reference("lead"))
     )
     charge_reference = reference("j") + ":charge:1"
-    payment = await asaas.create_pix_charge(charge_for(customer.id, charge_reference))
+    payment = await asaas.create_pix_charge(pix_charge(customer.id, charge_reference))
     qr = await asaas.get_pix_qr_code(payment.id)
     assert payment.billing_type == "PIX"
     assert payment.status == "PENDING"
@@ -105,7 +82,7 @@ async def test_a_lost_charge_answer_is_unknown_and_the_lookup_finds_the_one_char
     charge_reference = reference("j") + ":charge:1"
     await sandbox.fault("POST /v3/payments", lost_answer_rate=1.0)
     with pytest.raises(UnknownOutcomeError):
-        await asaas.create_pix_charge(charge_for(customer.id, charge_reference))
+        await asaas.create_pix_charge(pix_charge(customer.id, charge_reference))
     await sandbox.clear()
     page = await asaas.list_payments(external_reference=charge_reference)
     assert page.total_count == 1  # sent once, committed once: nothing to create again
@@ -134,7 +111,7 @@ async def test_a_read_is_retried_through_a_server_outage(
     asaas: AsaasClient, sandbox: VendorSandbox
 ) -> None:
     customer = await asaas.create_customer(NewCustomer(name="Rita Alves", cpf_cnpj=new_cpf()))
-    payment = await asaas.create_pix_charge(charge_for(customer.id, reference("j")))
+    payment = await asaas.create_pix_charge(pix_charge(customer.id, reference("j")))
     await sandbox.fault("GET /v3/payments/{payment_id}", error_rate=1.0, error_statuses=[503])
     sandbox.outage_lasts = 2
     read = await asaas.get_payment(payment.id)
@@ -166,7 +143,7 @@ async def test_a_throttle_that_never_ends_raises_rate_limited(
 
 async def test_a_charge_for_an_unknown_customer_is_permanent(asaas: AsaasClient) -> None:
     with pytest.raises(PermanentError) as raised:
-        await asaas.create_pix_charge(charge_for("cus_000000000000", reference("j")))
+        await asaas.create_pix_charge(pix_charge("cus_000000000000", reference("j")))
     assert raised.value.status == 400
     assert raised.value.code is not None
 
@@ -209,8 +186,7 @@ async def test_check_access_counts_the_accounts_customers(asaas: AsaasClient) ->
 def test_the_cli_saves_the_block_and_checks_it_against_the_sandbox(
     prefect_server: None, sandbox_urls: dict[str, str]
 ) -> None:
-    name, checked = saved_and_checked_by_the_cli(sandbox_urls, VENDOR)
-    loaded = asyncio.run(AsaasCredentials.aload(name))
+    loaded, checked = saved_and_checked_by_the_cli(sandbox_urls, VENDOR, AsaasCredentials)
     assert "customer(s)" in checked
     assert loaded.base_url == sandbox_urls[VENDOR]
     assert loaded.webhook_auth_token is not None

@@ -7,11 +7,11 @@ the outage-ending sleep of tests/blocks/conftest.py.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -44,12 +44,9 @@ def no_cached_tokens() -> Iterator[None]:
 
 
 @pytest.fixture
-async def docusign(
-    block: VendorCredentials, sandbox: VendorSandbox
-) -> AsyncIterator[DocuSignClient]:
-    assert isinstance(block, DocuSignCredentials)
-    async with block.get_client(**sandbox.client_options()) as client:
-        yield client
+def docusign(vendor_client: Any) -> DocuSignClient:
+    assert isinstance(vendor_client, DocuSignClient)
+    return vendor_client
 
 
 @pytest.fixture
@@ -197,8 +194,7 @@ def test_the_cli_saves_the_block_with_its_pem_key_and_checks_it(
 ) -> None:
     root = sandbox_urls[VENDOR].rsplit("/", 1)[0]
     accepted = httpx.get(f"{root}/__sandbox__/").json()["vendors"][VENDOR]["credentials"]
-    name, checked = saved_and_checked_by_the_cli(sandbox_urls, VENDOR)
-    loaded = asyncio.run(DocuSignCredentials.aload(name))
+    loaded, checked = saved_and_checked_by_the_cli(sandbox_urls, VENDOR, DocuSignCredentials)
     assert "changed in the last 24 h" in checked
     assert loaded.private_key.get_secret_value() == accepted["private_key_pem"]
     assert loaded.auth_server == sandbox_urls[VENDOR]

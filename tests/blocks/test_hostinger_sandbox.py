@@ -7,16 +7,14 @@ and the outage-ending sleep of tests/blocks/conftest.py.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
 
-from blocks.credentials import VendorCredentials
 from blocks.errors import PermanentError, UnknownOutcomeError
 from blocks.hostinger import (
     CreatedWebsite,
@@ -33,12 +31,9 @@ ITEM = "hostingercom-hosting-business-brl-12m"
 
 
 @pytest.fixture
-async def hostinger(
-    block: VendorCredentials, sandbox: VendorSandbox
-) -> AsyncIterator[HostingerClient]:
-    assert isinstance(block, HostingerCredentials)
-    async with block.get_client(**sandbox.client_options()) as client:
-        yield client
+def hostinger(vendor_client: Any) -> HostingerClient:
+    assert isinstance(vendor_client, HostingerClient)
+    return vendor_client
 
 
 def new_domain() -> str:
@@ -177,7 +172,6 @@ async def test_check_access_counts_the_active_hosting_orders(hostinger: Hostinge
 def test_the_cli_saves_the_block_and_checks_it_against_the_sandbox(
     prefect_server: None, sandbox_urls: dict[str, str]
 ) -> None:
-    name, checked = saved_and_checked_by_the_cli(sandbox_urls, VENDOR)
-    loaded = asyncio.run(HostingerCredentials.aload(name))
+    loaded, checked = saved_and_checked_by_the_cli(sandbox_urls, VENDOR, HostingerCredentials)
     assert "active hosting order(s)" in checked
     assert loaded.allow_purchases is False

@@ -46,9 +46,8 @@ from blocks import (
     WebhookCreate,
     WhatsAppCredentials,
 )
-from blocks.docusign import forget_access_tokens
 from blocks.http import HttpPolicy, RateLimit
-from tests.blocks.conftest import new_signing_key
+from tests.blocks.conftest import docusign_token_granted, new_signing_key
 
 BASE = "https://vendor.test"
 AUTH = "https://auth.vendor.test"
@@ -428,13 +427,8 @@ def _blocks(pem: str) -> dict[str, Any]:
 
 @pytest.fixture
 def mock() -> Iterator[respx.MockRouter]:
-    forget_access_tokens()
-    with respx.mock(assert_all_called=False) as router:
-        router.post(f"{AUTH}/oauth/token").respond(
-            200, json={"access_token": "t", "token_type": "Bearer", "expires_in": 3600}
-        )
+    with docusign_token_granted(AUTH) as router:
         yield router
-    forget_access_tokens()
 
 
 @pytest.fixture

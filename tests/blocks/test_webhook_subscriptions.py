@@ -15,8 +15,6 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from blocks import (
@@ -32,8 +30,8 @@ from blocks import (
     PipedriveCredentials,
     WebhookCreate,
 )
-from blocks.docusign import forget_access_tokens
 from blocks.http import HttpPolicy, RateLimit
+from tests.blocks.conftest import docusign_token_granted, new_signing_key
 
 PIPEDRIVE = "https://acme.pipedrive.com"
 ASAAS = "https://api.asaas.com"
@@ -47,13 +45,8 @@ HOOK_URL = "https://hooks.example.com.br/webhooks"
 
 @pytest.fixture
 def mock() -> Iterator[respx.MockRouter]:
-    forget_access_tokens()
-    with respx.mock(assert_all_called=False) as router:
-        router.post(f"{DOCUSIGN_AUTH}/oauth/token").respond(
-            200, json={"access_token": "t", "token_type": "Bearer", "expires_in": 3600}
-        )
+    with docusign_token_granted(DOCUSIGN_AUTH) as router:
         yield router
-    forget_access_tokens()
 
 
 def _fast(policy: HttpPolicy) -> dict[str, Any]:
@@ -87,12 +80,7 @@ async def facebook(policy: HttpPolicy) -> AsyncIterator[FacebookLeadAdsClient]:
 
 @pytest.fixture(scope="module")
 def private_key() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    return new_signing_key()[0]
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from blocks.errors import (
 from blocks.http import HttpPolicy
 from blocks.whatsapp import (
     CurrencyParameter,
+    SendResult,
     TemplateComponent,
     TemplateParameter,
     WhatsAppClient,
@@ -188,12 +189,30 @@ async def test_a_send_without_an_answer_is_never_resent(
     assert route.call_count == 1
 
 
-async def test_a_server_error_on_a_send_is_an_unknown_outcome(
-    mock: respx.MockRouter, whatsapp: WhatsAppClient
+@pytest.mark.parametrize(
+    ("answer", "send"),
+    [
+        pytest.param(
+            httpx.Response(500),
+            lambda whatsapp: whatsapp.send_text("5511999998888", "Olá"),
+            id="a server error",
+        ),
+        pytest.param(
+            httpx.Response(200, text="<html>proxy</html>"),
+            lambda whatsapp: whatsapp.send_template("5511999998888", "boas_vindas"),
+            id="a success without a message id",
+        ),
+    ],
+)
+async def test_a_send_answered_without_a_message_id_is_an_unknown_outcome_never_resent(
+    mock: respx.MockRouter,
+    whatsapp: WhatsAppClient,
+    answer: httpx.Response,
+    send: Callable[[WhatsAppClient], Awaitable[SendResult]],
 ) -> None:
-    route = mock.post(SEND).mock(return_value=httpx.Response(500))
+    route = mock.post(SEND).mock(return_value=answer)
     with pytest.raises(UnknownOutcomeError):
-        await whatsapp.send_text("5511999998888", "Olá")
+        await send(whatsapp)
     assert route.call_count == 1
 
 
@@ -217,15 +236,6 @@ async def test_two_sends_to_the_same_person_are_spaced_by_the_pair_interval(
         assert sleeps.waits == []
         await client.send_template("5511999990001", "boas_vindas")
     assert sleeps.waits == [6.0]
-
-
-async def test_a_success_without_a_message_id_is_an_unknown_outcome(
-    mock: respx.MockRouter, whatsapp: WhatsAppClient
-) -> None:
-    route = mock.post(SEND).mock(return_value=httpx.Response(200, text="<html>proxy</html>"))
-    with pytest.raises(UnknownOutcomeError):
-        await whatsapp.send_template("5511999998888", "boas_vindas")
-    assert route.call_count == 1
 
 
 async def test_get_phone_number_reads_the_numbers_node_with_the_token(

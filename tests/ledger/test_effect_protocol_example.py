@@ -21,15 +21,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, timedelta
-from decimal import Decimal
 
 import httpx
 import pytest
 
-from blocks.asaas import AsaasClient, AsaasCredentials, AsaasPayment, NewCustomer, NewPixCharge
+from blocks.asaas import AsaasClient, AsaasCredentials, AsaasPayment, NewCustomer
 from blocks.errors import PermanentError, TransientError, UnknownOutcomeError
 from ledger import Cause, EffectInFlight, EffectStatus, JourneyState, Ledger
+from tests.blocks.conftest import pix_charge
+from tests.conftest import new_cpf
 from tests.ledger.conftest import Clock, lead_in_state
 
 VENDOR = "asaas"
@@ -73,7 +73,7 @@ async def charge_lead(ledger: Ledger, asaas: AsaasClient, lead_id: int, customer
         return Outcome(dead_lettered=True)
     try:
         found = await asaas.find_by_reference(key, of=AsaasPayment) if effect.needs_lookup else None
-        charge = found or await asaas.create_pix_charge(new_charge(customer, reference=key))
+        charge = found or await asaas.create_pix_charge(pix_charge(customer, key))
     except PermanentError as error:
         await ledger.aio.fail_effect(key, str(error), permanent=True, token=effect.lease_token)
         return await charge_lead(ledger, asaas, lead_id, customer)  # now dead-letters
@@ -82,25 +82,6 @@ async def charge_lead(ledger: Ledger, asaas: AsaasClient, lead_id: int, customer
         raise  # the task's retry (or the next reconciler run) begins again, looking up first
     await ledger.aio.complete_effect(key, charge.id, charge.model_dump(mode="json"))
     return Outcome(charge_id=charge.id)
-
-
-def new_charge(customer: str, *, reference: str) -> NewPixCharge:
-    return NewPixCharge(
-        customer=customer,
-        value=Decimal("129.90"),
-        due_date=date.today() + timedelta(days=3),
-        description="Hospedagem anual",
-        external_reference=reference,
-    )
-
-
-def new_cpf() -> str:
-    """A CPF with valid check digits (the sandbox verifies them), unique per call."""
-    base = [int(d) for d in f"{uuid.uuid4().int % 10**9:09d}"]
-    for length in (9, 10):
-        total = sum(d * w for d, w in zip(base, range(length + 1, 1, -1), strict=True))
-        base.append((total * 10 % 11) % 10)
-    return "".join(map(str, base))
 
 
 @pytest.fixture
@@ -159,7 +140,7 @@ async def test_after_a_crash_past_the_call_the_next_run_finds_the_charge_instead
     key = effect_key(lead_id)
     # a worker began, Asaas created the charge, and the worker died before recording it
     ledger.begin_effect(key, VENDOR, "create_pix_charge", lead_id, lease_seconds=60)
-    created = await asaas.create_pix_charge(new_charge(customer, reference=key))
+    created = await asaas.create_pix_charge(pix_charge(customer, key))
     assert (await charge_lead(ledger, asaas, lead_id, customer)).in_flight  # lease still runs
     clock.advance(61)
     outcome = await charge_lead(ledger, asaas, lead_id, customer)

@@ -8,6 +8,7 @@ from ledger import (
     EffectInFlight,
     EffectLeaseLost,
     EffectStateError,
+    EffectView,
     Ledger,
     UnknownEffect,
     UnknownLead,
@@ -15,6 +16,14 @@ from ledger import (
 from tests.ledger.conftest import Clock, new_lead
 
 KEY = "lead:1:asaas.payment"
+
+
+def taken_over(ledger: Ledger, clock: Clock) -> tuple[EffectView, EffectView]:
+    """An attempt that held KEY for 60 s and stalled (or crashed), and the attempt that took
+    the effect over once that lease had run out."""
+    stalled = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
+    clock.advance(61)
+    return stalled, ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
 
 
 def test_beginning_a_new_effect_writes_it_pending_as_the_first_attempt(ledger: Ledger) -> None:
@@ -79,9 +88,7 @@ def test_a_second_begin_while_the_first_attempt_is_in_flight_is_refused(ledger: 
 def test_an_effect_left_pending_by_a_crash_is_taken_over_with_a_look_up_once_its_lease_ends(
     ledger: Ledger, clock: Clock
 ) -> None:
-    crashed = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
-    clock.advance(61)
-    resumed = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
+    crashed, resumed = taken_over(ledger, clock)
     assert (resumed.status, resumed.attempts) == ("pending", 2)
     assert resumed.needs_lookup
     assert resumed.lease_token not in (None, crashed.lease_token)
@@ -93,9 +100,7 @@ def test_an_effect_left_pending_by_a_crash_is_taken_over_with_a_look_up_once_its
 def test_a_stalled_worker_cannot_fail_the_attempt_that_took_over(
     ledger: Ledger, clock: Clock
 ) -> None:
-    stalled = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
-    clock.advance(61)
-    current = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
+    stalled, current = taken_over(ledger, clock)
     with pytest.raises(EffectLeaseLost, match="no longer holds"):
         ledger.fail_effect(KEY, "read timeout", permanent=False, token=stalled.lease_token)
     assert ledger.get_effect(KEY) == current
@@ -106,9 +111,7 @@ def test_a_stalled_worker_cannot_fail_the_attempt_that_took_over(
 def test_a_stalled_worker_whose_call_succeeded_still_records_the_vendor_object(
     ledger: Ledger, clock: Clock
 ) -> None:
-    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
-    clock.advance(61)
-    ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
+    taken_over(ledger, clock)
     done = ledger.complete_effect(KEY, "pay_made_by_the_stalled_call")
     assert (done.status, done.vendor_object_id, done.lease_token) == (
         "done",
@@ -142,9 +145,7 @@ def test_a_renewed_effect_lease_keeps_other_workers_out_past_its_first_end(
 
 
 def test_a_lease_taken_over_cannot_be_renewed(ledger: Ledger, clock: Clock) -> None:
-    stalled = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
-    clock.advance(61)
-    current = ledger.begin_effect(KEY, "asaas", "create_pix_charge", None, lease_seconds=60)
+    stalled, current = taken_over(ledger, clock)
     assert stalled.lease_token is not None
     with pytest.raises(EffectLeaseLost):
         ledger.renew_effect(KEY, stalled.lease_token)

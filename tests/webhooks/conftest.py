@@ -18,10 +18,11 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from ledger import Ledger
+from sandbox.server import RunningSandbox
+from tests.ledger.conftest import fresh_postgres_database
 from webhooks.app import create_app
 from webhooks.settings import WebhookSettings
 
@@ -224,6 +225,30 @@ def delivery(vendor: str, n: int | str) -> bytes:
     raise AssertionError(vendor)
 
 
+def sandbox_asaas(sandbox: RunningSandbox) -> httpx.Client:
+    """The sandbox's Asaas API as a person at the vendor uses it (the caller closes it)."""
+    headers = {
+        "access_token": sandbox.credentials["asaas"]["api_key"],
+        "User-Agent": "leadflow-tests",
+    }
+    return httpx.Client(base_url=sandbox.base_urls["asaas"], headers=headers, timeout=10)
+
+
+def create_pix_payment(asaas: httpx.Client, cpf: str, **extra: str) -> dict[str, Any]:
+    """A new customer with that CPF and a PIX payment of R$ 100 for them, as Asaas answered it;
+    creating it makes the sandbox post PAYMENT_CREATED to the registered webhook."""
+    customer = asaas.post("/v3/customers", json={"name": "Maria", "cpfCnpj": cpf}).json()
+    payment = {
+        "customer": customer["id"],
+        "billingType": "PIX",
+        "value": 100.0,
+        "dueDate": "2030-01-01",
+        **extra,
+    }
+    answer: dict[str, Any] = asaas.post("/v3/payments", json=payment).json()
+    return answer
+
+
 VENDORS = ["facebook", "pipedrive", "docusign", "asaas", "whatsapp"]
 
 
@@ -237,17 +262,8 @@ def ledger_url(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('webhooks')}/ledger.db"
         return
-    url = make_url(request.getfixturevalue("postgres_url"))
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    name = f"leadflow_webhooks_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with fresh_postgres_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,6 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from benchmarks.bench_sandbox import _cpf
@@ -28,8 +26,14 @@ from blocks import DocuSignCredentials
 from blocks.docusign import forget_access_tokens
 from leadflow.sandbox_blocks import sandbox_credentials
 from sandbox.server import RunningSandbox, running_sandbox
+from tests.blocks.conftest import new_signing_key
 from tests.sandbox.conftest import WebhookReceiver, _handler
-from tests.webhooks.conftest import ASAAS_TOKEN, webhook_settings
+from tests.webhooks.conftest import (
+    ASAAS_TOKEN,
+    create_pix_payment,
+    sandbox_asaas,
+    webhook_settings,
+)
 from webhooks.registration import (
     Outcome,
     Registration,
@@ -141,21 +145,8 @@ def test_a_registered_asaas_webhook_delivers_the_payment_with_its_token(
 ) -> None:
     sandbox, receiver = registered.sandbox, registered.receiver
     assert not sandbox.sandbox.webhook_targets  # no admin-set target: only the registration
-    headers = {
-        "access_token": sandbox.credentials["asaas"]["api_key"],
-        "User-Agent": "leadflow-tests",
-    }
-    with httpx.Client(base_url=sandbox.base_urls["asaas"], headers=headers, timeout=10) as asaas:
-        customer = asaas.post("/v3/customers", json={"name": "Maria", "cpfCnpj": _cpf(7)}).json()
-        payment = asaas.post(
-            "/v3/payments",
-            json={
-                "customer": customer["id"],
-                "billingType": "PIX",
-                "value": 100.0,
-                "dueDate": "2030-01-01",
-            },
-        ).json()
+    with sandbox_asaas(sandbox) as asaas:
+        payment = create_pix_payment(asaas, _cpf(7))
     [delivery] = receiver.wait_for(1)
     assert delivery.path == "/hook/webhooks/asaas"
     assert delivery.headers["asaas-access-token"] == ASAAS_TOKEN
@@ -171,7 +162,7 @@ def test_a_docusign_user_who_may_not_manage_connect_gets_the_console_steps() -> 
         integration_key="ik",
         user_id="uid",
         account_id="acc",
-        private_key=SecretStr(_private_key()),
+        private_key=SecretStr(new_signing_key()[0]),
     )
     forget_access_tokens()
     with respx.mock(assert_all_called=True) as vendor:
@@ -188,12 +179,3 @@ def test_a_docusign_user_who_may_not_manage_connect_gets_the_console_steps() -> 
     console, keys = result.manual_steps
     assert "https://hooks.example/webhooks/docusign" in console
     assert "LEADFLOW_WEBHOOK_DOCUSIGN_HMAC_KEYS" in keys
-
-
-def _private_key() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()

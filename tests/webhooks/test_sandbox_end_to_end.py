@@ -21,7 +21,12 @@ from benchmarks.bench_sandbox import _cpf
 from leadflow.sandbox_blocks import sandbox_credentials
 from ledger import Ledger
 from sandbox.server import RunningSandbox, bind_socket, running_sandbox
-from tests.webhooks.conftest import inbox_rows, webhook_settings
+from tests.webhooks.conftest import (
+    create_pix_payment,
+    inbox_rows,
+    sandbox_asaas,
+    webhook_settings,
+)
 from webhooks.app import create_app
 from webhooks.events import EventKind, parse_delivery
 from webhooks.registration import Outcome, register_all
@@ -111,27 +116,8 @@ def test_the_sandbox_people_drive_deliveries_through_the_service(ledger: Ledger)
             )
             deal = pipedrive.post("/api/v2/deals", json={"title": "Site"}).json()["data"]
             pipedrive.patch(f"/api/v2/deals/{deal['id']}", json={"status": "won"})
-            asaas = httpx.Client(
-                base_url=sandbox.base_urls["asaas"],
-                headers={
-                    "access_token": sandbox.credentials["asaas"]["api_key"],
-                    "User-Agent": "leadflow-tests",
-                },
-                timeout=10,
-            )
-            customer = asaas.post(
-                "/v3/customers", json={"name": "Maria", "cpfCnpj": _cpf(123_456_789)}
-            ).json()
-            payment = asaas.post(
-                "/v3/payments",
-                json={
-                    "customer": customer["id"],
-                    "billingType": "PIX",
-                    "value": 100.0,
-                    "dueDate": "2030-01-01",
-                    "externalReference": "lead:1",
-                },
-            ).json()
+            asaas = sandbox_asaas(sandbox)
+            payment = create_pix_payment(asaas, _cpf(123_456_789), externalReference="lead:1")
             asaas.post(f"/v3/sandbox/payment/{payment['id']}/confirm").raise_for_status()
             assert sandbox.sandbox.webhooks.wait_idle(timeout=30)
             log = admin.get("/webhooks").json()
