@@ -64,7 +64,9 @@ from blocks.http import (
     VendorClient,
     VendorHTTP,
     credential_fingerprint,
+    json_object,
     shared_limit,
+    status_text,
 )
 
 __all__ = [
@@ -289,16 +291,13 @@ class PaymentPage(_AsaasModel):
 
 def asaas_error(response: httpx.Response) -> tuple[str | None, str]:
     """(code, message) from `{"errors": [{"code", "description"}]}`; every description is kept."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, response.reason_phrase or f"HTTP {response.status_code}"
-    errors = body.get("errors") if isinstance(body, dict) else None
+    body = json_object(response)
+    errors = body.get("errors") if body is not None else None
     if isinstance(errors, list) and errors and all(isinstance(e, dict) for e in errors):
         code = errors[0].get("code")
         message = "; ".join(str(e.get("description") or e.get("code") or "") for e in errors)
         return (None if code is None else str(code)), message or response.reason_phrase
-    return None, response.reason_phrase or f"HTTP {response.status_code}"
+    return None, status_text(response)
 
 
 # ------------------------------------------------------------------------------------ client

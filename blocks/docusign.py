@@ -74,9 +74,12 @@ from blocks.errors import AuthenticationError, NotFoundError, PermanentError, Tr
 from blocks.http import (
     HttpPolicy,
     RateLimit,
+    SharedObjects,
     VendorClient,
     VendorHTTP,
     credential_fingerprint,
+    json_object,
+    status_text,
 )
 
 __all__ = [
@@ -368,17 +371,14 @@ class _ConnectConfigurations(_DocuSignModel):
 
 def docusign_error(response: httpx.Response) -> tuple[str | None, str]:
     """(code, message) from `{errorCode, message}` (REST) or `{error, error_description}`."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, response.reason_phrase or f"HTTP {response.status_code}"
-    if not isinstance(body, dict):
-        return None, response.reason_phrase or f"HTTP {response.status_code}"
+    body = json_object(response)
+    if body is None:
+        return None, status_text(response)
     if "errorCode" in body:
         return str(body["errorCode"]), str(body.get("message") or response.reason_phrase)
     if "error" in body:
         return str(body["error"]), str(body.get("error_description") or body["error"])
-    return None, response.reason_phrase or f"HTTP {response.status_code}"
+    return None, status_text(response)
 
 
 # ------------------------------------------------------------------------------- access tokens
@@ -436,23 +436,17 @@ class TokenStore:
                 self._token = None
 
 
-_token_stores: dict[str, TokenStore] = {}
-_token_stores_lock = threading.Lock()
+_token_stores: SharedObjects[str, TokenStore] = SharedObjects()
 
 
 def shared_token_store(fingerprint: str) -> TokenStore:
     """The one TokenStore of a credential (its fingerprint) in this process."""
-    with _token_stores_lock:
-        store = _token_stores.get(fingerprint)
-        if store is None:
-            store = _token_stores[fingerprint] = TokenStore()
-        return store
+    return _token_stores.get(fingerprint, TokenStore)
 
 
 def forget_access_tokens() -> None:
     """Drop every cached token (tests start each case without one)."""
-    with _token_stores_lock:
-        _token_stores.clear()
+    _token_stores.clear()
 
 
 class AccessTokens:
@@ -609,7 +603,7 @@ class DocuSignClient(VendorClient):
         """Send with a Bearer token; on a 401, mint a new token and try exactly once more.
 
         A 401 means DocuSign did nothing, so repeating even a create is safe. Read the answer
-        with `_read` (never `response.json()`), so a body that cannot be read is a VendorError.
+        with `_answer` (never `response.json()`), so a body that cannot be read is a VendorError.
         """
         filled = {"account_id": self.account_id, **(path_params or {})}
         for attempt in (1, 2):
@@ -633,10 +627,18 @@ class DocuSignClient(VendorClient):
                 return response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _read(
-        self, response: httpx.Response, read: Callable[[Any], T], method: str, path: str
-    ) -> T:
+    async def _answer(self, method: str, path: str, read: Callable[[Any], T], **request: Any) -> T:
+        """`_request`, then `read` its answer under the HTTP policy's `read_answer` rules."""
+        response = await self._request(method, path, **request)
         return self._http.read_answer(response, read, method=method, path=REST + path)
+
+    async def _create(self, path: str, read: Callable[[Any], T], body: Any, **request: Any) -> T:
+        """POST a new envelope or configuration, once (DocuSign has no idempotency key)."""
+        return await self._answer("POST", path, read, json=body, idempotent=False, **request)
+
+    async def _get(self, path: str, read: Callable[[Any], T], **request: Any) -> T:
+        """GET with the account's token (a read: retried through transient failures)."""
+        return await self._answer("GET", path, read, **request)
 
     def _respect_burst_limit(self, response: httpx.Response) -> None:
         """`X-BurstLimit-Remaining: 0`: the next call inside the window would get a 429.
@@ -659,29 +661,27 @@ class DocuSignClient(VendorClient):
         self, envelope: EnvelopeFromTemplate
     ) -> EnvelopeSummary:
         """Create (and by default send) the envelope, once: see the module docstring."""
-        response = await self._request(
-            "POST", "/envelopes", json=envelope.to_json(), idempotent=False
-        )
-        return self._read(response, EnvelopeSummary.model_validate, "POST", "/envelopes")
+        return await self._create("/envelopes", EnvelopeSummary.model_validate, envelope.to_json())
 
     async def get_envelope(self, envelope_id: str) -> Envelope:
         """The envelope's status and custom fields (poll sparingly: prefer Connect)."""
-        response = await self._request(
-            "GET",
+        return await self._get(
             "/envelopes/{envelope_id}",
+            Envelope.from_payload,
             path_params={"envelope_id": envelope_id},
             params={"include": INCLUDE},
         )
-        return self._read(response, Envelope.from_payload, "GET", "/envelopes/{envelope_id}")
 
     async def get_envelope_form_data(self, envelope_id: str) -> EnvelopeFormData:
         """What the signers filled in (the CPF or address the contract asked for), once signed.
 
         `GET …/envelopes/{envelopeId}/form_data` (Envelopes: getFormData in the v2.1 spec).
         """
-        path = "/envelopes/{envelope_id}/form_data"
-        response = await self._request("GET", path, path_params={"envelope_id": envelope_id})
-        return self._read(response, EnvelopeFormData.model_validate, "GET", path)
+        return await self._get(
+            "/envelopes/{envelope_id}/form_data",
+            EnvelopeFormData.model_validate,
+            path_params={"envelope_id": envelope_id},
+        )
 
     async def list_envelopes(
         self,
@@ -712,8 +712,7 @@ class DocuSignClient(VendorClient):
             params["transaction_ids"] = ",".join(transaction_ids)
         if status:
             params["status"] = ",".join(status)
-        response = await self._request("GET", "/envelopes", params=params)
-        return self._read(response, EnvelopesPage.from_payload, "GET", "/envelopes")
+        return await self._get("/envelopes", EnvelopesPage.from_payload, params=params)
 
     async def find_by_reference(self, lead_id: str, *, since: datetime) -> Envelope | None:
         """The newest envelope whose `leadflow_lead_id` custom field is `lead_id`, or None.
@@ -779,12 +778,9 @@ class DocuSignClient(VendorClient):
 
     async def list_connect_configurations(self) -> list[ConnectConfiguration]:
         """The account's Connect configurations (needs an account admin's grant)."""
-        response = await self._request("GET", "/connect")
-        return self._read(
-            response,
-            lambda body: _ConnectConfigurations.model_validate(body).configurations,
-            "GET",
+        return await self._get(
             "/connect",
+            lambda body: _ConnectConfigurations.model_validate(body).configurations,
         )
 
     async def create_connect_configuration(
@@ -792,10 +788,9 @@ class DocuSignClient(VendorClient):
     ) -> ConnectConfiguration:
         """Create an account-level Connect configuration, once: DocuSign makes a second one for
         the same URL (each event would come twice), so `list_connect_configurations` first."""
-        response = await self._request(
-            "POST", "/connect", json=configuration.to_json(), idempotent=False
+        return await self._create(
+            "/connect", ConnectConfiguration.model_validate, configuration.to_json()
         )
-        return self._read(response, ConnectConfiguration.model_validate, "POST", "/connect")
 
 
 def _latest(envelopes: list[Envelope]) -> Envelope | None:

@@ -50,7 +50,7 @@ from pydantic import (
 
 from blocks.credentials import ClientOptions, VendorCredentials
 from blocks.errors import TransientError
-from blocks.http import RateLimit, VendorClient, VendorHTTP
+from blocks.http import RateLimit, VendorClient, VendorHTTP, json_object, status_text
 
 __all__ = [
     "GRAPH_AUTH_CODES",
@@ -83,13 +83,10 @@ def graph_error(response: httpx.Response) -> tuple[str | None, str]:
     The message is Meta's `message`, followed by `error_data.details` when present, because
     Meta says to branch on `code` and `details`, not on titles.
     """
-    try:
-        body = response.json()
-    except ValueError:
-        return None, response.reason_phrase or f"HTTP {response.status_code}"
-    error = body.get("error") if isinstance(body, dict) else None
+    body = json_object(response)
+    error = body.get("error") if body is not None else None
     if not isinstance(error, dict):
-        return None, response.reason_phrase or f"HTTP {response.status_code}"
+        return None, status_text(response)
     code = error.get("code")
     message = str(error.get("message") or response.reason_phrase)
     details = (error.get("error_data") or {}).get("details") if error.get("error_data") else None
@@ -220,8 +217,7 @@ class FacebookLeadAdsClient(VendorClient):
         """
         path_params = {"version": self.graph_version, **path_params}
         while True:
-            items, next_url = await self._http.request_parsed(
-                "GET",
+            items, next_url = await self._get(
                 path,
                 lambda body: _graph_page(body, model),
                 path_params=path_params,
@@ -307,8 +303,7 @@ class FacebookLeadAdsClient(VendorClient):
 
     async def get_lead(self, lead_id: str | int) -> Lead:
         """One lead with its answers (what a `leadgen` webhook points at)."""
-        return await self._http.request_parsed(
-            "GET",
+        return await self._get(
             "/{version}/{lead_id}",
             Lead.model_validate,
             path_params={"version": self.graph_version, "lead_id": str(lead_id)},

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, TypeAdapt
 
 from blocks.credentials import ClientOptions, VendorCredentials
 from blocks.errors import PermanentError
-from blocks.http import RateLimit, VendorClient, VendorHTTP
+from blocks.http import RateLimit, VendorClient, VendorHTTP, json_object, status_text
 
 __all__ = [
     "BillingOrder",
@@ -238,12 +238,9 @@ def hostinger_error(response: httpx.Response) -> tuple[str | None, str]:
     Hostinger has no error codes: the code is None, and the message gathers the field messages
     and the correlation id Hostinger's support asks for.
     """
-    try:
-        body = response.json()
-    except ValueError:
-        return None, response.reason_phrase or f"HTTP {response.status_code}"
-    if not isinstance(body, dict):
-        return None, response.reason_phrase or f"HTTP {response.status_code}"
+    body = json_object(response)
+    if body is None:
+        return None, status_text(response)
     message = str(body.get("message") or body.get("error") or response.reason_phrase)
     errors = body.get("errors")
     if isinstance(errors, dict) and errors:
@@ -315,13 +312,7 @@ class HostingerClient(VendorClient):
                 message=None if message is None else str(message),
             )
 
-        return await self._http.request_parsed(
-            "POST",
-            "/api/hosting/v1/websites",
-            accepted,
-            json=website.to_json(),
-            idempotent=False,
-        )
+        return await self._create("/api/hosting/v1/websites", accepted, website.to_json())
 
     async def list_websites(
         self,
@@ -434,13 +425,7 @@ class HostingerClient(VendorClient):
             body["payment_method_id"] = payment_method_id
         if coupons:
             body["coupons"] = coupons
-        return await self._http.request_parsed(
-            "POST",
-            "/api/billing/v1/orders",
-            BillingOrder.model_validate,
-            json=body,
-            idempotent=False,
-        )
+        return await self._create("/api/billing/v1/orders", BillingOrder.model_validate, body)
 
 
 def _orders_page(body: Any) -> HostingOrdersPage:

@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Generic, Literal, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -92,14 +92,17 @@ __all__ = [
     "RateLimit",
     "RateLimitWaitTooLong",
     "RollingWindow",
+    "SharedObjects",
     "VendorClient",
     "VendorHTTP",
     "credential_fingerprint",
     "default_error_parser",
     "forget_rate_limits",
+    "json_object",
     "parse_retry_after",
     "shared_limit",
     "shared_rate_limit",
+    "status_text",
 ]
 
 logger = install_masking(logging.getLogger("leadflow.http"))
@@ -506,8 +509,34 @@ class ConcurrencyCap:
         return f"ConcurrencyCap(limit={self.limit}, methods={sorted(self.methods)})"
 
 
-_registry: dict[tuple[str, str], Any] = {}
-_registry_lock = threading.Lock()
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class SharedObjects(Generic[K, V]):
+    """One object per key for the whole process, built on first use under a thread lock: what
+    the clients of one credential share across event loops and threads (its rate limits here,
+    DocuSign's access tokens)."""
+
+    def __init__(self) -> None:
+        self._objects: dict[K, V] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K, build: Callable[[], V]) -> V:
+        """The key's object; `build` runs only for the first caller."""
+        with self._lock:
+            existing = self._objects.get(key)
+            if existing is None:
+                existing = self._objects[key] = build()
+            return existing
+
+    def clear(self) -> None:
+        """Forget every object (tests start each case afresh)."""
+        with self._lock:
+            self._objects.clear()
+
+
+_limits: SharedObjects[tuple[str, str], Any] = SharedObjects()
 
 
 def credential_fingerprint(*secrets: str | None) -> str:
@@ -526,12 +555,7 @@ def shared_rate_limit(
     rate/per/burst stay in force for the life of the process (call `forget_rate_limits()` to
     change them): a bucket already shared by running calls cannot be swapped under them.
     """
-    key = (vendor, fingerprint)
-    with _registry_lock:
-        existing = _registry.get(key)
-        if existing is None:
-            existing = _registry[key] = RateLimit(rate, per, burst)
-        return existing
+    return shared_limit(vendor, fingerprint, lambda: RateLimit(rate, per, burst))
 
 
 L = TypeVar("L")
@@ -543,21 +567,32 @@ def shared_limit(vendor: str, fingerprint: str, build: Callable[[], L]) -> L:
     The key is the vendor plus anything that tells the limit apart ("asaas-get-slots"), with
     the credential's fingerprint; `build` runs once, on first use.
     """
-    key = (vendor, fingerprint)
-    with _registry_lock:
-        existing = _registry.get(key)
-        if existing is None:
-            existing = _registry[key] = build()
-        return existing
+    limit: L = _limits.get((vendor, fingerprint), build)
+    return limit
 
 
 def forget_rate_limits() -> None:
     """Drop every shared bucket (tests start each case from a fresh budget)."""
-    with _registry_lock:
-        _registry.clear()
+    _limits.clear()
 
 
 # ------------------------------------------------------------------------------------- errors
+
+
+def status_text(response: httpx.Response) -> str:
+    """The status line's reason phrase, or `HTTP 418` when the vendor sent none: the message of
+    an error whose body says nothing readable."""
+    return response.reason_phrase or f"HTTP {response.status_code}"
+
+
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The error body as a JSON object, or None when it is not one (an HTML page, a list,
+    nothing): every vendor's error envelope is an object, and its parser starts here."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def default_error_parser(response: httpx.Response) -> tuple[str | None, str]:
@@ -566,11 +601,8 @@ def default_error_parser(response: httpx.Response) -> tuple[str | None, str]:
     Vendor clients pass their own parser; this one covers `{"error": ..., "message": ...}`,
     `{"errors": [{"code", "description"}]}` and `{"error": {"code", "message"}}`.
     """
-    try:
-        body = response.json()
-    except ValueError:
-        return None, response.reason_phrase or f"HTTP {response.status_code}"
-    if isinstance(body, dict):
+    body = json_object(response)
+    if body is not None:
         error = body.get("error")
         if isinstance(error, dict):
             code = error.get("code")
@@ -589,7 +621,7 @@ def default_error_parser(response: httpx.Response) -> tuple[str | None, str]:
             body.get("message") or body.get("error_description") or body.get("error_info") or None
         )
         return (None if code is None else str(code), str(message or response.reason_phrase))
-    return None, response.reason_phrase or f"HTTP {response.status_code}"
+    return None, status_text(response)
 
 
 def _error_body(response: httpx.Response) -> Any:
@@ -990,7 +1022,7 @@ class VendorHTTP:
         try:
             code, message = self.error_parser(response)
         except Exception:  # a broken envelope must not hide the status
-            code, message = None, response.reason_phrase or f"HTTP {status}"
+            code, message = None, status_text(response)
         message = mask_text(message)
         details = _error_body(response)
         common: dict[str, Any] = {"method": method, "path": path}
@@ -1071,9 +1103,11 @@ class VendorClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _create(self, path: str, read: Callable[[Any], T], body: Any) -> T:
+    async def _create(self, path: str, read: Callable[[Any], T], body: Any, **request: Any) -> T:
         """POST a new object, once: a lost or unreadable answer is an UnknownOutcomeError."""
-        return await self._http.request_parsed("POST", path, read, json=body, idempotent=False)
+        return await self._http.request_parsed(
+            "POST", path, read, json=body, idempotent=False, **request
+        )
 
     async def _get(self, path: str, read: Callable[[Any], T], **request: Any) -> T:
         """GET and read the answer (a read: retried through transient failures)."""

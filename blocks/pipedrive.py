@@ -60,8 +60,10 @@ from blocks.http import (
     VendorClient,
     VendorHTTP,
     credential_fingerprint,
+    json_object,
     parse_retry_after,
     shared_rate_limit,
+    status_text,
 )
 from blocks.pipedrive_models import (
     Deal,
@@ -117,12 +119,9 @@ TOKEN_COST: dict[str, int] = {
 
 def pipedrive_error(response: httpx.Response) -> tuple[str | None, str]:
     """(code, message) from `{"success": false, "error": ..., "error_info": ..., "errorCode"}`."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, response.reason_phrase or f"HTTP {response.status_code}"
-    if not isinstance(body, dict):
-        return None, response.reason_phrase or f"HTTP {response.status_code}"
+    body = json_object(response)
+    if body is None:
+        return None, status_text(response)
     code = body.get("errorCode") or body.get("error_code")
     message = body.get("error") or body.get("message") or response.reason_phrase
     return (None if code is None else str(code), str(message))
@@ -334,6 +333,12 @@ class PipedriveClient(VendorClient):
 
         return self._http.read_answer(response, checked, method=method, path=path)
 
+    async def _search(self, path: str, model: type[M], params: dict[str, Any]) -> Page[M]:
+        """One page of a v2 search endpoint's hits, read as `model`."""
+        return await self._call(
+            "search", "GET", path, lambda body: _search_page(body, model), params=params
+        )
+
     @staticmethod
     def _next_cursor(body: dict[str, Any]) -> str | None:
         additional = body.get("additional_data") or {}
@@ -358,13 +363,7 @@ class PipedriveClient(VendorClient):
         """
         _searchable(field, PersonSearchField)
         params = _search_query(term, field, exact_match, limit, cursor=cursor)
-        return await self._call(
-            "search",
-            "GET",
-            "/api/v2/persons/search",
-            lambda body: _search_page(body, PersonMatch),
-            params=params,
-        )
+        return await self._search("/api/v2/persons/search", PersonMatch, params)
 
     async def find_person(
         self, *, email: str | None = None, phone: str | None = None
@@ -420,13 +419,7 @@ class PipedriveClient(VendorClient):
         params = _search_query(
             term, field, exact_match, limit, cursor=cursor, status=status, person_id=person_id
         )
-        return await self._call(
-            "search",
-            "GET",
-            "/api/v2/deals/search",
-            lambda body: _search_page(body, DealMatch),
-            params=params,
-        )
+        return await self._search("/api/v2/deals/search", DealMatch, params)
 
     async def find_by_reference(self, lead_id: str, *, field_key: str) -> Deal | None:
         """The deal whose lead-id custom field (`field_key`, 40 hex) holds exactly `lead_id`.

@@ -208,8 +208,7 @@ class WhatsAppClient(VendorClient):
 
     async def get_phone_number(self) -> PhoneNumber:
         """The business number's node: display number, verified name, quality rating."""
-        return await self._http.request_parsed(
-            "GET",
+        return await self._get(
             "/{version}/{phone_number_id}",
             PhoneNumber.model_validate,
             path_params={"version": self.graph_version, "phone_number_id": self.phone_number_id},
@@ -224,13 +223,11 @@ class WhatsAppClient(VendorClient):
     async def _send(self, message: dict[str, Any]) -> SendResult:
         await self._respect_pair_rate(message["to"])
         # a 2xx without a wamid is an UnknownOutcomeError: the message may well have gone out
-        return await self._http.request_parsed(
-            "POST",
+        return await self._create(  # no idempotency key: at most once
             SEND_PATH,
             SendResult.from_payload,
+            {"messaging_product": "whatsapp", "recipient_type": "individual", **message},
             path_params={"version": self.graph_version, "phone_number_id": self.phone_number_id},
-            json={"messaging_product": "whatsapp", "recipient_type": "individual", **message},
-            idempotent=False,  # no idempotency key: at most once
         )
 
     async def send_text(self, to: str, body: str, *, preview_url: bool = False) -> SendResult:
