@@ -529,7 +529,7 @@ def serve_webhooks(app: Any, paths: DemoPaths) -> Iterator[WebhookService]:
     """leadflow's webhook service on loopback, in a thread (as the sandbox is served)."""
     import uvicorn
 
-    from sandbox.server import _http_implementation
+    from sandbox.server import _http_implementation, serving_in_thread
 
     sock = _bind_webhook_socket(paths)
     port = sock.getsockname()[1]
@@ -545,20 +545,10 @@ def serve_webhooks(app: Any, paths: DemoPaths) -> Iterator[WebhookService]:
         log_level="warning",
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="demo-webhooks", daemon=True
-    )
-    thread.start()
     try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the webhook service failed to start")
-            thread.join(0.01)
-        yield WebhookService(f"http://127.0.0.1:{port}", server, thread)
+        with serving_in_thread(config, sock, "demo-webhooks", stop_seconds=15) as served:
+            yield WebhookService(f"http://127.0.0.1:{port}", *served)
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         sock.close()
 
 

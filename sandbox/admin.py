@@ -16,35 +16,30 @@ from typing import Any, Literal
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.core import Sandbox
 from sandbox.faults import RouteFaults, WebhookFaults
 from sandbox.people import PersonBehaviour
+from sandbox.vendor_api import AdminBody
 
 MAX_ADMIN_BODY_BYTES = 1024 * 1024
 """The largest admin request body read (1 MiB): bigger is refused with 413 before it is read."""
 
 
-class RouteFaultsBody(BaseModel):
+class RouteFaultsBody(AdminBody):
     """One route's faults: `route` is "METHOD /path/template" as the vendor writes it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     route: str = Field(min_length=3, max_length=500)
     faults: RouteFaults
 
 
-class WebhookTargetBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WebhookTargetBody(AdminBody):
     url: AnyHttpUrl
 
 
-class WaitBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
+class WaitBody(AdminBody):
     timeout_seconds: float = Field(10.0, ge=0, le=600)
 
 

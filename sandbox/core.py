@@ -13,9 +13,10 @@ Contract for a vendor module:
     DEFAULT_CREDENTIALS = {"api_token": "..."} # what the sandbox accepts, printed on start
     def build_router(sandbox: Sandbox) -> fastapi.APIRouter: ...
 
-A vendor router is created with `sandbox.vendor_router(VENDOR)`, which attaches fault injection
-to every route. Simulated people are registered with `sandbox.register_role(PersonRole(...))`;
-webhooks are sent with `sandbox.webhooks.deliver(...)`.
+A vendor's router comes from its emulator, `emulator.router(route_class, fault_renderer)` (a
+`VendorEmulator` method over `sandbox.vendor_router(VENDOR)`, which attaches fault injection to
+every route). Simulated people are registered with `emulator.person(name, pending, accept,
+refuse)`; webhooks are sent with `sandbox.webhooks.deliver(...)`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter
+from fastapi.routing import APIRoute
+from starlette.responses import Response
 
 VENDORS: tuple[str, ...] = ("facebook", "pipedrive", "docusign", "asaas", "hostinger", "whatsapp")
 
@@ -173,6 +176,34 @@ class VendorEmulator:
         if not isinstance(emulator, cls):
             raise TypeError(f"the {cls.vendor} emulator is a {type(emulator).__name__}")
         return emulator
+
+    def router(
+        self,
+        route_class: type[APIRoute],
+        fault_renderer: Callable[[int, dict[str, str]], Response],
+    ) -> APIRouter:
+        """A router for this vendor's routes; this emulator becomes the sandbox's one for the
+        vendor (what its admin routes and simulated people act on).
+
+        Every route passes fault injection (whose 5xx/429 `fault_renderer` writes in the
+        vendor's words) and is served by `route_class` (the vendor's authentication and
+        error envelope).
+        """
+        self.sandbox.emulators[self.vendor] = self
+        self.sandbox.faults.register_renderer(self.vendor, fault_renderer)
+        router = self.sandbox.vendor_router(self.vendor)
+        router.route_class = route_class
+        return router
+
+    def person(
+        self,
+        name: str,
+        pending: Callable[[], list[str]],
+        accept: Callable[[str], Any],
+        refuse: Callable[[str], Any] | None = None,
+    ) -> None:
+        """The simulated person `name` who acts on this vendor's objects (see PersonRole)."""
+        self.sandbox.register_role(PersonRole(name, self.vendor, pending, accept, refuse))
 
     @property
     def credentials(self) -> dict[str, str]:

@@ -49,8 +49,10 @@ from typing import Any, Literal
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sandbox.vendor_api import AdminBody
 
 FaultKind = Literal["error", "throttle", "gateway_timeout", "hang", "drop", "lost_answer"]
 ERROR_STATUSES: frozenset[int] = frozenset({500, 502, 503, 504})
@@ -63,7 +65,7 @@ MAX_HOLD_SECONDS = 300.0
 MAX_RETRY_AFTER_SECONDS = 86_400
 
 
-class RouteFaults(BaseModel):
+class RouteFaults(AdminBody):
     """How often one vendor (or one of its routes) fails, and how. Rates are probabilities.
 
     Every number is bounded and finite (`NaN` and `Infinity` are refused): an unbounded latency
@@ -71,7 +73,7 @@ class RouteFaults(BaseModel):
     `timeout_rate`/`timeout_seconds`, the names before hang and drop existed, still set `hang`.
     """
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
 
     error_rate: float = Field(0.0, ge=0, le=1)
     error_statuses: list[int] = Field(
@@ -113,10 +115,8 @@ class RouteFaults(BaseModel):
         return self
 
 
-class WebhookFaults(BaseModel):
+class WebhookFaults(AdminBody):
     """How a vendor's webhook deliveries misbehave. A dropped delivery is never sent."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     drop_rate: float = Field(0.0, ge=0, le=1)
     duplicate_rate: float = Field(0.0, ge=0, le=1)

@@ -19,7 +19,9 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from sandbox.vendor_api import AdminBody
 
 if TYPE_CHECKING:
     from sandbox.core import PersonRole, Sandbox
@@ -29,10 +31,8 @@ logger = logging.getLogger(__name__)
 Outcome = Literal["accept", "refuse"]
 
 
-class PersonBehaviour(BaseModel):
+class PersonBehaviour(AdminBody):
     """How one simulated person behaves; what is left of the probabilities is "never acts"."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = True
     accept_probability: float = Field(0.8, ge=0, le=1)

@@ -85,6 +85,30 @@ def _config(sandbox: Sandbox, host: str, port: int, log_level: str) -> uvicorn.C
 
 
 @contextmanager
+def serving_in_thread(
+    config: uvicorn.Config, sock: socket.socket, name: str, stop_seconds: float
+) -> Iterator[tuple[uvicorn.Server, threading.Thread]]:
+    """uvicorn serving `config` on `sock` in a daemon thread called `name`, from the moment it
+    listens until the block exits (then it is given `stop_seconds` to finish its requests).
+
+    A server that dies while starting (a bad app, a lifespan error) raises RuntimeError
+    rather than leaving the caller waiting for a port that never answers.
+    """
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError(f"the server {name!r} failed to start (see the log above)")
+            thread.join(0.01)
+        yield server, thread
+    finally:
+        server.should_exit = True
+        thread.join(timeout=stop_seconds)
+
+
+@contextmanager
 def running_sandbox(
     seed: int = 0,
     host: str = "127.0.0.1",
@@ -110,29 +134,22 @@ def running_sandbox(
     bound_port = sock.getsockname()[1]
     url = _url(host, bound_port)
     sandbox.public_base_url = url
-    server = uvicorn.Server(_config(sandbox, host, bound_port, log_level))
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="sandbox-server", daemon=True
-    )
-    thread.start()
+    config = _config(sandbox, host, bound_port, log_level)
     try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the sandbox server failed to start (see the log above)")
-            thread.join(0.01)
-        if people:
-            sandbox.people.start()
-        yield RunningSandbox(
-            sandbox=sandbox,
-            url=url,
-            base_urls=sandbox.base_urls(),
-            admin_url=f"{url}{ADMIN_PREFIX}",
-            credentials=sandbox.effective_credentials(),
-        )
+        with serving_in_thread(config, sock, "sandbox-server", stop_seconds=10):
+            try:
+                if people:
+                    sandbox.people.start()
+                yield RunningSandbox(
+                    sandbox=sandbox,
+                    url=url,
+                    base_urls=sandbox.base_urls(),
+                    admin_url=f"{url}{ADMIN_PREFIX}",
+                    credentials=sandbox.effective_credentials(),
+                )
+            finally:
+                sandbox.people.stop()
     finally:
-        sandbox.people.stop()
-        server.should_exit = True
-        thread.join(timeout=10)
         sandbox.webhooks.close()
         sock.close()
 

@@ -49,10 +49,9 @@ import re
 import secrets
 import struct
 import threading
-import time
 import uuid
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypedDict
@@ -60,10 +59,12 @@ from typing import Any, TypedDict
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from validate_docbr import CNPJ, CPF
 
-from sandbox.core import PersonRole, Sandbox, VendorEmulator
+from sandbox.core import Sandbox, VendorEmulator
+from sandbox.quota import FixedWindow
+from sandbox.vendor_api import AdminBody, json_body
 
 VENDOR = "asaas"
 
@@ -172,17 +173,13 @@ class AsaasLimits:
     concurrent_gets: int = 10_000
 
 
-class PixHoldBody(BaseModel):
+class PixHoldBody(AdminBody):
     """Whether a paid PIX is first held (CONFIRMED) before it is RECEIVED."""
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool
 
 
-class LimitsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
+class LimitsBody(AdminBody):
     requests_per_window: int = Field(1_000_000, ge=1, le=1_000_000_000)
     window_seconds: float = Field(60.0, gt=0, le=30 * 86_400)
     concurrent_gets: int = Field(10_000, ge=1, le=1_000_000)
@@ -514,8 +511,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
         #: "now" in Brasília time; tests replace it to move the calendar
         self.clock: Callable[[], datetime] = lambda: datetime.now(BRAZIL)
         self._rate_lock = threading.Lock()
-        self._window_started = time.monotonic()
-        self._window_count = 0
+        self._quota = FixedWindow()
         self._gets_in_flight = 0
 
     @property
@@ -554,31 +550,21 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
     def admit(self) -> dict[str, str]:
         """Count one request against the quota window; 429 when it is spent."""
         limits = self.limits
-        with self._rate_lock:
-            now = time.monotonic()
-            if now - self._window_started >= limits.window_seconds:
-                self._window_started = now
-                self._window_count = 0
-            reset = max(0, int(limits.window_seconds - (now - self._window_started) + 0.999))
-            if self._window_count >= limits.requests_per_window:
-                headers = {
-                    "RateLimit-Limit": str(limits.requests_per_window),
-                    "RateLimit-Remaining": "0",
-                    "RateLimit-Reset": str(reset),
-                    "Retry-After": str(reset),
-                }
-                raise AsaasError(
-                    429,
-                    "rate_limit_exceeded",
-                    "Limite de requisições atingido. Aguarde para tentar novamente.",
-                    headers,
-                )
-            self._window_count += 1
-            return {
-                "RateLimit-Limit": str(limits.requests_per_window),
-                "RateLimit-Remaining": str(limits.requests_per_window - self._window_count),
-                "RateLimit-Reset": str(reset),
-            }
+        admission = self._quota.admit(limits.requests_per_window, limits.window_seconds)
+        reset = max(0, int(admission.resets_in + 0.999))
+        headers = {
+            "RateLimit-Limit": str(limits.requests_per_window),
+            "RateLimit-Remaining": str(admission.remaining),
+            "RateLimit-Reset": str(reset),
+        }
+        if not admission.admitted:
+            raise AsaasError(
+                429,
+                "rate_limit_exceeded",
+                "Limite de requisições atingido. Aguarde para tentar novamente.",
+                {**headers, "Retry-After": str(reset)},
+            )
+        return headers
 
     def enter_get(self) -> None:
         limits = self.limits
@@ -796,10 +782,18 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
 
     def get_payment(self, payment_id: str) -> dict[str, Any]:
         with self.sandbox.state.lock:
-            payment = self.bucket.payments.get(payment_id)
-            if payment is None:
-                raise not_found()
-            return dict(payment)
+            return dict(self._payment(payment_id))
+
+    def _payment(self, payment_id: str) -> Payment:
+        """The stored charge (the caller holds the state lock); Asaas's 404 when there is none."""
+        payment = self.bucket.payments.get(payment_id)
+        if payment is None:
+            raise not_found()
+        return payment
+
+    def payment_status(self, payment_id: str) -> dict[str, str]:
+        """`GET /v3/payments/{id}/status`: the status alone, what a poller needs."""
+        return {"status": self.get_payment(payment_id)["status"]}
 
     def list_payments(self, query: dict[str, str]) -> dict[str, Any]:
         offset, limit = _page(query)
@@ -928,9 +922,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
         today = self.today().isoformat()
         with self.sandbox.state.lock:
             bucket = self.bucket
-            payment = bucket.payments.get(payment_id)
-            if payment is None:
-                raise not_found()
+            payment = self._payment(payment_id)
             status = payment["status"]
             if status == "CONFIRMED":
                 payment.update(
@@ -983,9 +975,7 @@ class AsaasEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDENTIA
     def make_overdue(self, payment_id: str) -> dict[str, Any]:
         """The client never pays: PENDING → OVERDUE, then PAYMENT_OVERDUE fires."""
         with self.sandbox.state.lock:
-            payment = self.bucket.payments.get(payment_id)
-            if payment is None:
-                raise not_found()
+            payment = self._payment(payment_id)
             if payment["status"] != "PENDING":
                 raise invalid(
                     "action",
@@ -1100,11 +1090,9 @@ def asaas_route_class(emulator: AsaasEmulator) -> type[APIRoute]:
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw) if raw else None
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can read
-        raise invalid("object", "O corpo da requisição não é um JSON válido.") from None
+    return await json_body(
+        request, refuse=lambda: invalid("object", "O corpo da requisição não é um JSON válido.")
+    )
 
 
 def asaas_fault_renderer(status: int, headers: dict[str, str]) -> Response:
@@ -1127,73 +1115,57 @@ def render_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) 
     return Response(status_code=404)
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _with_body(answer: Callable[[Any], Any]) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        return JSONResponse(answer(await _json_body(request)))
+
+    return endpoint
+
+
+def _with_query(answer: Callable[[dict[str, str]], Any]) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        return JSONResponse(answer(dict(request.query_params)))
+
+    return endpoint
+
+
+def _with_id(answer: Callable[[str], Any]) -> Endpoint:
+    """The route's one path parameter (a customer's or a payment's id) is what `answer` takes."""
+
+    async def endpoint(request: Request) -> Response:
+        (object_id,) = request.path_params.values()
+        return JSONResponse(answer(object_id))
+
+    return endpoint
+
+
 def build_router(sandbox: Sandbox, limits: AsaasLimits | None = None) -> APIRouter:
     """Asaas v3 as the app mounts it at /asaas (base URL `.../asaas`, paths `/v3/...`)."""
     emulator = AsaasEmulator(sandbox, limits)
-    sandbox.emulators[VENDOR] = emulator
-    sandbox.faults.register_renderer(VENDOR, asaas_fault_renderer)
-    sandbox.register_role(
-        PersonRole(
-            name="payer",
-            vendor=VENDOR,
-            pending=emulator.pending_pix,
-            accept=emulator.payer_accepts,
-            refuse=emulator.payer_refuses,
-        )
-    )
-    router = sandbox.vendor_router(VENDOR)
-    router.route_class = asaas_route_class(emulator)
+    router = emulator.router(asaas_route_class(emulator), asaas_fault_renderer)
+    emulator.person("payer", emulator.pending_pix, emulator.payer_accepts, emulator.payer_refuses)
 
-    def query(request: Request) -> dict[str, str]:
-        return dict(request.query_params)
-
-    @router.post("/v3/customers")
-    async def create_customer(request: Request) -> Response:
-        return JSONResponse(emulator.create_customer(await _json_body(request)))
-
-    @router.get("/v3/customers")
-    async def list_customers(request: Request) -> Response:
-        return JSONResponse(emulator.list_customers(query(request)))
-
-    @router.get("/v3/customers/{customer_id}")
-    async def get_customer(customer_id: str) -> Response:
-        return JSONResponse(emulator.get_customer(customer_id))
-
-    @router.post("/v3/payments")
-    async def create_payment(request: Request) -> Response:
-        return JSONResponse(emulator.create_payment(await _json_body(request)))
-
-    @router.get("/v3/payments")
-    async def list_payments(request: Request) -> Response:
-        return JSONResponse(emulator.list_payments(query(request)))
-
-    @router.get("/v3/payments/{payment_id}")
-    async def get_payment(payment_id: str) -> Response:
-        return JSONResponse(emulator.get_payment(payment_id))
-
-    @router.get("/v3/payments/{payment_id}/status")
-    async def get_payment_status(payment_id: str) -> Response:
-        return JSONResponse({"status": emulator.get_payment(payment_id)["status"]})
-
-    @router.get("/v3/payments/{payment_id}/pixQrCode")
-    async def get_pix_qr_code(payment_id: str) -> Response:
-        return JSONResponse(emulator.pix_qr_code(payment_id))
-
-    @router.post("/v3/webhooks")
-    async def create_webhook(request: Request) -> Response:
-        return JSONResponse(emulator.create_webhook(await _json_body(request)))
-
-    @router.get("/v3/webhooks")
-    async def list_webhooks(request: Request) -> Response:
-        return JSONResponse(emulator.list_webhooks(query(request)))
-
-    @router.post("/v3/sandbox/payment/{payment_id}/confirm")
-    async def confirm_payment(payment_id: str) -> Response:
-        return JSONResponse(emulator.receive_pix(payment_id))
-
-    @router.post("/v3/sandbox/payment/{payment_id}/overdue")
-    async def force_overdue(payment_id: str) -> Response:
-        return JSONResponse(emulator.make_overdue(payment_id))
+    # Each route hands one thing to the emulator (the JSON body, the query, or the id in the
+    # path) and answers with what it returns; its errors are AsaasErrors the route class renders.
+    routes: list[tuple[str, str, Endpoint]] = [
+        ("POST", "/v3/customers", _with_body(emulator.create_customer)),
+        ("GET", "/v3/customers", _with_query(emulator.list_customers)),
+        ("GET", "/v3/customers/{customer_id}", _with_id(emulator.get_customer)),
+        ("POST", "/v3/payments", _with_body(emulator.create_payment)),
+        ("GET", "/v3/payments", _with_query(emulator.list_payments)),
+        ("GET", "/v3/payments/{payment_id}", _with_id(emulator.get_payment)),
+        ("GET", "/v3/payments/{payment_id}/status", _with_id(emulator.payment_status)),
+        ("GET", "/v3/payments/{payment_id}/pixQrCode", _with_id(emulator.pix_qr_code)),
+        ("POST", "/v3/webhooks", _with_body(emulator.create_webhook)),
+        ("GET", "/v3/webhooks", _with_query(emulator.list_webhooks)),
+        ("POST", "/v3/sandbox/payment/{payment_id}/confirm", _with_id(emulator.receive_pix)),
+        ("POST", "/v3/sandbox/payment/{payment_id}/overdue", _with_id(emulator.make_overdue)),
+    ]
+    for method, path, endpoint in routes:
+        router.add_api_route(path, endpoint, methods=[method])
 
     # the payer's invoice page (invoiceUrl); public at Asaas, so outside the API's auth
     invoice_router = APIRouter()
@@ -1220,28 +1192,25 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     """Admin (under /__sandbox__/asaas): the quota and concurrency limits, the event log."""
     router = APIRouter()
 
-    def emulator() -> AsaasEmulator:
-        return sandbox.emulators[VENDOR]
-
     @router.put("/limits")
     def set_limits(body: LimitsBody) -> dict[str, Any]:
         with sandbox.state.lock:
-            emulator().bucket.limits = AsaasLimits(**body.model_dump())
+            AsaasEmulator.of(sandbox).bucket.limits = AsaasLimits(**body.model_dump())
         return body.model_dump()
 
     @router.put("/pix-hold")
     def set_pix_hold(body: PixHoldBody) -> dict[str, bool]:
         with sandbox.state.lock:
-            emulator().bucket.pix_hold = body.enabled
+            AsaasEmulator.of(sandbox).bucket.pix_hold = body.enabled
         return {"enabled": body.enabled}
 
     @router.post("/pix-hold/release")
     def release_held() -> dict[str, list[str]]:
-        return {"released": emulator().release_held()}
+        return {"released": AsaasEmulator.of(sandbox).release_held()}
 
     @router.get("/events")
     def events() -> list[dict[str, Any]]:
         with sandbox.state.lock:
-            return [dict(event) for event in emulator().bucket.events]
+            return [dict(event) for event in AsaasEmulator.of(sandbox).bucket.events]
 
     return router

@@ -49,7 +49,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sandbox.core import INTERNAL, PersonRole, Sandbox, VendorEmulator
+from sandbox.core import INTERNAL, Sandbox, VendorEmulator
+from sandbox.vendor_api import AdminBody, json_body
 
 VENDOR = "docusign"
 
@@ -251,18 +252,14 @@ class ConnectConfigurationBody(_Body):
     eventData: EventData | None = None  # noqa: N815
 
 
-class ConnectSettings(BaseModel):
+class ConnectSettings(AdminBody):
     """The account's Connect configuration (the admin API's webhook target listens with it)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     include_data: list[IncludeData] = Field(default_factory=list)
 
 
-class SignerSettings(BaseModel):
+class SignerSettings(AdminBody):
     """How the simulated signer fills the CPF tab left for them: sometimes a mistyped CPF."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     invalid_cpf_rate: float = Field(0.05, ge=0, le=1)
 
@@ -1406,10 +1403,7 @@ def _route_class(emulator: DocuSignEmulator) -> type[APIRoute]:
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        payload = json.loads(await request.body() or b"null")
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can read
-        payload = None
+    payload = await json_body(request)
     if not isinstance(payload, dict):
         raise DocuSignError(
             400, "INVALID_REQUEST_BODY", "The request body is missing or improperly formatted."
@@ -1469,19 +1463,8 @@ def render_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) 
 def build_router(sandbox: Sandbox, limits: DocuSignLimits | None = None) -> APIRouter:
     """The OAuth server and the eSignature REST API, mounted by the app at /docusign."""
     emulator = DocuSignEmulator(sandbox, limits)
-    sandbox.emulators[VENDOR] = emulator
-    router = sandbox.vendor_router(VENDOR)
-    router.route_class = _route_class(emulator)
-    sandbox.faults.register_renderer(VENDOR, render_fault)
-    sandbox.register_role(
-        PersonRole(
-            name="signer",
-            vendor=VENDOR,
-            pending=emulator.sent_envelope_ids,
-            accept=emulator.complete,
-            refuse=emulator.decline,
-        )
-    )
+    router = emulator.router(_route_class(emulator), render_fault)
+    emulator.person("signer", emulator.sent_envelope_ids, emulator.complete, emulator.decline)
     api = "/restapi/v2.1/accounts/{account_id}"
 
     @router.post("/oauth/token")
@@ -1604,29 +1587,26 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     """`/__sandbox__/docusign/`: the account's Connect settings and the signer's habits."""
     router = APIRouter()
 
-    def emulator() -> DocuSignEmulator:
-        return sandbox.emulators[VENDOR]
-
     @router.get("/connect")
     def connect_settings() -> dict[str, Any]:
-        return emulator().connect_settings.model_dump()
+        return DocuSignEmulator.of(sandbox).connect_settings.model_dump()
 
     @router.put("/connect")
     def set_connect_settings(body: ConnectSettings) -> dict[str, Any]:
         """What the account's Connect configuration includes (`include_data`, default none)."""
         with sandbox.state.lock:
-            emulator().bucket.connect = body
+            DocuSignEmulator.of(sandbox).bucket.connect = body
         return body.model_dump()
 
     @router.get("/signer")
     def signer_settings() -> dict[str, Any]:
-        return emulator().signer_settings.model_dump()
+        return DocuSignEmulator.of(sandbox).signer_settings.model_dump()
 
     @router.put("/signer")
     def set_signer_settings(body: SignerSettings) -> dict[str, Any]:
         """How often the signer mistypes the CPF they fill in (`invalid_cpf_rate`)."""
         with sandbox.state.lock:
-            emulator().bucket.signer = body
+            DocuSignEmulator.of(sandbox).bucket.signer = body
         return body.model_dump()
 
     return router

@@ -44,10 +44,11 @@ from faker import Faker
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, Field
 from typing_extensions import TypedDict
 
 from sandbox.core import Sandbox, VendorEmulator
+from sandbox.vendor_api import AdminBody
 
 VENDOR = "facebook"
 GRAPH_VERSION = "v23.0"
@@ -283,10 +284,8 @@ def send_meta_webhook(emulator: VendorEmulator, payload: Any) -> None:
     )
 
 
-class SubscribeBody(BaseModel):
+class SubscribeBody(AdminBody):
     """Admin: verify a receiver with Meta's handshake, then make it the webhook target."""
-
-    model_config = ConfigDict(extra="forbid")
 
     callback_url: AnyHttpUrl
     verify_token: str | None = None
@@ -323,10 +322,8 @@ class FacebookLimits:
     calls_per_hour: int = 1_000_000
 
 
-class LeadSubmission(BaseModel):
+class LeadSubmission(AdminBody):
     """Admin: N people fill the form; `bad_share` of them answer badly."""
-
-    model_config = ConfigDict(extra="forbid")
 
     count: int = Field(1, ge=1, le=10_000)
     bad_share: float = Field(0.1, ge=0, le=1)
@@ -766,10 +763,10 @@ def _limit(raw: str | None) -> int:
 def build_router(sandbox: Sandbox, limits: FacebookLimits | None = None) -> APIRouter:
     """Graph's Lead Ads paths, mounted by the app at /facebook."""
     emulator = FacebookEmulator(sandbox, limits)
-    sandbox.faults.register_renderer(VENDOR, graph_fault_renderer(emulator.trace_ids))
-    router = sandbox.vendor_router(VENDOR)
-    router.route_class = graph_route_class(emulator.authenticate, emulator.trace_ids)
-    sandbox.emulators[VENDOR] = emulator
+    router = emulator.router(
+        graph_route_class(emulator.authenticate, emulator.trace_ids),
+        graph_fault_renderer(emulator.trace_ids),
+    )
 
     def answer(request: Request, content: Any) -> JSONResponse:
         headers = {"X-App-Usage": getattr(request.state, "app_usage", "{}")}

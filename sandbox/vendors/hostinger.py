@@ -28,8 +28,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,9 +37,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sandbox.core import Sandbox, VendorEmulator
+from sandbox.quota import FixedWindow
+from sandbox.vendor_api import AdminBody, json_body
 
 VENDOR = "hostinger"
 
@@ -164,9 +164,7 @@ class HostingerSettings:
     requests_per_minute: int = 1_000_000
 
 
-class SettingsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
+class SettingsBody(AdminBody):
     activation_delay_seconds: float = Field(0.5, ge=0, le=86_400)
     activation_polls: int | None = Field(None, ge=1, le=1_000_000)
     requests_per_minute: int = Field(1_000_000, ge=1, le=1_000_000_000)
@@ -342,9 +340,7 @@ class HostingerEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
         self.default_settings = settings or HostingerSettings()
         #: wall-clock "now"; tests replace it to move time
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-        self._rate_lock = threading.Lock()
-        self._minute_started = time.monotonic()
-        self._minute_count = 0
+        self._quota = FixedWindow()
 
     def bucket(self) -> HostingerState:
         """This vendor's state, laid out on first use and again after a reset."""
@@ -396,26 +392,17 @@ class HostingerEmulator(VendorEmulator, vendor=VENDOR, credentials=DEFAULT_CREDE
 
     def admit(self) -> dict[str, str]:
         limit = self.settings.requests_per_minute
-        with self._rate_lock:
-            now = time.monotonic()
-            if now - self._minute_started >= 60:
-                self._minute_started, self._minute_count = now, 0
-            if self._minute_count >= limit:
-                retry = max(1, int(60 - (now - self._minute_started) + 0.999))
-                raise HostingerError(
-                    429,
-                    "Too Many Attempts.",
-                    headers={
-                        "X-RateLimit-Limit": str(limit),
-                        "X-RateLimit-Remaining": "0",
-                        "Retry-After": str(retry),
-                    },
-                )
-            self._minute_count += 1
-            return {
-                "X-RateLimit-Limit": str(limit),
-                "X-RateLimit-Remaining": str(limit - self._minute_count),
-            }
+        admission = self._quota.admit(limit, 60)
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(admission.remaining),
+        }
+        if not admission.admitted:
+            retry = max(1, int(admission.resets_in + 0.999))
+            raise HostingerError(
+                429, "Too Many Attempts.", headers={**headers, "Retry-After": str(retry)}
+            )
+        return headers
 
     # -- hosting orders and datacenters ----------------------------------------------------
     def list_orders(self, request: Request) -> dict[str, Any]:
@@ -764,11 +751,7 @@ def hostinger_route_class(emulator: HostingerEmulator) -> type[APIRoute]:
 
 async def _json_body(request: Request) -> Any:
     """Laravel reads an unparsable body as no input at all: validation then names the fields."""
-    raw = await request.body()
-    try:
-        return json.loads(raw) if raw else {}
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can read
-        return {}
+    return await json_body(request, empty={}, unreadable={})
 
 
 def hostinger_fault_renderer(emulator: HostingerEmulator) -> Callable[..., Response]:
@@ -803,10 +786,7 @@ def render_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) 
 def build_router(sandbox: Sandbox, settings: HostingerSettings | None = None) -> APIRouter:
     """Hostinger's API as the app mounts it at /hostinger (paths `/api/...`)."""
     emulator = HostingerEmulator(sandbox, settings)
-    sandbox.emulators[VENDOR] = emulator
-    sandbox.faults.register_renderer(VENDOR, hostinger_fault_renderer(emulator))
-    router = sandbox.vendor_router(VENDOR)
-    router.route_class = hostinger_route_class(emulator)
+    router = emulator.router(hostinger_route_class(emulator), hostinger_fault_renderer(emulator))
 
     @router.get("/api/hosting/v1/orders")
     async def list_orders(request: Request) -> Response:
@@ -843,23 +823,20 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     """Admin (under /__sandbox__/hostinger): activation timing, finishing jobs, money spent."""
     router = APIRouter()
 
-    def emulator() -> HostingerEmulator:
-        return sandbox.emulators[VENDOR]
-
     @router.put("/settings")
     def set_settings(body: SettingsBody) -> dict[str, Any]:
         with sandbox.state.lock:
-            emulator().bucket().settings = HostingerSettings(**body.model_dump())
+            HostingerEmulator.of(sandbox).bucket().settings = HostingerSettings(**body.model_dump())
         return body.model_dump()
 
     @router.post("/websites/complete")
     def complete() -> dict[str, list[str]]:
-        return {"enabled": emulator().complete_pending()}
+        return {"enabled": HostingerEmulator.of(sandbox).complete_pending()}
 
     @router.get("/spending")
     def spending() -> dict[str, Any]:
         with sandbox.state.lock:
-            state = emulator().bucket()
+            state = HostingerEmulator.of(sandbox).bucket()
             return {"spent_cents": state.spent_cents, "orders": len(state.billing_orders)}
 
     return router

@@ -39,7 +39,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 from typing_extensions import TypedDict
 
-from sandbox.core import INTERNAL, PersonRole, Sandbox, VendorEmulator
+from sandbox.core import INTERNAL, Sandbox, VendorEmulator
+from sandbox.vendor_api import json_body
 
 VENDOR = "pipedrive"
 
@@ -1705,11 +1706,9 @@ def _route_class(emulator: PipedriveEmulator) -> type[APIRoute]:
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw or b"null")
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can read
-        raise PipedriveError(400, "Request body is not valid JSON") from None
+    return await json_body(
+        request, refuse=lambda: PipedriveError(400, "Request body is not valid JSON")
+    )
 
 
 def _object_body(payload: Any) -> dict[str, Any]:
@@ -1798,19 +1797,8 @@ def render_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) 
 def build_router(sandbox: Sandbox, limits: PipedriveLimits | None = None) -> APIRouter:
     """Pipedrive's v1 and v2 paths, mounted by the app at /pipedrive."""
     emulator = PipedriveEmulator(sandbox, limits)
-    sandbox.emulators[VENDOR] = emulator
-    router = sandbox.vendor_router(VENDOR)
-    router.route_class = _route_class(emulator)
-    sandbox.faults.register_renderer(VENDOR, render_fault)
-    sandbox.register_role(
-        PersonRole(
-            name="salesperson",
-            vendor=VENDOR,
-            pending=emulator.open_deal_ids,
-            accept=emulator.win_deal,
-            refuse=emulator.lose_deal,
-        )
-    )
+    router = emulator.router(_route_class(emulator), render_fault)
+    emulator.person("salesperson", emulator.open_deal_ids, emulator.win_deal, emulator.lose_deal)
 
     # Persons (v2)
     @router.post("/api/v2/persons")

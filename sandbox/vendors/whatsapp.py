@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from typing_extensions import TypedDict
 
 from sandbox.core import Sandbox, VendorEmulator
+from sandbox.vendor_api import AdminBody
 from sandbox.vendors.facebook import (
     GraphError,
     TraceIds,
@@ -180,10 +181,8 @@ class MessageBody(_Body):
     biz_opaque_callback_data: str | None = Field(None, max_length=512)
 
 
-class InboundMessage(BaseModel):
+class InboundMessage(AdminBody):
     """Admin: a WhatsApp user writes to the business (opens the 24-hour window)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     from_: str = Field(alias="from", min_length=8)
     text: str = "Olá!"
@@ -191,9 +190,7 @@ class InboundMessage(BaseModel):
     timestamp: int | None = Field(None, ge=0, le=2**33)
 
 
-class TemplateDefinition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TemplateDefinition(AdminBody):
     name: str = Field(min_length=1)
     language: str = "pt_BR"
     category: Literal["utility", "marketing", "authentication"] = "utility"
@@ -559,10 +556,10 @@ def render_unknown_route(sandbox: Sandbox, method: str, path: str, status: int) 
 def build_router(sandbox: Sandbox, limits: WhatsAppLimits | None = None) -> APIRouter:
     """The Cloud API's send path, mounted by the app at /whatsapp."""
     emulator = WhatsAppEmulator(sandbox, limits)
-    sandbox.emulators[VENDOR] = emulator
-    sandbox.faults.register_renderer(VENDOR, graph_fault_renderer(emulator.trace_ids))
-    router = sandbox.vendor_router(VENDOR)
-    router.route_class = graph_route_class(emulator.authenticate, emulator.trace_ids)
+    router = emulator.router(
+        graph_route_class(emulator.authenticate, emulator.trace_ids),
+        graph_fault_renderer(emulator.trace_ids),
+    )
 
     @router.get("/{version}/{phone_number_id}")
     async def get_phone_number(
@@ -583,9 +580,7 @@ def build_router(sandbox: Sandbox, limits: WhatsAppLimits | None = None) -> APIR
     return router
 
 
-class LimitsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
+class LimitsBody(AdminBody):
     messages_per_second: int = Field(100_000, ge=1, le=1_000_000_000)
     pair_interval_seconds: float = Field(0.0, ge=0, le=86_400)
     read_probability: float = Field(0.7, ge=0, le=1)
