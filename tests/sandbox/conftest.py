@@ -12,7 +12,7 @@ import gc
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from starlette.types import ASGIApp
 
 from sandbox.app import create_app
 from sandbox.core import Sandbox
@@ -193,12 +194,22 @@ def sandbox() -> Iterator[Sandbox]:
     sandbox.close()
 
 
+def in_process(
+    app: ASGIApp, base_path: str = "", headers: Mapping[str, str] | None = None
+) -> httpx.AsyncClient:
+    """A client of `app` with no socket between them (httpx's ASGITransport), at
+    `http://sandbox{base_path}`: a vendor's base URL is `/<vendor>` under the whole app."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url=f"http://sandbox{base_path}",
+        headers=headers,
+    )
+
+
 @pytest.fixture
 async def app_client(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
     """The whole sandbox app in-process; paths are absolute (`/facebook/...`)."""
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(sandbox)), base_url="http://sandbox"
-    ) as client:
+    async with in_process(create_app(sandbox)) as client:
         yield client
 
 

@@ -23,11 +23,11 @@ import pytest
 
 from sandbox.app import create_app
 from sandbox.core import Sandbox
-from sandbox.people import PersonBehaviour
+from sandbox.people import Outcome, PersonBehaviour
 from sandbox.server import RunningSandbox
 from sandbox.vendors import asaas
 from tests.contracts import assert_matches
-from tests.sandbox.conftest import WebhookReceiver
+from tests.sandbox.conftest import WebhookReceiver, in_process
 
 CREDENTIALS = asaas.DEFAULT_CREDENTIALS
 HEADERS = {"access_token": CREDENTIALS["api_key"], "User-Agent": "leadflow-tests"}
@@ -41,9 +41,7 @@ async def client(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
     """The whole app in-process with Asaas's clock pinned to TODAY; paths below `/asaas`."""
     app = create_app(sandbox)
     sandbox.emulators["asaas"].clock = lambda: TODAY
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://sandbox/asaas", headers=HEADERS
-    ) as client:
+    async with in_process(app, "/asaas", headers=HEADERS) as client:
         yield client
 
 
@@ -228,9 +226,7 @@ async def test_refused_customer_is_not_created(client: httpx.AsyncClient, sandbo
 async def test_missing_or_wrong_access_token_is_401(
     sandbox: Sandbox, headers: dict[str, str]
 ) -> None:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(sandbox)), base_url="http://sandbox/asaas"
-    ) as anonymous:
+    async with in_process(create_app(sandbox), "/asaas") as anonymous:
         response = await anonymous.get("/v3/customers", headers=headers)
     assert_error(response, 401, "invalid_access_token")
 
@@ -572,22 +568,20 @@ async def test_payer_waits_on_pending_pix_payments_only(
     assert sandbox.roles["payer"].pending() == [waiting["id"]]
 
 
-async def test_payer_accepting_receives_the_pix(
-    client: httpx.AsyncClient, sandbox: Sandbox
+@pytest.mark.parametrize(
+    ("outcome", "status"),
+    [
+        pytest.param("accept", "RECEIVED", id="accepting_receives_the_pix"),
+        pytest.param("refuse", "OVERDUE", id="refusing_lets_the_charge_go_overdue"),
+    ],
+)
+async def test_payer_decides_the_charge(
+    client: httpx.AsyncClient, sandbox: Sandbox, outcome: Outcome, status: str
 ) -> None:
     payment = await new_payment(client)
-    sandbox.people.act("payer", payment["id"], "accept")
-    status = await client.get(f"/v3/payments/{payment['id']}/status")
-    assert status.json() == {"status": "RECEIVED"}
-
-
-async def test_payer_refusing_lets_the_charge_go_overdue(
-    client: httpx.AsyncClient, sandbox: Sandbox
-) -> None:
-    payment = await new_payment(client)
-    sandbox.people.act("payer", payment["id"], "refuse")
-    status = await client.get(f"/v3/payments/{payment['id']}/status")
-    assert status.json() == {"status": "OVERDUE"}
+    sandbox.people.act("payer", payment["id"], outcome)
+    answer = await client.get(f"/v3/payments/{payment['id']}/status")
+    assert answer.json() == {"status": status}
 
 
 async def test_simulated_payer_pays_on_its_own_when_it_always_accepts(
@@ -639,13 +633,20 @@ async def test_payment_created_webhook_carries_the_payment_and_the_token(
     assert body["dateCreated"] == "2026-03-10 09:30:00"
 
 
+async def payer_decided_events(
+    client: httpx.AsyncClient, sandbox: Sandbox, receiver: WebhookReceiver, outcome: Outcome
+) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """The two events a new PIX charge fires when the payer decides: created, then the outcome."""
+    sandbox.webhook_targets["asaas"] = receiver.url
+    payment = await new_payment(client)
+    sandbox.people.act("payer", payment["id"], outcome)
+    return events(receiver, 2)
+
+
 async def test_paid_pix_fires_payment_received_after_created(
     client: httpx.AsyncClient, sandbox: Sandbox, receiver: WebhookReceiver
 ) -> None:
-    sandbox.webhook_targets["asaas"] = receiver.url
-    payment = await new_payment(client)
-    sandbox.people.act("payer", payment["id"], "accept")
-    received = events(receiver, 2)
+    received = await payer_decided_events(client, sandbox, receiver, "accept")
     assert [body["event"] for body, _ in received] == ["PAYMENT_CREATED", "PAYMENT_RECEIVED"]
     body, headers = received[1]
     assert_matches(body, "asaas", "webhook_payment_event")
@@ -657,10 +658,7 @@ async def test_paid_pix_fires_payment_received_after_created(
 async def test_refused_pix_fires_payment_overdue(
     client: httpx.AsyncClient, sandbox: Sandbox, receiver: WebhookReceiver
 ) -> None:
-    sandbox.webhook_targets["asaas"] = receiver.url
-    payment = await new_payment(client)
-    sandbox.people.act("payer", payment["id"], "refuse")
-    body, _ = events(receiver, 2)[1]
+    body, _ = (await payer_decided_events(client, sandbox, receiver, "refuse"))[1]
     assert (body["event"], body["payment"]["status"]) == ("PAYMENT_OVERDUE", "OVERDUE")
 
 

@@ -21,7 +21,7 @@ import pytest
 from sandbox.app import create_app
 from sandbox.core import Sandbox
 from sandbox.vendors import docusign, facebook, pipedrive, whatsapp
-from tests.sandbox.conftest import Delivery, capture_deliveries
+from tests.sandbox.conftest import Delivery, capture_deliveries, in_process
 from tests.sandbox.contract_keys import assert_exactly_declared as check
 from tests.sandbox.contract_keys import undeclared_keys
 
@@ -39,9 +39,7 @@ def deliveries(sandbox: Sandbox) -> list[Delivery]:
 
 @pytest.fixture
 async def client(sandbox: Sandbox, deliveries: list[Delivery]) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(sandbox)), base_url="http://sandbox"
-    ) as client:
+    async with in_process(create_app(sandbox)) as client:
         yield client
 
 

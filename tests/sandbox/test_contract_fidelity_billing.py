@@ -20,7 +20,7 @@ import pytest
 from sandbox.app import create_app
 from sandbox.core import Sandbox
 from sandbox.vendors import asaas, hostinger
-from tests.sandbox.conftest import Delivery, capture_deliveries
+from tests.sandbox.conftest import Delivery, capture_deliveries, in_process
 from tests.sandbox.contract_keys import assert_exactly_declared as check
 from tests.sandbox.contract_keys import undeclared_keys
 
@@ -42,9 +42,7 @@ def deliveries(sandbox: Sandbox) -> list[Delivery]:
 async def client(sandbox: Sandbox, deliveries: list[Delivery]) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(sandbox)
     sandbox.emulators["asaas"].clock = lambda: TODAY
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://sandbox"
-    ) as client:
+    async with in_process(app) as client:
         yield client
 
 

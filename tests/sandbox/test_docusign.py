@@ -37,6 +37,7 @@ from sandbox.people import PersonBehaviour
 from sandbox.server import running_sandbox
 from sandbox.vendors import docusign
 from tests.contracts import assert_matches
+from tests.sandbox.conftest import in_process
 
 if TYPE_CHECKING:
     from tests.sandbox.conftest import ReceivedRequest, WebhookReceiver
@@ -95,9 +96,7 @@ def _grant(assertion: str) -> dict[str, str]:
 
 @pytest.fixture
 async def anonymous(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=_app(sandbox)), base_url="http://sandbox/docusign"
-    ) as client:
+    async with in_process(_app(sandbox), "/docusign") as client:
         yield client
 
 
@@ -258,9 +257,7 @@ async def test_configured_public_key_verifies_the_clients_own_key(sandbox: Sandb
         .decode()
     )
     sandbox.credentials[docusign.VENDOR] = {"public_key_pem": public_pem}
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=_app(sandbox)), base_url="http://sandbox/docusign"
-    ) as client:
+    async with in_process(_app(sandbox), "/docusign") as client:
         accepted = await client.post("/oauth/token", data=_grant(_assertion(own_pem)))
         refused = await client.post("/oauth/token", data=_grant(_assertion()))
     assert accepted.status_code == 200
@@ -577,10 +574,7 @@ async def test_every_api_response_carries_hourly_and_burst_headers(
 async def _limited_client(
     sandbox: Sandbox, limits: docusign.DocuSignLimits
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=_app(sandbox, limits)),
-        base_url="http://sandbox/docusign",
-    ) as client:
+    async with in_process(_app(sandbox, limits), "/docusign") as client:
         grant = await client.post("/oauth/token", data=_grant(_assertion()))
         client.headers["Authorization"] = f"Bearer {grant.json()['access_token']}"
         yield client

@@ -20,6 +20,7 @@ from sandbox.core import Sandbox
 from sandbox.server import RunningSandbox
 from sandbox.vendors import hostinger
 from tests.contracts import assert_matches
+from tests.sandbox.conftest import in_process
 
 TOKEN = hostinger.DEFAULT_CREDENTIALS["api_token"]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -49,9 +50,7 @@ def clock(sandbox: Sandbox) -> Clock:
 async def client(sandbox: Sandbox, clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(sandbox)
     sandbox.emulators["hostinger"].clock = clock
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://sandbox/hostinger", headers=AUTH
-    ) as client:
+    async with in_process(app, "/hostinger", headers=AUTH) as client:
         yield client
 
 
@@ -330,9 +329,7 @@ async def test_pagination_out_of_bounds_is_refused(
 async def test_missing_or_wrong_bearer_token_is_401(
     sandbox: Sandbox, headers: dict[str, str]
 ) -> None:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(sandbox)), base_url="http://sandbox"
-    ) as anonymous:
+    async with in_process(create_app(sandbox)) as anonymous:
         response = await anonymous.get(f"/hostinger{WEBSITES}", headers=headers)
     assert response.status_code == 401
     assert_matches(response.json(), "hostinger", "unauthorized")

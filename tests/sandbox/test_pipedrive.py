@@ -30,6 +30,7 @@ from sandbox.people import PersonBehaviour
 from sandbox.server import running_sandbox
 from sandbox.vendors import pipedrive
 from tests.contracts import assert_matches
+from tests.sandbox.conftest import in_process
 
 if TYPE_CHECKING:
     from tests.sandbox.conftest import ReceivedRequest, WebhookReceiver
@@ -55,11 +56,7 @@ def _app(sandbox: Sandbox, limits: pipedrive.PipedriveLimits | None = None) -> F
 
 @pytest.fixture
 async def client(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=_app(sandbox)),
-        base_url="http://sandbox/pipedrive",
-        headers={"x-api-token": TOKEN},
-    ) as client:
+    async with in_process(_app(sandbox), "/pipedrive", headers={"x-api-token": TOKEN}) as client:
         yield client
 
 
@@ -105,6 +102,18 @@ async def _deal(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
     return response.json()["data"]
 
 
+async def _watched_deal(client: httpx.AsyncClient, receiver: WebhookReceiver) -> dict[str, Any]:
+    """A new deal whose every change is sent to `receiver` (subscribed to all events)."""
+    await client.post("/api/v1/webhooks", json=_subscription(f"{receiver.url}/pipedrive"))
+    return await _deal(client)
+
+
+async def _stored_status(client: httpx.AsyncClient, deal: dict[str, Any]) -> str:
+    """The deal's status as Pipedrive reads it back now."""
+    status: str = (await client.get(f"/api/v2/deals/{deal['id']}")).json()["data"]["status"]
+    return status
+
+
 def _assert_pipedrive_error(response: httpx.Response, status: int, fragment: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
@@ -136,9 +145,7 @@ async def test_wrong_api_token_is_refused(client: httpx.AsyncClient) -> None:
 
 async def test_oauth_bearer_token_is_accepted_in_place_of_api_token(sandbox: Sandbox) -> None:
     bearer = pipedrive.DEFAULT_CREDENTIALS["oauth_access_token"]
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=_app(sandbox)), base_url="http://sandbox/pipedrive"
-    ) as client:
+    async with in_process(_app(sandbox), "/pipedrive") as client:
         response = await client.get("/api/v2/deals", headers={"Authorization": f"Bearer {bearer}"})
     assert response.status_code == 200
     assert response.json() == {
@@ -150,9 +157,7 @@ async def test_oauth_bearer_token_is_accepted_in_place_of_api_token(sandbox: San
 
 async def test_configured_credentials_replace_the_defaults(sandbox: Sandbox) -> None:
     sandbox.credentials[pipedrive.VENDOR] = {"api_token": "customer-specific-token"}
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=_app(sandbox)), base_url="http://sandbox/pipedrive"
-    ) as client:
+    async with in_process(_app(sandbox), "/pipedrive") as client:
         old = await client.get("/api/v2/deals", headers={"x-api-token": TOKEN})
         new = await client.get("/api/v2/deals", headers={"x-api-token": "customer-specific-token"})
     assert (old.status_code, new.status_code) == (401, 200)
@@ -217,11 +222,7 @@ async def test_a_restored_state_finds_its_persons_by_exact_search(
     maria = await _person(client, "Maria Silva", "maria@example.com.br", "+5511987654321")
     restored = Sandbox(seed=11)
     restored.state.restore(sandbox.state.export())
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=_app(restored)),
-        base_url="http://sandbox/pipedrive",
-        headers={"x-api-token": TOKEN},
-    ) as other:
+    async with in_process(_app(restored), "/pipedrive", headers={"x-api-token": TOKEN}) as other:
         found = await _found(other, "person", "maria@example.com.br", "email")
     restored.close()
     assert [i["item"]["id"] for i in found] == [maria["id"]]
@@ -761,10 +762,8 @@ async def test_daily_requests_left_counts_writes_only(client: httpx.AsyncClient)
 
 async def test_burst_over_the_limit_gets_429_with_retry_after(sandbox: Sandbox) -> None:
     limits = pipedrive.PipedriveLimits(burst_limit=3, window_seconds=60)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=_app(sandbox, limits)),
-        base_url="http://sandbox/pipedrive",
-        headers={"x-api-token": TOKEN},
+    async with in_process(
+        _app(sandbox, limits), "/pipedrive", headers={"x-api-token": TOKEN}
     ) as client:
         statuses = [(await client.get("/api/v2/deals")).status_code for _ in range(4)]
         throttled = await client.get("/api/v2/deals")
@@ -776,10 +775,8 @@ async def test_burst_over_the_limit_gets_429_with_retry_after(sandbox: Sandbox) 
 
 async def test_daily_token_budget_spends_each_operations_token_cost(sandbox: Sandbox) -> None:
     limits = pipedrive.PipedriveLimits(daily_token_budget=25)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=_app(sandbox, limits)),
-        base_url="http://sandbox/pipedrive",
-        headers={"x-api-token": TOKEN},
+    async with in_process(
+        _app(sandbox, limits), "/pipedrive", headers={"x-api-token": TOKEN}
     ) as client:
         deal = await client.post("/api/v2/deals", json={"title": "x"})  # costs 5
         search = await client.get("/api/v2/deals/search", params={"term": "xy"})  # costs 20
@@ -841,8 +838,7 @@ async def test_people_engine_salesperson_wins_every_open_deal(
     sandbox.people.configure("salesperson", always_wins)
     sandbox.people.tick()  # with no delay, the tick that plans also acts
     for deal in deals:
-        stored = (await client.get(f"/api/v2/deals/{deal['id']}")).json()["data"]
-        assert stored["status"] == "won"
+        assert await _stored_status(client, deal) == "won"
     assert sandbox.roles["salesperson"].pending() == []
 
 
@@ -855,15 +851,13 @@ async def test_salesperson_cannot_close_a_deal_twice(
     assert refuse is not None
     with pytest.raises(pipedrive.PipedriveError, match="not open"):
         refuse(str(deal["id"]))
-    stored = (await client.get(f"/api/v2/deals/{deal['id']}")).json()["data"]
-    assert stored["status"] == "won"
+    assert await _stored_status(client, deal) == "won"
 
 
 async def test_salesperson_win_sends_deal_change_webhook_with_basic_auth(
     sandbox: Sandbox, client: httpx.AsyncClient, receiver: WebhookReceiver
 ) -> None:
-    await client.post("/api/v1/webhooks", json=_subscription(f"{receiver.url}/pipedrive"))
-    deal = await _deal(client)
+    deal = await _watched_deal(client, receiver)
     sandbox.roles["salesperson"].accept(str(deal["id"]))
     [delivery] = receiver.wait_for(1)
     assert _basic_auth_ok(delivery)
@@ -877,15 +871,13 @@ async def test_salesperson_win_sends_deal_change_webhook_with_basic_auth(
     )
     assert payload["data"]["status"] == "won"
     assert payload["previous"]["status"] == "open"
-    stored = (await client.get(f"/api/v2/deals/{deal['id']}")).json()["data"]
-    assert stored["status"] == "won"
+    assert await _stored_status(client, deal) == "won"
 
 
 async def test_salesperson_loss_sends_the_lost_reason(
     sandbox: Sandbox, client: httpx.AsyncClient, receiver: WebhookReceiver
 ) -> None:
-    await client.post("/api/v1/webhooks", json=_subscription(f"{receiver.url}/pipedrive"))
-    deal = await _deal(client)
+    deal = await _watched_deal(client, receiver)
     assert sandbox.roles["salesperson"].refuse is not None
     sandbox.roles["salesperson"].refuse(str(deal["id"]))
     [delivery] = receiver.wait_for(1)
