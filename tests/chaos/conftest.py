@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from ledger import Ledger
-from tests.journey.conftest import TEST_HTTP_POLICY
+from tests.journey.conftest import leadflow_settings
 from tests.journey.world import World
 
 #: CI's size; `make chaos` runs 300
@@ -98,7 +98,6 @@ async def chaos_world(
     from blocks.http import forget_rate_limits
     from leadflow.business import reset_business_cache
     from leadflow.demo import DemoPaths, serve_webhooks, webhook_settings, with_top_level
-    from leadflow.settings import reset_settings_cache
     from leadflow.setup import setup_sandbox
     from sandbox.server import running_sandbox
     from webhooks.app import create_app
@@ -109,13 +108,7 @@ async def chaos_world(
     business = tmp_path / "leadflow.toml"
     ledger = Ledger(url)
     ledger.upgrade()
-    with running_sandbox(seed=chaos_size.seed) as running, pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LEADFLOW_DATABASE_URL", url)
-        patch.setenv("LEADFLOW_BUSINESS_FILE", str(business))
-        for name, value in TEST_HTTP_POLICY.items():
-            patch.setenv(name, value)
-        reset_settings_cache()
-        reset_business_cache()
+    with running_sandbox(seed=chaos_size.seed) as running, leadflow_settings(url, business):
         admin = httpx.Client(base_url=running.admin_url, timeout=30)
         try:
             await setup_sandbox(
@@ -151,6 +144,4 @@ async def chaos_world(
                 await asyncio.to_thread(admin.post, "/webhooks/wait", json={"timeout_seconds": 5})
         finally:
             await asyncio.to_thread(admin.close)
-            reset_settings_cache()
-            reset_business_cache()
             ledger.dispose()

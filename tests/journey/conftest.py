@@ -4,27 +4,15 @@ recording stand-in for a vendor write (the effect helper is vendor-agnostic)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ledger import Ledger
-
-
-class Clock:
-    """Real time, shifted by however far a test advanced it (leases expire without sleeping)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
+from tests.ledger.conftest import Clock
 
 
 @pytest.fixture
@@ -125,13 +113,33 @@ async def journey_blocks(prefect_server: None, journey_sandbox: Any, tmp_path_fa
     return business, sandbox_credentials(journey_sandbox.url)
 
 
+@contextmanager
+def leadflow_settings(ledger_url: str, business: Path) -> Iterator[None]:
+    """This process's settings pointing at the ledger `ledger_url` and the business file
+    `business`, with TEST_HTTP_POLICY (a vendor call with all its retries must end well inside
+    the 4 s effect lease); the cached settings are dropped going in and coming out."""
+    from leadflow.business import reset_business_cache
+    from leadflow.settings import reset_settings_cache
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEADFLOW_DATABASE_URL", ledger_url)
+        patch.setenv("LEADFLOW_BUSINESS_FILE", str(business))
+        for name, value in TEST_HTTP_POLICY.items():
+            patch.setenv(name, value)
+        reset_settings_cache()
+        reset_business_cache()
+        try:
+            yield
+        finally:
+            reset_settings_cache()
+            reset_business_cache()
+
+
 @pytest.fixture
 def world(journey_sandbox: Any, journey_blocks: Any, tmp_path: Path) -> Iterator[Any]:
     """A fresh ledger and a reset sandbox, with this process's settings pointing at them."""
     import httpx
 
-    from leadflow.business import reset_business_cache
-    from leadflow.settings import reset_settings_cache
     from tests.journey.world import World
 
     business, blocks = journey_blocks
@@ -142,16 +150,7 @@ def world(journey_sandbox: Any, journey_blocks: Any, tmp_path: Path) -> Iterator
     admin.post("/reset").raise_for_status()
     admin.put("/hostinger/settings", json={"activation_delay_seconds": 0}).raise_for_status()
     admin.put("/docusign/signer", json={"invalid_cpf_rate": 0}).raise_for_status()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LEADFLOW_DATABASE_URL", url)
-        patch.setenv("LEADFLOW_BUSINESS_FILE", str(business))
-        # a vendor call with all its retries must end well inside the 4 s effect lease
-        for name, value in TEST_HTTP_POLICY.items():
-            patch.setenv(name, value)
-        reset_settings_cache()
-        reset_business_cache()
+    with leadflow_settings(url, business):
         yield World(journey_sandbox, admin, ledger, blocks)
-    reset_settings_cache()
-    reset_business_cache()
     admin.close()
     ledger.dispose()
