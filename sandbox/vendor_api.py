@@ -1,4 +1,4 @@
-"""What the vendors' HTTP surfaces share: reading a JSON body and the admin API's bodies.
+"""What the vendors' HTTP surfaces share: reading a JSON body, refusing, the admin API's bodies.
 
 Each vendor answers a missing or unreadable body in its own words (Asaas and Pipedrive with
 their error envelopes, Hostinger as no input at all, DocuSign with INVALID_REQUEST_BODY), so
@@ -33,6 +33,17 @@ async def json_body(
         if refuse is not None:
             raise refuse() from None
     return unreadable
+
+
+class VendorError(Exception):
+    """A vendor's refusal: its HTTP status, its message and the headers its answer carries
+    (a 429's Retry-After); each vendor's subclass adds what its error body says besides."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
 
 
 class AdminBody(BaseModel):

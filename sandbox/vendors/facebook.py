@@ -48,7 +48,7 @@ from pydantic import AnyHttpUrl, Field
 from typing_extensions import TypedDict
 
 from sandbox.core import Sandbox, VendorEmulator
-from sandbox.vendor_api import AdminBody
+from sandbox.vendor_api import AdminBody, VendorError
 
 VENDOR = "facebook"
 GRAPH_VERSION = "v23.0"
@@ -97,7 +97,7 @@ DDDS = ("11", "21", "31", "41", "47", "51", "61", "71", "81", "85", "92")
 # -- Graph pieces shared with WhatsApp --------------------------------------------------------
 
 
-class GraphError(Exception):
+class GraphError(VendorError):
     """A Graph API error, answered as `{"error": {...}}` with Graph's HTTP status."""
 
     def __init__(
@@ -112,15 +112,12 @@ class GraphError(Exception):
         is_transient: bool = False,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(status, message, headers)
         self.code = code
-        self.status = status
         self.type = type_
         self.subcode = subcode
         self.error_data = error_data
         self.is_transient = is_transient
-        self.headers = headers or {}
 
     def body(self, fbtrace_id: str) -> dict[str, Any]:
         error: dict[str, Any] = {"message": self.message, "type": self.type, "code": self.code}

@@ -41,7 +41,7 @@ from pydantic import Field
 
 from sandbox.core import Sandbox, VendorEmulator
 from sandbox.quota import FixedWindow
-from sandbox.vendor_api import AdminBody, json_body
+from sandbox.vendor_api import AdminBody, VendorError, json_body
 
 VENDOR = "hostinger"
 
@@ -284,7 +284,7 @@ class HostingerState:
     spent_cents: int = 0
 
 
-class HostingerError(Exception):
+class HostingerError(VendorError):
     """Hostinger's error answer: `message`, `correlation_id`, and `errors` for a 422."""
 
     def __init__(
@@ -294,11 +294,8 @@ class HostingerError(Exception):
         errors: dict[str, list[str]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+        super().__init__(status, message, headers)
         self.errors = errors
-        self.headers = headers or {}
 
 
 def validation_error(errors: dict[str, list[str]]) -> HostingerError:
