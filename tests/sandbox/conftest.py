@@ -213,6 +213,13 @@ async def app_client(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def subscribe_receiver(served: RunningSandbox, vendor: str, callback_url: str) -> httpx.Response:
+    """The admin API's `POST /<vendor>/subscription` (Meta's handshake, then the webhook target)."""
+    return httpx.post(
+        f"{served.admin_url}/{vendor}/subscription", json={"callback_url": callback_url}
+    )
+
+
 @pytest.fixture
 def served() -> Iterator[RunningSandbox]:
     """A fresh sandbox served on a free loopback port (one per test: state never leaks)."""

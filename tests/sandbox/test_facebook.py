@@ -22,7 +22,7 @@ from sandbox.core import Sandbox
 from sandbox.server import RunningSandbox
 from sandbox.vendors import facebook
 from tests.contracts import assert_matches
-from tests.sandbox.conftest import WebhookReceiver
+from tests.sandbox.conftest import WebhookReceiver, subscribe_receiver
 
 CREDENTIALS = facebook.DEFAULT_CREDENTIALS
 TOKEN = CREDENTIALS["page_access_token"]
@@ -323,9 +323,7 @@ def test_the_webhook_body_escapes_non_ascii_as_meta_does(
 def test_the_subscription_handshake_echoes_the_challenge_before_the_target_is_set(
     served: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
-    response = httpx.post(
-        served.admin_url + "/facebook/subscription", json={"callback_url": receiver.url}
-    )
+    response = subscribe_receiver(served, "facebook", receiver.url)
     assert response.status_code == 200
     (handshake,) = [r for r in receiver.requests if r.method == "GET"]
     assert handshake.query["hub.mode"] == ["subscribe"]
@@ -337,9 +335,7 @@ def test_a_receiver_that_fails_the_handshake_is_not_subscribed(
     served: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
     receiver.verify_token = "another-token"
-    response = httpx.post(
-        served.admin_url + "/facebook/subscription", json={"callback_url": receiver.url}
-    )
+    response = subscribe_receiver(served, "facebook", receiver.url)
     assert response.status_code == 400
     assert "facebook" not in served.sandbox.webhook_targets
 

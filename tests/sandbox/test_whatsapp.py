@@ -20,7 +20,7 @@ from sandbox.core import Sandbox
 from sandbox.server import RunningSandbox
 from sandbox.vendors import whatsapp
 from tests.contracts import assert_matches
-from tests.sandbox.conftest import WebhookReceiver
+from tests.sandbox.conftest import WebhookReceiver, subscribe_receiver
 
 CREDENTIALS = whatsapp.DEFAULT_CREDENTIALS
 AUTH = {"Authorization": f"Bearer {CREDENTIALS['access_token']}"}
@@ -265,9 +265,7 @@ def test_an_inbound_message_fires_the_signed_messages_webhook(
 def test_the_subscription_handshake_guards_the_webhook_target(
     served: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
-    response = httpx.post(
-        served.admin_url + "/whatsapp/subscription", json={"callback_url": receiver.url}
-    )
+    response = subscribe_receiver(served, "whatsapp", receiver.url)
     assert response.status_code == 200
     assert served.sandbox.webhook_targets["whatsapp"] == receiver.url
 
