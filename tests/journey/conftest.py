@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ledger import Ledger
-from tests.ledger.conftest import Clock
+from tests.ledger.conftest import Clock, ledger_at
 
 
 @pytest.fixture
@@ -22,10 +22,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def ledger(tmp_path: Path, clock: Clock) -> Iterator[Ledger]:
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", clock=clock)
-    ledger.upgrade()
-    yield ledger
-    ledger.dispose()
+    with ledger_at(f"sqlite:///{tmp_path / 'ledger.db'}", clock=clock) as ledger:
+        yield ledger
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
@@ -38,6 +39,18 @@ class Clock:
 
     def reset(self) -> None:
         self.offset = timedelta()
+
+
+@contextmanager
+def ledger_at(url: str, **options: Any) -> Iterator[Ledger]:
+    """A Ledger on `url` with its schema upgraded to the newest migration; its connections are
+    closed afterwards (a test's database may be dropped next)."""
+    ledger = Ledger(url, **options)
+    ledger.upgrade()
+    try:
+        yield ledger
+    finally:
+        ledger.dispose()
 
 
 @contextmanager
@@ -85,10 +98,8 @@ def module_clock() -> Clock:
 
 @pytest.fixture(scope="module")
 def migrated_ledger(ledger_url: str, module_clock: Clock) -> Iterator[Ledger]:
-    ledger = Ledger(ledger_url, clock=module_clock)
-    ledger.upgrade()
-    yield ledger
-    ledger.dispose()
+    with ledger_at(ledger_url, clock=module_clock) as ledger:
+        yield ledger
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from ledger import Ledger
 from sandbox.server import RunningSandbox
-from tests.ledger.conftest import fresh_postgres_database
+from tests.ledger.conftest import fresh_postgres_database, ledger_at
 from webhooks.app import create_app
 from webhooks.settings import WebhookSettings
 
@@ -268,10 +268,8 @@ def ledger_url(
 
 @pytest.fixture(scope="module")
 def migrated_ledger(ledger_url: str) -> Iterator[Ledger]:
-    ledger = Ledger(ledger_url)
-    ledger.upgrade()
-    yield ledger
-    ledger.dispose()
+    with ledger_at(ledger_url) as ledger:
+        yield ledger
 
 
 @pytest.fixture
