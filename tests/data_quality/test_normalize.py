@@ -9,18 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data_quality import (
-    MISSING,
-    NORMALISERS,
-    FieldMapping,
-    Normalized,
-    normalize_cnpj,
-    normalize_cpf,
-    normalize_email,
-    normalize_name,
-    normalize_phone,
-    phone_kind,
-)
+import data_quality as dq
 
 # any code point at all: lone surrogates (what a broken JSON decoder lets through), control
 # characters, unassigned and private-use code points — st.text() alone excludes surrogates
@@ -48,11 +37,11 @@ FIELD_LIKE = st.one_of(
 FIELD_LIKE = st.one_of(FIELD_LIKE, st.tuples(ARBITRARY, FIELD_LIKE, ARBITRARY).map("".join))
 
 
-@pytest.mark.parametrize("name", NORMALISERS)
+@pytest.mark.parametrize("name", dq.NORMALISERS)
 @settings(max_examples=150, deadline=None)
 @given(text=FIELD_LIKE)
 def test_a_normaliser_never_raises_and_answers_a_value_or_a_reason(name: str, text: str) -> None:
-    result = NORMALISERS[name](text)
+    result = dq.NORMALISERS[name](text)
 
     assert (result.value is None) != (result.reason is None)
     if result.value is not None:  # a stored value can always be written to a database and JSON
@@ -72,11 +61,11 @@ def test_the_arbitrary_text_strategy_reaches_surrogates_and_control_characters()
     assert {"Cs", "Cc"} <= seen
 
 
-@pytest.mark.parametrize("name", NORMALISERS)
+@pytest.mark.parametrize("name", dq.NORMALISERS)
 @settings(max_examples=150, deadline=None)
 @given(text=FIELD_LIKE)
 def test_a_normaliser_is_idempotent(name: str, text: str) -> None:
-    normaliser = NORMALISERS[name]
+    normaliser = dq.NORMALISERS[name]
     first = normaliser(text)
 
     if first.value is not None:
@@ -97,42 +86,42 @@ def test_a_normaliser_is_idempotent(name: str, text: str) -> None:
 def test_names_are_trimmed_and_capitalised_with_particles_lower_case(
     text: str, expected: str
 ) -> None:
-    assert normalize_name(text) == Normalized(expected, None)
+    assert dq.normalize_name(text) == dq.Normalized(expected, None)
 
 
 def test_a_blank_field_is_missing_not_invalid() -> None:
-    for normaliser in NORMALISERS.values():
-        assert normaliser("  \t ") == Normalized(None, MISSING)
-        assert normaliser(None) == Normalized(None, MISSING)
+    for normaliser in dq.NORMALISERS.values():
+        assert normaliser("  \t ") == dq.Normalized(None, dq.MISSING)
+        assert normaliser(None) == dq.Normalized(None, dq.MISSING)
 
 
 def test_emails_are_lower_cased_and_keep_an_international_domain() -> None:
-    assert normalize_email(" Ana@Exemplo.COM ").value == "ana@exemplo.com"
-    assert normalize_email("joão@exemplo.中国").value == "joão@exemplo.中国"
+    assert dq.normalize_email(" Ana@Exemplo.COM ").value == "ana@exemplo.com"
+    assert dq.normalize_email("joão@exemplo.中国").value == "joão@exemplo.中国"
 
 
 def test_phones_become_e164_and_are_told_apart() -> None:
-    mobile = normalize_phone("(11) 98765-4321").value
-    landline = normalize_phone("(11) 3456-7890").value
+    mobile = dq.normalize_phone("(11) 98765-4321").value
+    landline = dq.normalize_phone("(11) 3456-7890").value
 
-    assert (mobile, phone_kind(mobile)) == ("+5511987654321", "mobile")
-    assert (landline, phone_kind(landline)) == ("+551134567890", "landline")
+    assert (mobile, dq.phone_kind(mobile)) == ("+5511987654321", "mobile")
+    assert (landline, dq.phone_kind(landline)) == ("+551134567890", "landline")
 
 
 def test_a_mobile_without_the_ninth_digit_is_refused_not_completed() -> None:
-    assert normalize_phone("(11) 8765-4321") == Normalized(None, "phone_valid_br")
+    assert dq.normalize_phone("(11) 8765-4321") == dq.Normalized(None, "phone_valid_br")
 
 
 def test_documents_keep_only_their_digits_and_refuse_repeated_sequences() -> None:
-    assert normalize_cpf("529.982.247-25").value == "52998224725"
-    assert normalize_cpf("111.111.111-11").reason == "cpf_valid"
-    assert normalize_cnpj("11.222.333/0001-81").value == "11222333000181"
-    assert normalize_cnpj("12.abc.345/01de-35").value == "12ABC34501DE35"
-    assert normalize_cnpj("11.111.111/1111-11").reason == "cnpj_valid"
+    assert dq.normalize_cpf("529.982.247-25").value == "52998224725"
+    assert dq.normalize_cpf("111.111.111-11").reason == "cpf_valid"
+    assert dq.normalize_cnpj("11.222.333/0001-81").value == "11222333000181"
+    assert dq.normalize_cnpj("12.abc.345/01de-35").value == "12ABC34501DE35"
+    assert dq.normalize_cnpj("11.111.111/1111-11").reason == "cnpj_valid"
 
 
 def test_the_field_mapping_reads_custom_names_and_facebook_field_data() -> None:
-    mapping = FieldMapping(fields={"Nome Completo": "full_name", "WhatsApp": "phone_number"})
+    mapping = dq.FieldMapping(fields={"Nome Completo": "full_name", "WhatsApp": "phone_number"})
     raw = {
         "id": "lead-1",
         "field_data": [
@@ -152,7 +141,7 @@ def test_the_field_mapping_reads_custom_names_and_facebook_field_data() -> None:
 
 def test_a_mapping_to_an_unknown_lead_field_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown lead field"):
-        FieldMapping(fields={"fone": "telephone"})
+        dq.FieldMapping(fields={"fone": "telephone"})
 
 
 @settings(max_examples=200, deadline=None)
@@ -171,7 +160,7 @@ def test_the_fast_path_for_plain_emails_agrees_with_email_validator(text: str) -
         assert fast == validated_email(text)
 
 
-@pytest.mark.parametrize("name", NORMALISERS)
+@pytest.mark.parametrize("name", dq.NORMALISERS)
 @pytest.mark.parametrize("text", ["\ud800", "a\udfff@x.com", "\x00", "١٢٣٤٥٦٧٨٩٠١", "9" * 10_000])
 def test_a_normaliser_refuses_text_hypothesis_does_not_generate(name: str, text: str) -> None:
-    assert NORMALISERS[name](text).value is None
+    assert dq.NORMALISERS[name](text).value is None

@@ -11,15 +11,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from data_quality import (
-    FieldMapping,
-    normalize_cnpj,
-    normalize_cpf,
-    normalize_email,
-    normalize_name,
-    normalize_phone,
-    phone_kind,
-)
+import data_quality as dq
 from data_quality.lead import NormalizedLead
 from data_quality.normalize import is_brazilian_mobile, not_text
 from tests.fuzz.budget import fuzz_settings
@@ -61,7 +53,7 @@ ANY_PYTHON = st.one_of(
     extra=st.dictionaries(ANY_TEXT, JSON_VALUES, max_size=3),
 )
 def test_any_answer_shape_maps_to_lead_fields(field_data: Any, extra: dict[str, Any]) -> None:
-    mapped = FieldMapping().map_row({**extra, "field_data": field_data})
+    mapped = dq.FieldMapping().map_row({**extra, "field_data": field_data})
     assert isinstance(mapped, dict)
     assert all(isinstance(name, str) for name in mapped)
 
@@ -69,7 +61,7 @@ def test_any_answer_shape_maps_to_lead_fields(field_data: Any, extra: dict[str, 
 @FUZZ
 @given(text=st.none() | ANY_TEXT | st.from_regex(r"\A\+55[1-9]{2}9?\d{8}\Z"))
 def test_a_phone_kind_is_known_or_none_for_any_text(text: str | None) -> None:
-    kind = phone_kind(text)
+    kind = dq.phone_kind(text)
     assert kind in (None, "mobile", "landline", "other")
     assert is_brazilian_mobile(text) is (kind == "mobile")
 
@@ -77,9 +69,9 @@ def test_a_phone_kind_is_known_or_none_for_any_text(text: str | None) -> None:
 @FUZZ
 @given(text=ANY_TEXT | st.from_regex(r"\A\(?[1-9]{2}\)? ?9?[2-9]\d{3}-?\d{4}\Z"))
 def test_a_phone_the_gate_accepts_has_a_kind(text: str) -> None:
-    phone = normalize_phone(text)
+    phone = dq.normalize_phone(text)
     if phone.ok:
-        assert phone_kind(phone.value) is not None
+        assert dq.phone_kind(phone.value) is not None
 
 
 @FUZZ
@@ -104,20 +96,20 @@ def test_not_text_names_the_kind_of_any_value(value: Any) -> None:
 def test_what_the_normalisers_accept_the_typed_lead_accepts(
     name: str, email: str, phone: str, cpf: str, cnpj: str
 ) -> None:
-    full_name = normalize_name(name)
+    full_name = dq.normalize_name(name)
     if not full_name.ok:
         return
-    e164 = normalize_phone(phone).value
-    kind = phone_kind(e164)
+    e164 = dq.normalize_phone(phone).value
+    kind = dq.phone_kind(e164)
     lead = NormalizedLead(
         source="facebook",
         source_id="880000000000001",
         full_name=full_name.value,
-        email=normalize_email(email).value,
+        email=dq.normalize_email(email).value,
         phone=e164,
         phone_kind=kind if kind in ("mobile", "landline") else None,
-        cpf=normalize_cpf(cpf).value,
-        cnpj=normalize_cnpj(cnpj).value,
+        cpf=dq.normalize_cpf(cpf).value,
+        cnpj=dq.normalize_cnpj(cnpj).value,
     )
     assert lead.first_name
     assert lead.document in (lead.cpf or lead.cnpj, None)
