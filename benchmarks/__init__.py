@@ -6,7 +6,11 @@ in the same run and the runner prints them side by side with their ratio.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -30,3 +34,35 @@ class Figure:
             f"{self.name}: {self.value:,.3f} {self.unit}  |  {self.baseline_name}: "
             f"{self.baseline:,.3f} {self.unit}  |  ratio {self.ratio:.2f}x{target}"
         )
+
+
+@dataclass
+class Window:
+    """What a throughput benchmark's workers look at: count a request only while `measuring`
+    (after the warm-up), and stop once `stopped`."""
+
+    measuring: bool = False
+    stopped: bool = False
+    done: int = 0
+
+    def finished_one(self) -> None:
+        if self.measuring:
+            self.done += 1
+
+    async def rate(
+        self,
+        workers: Callable[[], Coroutine[Any, Any, None]],
+        count: int,
+        *,
+        warmup_seconds: float,
+        measure_seconds: float,
+    ) -> float:
+        """Run `count` workers through a warm-up and a measured window; finished per second."""
+        tasks = [asyncio.create_task(workers()) for _ in range(count)]
+        await asyncio.sleep(warmup_seconds)
+        self.measuring, started = True, time.perf_counter()
+        await asyncio.sleep(measure_seconds)
+        self.measuring, elapsed = False, time.perf_counter() - started
+        self.stopped = True
+        await asyncio.gather(*tasks)
+        return self.done / elapsed

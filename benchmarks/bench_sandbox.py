@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from benchmarks import Figure
+from benchmarks import Figure, Window
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTIONS = 8  # httpx's pool degrades sharply beyond ~16 connections (measured: 32 -> 1/4)
@@ -136,9 +136,7 @@ async def _rate(base_url: str, build: Builder) -> float:
     """Successful requests per second over MEASURE_SECONDS, CONNECTIONS at a time."""
     limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
     counter = iter(range(10**9))
-    done = 0
-    measuring = False
-    stop = False
+    window = Window()
 
     # TCP_NODELAY: httpcore writes the headers and the body separately; with Nagle's algorithm
     # the body then waits for the server's delayed ACK (~40 ms on Linux) on every request.
@@ -148,23 +146,16 @@ async def _rate(base_url: str, build: Builder) -> float:
     async with httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30) as client:
 
         async def worker() -> None:
-            nonlocal done
-            while not stop:
+            while not window.stopped:
                 path, body, headers = build(next(counter))
                 response = await client.post(path, json=body, headers=headers)
                 if response.status_code >= 300:
                     raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
-                if measuring:
-                    done += 1
+                window.finished_one()
 
-        tasks = [asyncio.create_task(worker()) for _ in range(CONNECTIONS)]
-        await asyncio.sleep(WARMUP_SECONDS)
-        measuring, started = True, time.perf_counter()
-        await asyncio.sleep(MEASURE_SECONDS)
-        measuring, elapsed = False, time.perf_counter() - started
-        stop = True
-        await asyncio.gather(*tasks)
-    return done / elapsed
+        return await window.rate(
+            worker, CONNECTIONS, warmup_seconds=WARMUP_SECONDS, measure_seconds=MEASURE_SECONDS
+        )
 
 
 INTAKE_LEADS = 600

@@ -21,7 +21,6 @@ import os
 import socket
 import statistics
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +28,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from benchmarks import Figure
+from benchmarks import Figure, Window
 from benchmarks.bench_sandbox import _free_port, _serve
 
 CONNECTIONS = 32  # deliveries in flight: vendors send concurrently; the raw client makes 32 cheap
@@ -108,15 +107,15 @@ async def _rate(
     prepared = [_request(*delivery) for delivery in deliveries]
     # the bare endpoint gets the same request again and again; deliveries are all distinct
     requests = itertools.cycle(prepared) if len(prepared) == 1 else iter(prepared)
-    done = sent = 0
-    measuring = stop = False
+    window = Window()
+    sent = 0
 
     async def connection() -> None:
-        nonlocal done, sent
+        nonlocal sent
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            while not stop:
+            while not window.stopped:
                 writer.write(next(requests))
                 sent += 1
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -128,19 +127,14 @@ async def _rate(
                 answer = await reader.readexactly(length)
                 if status != 200:
                     raise RuntimeError(f"{status} {answer[:200]!r}")
-                if measuring:
-                    done += 1
+                window.finished_one()
         finally:
             writer.close()
 
-    tasks = [asyncio.create_task(connection()) for _ in range(CONNECTIONS)]
-    await asyncio.sleep(WARMUP_SECONDS)
-    measuring, started = True, time.perf_counter()
-    await asyncio.sleep(MEASURE_SECONDS)
-    measuring, elapsed = False, time.perf_counter() - started
-    stop = True
-    await asyncio.gather(*tasks)
-    return done / elapsed, sent
+    rate = await window.rate(
+        connection, CONNECTIONS, warmup_seconds=WARMUP_SECONDS, measure_seconds=MEASURE_SECONDS
+    )
+    return rate, sent
 
 
 def _uvicorn(app_expression: str, port: int) -> str:

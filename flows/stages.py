@@ -106,7 +106,7 @@ async def run_intake(
     return report
 
 
-def _stage_flow(stage: str, description: str) -> Flow[[list[int] | None], Awaitable[StageReport]]:
+def _stage_flow(stage: str, description: str) -> Flow[..., Awaitable[StageReport]]:
     """The flow of one of STAGES: its steps over the journeys due, or over the leads named (then
     asked for by a person or a webhook), and the report published as the run's artifact."""
 

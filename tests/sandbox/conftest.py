@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -174,17 +175,26 @@ def _no_sandbox_thread_outlives_its_test() -> Iterator[None]:
     assert not leaked, f"threads left running: {sorted(t.name for t in leaked)}"
 
 
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
+@contextmanager
+def receiving_webhooks() -> Iterator[WebhookReceiver]:
+    """A loopback server recording what is posted to it, for as long as the block runs."""
     receiver = WebhookReceiver()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
     server.daemon_threads = True
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
-    yield receiver
-    server.shutdown()
-    server.server_close()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with receiving_webhooks() as receiver:
+        yield receiver
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -27,7 +25,7 @@ from blocks.docusign import forget_access_tokens
 from leadflow.sandbox_blocks import sandbox_credentials
 from sandbox.server import RunningSandbox, running_sandbox
 from tests.blocks.conftest import new_signing_key
-from tests.sandbox.conftest import WebhookReceiver, _handler
+from tests.sandbox.conftest import WebhookReceiver, receiving_webhooks
 from tests.webhooks.conftest import (
     ASAAS_TOKEN,
     create_pix_payment,
@@ -67,15 +65,8 @@ class Registered:
 @pytest.fixture(scope="module")
 def service() -> Iterator[WebhookReceiver]:
     """Where the service would listen: a loopback server recording what vendors post."""
-    receiver = WebhookReceiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
-    server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield receiver
-    server.shutdown()
-    server.server_close()
+    with receiving_webhooks() as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="module")
