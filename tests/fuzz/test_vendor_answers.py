@@ -21,7 +21,8 @@ from blocks import TransientError, UnknownOutcomeError
 from blocks.docusign import forget_access_tokens
 from blocks.errors import PermanentError, VendorError
 from blocks.http import HttpPolicy, RateLimit
-from tests.blocks.test_unreadable_answers import AUTH, METHODS, Method, _blocks, _pem
+from tests.blocks.conftest import new_signing_key
+from tests.blocks.test_unreadable_answers import AUTH, METHODS, Method, _blocks
 from tests.fuzz.budget import fuzz_settings
 
 #: the names the clients read from the vendors' answers (and their envelopes)
@@ -97,7 +98,7 @@ WRONG_TYPES = st.recursive(
 )
 BODIES = st.dictionaries(st.sampled_from(FIELD_NAMES), WRONG_TYPES, max_size=8) | WRONG_TYPES
 
-PEM = _pem()
+PEM = new_signing_key()[0]
 
 
 async def _no_sleep(_: float) -> None:
