@@ -44,7 +44,7 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-# issue 14's chaos run at full size (CI runs 30 leads in `make test`); its table is printed.
+# issue 14's chaos run at full size (CI runs 20 leads in `make test`); its table is printed.
 # Another seed: `make chaos CHAOS_SEED=7`; another size: `make chaos CHAOS_LEADS=100`.
 CHAOS_LEADS ?= 300
 CHAOS_SEED ?= 20261202

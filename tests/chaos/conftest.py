@@ -23,7 +23,7 @@ from tests.journey.conftest import leadflow_settings
 from tests.journey.world import World
 
 #: CI's size; `make chaos` runs 300
-DEFAULT_LEADS = 30
+DEFAULT_LEADS = 20
 DEFAULT_SEED = 20261202
 BLOCKS_NAME = "chaos"
 

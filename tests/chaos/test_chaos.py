@@ -3,7 +3,7 @@ vendor route fails a third of the time, answers get lost after the write, webhoo
 or never, and the flow process is SIGKILLed twice mid-run; then the reconciler runs to the end.
 
 Nothing may be created twice, no lead lost, every effect done or dead-lettered with a reason,
-every stored webhook processed. Size and seed: LEADFLOW_CHAOS_LEADS (CI: 30, `make chaos`: 300)
+every stored webhook processed. Size and seed: LEADFLOW_CHAOS_LEADS (CI: 20, `make chaos`: 300)
 and LEADFLOW_CHAOS_SEED; the sandbox's faults, the people and the kill times all follow the seed.
 `make chaos` prints the run's table (pytest -s); LEADFLOW_CHAOS_REPORT also writes it to a file.
 """
