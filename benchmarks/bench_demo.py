@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import Figure
+from leadflow.cli.demo import QUIET_PREFECT
 
 LEADS = int(os.environ.get("LEADFLOW_BENCH_DEMO_LEADS", "200"))
 FAULTS = 0.2
@@ -45,15 +46,11 @@ TIME_LIMIT_SECONDS = float(os.environ.get("LEADFLOW_BENCH_DEMO_TIME_LIMIT", "900
 #: on top of the demo's limit: importing leadflow and starting the temporary Prefect server
 STARTUP_ALLOWANCE_SECONDS = 600
 
-#: quiet Prefect (the demo's own settings) and no telemetry; the temporary server's first
-#: migration is slow on a busy machine
+#: the demo's own quiet-Prefect settings; the temporary server's first migration is slower on a
+#: busy machine than the demo allows for
 PREFECT_ENVIRONMENT: dict[str, str] = {
-    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
+    **QUIET_PREFECT,
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "500",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "500",
 }
 
 
