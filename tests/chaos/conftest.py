@@ -50,15 +50,24 @@ class ChaosWorld(World):
 
 def claim_lease_seconds(leads: int) -> float:
     """Long enough for one stage's whole batch under faults: a batch that outlives its claim
-    has every move refused and is redone, round after round (seen at 300 leads with 4 s)."""
-    return max(4.0, leads / 10)
+    has every move refused and is redone, round after round (seen at 300 leads with 4 s; at
+    25 in flight a 300-lead run's longest step took 11 s)."""
+    return max(4.0, leads / 15)
+
+
+#: how long a journey waiting on a person goes unread (the reconciler's read finds a lost
+#: webhook): longer than a round's step takes, so a deal, envelope or charge made in a round is
+#: not read back in that same round (nobody acts during a round; the read could only say
+#: "still open", and under chaos every needless call is another fault and, for a vendor-wide
+#: 429, a pause of every call to that vendor)
+WAITING_RECHECK_SECONDS = 2.0
 
 
 def _timing(leads: int) -> str:
     # a vendor call with all its retries (3 s total) ends well inside the effect lease
     return (
         "\n[timing]\nretry_base_seconds = 0.01\nretry_cap_seconds = 0.05\n"
-        "waiting_recheck_seconds = 0.2\nactivation_poll_seconds = 0.01\n"
+        f"waiting_recheck_seconds = {WAITING_RECHECK_SECONDS}\nactivation_poll_seconds = 0.01\n"
         f"activation_poll_cap_seconds = 0.05\nclaim_lease_seconds = {claim_lease_seconds(leads)}\n"
         "effect_lease_seconds = 4\n"
     )
@@ -117,7 +126,11 @@ async def chaos_world(
                 business_file=business,
                 extra_toml=_timing(chaos_size.leads),
             )
-            with_top_level(business, {"batch_size": min(5000, max(100, chaos_size.leads))})
+            # 25 calls in flight, not the default 10: a hung call or a 429's own wait holds
+            # one lane for a second, and at 10 lanes those waits set the run's pace
+            with_top_level(
+                business, {"batch_size": min(5000, max(100, chaos_size.leads)), "concurrency": 25}
+            )
             reset_business_cache()
             blocks = await _sandbox_budgets()
             forget_rate_limits()
