@@ -37,8 +37,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# two pytest workers (pytest-xdist): the suite waits on Prefect servers, subprocesses and loopback
+# vendors about as much as it computes, so two workers on 2 cores take half the time of one
+TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # every benchmark beside its baseline; the table goes to benchmarks/RESULTS.md (machine, date)
 bench: $(STAMP)

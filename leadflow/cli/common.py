@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 if TYPE_CHECKING:
     from ledger import Ledger
@@ -22,6 +23,15 @@ T = TypeVar("T")
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def whole_table(*headers: str, title: str | None = None) -> Table:
+    """A table whose cells fold onto more lines instead of ending in "…": on a narrow terminal
+    (80 columns, a CI log) an id or a vendor's message cut short is a wrong id or message."""
+    table = Table(*headers, title=title)
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
 
 
 def command_group(help: str, *, invoke_without_command: bool = False) -> typer.Typer:

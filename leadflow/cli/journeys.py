@@ -18,9 +18,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from leadflow.cli.common import command_group, console, fail, with_ledger
+from leadflow.cli.common import command_group, console, fail, whole_table, with_ledger
 from leadflow.privacy import mask_field, mask_text
 
 if TYPE_CHECKING:
@@ -73,7 +72,7 @@ def list_journeys(
             journeys = ledger.list_journeys(state=wanted, since=moment, limit=limit)
         except UnknownState as exc:
             raise fail(GROUP, str(exc), 2) from None
-        table = Table("lead", "state", "since", "next step due", "held by")
+        table = whole_table("lead", "state", "since", "next step due", "held by")
         for journey in journeys:
             table.add_row(
                 str(journey.lead_id),
@@ -121,7 +120,7 @@ def show(lead_id: Annotated[int, typer.Argument(help="The lead's id.")]) -> None
             "next step due: " + (_ago(journey.due_at) if journey.due_at else "waits for a person")
         )
 
-        history = Table("when", "from", "to", "cause", "why", title="history")
+        history = whole_table("when", "from", "to", "cause", "why", title="history")
         for step in ledger.journey_history(lead_id):
             history.add_row(
                 f"{step.at:%Y-%m-%d %H:%M:%S}",
@@ -132,7 +131,9 @@ def show(lead_id: Annotated[int, typer.Argument(help="The lead's id.")]) -> None
             )
         console.print(history)
 
-        effects = Table("vendor object", "id", "status", "attempts", "note", title="vendor objects")
+        effects = whole_table(
+            "vendor object", "id", "status", "attempts", "note", title="vendor objects"
+        )
         for effect in ledger.effects_for_lead(lead_id):
             notes = [effect.note or "", effect.last_error or ""]
             if effect.orphan_candidates:
@@ -148,7 +149,7 @@ def show(lead_id: Annotated[int, typer.Argument(help="The lead's id.")]) -> None
 
         records = [r for r in ledger.list_quarantine(include_replayed=True) if r.lead_id == lead_id]
         if records:
-            quarantine = Table("record", "when", "rules", "replayed", title="quarantine")
+            quarantine = whole_table("record", "when", "rules", "replayed", title="quarantine")
             for record in records:
                 quarantine.add_row(
                     str(record.id),
