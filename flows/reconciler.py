@@ -6,9 +6,10 @@ that comes next — a signed contract is billed seconds after DocuSign says so.
 
 `lead_to_cash` is the scheduled reconciler (DESIGN.md, principle 6): it applies every stored
 delivery never processed (a crash between acknowledging and triggering loses nothing), then runs
-every stage once over the journeys due. Stages that wait on a person read the vendor for
-journeys whose webhook never came, so a lost webhook only delays a journey. It is one flow run
-whose stages are steps, not sub-flows: idle, it costs a few claims that find nothing.
+every stage once over the journeys due, and the intake of received leads last. Stages that wait
+on a person read the vendor for journeys whose webhook never came, so a lost webhook only delays
+a journey. It is one flow run whose stages are steps, not sub-flows: idle, it costs a few claims
+that find nothing.
 
 `replay_quarantine` sends corrected quarantine records back through the gate, and the leads
 that now pass on into Pipedrive.
@@ -70,10 +71,11 @@ async def lead_to_cash() -> dict[str, int]:
         for report in await _next_stages(context, await _apply(context, None)):
             await publish_report(report)
         context.cause = Cause.RECONCILE
-        # received leads are gated; the forms are polled by the intake deployment's schedule
-        await publish_report(await run_intake(context, poll=False))
         for stage in STAGES:
             await publish_report(await run_stage(context, stage))
+        # received leads are gated (the forms are polled by the intake deployment's schedule)
+        # after the stages, so the deals stage does not read back deals opened in this run
+        await publish_report(await run_intake(context, poll=False))
         counts = await asyncio.to_thread(context.ledger.journey_counts)
     return {str(state): count for state, count in counts.items() if count}
 

@@ -43,11 +43,15 @@ __all__ = [
 S = JourneyState
 Step = Callable[[StepContext, list[Any]], Awaitable[list[Move]]]
 
-#: stage → (the state it takes journeys from, the task that moves them), in journey order
+#: stage → its steps, each (the state it takes journeys from, the task that moves them). Where
+#: a step waits on a person (an open deal, a sent contract, an open charge), that read runs first:
+#: what the stage makes next cannot have been answered yet, so reading it back in the same run
+#: would only cost a vendor call per journey. Activation polls after activating: a machine, not
+#: a person, builds the site, and it may be live at once.
 STAGES: dict[str, tuple[tuple[JourneyState, Step], ...]] = {
-    "deals": ((S.QUALIFIED, upsert_person_and_deal), (S.DEAL_OPEN, check_deals)),
-    "contracts": ((S.DEAL_WON, send_contract), (S.CONTRACT_SENT, check_contracts)),
-    "billing": ((S.CONTRACT_SIGNED, charge_by_pix), (S.CHARGE_OPEN, check_payments)),
+    "deals": ((S.DEAL_OPEN, check_deals), (S.QUALIFIED, upsert_person_and_deal)),
+    "contracts": ((S.CONTRACT_SENT, check_contracts), (S.DEAL_WON, send_contract)),
+    "billing": ((S.CHARGE_OPEN, check_payments), (S.CONTRACT_SIGNED, charge_by_pix)),
     "activation": ((S.PAID, activate_service), (S.ACTIVATING, check_activation)),
     "welcome": ((S.ACTIVATED, welcome_clients),),
 }
