@@ -3,8 +3,11 @@ leads from the Graph API to `welcomed`, every vendor object created once and lin
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from flows import intake, lead_to_cash
 from ledger import JourneyState
 from tests.journey.world import World
 
@@ -59,6 +62,39 @@ async def test_each_vendor_object_carries_the_references_that_link_it_to_the_jou
             for key, vendor_id in ids.items():
                 if key != "pipedrive.add_note":
                     assert vendor_id in note, key
+
+
+def _reads_of_one(world: World, vendor: str, collection: str) -> int:
+    """GETs of single objects in `collection` ("envelopes": GET .../envelopes/{envelope_id})
+    the vendor has answered so far, from the sandbox's own request counts."""
+    one = re.compile(rf"^GET .*/{collection}/\{{[^}}]+\}}$")
+    routes = world.admin.get("/faults").json()["requests"].get(vendor, {})
+    return sum(count for route, count in routes.items() if one.match(route))
+
+
+async def test_a_round_does_not_read_back_the_envelopes_and_charges_it_has_just_made(
+    world: World,
+) -> None:
+    """Nobody can have signed an envelope or paid a charge made moments ago in the same run:
+    the reconciler reads what waits on a person before it makes the next thing."""
+    world.people(accept=1.0)
+    world.submit_leads(2)
+    await intake()
+    world.act()  # the salesperson wins both deals
+    envelopes_read = _reads_of_one(world, "docusign", "envelopes")
+
+    await lead_to_cash()
+
+    assert world.counts() == {JourneyState.CONTRACT_SENT: 2}, world.describe()
+    assert _reads_of_one(world, "docusign", "envelopes") == envelopes_read
+    world.act()  # both sign
+    payments_read = _reads_of_one(world, "asaas", "payments")
+
+    await lead_to_cash()
+
+    assert world.counts() == {JourneyState.CHARGE_OPEN: 2}, world.describe()
+    assert _reads_of_one(world, "docusign", "envelopes") == envelopes_read + 2
+    assert _reads_of_one(world, "asaas", "payments") == payments_read
 
 
 async def test_a_lost_deal_and_a_declined_contract_close_their_journeys(world: World) -> None:
