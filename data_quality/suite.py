@@ -136,7 +136,11 @@ class GateSuite:
     rules: dict[str, Rule]
 
 
-_lock = threading.Lock()
+#: GX's context is shared by the process and not safe across threads: its pandas engine holds
+#: one loaded batch per batch id, and every gate's batch has the same id, so two validations at
+#: once (the webhook path's gate and the reconciler's, each in a worker thread) each judged the
+#: other's rows. Building the context, validating and writing Data Docs all hold this lock.
+_lock = threading.RLock()
 _gate_suite: GateSuite | None = None
 
 
@@ -187,15 +191,16 @@ def failing_rows(frame: pd.DataFrame) -> dict[str, list[Any]]:
     """Validate `frame` with the suite: rule name → the `lead_id`s of the rows that broke it,
     as GX reports them (uniqueness: every member of a duplicate group)."""
     gate = gate_suite()
-    batch = gate.batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(
-        gate.suite,
-        result_format={
-            "result_format": "COMPLETE",
-            "unexpected_index_column_names": [ROW_ID],
-            "return_unexpected_index_query": False,
-        },
-    )
+    with _lock:
+        batch = gate.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(
+            gate.suite,
+            result_format={
+                "result_format": "COMPLETE",
+                "unexpected_index_column_names": [ROW_ID],
+                "return_unexpected_index_query": False,
+            },
+        )
     failing: dict[str, list[Any]] = {name: [] for name in RULE_NAMES}
     for outcome in result.results:
         # validate() sets each result's configuration; the None is for hand-made results

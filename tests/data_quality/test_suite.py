@@ -142,3 +142,32 @@ def test_one_factory_builds_a_column_expectation_gx_runs_with_per_row_results() 
     assert result.success is False
     assert [row["lead_id"] for row in result.result["unexpected_index_list"]] == [2]
     assert expect_even.__doc__ == "Each value is an even number."
+
+
+def test_gates_running_at_once_in_one_process_each_judge_their_own_rows() -> None:
+    """The webhook path and the reconciler gate their batches in threads of one process; GX's
+    shared context must not validate one thread's rows against the other's (seen in the demo:
+    leads with no contact at all passed while another batch was being gated)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bad = pd.DataFrame(
+        {"lead_id": range(1, 41), "full_name": [f"Sem Contato {n}" for n in range(1, 41)]}
+    )
+    good = pd.DataFrame(
+        {
+            "lead_id": range(101, 141),
+            "full_name": [f"Cliente {chr(65 + n % 26)}{chr(97 + n // 26)}" for n in range(40)],
+            "email": [f"cliente{n}@exemplo.com.br" for n in range(1, 41)],
+        }
+    )
+
+    def gate(frame: pd.DataFrame) -> tuple[int, int]:
+        result = split_leads(frame)
+        return len(result.clean), len(result.quarantined)
+
+    gate(good)  # GX imported and its context built before the race
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [pool.submit(gate, frame) for _ in range(6) for frame in (bad, good)]
+        outcomes = [run.result() for run in runs]
+
+    assert outcomes == [(0, 40), (40, 0)] * 6
