@@ -227,6 +227,13 @@ async def perform(
         await _fail(ledger, write.key, message, permanent=False, token=token)
         retry_after = getattr(error, "retry_after", None)
         return Effected(EffectResult.TRANSIENT, write.key, error=message, retry_after=retry_after)
+    except Exception as error:  # leadflow's own failure around the call: a bug, unusable data
+        # Left held, the lease would tell every round "another worker is calling the vendor"
+        # until it ran out, and hide the real error. Whether the vendor was reached is not
+        # known, so the next attempt looks up first (a write without a look-up holds).
+        message = f"{type(error).__name__}: {vendor_message(error, write.names)}"
+        await _fail(ledger, write.key, message, permanent=False, token=token)
+        raise
     return await _record(ledger, write, created, EffectResult.CREATED)
 
 

@@ -122,6 +122,24 @@ async def test_after_a_lost_answer_with_nothing_to_find_the_object_is_created(
     assert (vendor.finds, vendor.creates, len(vendor.objects)) == (1, 2, 1)
 
 
+async def test_a_failure_of_leadflows_own_code_ends_the_attempt_with_its_error(
+    ledger: Ledger, lead_id: int, vendor: FakeVendor
+) -> None:
+    async def broken() -> dict[str, Any]:
+        raise ValueError("a Pipedrive person needs an e-mail or a phone")
+
+    with pytest.raises(ValueError, match="needs an e-mail"):
+        await perform(ledger, write(vendor, lead_id, create=broken))
+    effect = ledger.get_effect(KEY)
+    again = await perform(ledger, write(vendor, lead_id))
+
+    assert effect.status == EffectStatus.FAILED
+    assert not effect.permanent
+    assert effect.last_error == "ValueError: a Pipedrive person needs an e-mail or a phone"
+    assert again.result == EffectResult.CREATED  # not "another worker is calling the vendor"
+    assert (vendor.finds, vendor.creates) == (1, 1)  # the vendor may have been reached: look up
+
+
 async def test_while_another_worker_holds_the_attempt_the_vendor_is_not_called(
     ledger: Ledger, lead_id: int, vendor: FakeVendor
 ) -> None:
