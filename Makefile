@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 export PREFECT_HOME := $(CURDIR)/.leadflow/prefect
+# Prefect makes only the last folder of its home: on a fresh clone .leadflow/ does not exist yet
+$(shell mkdir -p "$(PREFECT_HOME)")
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE := 500
