@@ -219,19 +219,29 @@ def accounting_counters(accounting: Any) -> dict[tuple[str, str], int]:
     return {(c.vendor, c.kind): c.created for c in accounting.kinds}
 
 
-def _recorded(world: ChaosWorld) -> dict[tuple[str, str], int]:
-    """Per kind, the distinct objects the ledger recorded done: what the vendor should hold.
-    A message sent with its answer lost is one object per effect ("unconfirmed")."""
-    seen: dict[tuple[str, str], set[str]] = {}
+def _recorded(world: ChaosWorld) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per kind, (the distinct objects the ledger recorded done with their vendor id, the sends
+    recorded "unconfirmed"): the vendor holds the first exactly, and at most the second more
+    (a send whose connection dropped before the write never reached it; none is resent)."""
+    confirmed: dict[tuple[str, str], set[str]] = {}
+    unconfirmed: Counter[tuple[str, str]] = Counter()
     for effect in _effects(world):
         kind = KINDS.get((effect.vendor, effect.operation))
         if kind is None or effect.status != EffectStatus.DONE or not effect.vendor_object_id:
             continue
-        unique = effect.vendor_object_id
-        if unique == "unconfirmed":
-            unique = f"unconfirmed:{effect.key}"
-        seen.setdefault(kind, set()).add(unique)
-    return {kind: len(ids) for kind, ids in seen.items()}
+        if effect.vendor_object_id == "unconfirmed":
+            unconfirmed[kind] += 1
+        else:
+            confirmed.setdefault(kind, set()).add(effect.vendor_object_id)
+    kinds = set(confirmed) | set(unconfirmed)
+    return {kind: (len(confirmed.get(kind, ())), unconfirmed[kind]) for kind in kinds}
+
+
+def _objects(created: int, recorded: tuple[int, int]) -> str:
+    confirmed, unconfirmed = recorded
+    if not unconfirmed:
+        return f"{created} / {confirmed}"
+    return f"{created} / {confirmed} + up to {unconfirmed} sent with the answer lost"
 
 
 def report_table(
@@ -242,7 +252,7 @@ def report_table(
     webhooks: list[dict[str, Any]],
     inbox: dict[str, int],
     kills: int,
-    recorded: dict[tuple[str, str], int],
+    recorded: dict[tuple[str, str], tuple[int, int]],
     failed: list[str],
     stuck: list[str],
 ) -> str:
@@ -261,8 +271,8 @@ def report_table(
     counters = accounting_counters(accounting)
     rows += [
         (
-            f"objects: {vendor} {kind} (created / expected)",
-            f"{created} / {recorded.get((vendor, kind), 0)}",
+            f"objects: {vendor} {kind} (created / recorded)",
+            _objects(created, recorded.get((vendor, kind), (0, 0))),
         )
         for (vendor, kind), created in counters.items()
     ]
