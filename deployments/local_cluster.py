@@ -26,6 +26,7 @@ from deployments.schedules import REPO_ROOT, WORK_POOL
 
 __all__ = [
     "Cluster",
+    "drop_database",
     "free_port",
     "pool_busy",
     "record_sample_leads",
@@ -46,15 +47,28 @@ def free_port() -> int:
 def recreate_database(url: str, name: str) -> str:
     """Drop and create database `name` on the server of SQLAlchemy `url`; its URL (same
     driver)."""
+    from sqlalchemy.engine import make_url
+
+    with _admin_connection(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str, name: str) -> None:
+    """Drop database `name` on the server of SQLAlchemy `url`, even while still in use: a
+    cluster's databases must not outlive it (each CI run names its own)."""
+    with _admin_connection(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin_connection(url: str) -> Any:
     import psycopg
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     admin = parsed.set(drivername="postgresql", database=parsed.database or "postgres")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return parsed.set(database=name).render_as_string(hide_password=False)
+    return psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True)
 
 
 @dataclass

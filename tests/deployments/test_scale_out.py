@@ -22,6 +22,7 @@ import pytest
 
 from deployments.local_cluster import (
     Cluster,
+    drop_database,
     record_sample_leads,
     recreate_database,
     trigger_reconciler,
@@ -68,6 +69,8 @@ def cluster(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield cluster
     finally:
         cluster.stop()
+        for name in (f"{base}_scale_ledger", f"{base}_scale_prefect"):
+            drop_database(postgres_url, name)
 
 
 def _python() -> str:
