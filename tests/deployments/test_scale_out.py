@@ -54,10 +54,11 @@ def cluster(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
     base = make_url(postgres_url).database or "leadflow"
     home = tmp_path_factory.mktemp("cluster")
-    ledger_url = recreate_database(postgres_url, f"{base}_scale_ledger")
+    ledger_database, prefect_database = f"{base}_scale_ledger", f"{base}_scale_prefect"
+    ledger_url = recreate_database(postgres_url, ledger_database)
     cluster = Cluster(
         home=home,
-        prefect_database_url=recreate_database(postgres_url, f"{base}_scale_prefect"),
+        prefect_database_url=recreate_database(postgres_url, prefect_database),
         env={
             "LEADFLOW_DATABASE_URL": ledger_url,
             "LEADFLOW_BUSINESS_FILE": str(home / "leadflow.toml"),
@@ -69,7 +70,7 @@ def cluster(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield cluster
     finally:
         cluster.stop()
-        for name in (f"{base}_scale_ledger", f"{base}_scale_prefect"):
+        for name in (ledger_database, prefect_database):
             drop_database(postgres_url, name)
 
 

@@ -61,6 +61,15 @@ def journey(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[L
     reset_settings_cache()
 
 
+@pytest.fixture
+def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 200-column terminal. The CLI's console read the width when its module was first
+    imported, by whichever test came first (COLUMNS given to one invoke comes too late)."""
+    from leadflow.cli.common import console
+
+    monkeypatch.setattr(console, "width", 200)
+
+
 @pytest.mark.usefixtures("wide_terminal")
 def test_show_tells_the_whole_story_with_contact_data_masked(journey: tuple[Ledger, int]) -> None:
     _, lead_id = journey
@@ -82,15 +91,6 @@ def test_show_tells_the_whole_story_with_contact_data_masked(journey: tuple[Ledg
         assert expected in result.output, expected
     for secret in (EMAIL, PHONE, CPF, "Maria da Silva"):
         assert secret not in result.output
-
-
-@pytest.fixture
-def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 200-column terminal. The CLI's console read the width when its module was first
-    imported, by whichever test came first (COLUMNS given to one invoke comes too late)."""
-    from leadflow.cli.common import console
-
-    monkeypatch.setattr(console, "width", 200)
 
 
 @pytest.mark.usefixtures("wide_terminal")
