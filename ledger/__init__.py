@@ -35,6 +35,7 @@ and `record_lead`, which opens it in `received`. From async code use `AsyncLedge
 
 from ledger.effects import DEFAULT_EFFECT_LEASE_SECONDS
 from ledger.errors import (
+    BatchSpoiled,
     ClaimLost,
     DatabaseRefused,
     EffectInFlight,
@@ -82,6 +83,7 @@ __all__ = [
     "TERMINAL_STATES",
     "TRANSITIONS",
     "AsyncLedger",
+    "BatchSpoiled",
     "Cause",
     "ClaimLost",
     "ClaimedJourney",

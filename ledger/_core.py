@@ -28,6 +28,7 @@ from leadflow.privacy import mask_text
 from ledger import migrate
 from ledger.engine import SQLITE_BEGIN_OPTION, create_ledger_engine, describe_url, parse_url
 from ledger.errors import (
+    BatchSpoiled,
     DatabaseRefused,
     IllegalTransition,
     InvalidValue,
@@ -237,10 +238,12 @@ class LedgerCore:
 
         Why: a journey step makes two or three ledger writes per vendor call; one transaction
         each cost more CPU than the vendor calls, and on SQLite they queued on the one write
-        lock. Each call still runs in a savepoint of its own, so a call that raises (a claim
-        lost, an effect in flight) undoes only itself; nothing is committed, and so nothing
-        may be acknowledged, before the block ends. A database error ends the whole batch.
-        Nested blocks join the outer one.
+        lock. A savepoint per call cost about as much again, so there is none: a call that
+        raises (a claim lost, an effect in flight, a database error) spoils the batch instead.
+        A spoiled batch stores nothing and raises BatchSpoiled at its end, after the block ran
+        to its end, and its caller makes each call again alone (`GroupCommit`, `apply_moves`),
+        so the failing call still undoes only itself. Nothing is committed, and so nothing may
+        be acknowledged, before the block ends. Nested blocks join the outer one.
         """
         if getattr(self._batch, "session", None) is not None:
             yield
@@ -248,27 +251,43 @@ class LedgerCore:
         with self._database_errors(), self._write_sessions() as session:
             session.connection()
             self._batch.session = session
+            self._batch.spoiled_by = None
             try:
                 yield
+                spoiled_by: BaseException | None = self._batch.spoiled_by
+                if spoiled_by is not None:
+                    raise BatchSpoiled(
+                        f"a call of the batch raised {type(spoiled_by).__name__}: "
+                        "nothing of the batch was stored; make its calls again alone"
+                    )
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
             finally:
                 self._batch.session = None
+                self._batch.spoiled_by = None
 
     @contextmanager
     def _session(self, *, write: bool = True) -> Iterator[Session]:
         """One short transaction: committed on success, rolled back on any error, and every
         database error turned into a ledger error that carries no SQL parameters. Inside
-        `batch()`, a savepoint of the batch's transaction instead."""
+        `batch()`, the batch's transaction, which the call spoils if it raises."""
         shared: Session | None = getattr(self._batch, "session", None)
         if shared is not None:
             # objects another call of the batch loaded may be stale: Core statements (the
             # effects' fast paths) change rows behind the identity map
             shared.expire_all()
-            with self._database_errors(), shared.begin_nested():
-                yield shared
+            try:
+                with self._database_errors():
+                    yield shared
+                    # written now: the next call's expire_all() would drop unflushed changes
+                    shared.flush()
+            except BaseException as error:
+                # no savepoint undoes what this call wrote: the whole batch must not be stored
+                if self._batch.spoiled_by is None:
+                    self._batch.spoiled_by = error
+                raise
             return
         factory = self._write_sessions if write else self._read_sessions
         with self._database_errors(), factory() as session:

@@ -12,7 +12,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -83,27 +84,28 @@ class EffectOperations(LedgerCore):
             now = self._now()
             until = now + timedelta(seconds=lease_seconds)
             # the common case, a new key, is one statement: the row comes back from the INSERT
-            # (Core, not the ORM: this is the journey's hottest write)
-            statement = (
-                self._insert(session, EFFECTS)
-                .values(
-                    key=key,
-                    vendor=vendor,
-                    operation=operation,
-                    lead_id=lead_id,
-                    status=PENDING,
-                    attempts=1,
-                    permanent=False,
-                    lease_token=_new_lease_token(),
-                    leased_until=until,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["key"])
-                .returning(*EFFECTS.c)
-            )
+            # (Core, prepared once per dialect: this is the journey's hottest write)
             try:
-                inserted = session.execute(statement).first()
+                inserted = (
+                    session.connection()
+                    .execute(
+                        _begin_new_effect(session),
+                        {
+                            "key": key,
+                            "vendor": vendor,
+                            "operation": operation,
+                            "lead_id": lead_id,
+                            "status": PENDING,
+                            "attempts": 1,
+                            "permanent": False,
+                            "lease_token": _new_lease_token(),
+                            "leased_until": until,
+                            "created_at": now,
+                            "updated_at": now,
+                        },
+                    )
+                    .first()
+                )
             except IntegrityError:
                 # the only constraint left to break is the lead's foreign key
                 raise UnknownLead(f"no lead {lead_id}") from None
@@ -173,22 +175,21 @@ class EffectOperations(LedgerCore):
         """
         check_identifier("vendor object id", vendor_object_id, 255)
         with self._session() as session:
-            # the common case, an effect not yet done, is one statement
-            completed = session.execute(
-                update(EFFECTS)
-                .where(EFFECTS.c.key == key, EFFECTS.c.status != DONE)
-                .values(
-                    status=DONE,
-                    vendor_object_id=vendor_object_id,
-                    response=response,
-                    permanent=False,
-                    lease_token=None,
-                    leased_until=None,
-                    note=note,
-                    updated_at=self._now(),
+            # the common case, an effect not yet done, is one statement (prepared once)
+            completed = (
+                session.connection()
+                .execute(
+                    _COMPLETE_PENDING_EFFECT,
+                    {
+                        "wanted_key": key,
+                        "vendor_object_id": vendor_object_id,
+                        "response": response,
+                        "note": note,
+                        "updated_at": self._now(),
+                    },
                 )
-                .returning(*EFFECTS.c)
-            ).first()
+                .first()
+            )
             if completed is not None:
                 return effect_view(completed)
             effect = self._lock_effect(session, key)
@@ -310,6 +311,56 @@ class EffectOperations(LedgerCore):
         if effect is None:
             raise UnknownEffect(f"no effect with key {key!r}")
         return effect
+
+
+_BEGIN_NEW_EFFECT: dict[str, Any] = {}
+
+#: complete_effect's one statement: an effect not yet done becomes done, its lease given up
+_COMPLETE_PENDING_EFFECT = (
+    update(EFFECTS)
+    .where(EFFECTS.c.key == bindparam("wanted_key"), EFFECTS.c.status != DONE)
+    .values(
+        status=DONE,
+        vendor_object_id=bindparam("vendor_object_id"),
+        response=bindparam("response"),
+        permanent=False,
+        lease_token=None,
+        leased_until=None,
+        note=bindparam("note"),
+        updated_at=bindparam("updated_at"),
+    )
+    .returning(*EFFECTS.c)
+)
+
+
+def _begin_new_effect(session: Session) -> Any:
+    """begin_effect's one statement for a new key, built once per dialect (ON CONFLICT is
+    spelt by the dialect's insert): its values are bound at execution, so SQLAlchemy neither
+    rebuilds nor re-keys the statement on every call."""
+    dialect = session.get_bind().dialect.name
+    statement = _BEGIN_NEW_EFFECT.get(dialect)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        columns = (
+            "key",
+            "vendor",
+            "operation",
+            "lead_id",
+            "status",
+            "attempts",
+            "permanent",
+            "lease_token",
+            "leased_until",
+            "created_at",
+            "updated_at",
+        )
+        statement = _BEGIN_NEW_EFFECT[dialect] = (
+            insert(EFFECTS)
+            .values({name: bindparam(name) for name in columns})
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(*EFFECTS.c)
+        )
+    return statement
 
 
 def _new_lease_token() -> str:

@@ -9,6 +9,8 @@ The tree (each class's parent first):
     ├── InvalidValue           a value the ledger will not store (too long, not text, NUL or
     │                          control characters); names the field (also a ValueError)
     ├── MigrationError         an unknown revision, or a schema newer than this code
+    ├── BatchSpoiled           a call inside `Ledger.batch()` raised: nothing of the batch was
+    │                          stored; make its calls again alone
     ├── IllegalTransition      the state machine (ledger.states) has no such edge; names both states
     ├── UnknownState           a state name the state machine does not know (also a ValueError)
     ├── UnknownCause           a transition cause outside webhook|poll|reconcile|manual|gate
@@ -68,6 +70,11 @@ class InvalidValue(LedgerError, ValueError):  # noqa: N818 - reads as what happe
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
+
+
+class BatchSpoiled(LedgerError):  # noqa: N818 - reads as what happened
+    """A call inside `Ledger.batch()` raised, so the batch stored nothing (it has no savepoint
+    per call to undo that call alone): its caller makes each call again on its own."""
 
 
 class MigrationError(LedgerError):

@@ -5,12 +5,13 @@ writes per vendor call (begin and complete an effect). One transaction and one w
 hop per write cost more CPU than the vendor calls, and on SQLite every one of them queued on
 the single write lock. `GroupCommit.call` queues the call; whoever finds no batch being written
 starts one, and every call queued meanwhile goes into the next batch: one thread hop and one
-transaction (`Ledger.batch`, a savepoint per call) for all of them. With nothing else in
-flight a call is written alone, at once, as before.
+transaction (`Ledger.batch`) for all of them. With nothing else in flight a call is written
+alone, at once, as before.
 
 A call's result (or its error) is handed back only after its batch is committed: nothing is
-acknowledged before it is stored. If the commit itself fails, each call of the batch is made
-again alone, so one bad call cannot fail the others.
+acknowledged before it is stored. If a call raises (an effect in flight, a lease lost: the batch
+has no savepoint per call to undo it alone) or the commit fails, the batch stores nothing and
+each of its calls is made again alone, so one failing call cannot fail or spoil the others.
 """
 
 from __future__ import annotations

@@ -325,8 +325,9 @@ async def apply_moves(
         return [move for move in moves if _apply_one(context, by_lead[move.lead_id], move)]
 
     def record_together() -> list[Move]:
-        # one transaction for the batch's moves (a savepoint each); should its commit fail,
-        # nothing of it was stored, and each move is recorded alone
+        # one transaction for the batch's moves; should one of them raise (a claim lost, a
+        # journey moved meanwhile) or the commit fail, nothing of it was stored (BatchSpoiled),
+        # and each move is recorded alone
         try:
             with context.ledger.batch():
                 return record_all()

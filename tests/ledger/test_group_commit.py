@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from ledger import (
+    BatchSpoiled,
     DatabaseRefused,
     EffectInFlight,
     EffectStatus,
@@ -48,15 +49,61 @@ def test_a_batch_that_raises_stores_nothing(ledger: Ledger) -> None:
     assert ledger.effects_for_lead(lead) == []
 
 
-def test_a_call_that_fails_inside_a_batch_undoes_only_itself(ledger: Ledger) -> None:
-    lead = new_lead(ledger)
-    held, other = _key(), _key()
-    ledger.begin_effect(held, "asaas", "create_customer", lead)
+def test_every_write_made_inside_a_batch_is_stored(ledger: Ledger) -> None:
+    leads = [new_lead(ledger) for _ in range(3)]
+    with ledger.batch():
+        for lead in leads:
+            ledger.transition(lead, JourneyState.QUALIFIED, "poll")
+    assert [ledger.journey_state(lead) for lead in leads] == [JourneyState.QUALIFIED] * 3
+
+
+def _batch_with_a_call_in_flight(ledger: Ledger, lead: int, held: str, *others: str) -> None:
+    """A batch whose first call finds `held` in flight, then begins `others`."""
     with ledger.batch():
         with pytest.raises(EffectInFlight):
             ledger.begin_effect(held, "asaas", "create_customer", lead)
+        for other in others:
+            ledger.begin_effect(other, "asaas", "create_payment", lead)
+
+
+def test_a_call_that_fails_inside_a_batch_spoils_it_and_nothing_is_stored(
+    ledger: Ledger,
+) -> None:
+    lead = new_lead(ledger)
+    held, other = _key(), _key()
+    ledger.begin_effect(held, "asaas", "create_customer", lead)
+    with pytest.raises(BatchSpoiled, match="EffectInFlight"):
+        _batch_with_a_call_in_flight(ledger, lead, held, other)
+    assert [e.key for e in ledger.effects_for_lead(lead)] == [held]
+    assert ledger.get_effect(held).attempts == 1
+
+
+def test_a_spoiled_batch_does_not_spoil_the_next_one(ledger: Ledger) -> None:
+    lead = new_lead(ledger)
+    held, other = _key(), _key()
+    ledger.begin_effect(held, "asaas", "create_customer", lead)
+    with pytest.raises(BatchSpoiled):
+        _batch_with_a_call_in_flight(ledger, lead, held)
+    with ledger.batch():
         ledger.begin_effect(other, "asaas", "create_payment", lead)
     assert [e.key for e in ledger.effects_for_lead(lead)] == [held, other]
+
+
+def test_a_failing_call_among_queued_ones_undoes_only_itself(ledger: Ledger) -> None:
+    lead = new_lead(ledger)
+    held, others = _key(), [_key() for _ in range(5)]
+    ledger.begin_effect(held, "asaas", "create_customer", lead)
+
+    async def begin_all() -> list[object]:
+        queue = GroupCommit(ledger)
+        calls = [queue.call(ledger.begin_effect, k, "asaas", "create", lead) for k in others]
+        calls.insert(2, queue.call(ledger.begin_effect, held, "asaas", "create_customer", lead))
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    outcomes = asyncio.run(begin_all())
+    assert isinstance(outcomes[2], EffectInFlight)
+    assert [o.key for o in outcomes[:2] + outcomes[3:]] == others  # type: ignore[union-attr]
+    assert [e.key for e in ledger.effects_for_lead(lead)] == [held, *others]
     assert ledger.get_effect(held).attempts == 1
 
 

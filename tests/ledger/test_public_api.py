@@ -18,6 +18,7 @@ from ledger import errors, views
 
 PUBLIC_NAMES = {
     "AsyncLedger",
+    "BatchSpoiled",
     "Cause",
     "ClaimLost",
     "ClaimedJourney",
