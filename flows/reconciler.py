@@ -24,7 +24,7 @@ from prefect import flow
 from flows.stages import STAGES, run_intake, run_stage
 from ledger import Cause, JourneyState
 from tasks.deliveries import AppliedDeliveries, apply_deliveries, claim_deliveries
-from tasks.journey import StepContext, open_step_context
+from tasks.journey import StepContext, open_step_context, unwalked
 from tasks.quality_gate import replay_quarantined
 from tasks.report import StageReport, publish_report
 
@@ -40,7 +40,7 @@ async def _apply(context: StepContext, inbox_ids: list[int] | None) -> AppliedDe
     entries = await claim_deliveries(context, inbox_ids)
     if not entries:
         return AppliedDeliveries()
-    return await apply_deliveries(context, entries)
+    return await apply_deliveries(unwalked(context), unwalked(entries))
 
 
 async def _next_stages(context: StepContext, applied: AppliedDeliveries) -> list[StageReport]:

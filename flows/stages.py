@@ -24,7 +24,7 @@ from tasks.billing import charge_by_pix, check_payments
 from tasks.contracts import check_contracts, send_contract
 from tasks.deals import check_deals, upsert_person_and_deal
 from tasks.intake import extract_leads, record_adhoc_leads
-from tasks.journey import Move, StepContext, claim_due, open_step_context
+from tasks.journey import Move, StepContext, claim_due, open_step_context, unwalked
 from tasks.quality import qualify
 from tasks.report import StageReport, publish_report
 from tasks.welcome import welcome as welcome_clients
@@ -65,7 +65,7 @@ async def run_stage(
     for state, step in STAGES[stage]:
         journeys = await claim_due(context, state, lead_ids)
         if journeys:
-            report.moves += await step(context, journeys)
+            report.moves += await step(unwalked(context), unwalked(journeys))
     return report
 
 
@@ -100,13 +100,13 @@ async def run_intake(
     report = StageReport("intake")
     ids = list(lead_ids or [])
     if leads:
-        ids += await record_adhoc_leads(context, leads)
+        ids += await record_adhoc_leads(unwalked(context), unwalked(leads))
     if poll if poll is not None else not ids:
-        ids += await extract_leads(context)
+        ids += await extract_leads(unwalked(context))
     if received := await claim_due(context, S.RECEIVED, ids or None):
-        report.moves += await qualify(context, received)
+        report.moves += await qualify(unwalked(context), unwalked(received))
     if qualified := await claim_due(context, S.QUALIFIED, ids or None):
-        report.moves += await upsert_person_and_deal(context, qualified)
+        report.moves += await upsert_person_and_deal(unwalked(context), unwalked(qualified))
     return report
 
 

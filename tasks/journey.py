@@ -28,7 +28,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import uuid4
 
 from leadflow.business import BusinessConfig, get_business
@@ -357,6 +357,20 @@ async def claim_due(
         context.business.timing.claim_lease_seconds,
         lead_ids=lead_ids,
     )
+
+
+def unwalked(value: T) -> T:
+    """`value` as a task's argument that Prefect hands over without walking it.
+
+    Why: before a task runs, Prefect visits every element of its arguments to find upstream
+    futures and states; over a batch of a thousand claimed journeys and the step's context
+    that cost more CPU per lead than a ledger write. A journey step's arguments are plain
+    data made by the flow itself, never futures, so there is nothing to find
+    (`prefect.utilities.annotations.quote`, documented for large arguments).
+    """
+    from prefect.utilities.annotations import quote
+
+    return cast(T, quote(value))
 
 
 def journey_task(name: str, *vendors: str) -> Callable[[Any], Any]:
