@@ -426,8 +426,10 @@ MOVED_COLUMNS = (
 
 
 class JourneyRow(Protocol):
-    """What a move reads of a locked journey: an ORM Journey or a Core row alike."""
+    """What a move or a release reads of a locked journey: an ORM Journey or a Core row."""
 
+    @property
+    def id(self) -> int: ...
     @property
     def lead_id(self) -> int: ...
     @property
@@ -438,6 +440,10 @@ class JourneyRow(Protocol):
     def claimed_by(self) -> str | None: ...
     @property
     def claimed_until(self) -> datetime | None: ...
+    @property
+    def due_at(self) -> datetime | None: ...
+    @property
+    def waiting_reason(self) -> str | None: ...
 
 
 @dataclass(frozen=True)

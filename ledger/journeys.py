@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy.orm import Session
 
 from ledger._core import (
     MOVED_COLUMNS,
@@ -63,11 +64,7 @@ class JourneyOperations(LedgerCore):
             now = self._now()
             # Core, prepared once: every step of every journey ends in this move
             connection = session.connection()
-            journey = connection.execute(
-                _LOCK_JOURNEY, {"wanted_lead": _known_id("lead", lead_id)}
-            ).first()
-            if journey is None:
-                self._raise_no_journey(session, lead_id)
+            journey = self._lock_journey_row(session, lead_id)
             if worker is not None:
                 _check_claim(journey, worker, now)
             if expected is not None and journey.state != expected.value:
@@ -286,11 +283,7 @@ class JourneyOperations(LedgerCore):
         """
         with self._session() as session:
             connection = session.connection()
-            journey = connection.execute(
-                _LOCK_JOURNEY, {"wanted_lead": _known_id("lead", lead_id)}
-            ).first()
-            if journey is None:
-                self._raise_no_journey(session, lead_id)
+            journey = self._lock_journey_row(session, lead_id)
             if journey.claimed_by != worker:
                 raise ClaimLost(_claim_lost_message(journey, worker))
             connection.execute(
@@ -302,6 +295,17 @@ class JourneyOperations(LedgerCore):
                     "updated_at": self._now(),
                 },
             )
+
+    def _lock_journey_row(self, session: Session, lead_id: int) -> JourneyRow:
+        """The lead's journey row, locked, read by one prepared Core statement."""
+        journey = (
+            session.connection()
+            .execute(_LOCK_JOURNEY, {"wanted_lead": _known_id("lead", lead_id)})
+            .first()
+        )
+        if journey is None:
+            self._raise_no_journey(session, lead_id)
+        return journey
 
     # -- cursors ------------------------------------------------------------------------------
 
