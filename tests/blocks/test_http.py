@@ -283,6 +283,22 @@ async def test_path_parameters_are_quoted_into_the_template(policy: HttpPolicy) 
     assert seen[0].url.raw_path == b"/forms/a%2Fb%20c/leads"
 
 
+async def test_every_request_carries_the_policys_timeouts_and_leadflows_headers(
+    policy: HttpPolicy,
+) -> None:
+    transport, seen = scripted(httpx.Response(200, json={}))
+    async with client(transport, policy, headers={"x-api-token": "t"}) as http:
+        await http.request("POST", "/deals", params={"a": "1"}, json={"b": 2})
+        await http.request("GET", "/deals", headers={"x-request": "r"})
+    assert [r.extensions["timeout"] for r in seen] == [policy.timeout().as_dict()] * 2
+    assert seen[0].url == "https://api.acme.test/deals?a=1"
+    assert seen[0].headers["content-type"] == "application/json"
+    assert all(r.headers["user-agent"].startswith("leadflow/") for r in seen)
+    assert all(r.headers["x-api-token"] == "t" for r in seen)
+    assert seen[1].headers["x-request"] == "r"
+    assert "x-request" not in seen[0].headers
+
+
 async def test_the_total_timeout_bounds_all_attempts_together(
     policy: HttpPolicy, sleeps: RecordedSleeps
 ) -> None:
