@@ -42,7 +42,14 @@ from data_quality.normalize import normalize_cnpj, normalize_cpf, normalize_emai
 from data_quality.suite import RULE_DESCRIPTIONS, RULE_NAMES, UNIQUENESS_RULES
 from leadflow.privacy import install_masking, mask_field
 from leadflow.settings import get_settings
-from ledger import IllegalTransition, InvalidValue, Ledger, QuarantineClosed, QuarantineView
+from ledger import (
+    IllegalTransition,
+    InvalidValue,
+    Ledger,
+    LedgerError,
+    QuarantineClosed,
+    QuarantineView,
+)
 
 ARTIFACT_KEY = "quality-gate"
 logger = install_masking(logging.getLogger(__name__))
@@ -117,9 +124,8 @@ def _gate(
 ) -> GateOutcome:
     """Split `rows` (lead id → lead fields), then record each lead's decision in the ledger,
     closing its replayed record (if any) in the same transaction."""
-    outcome = GateOutcome(counts=dict.fromkeys(RULE_NAMES, 0))
     if not rows:
-        return outcome
+        return GateOutcome(counts=dict.fromkeys(RULE_NAMES, 0))
     batch = [{**values, "lead_id": lead_id} for lead_id, values in sorted(rows.items())]
     result = split_leads(batch, mapping, data_docs_dir=data_docs_dir)
     # records keyed by column name (pandas-stubs types a record's keys as any Hashable)
@@ -129,14 +135,26 @@ def _gate(
     stopped = {int(r["lead_id"]): r for r in stopped_rows}
     leads = ledger.get_leads(clean) if clean else {}
 
-    for lead_id in sorted([*clean, *stopped]):
-        replay_of = replays[lead_id].id if lead_id in replays else None
-        try:
-            _decide(ledger, lead_id, clean, stopped, leads, replay_of, outcome)
-        except (IllegalTransition, QuarantineClosed):
-            # another worker decided this lead meanwhile (its claim ran out under us): its
-            # decision stands, and this batch goes on with the other leads
-            outcome.skipped.append(lead_id)
+    def decide_all() -> GateOutcome:
+        outcome = GateOutcome(counts=dict.fromkeys(RULE_NAMES, 0))
+        for lead_id in sorted([*clean, *stopped]):
+            replay_of = replays[lead_id].id if lead_id in replays else None
+            try:
+                _decide(ledger, lead_id, clean, stopped, leads, replay_of, outcome)
+            except (IllegalTransition, QuarantineClosed):
+                # another worker decided this lead meanwhile (its claim ran out under us):
+                # its decision stands, and this batch goes on with the other leads
+                outcome.skipped.append(lead_id)
+        return outcome
+
+    try:
+        # the batch's decisions in one transaction (one commit per lead was most of the
+        # gate's cost); should one of them raise (BatchSpoiled) or the commit fail, nothing
+        # of it was stored, and each decision is made again in a transaction of its own
+        with ledger.batch():
+            outcome = decide_all()
+    except LedgerError:
+        outcome = decide_all()
     logger.info(
         "quality gate: %d qualified, %d quarantined, %d attached to an earlier lead",
         len(outcome.qualified),
