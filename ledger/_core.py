@@ -68,6 +68,7 @@ MAX_ID = 2**63 - 1
 RowT = TypeVar("RowT", bound=Base)
 #: the rows workers lease: a journey's next step, a webhook delivery
 Claimable = TypeVar("Claimable", Journey, InboxEntry)
+Result = TypeVar("Result")
 
 
 def utc_now() -> datetime:
@@ -268,6 +269,17 @@ class LedgerCore:
             finally:
                 self._batch.session = None
                 self._batch.spoiled_by = None
+
+    def batched(self, calls: Callable[[], Result]) -> Result:
+        """`calls()` (a run of ledger calls) inside one `batch()`; should the batch be spoiled
+        (one call raised) or its commit fail, nothing of it was stored, and `calls()` runs
+        again with each ledger call in a transaction of its own, raising what a call raises
+        then. For a loop of writes whose outcome does not depend on sharing a transaction."""
+        try:
+            with self.batch():
+                return calls()
+        except LedgerError:
+            return calls()
 
     @contextmanager
     def _session(self, *, write: bool = True) -> Iterator[Session]:

@@ -52,13 +52,19 @@ def _graph_raw(lead: GraphLead) -> dict[str, Any]:
 
 
 def record_graph_leads(context: StepContext, leads: Iterable[GraphLead]) -> list[int]:
-    """Record Graph leads (sync: call in a thread); the ids of those recorded for the first time."""
-    new: list[int] = []
-    for lead in leads:
-        recorded = context.ledger.record_lead(FACEBOOK_SOURCE, lead.id, _graph_raw(lead))
-        if recorded.created:
-            new.append(recorded.lead_id)
-    return new
+    """Record Graph leads (sync: call in a thread), a page in one transaction; the ids of those
+    recorded for the first time."""
+    leads = list(leads)
+
+    def record_all() -> list[int]:
+        new: list[int] = []
+        for lead in leads:
+            recorded = context.ledger.record_lead(FACEBOOK_SOURCE, lead.id, _graph_raw(lead))
+            if recorded.created:
+                new.append(recorded.lead_id)
+        return new
+
+    return context.ledger.batched(record_all)
 
 
 @journey_task("extract-leads", "facebook")
@@ -111,4 +117,4 @@ async def record_adhoc_leads(context: StepContext, leads: list[dict[str, Any]]) 
             ids.append(recorded.lead_id)
         return ids
 
-    return await asyncio.to_thread(record_all)
+    return await asyncio.to_thread(context.ledger.batched, record_all)

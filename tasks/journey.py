@@ -42,7 +42,6 @@ from ledger import (
     JourneyState,
     LeadView,
     Ledger,
-    LedgerError,
     shared_ledger,
 )
 from tasks.effects import Effected, EffectResult, VendorWrite, perform
@@ -324,17 +323,9 @@ async def apply_moves(
     def record_all() -> list[Move]:
         return [move for move in moves if _apply_one(context, by_lead[move.lead_id], move)]
 
-    def record_together() -> list[Move]:
-        # one transaction for the batch's moves; should one of them raise (a claim lost, a
-        # journey moved meanwhile) or the commit fail, nothing of it was stored (BatchSpoiled),
-        # and each move is recorded alone
-        try:
-            with context.ledger.batch():
-                return record_all()
-        except LedgerError:
-            return record_all()
-
-    recorded = await asyncio.to_thread(record_together)
+    # one transaction for the batch's moves; should one of them raise (a claim lost, a journey
+    # moved meanwhile) or the commit fail, each move is recorded alone
+    recorded = await asyncio.to_thread(context.ledger.batched, record_all)
     dead = [move for move in recorded if move.kind is MoveKind.DEAD_LETTER]
     if dead:
         from deployments.alerts import alert_dead_lettered  # one alert per journey stopped

@@ -46,7 +46,6 @@ from ledger import (
     IllegalTransition,
     InvalidValue,
     Ledger,
-    LedgerError,
     QuarantineClosed,
     QuarantineView,
 )
@@ -147,14 +146,9 @@ def _gate(
                 outcome.skipped.append(lead_id)
         return outcome
 
-    try:
-        # the batch's decisions in one transaction (one commit per lead was most of the
-        # gate's cost); should one of them raise (BatchSpoiled) or the commit fail, nothing
-        # of it was stored, and each decision is made again in a transaction of its own
-        with ledger.batch():
-            outcome = decide_all()
-    except LedgerError:
-        outcome = decide_all()
+    # the batch's decisions in one transaction (one commit per lead was most of the gate's
+    # cost); should one of them raise or the commit fail, each is made again alone
+    outcome = ledger.batched(decide_all)
     logger.info(
         "quality gate: %d qualified, %d quarantined, %d attached to an earlier lead",
         len(outcome.qualified),

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,13 +44,14 @@ def last_inbound_cursor(phone: str) -> str:
 
 
 async def _window_open(context: StepContext, phone: str) -> bool:
-    last = await asyncio.to_thread(context.ledger.get_cursor, last_inbound_cursor(phone))
+    last = await in_ledger(context.ledger.get_cursor, last_inbound_cursor(phone))
     if not last:
         return False
     return datetime.now(UTC) - datetime.fromisoformat(last) < WINDOW
 
 
 async def _note_text(context: StepContext, lead: LeadView, domain: str | None) -> str:
+    # read again, not reused from the step's start: the welcome message's effect is done now
     effects = await in_ledger(context.ledger.effects_for_lead, lead.lead_id)
     lines = [
         f"{effect.vendor}.{effect.operation}: {effect.vendor_object_id}"

@@ -4,6 +4,7 @@ own outcome, and nothing is handed back before it is stored (ledger.group_commit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import pytest
@@ -13,6 +14,7 @@ from ledger import (
     DatabaseRefused,
     EffectInFlight,
     EffectStatus,
+    IllegalTransition,
     JourneyState,
     Ledger,
     UnknownLead,
@@ -119,6 +121,23 @@ def test_batches_nest_by_joining_the_outer_one(ledger: Ledger) -> None:
     with pytest.raises(RuntimeError):
         outer_fails()
     assert ledger.journey_state(lead) is JourneyState.RECEIVED
+
+
+def test_batched_calls_are_made_again_alone_when_one_of_them_raises(ledger: Ledger) -> None:
+    moved, refused = new_lead(ledger), new_lead(ledger)
+
+    def moves() -> str:
+        ledger.transition(moved, JourneyState.QUALIFIED, "poll")
+        with contextlib.suppress(IllegalTransition):  # spoils the batch: no savepoint
+            ledger.transition(refused, JourneyState.WELCOMED, "poll")
+        return "done"
+
+    assert ledger.batched(moves) == "done"
+    history = ledger.journey_history(moved)
+    assert [(step.from_state, step.to_state) for step in history] == [
+        (JourneyState.RECEIVED, JourneyState.QUALIFIED)  # moved once, not once per attempt
+    ]
+    assert ledger.journey_state(refused) is JourneyState.RECEIVED
 
 
 def test_fifty_coroutines_get_their_own_outcomes_from_shared_transactions(ledger: Ledger) -> None:
