@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar, cast
 
 import typer
-from rich.table import Table
 
-from leadflow.cli.common import command_group, console, fail
+from leadflow.cli.common import command_group, console, fail, whole_table
 
 if TYPE_CHECKING:
     from prefect.blocks.core import Block
@@ -191,9 +190,7 @@ def init(
         return saved
 
     rows = _run_with_prefect(save_all())
-    table = Table(title=f"Blocks saved as {name!r}")
-    for column in ("vendor", "block type", "base URL"):
-        table.add_column(column)
+    table = whole_table("vendor", "block type", "base URL", title=f"Blocks saved as {name!r}")
     for vendor_name, slug, detail, ok in rows:
         table.add_row(vendor_name, slug, detail if ok else f"[red]{detail}[/red]")
     console.print(table)
@@ -264,9 +261,7 @@ def check(
         return list(await asyncio.gather(*(_check_one(item, name) for item in chosen)))
 
     results = _run_with_prefect(run())
-    table = Table(title=f"Vendor credentials {name!r}")
-    for column in ("vendor", "status", "detail"):
-        table.add_column(column)
+    table = whole_table("vendor", "status", "detail", title=f"Vendor credentials {name!r}")
     for result in results:
         status = "[green]ok[/green]" if result.ok else "[red]FAILED[/red]"
         table.add_row(result.vendor, status, result.detail)

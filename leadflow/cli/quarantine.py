@@ -19,10 +19,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from data_quality.fields import LEAD_FIELDS
-from leadflow.cli.common import command_group, console, fail, with_ledger
+from leadflow.cli.common import command_group, console, fail, whole_table, with_ledger
 from leadflow.privacy import mask_field, mask_text
 
 if TYPE_CHECKING:
@@ -78,9 +77,15 @@ def list_records(
     if not records:
         console.print("No quarantined leads.")
         return
-    table = Table(title="Quarantined leads")
-    for column in ("id", "lead", "quarantined at", "rules broken", "values (masked)", "status"):
-        table.add_column(column, overflow="fold")
+    table = whole_table(
+        "id",
+        "lead",
+        "quarantined at",
+        "rules broken",
+        "values (masked)",
+        "status",
+        title="Quarantined leads",
+    )
     for record in records:
         status = "replayed" if record.replayed_at else ("fixed" if record.fixed_at else "open")
         table.add_row(
@@ -119,22 +124,20 @@ def show(
         return str(value) if reveal else mask_field(name, value)
 
     console.print(f"Quarantine record {found.id} — lead {found.lead_id}")
-    rules = Table(title="Rules broken")
-    rules.add_column("rule")
-    rules.add_column("meaning")
+    rules = whole_table("rule", "meaning", title="Rules broken")
     for reason in found.reasons:
         rules.add_row(str(reason.get("rule")), str(reason.get("description", "")))
     console.print(rules)
-    values = Table(title="Values to replay" + ("" if reveal else " (masked; --reveal shows them)"))
-    values.add_column("field")
-    values.add_column("value")
+    values = whole_table(
+        "field",
+        "value",
+        title="Values to replay" + ("" if reveal else " (masked; --reveal shows them)"),
+    )
     for name, value in found.values.items():
         values.add_row(name, shown(name, value))
     console.print(values)
     if found.fixes:
-        fixes = Table(title="Fixes")
-        for column in ("at", "field", "value"):
-            fixes.add_column(column)
+        fixes = whole_table("at", "field", "value", title="Fixes")
         for fix in found.fixes:
             field = str(fix.get("field"))
             fixes.add_row(str(fix.get("at")), field, shown(field, fix.get("value")))
@@ -237,9 +240,7 @@ def replay(
     if not (outcome.qualified or outcome.quarantined or outcome.duplicates or outcome.skipped):
         console.print("Nothing to replay.")
         return
-    table = Table(title="Replay")
-    table.add_column("lead")
-    table.add_column("outcome")
+    table = whole_table("lead", "outcome", title="Replay")
     for lead_id in outcome.qualified:
         table.add_row(str(lead_id), "qualified")
     for lead_id, earlier in outcome.duplicates.items():

@@ -17,9 +17,8 @@ import asyncio
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from leadflow.cli.common import command_group, console, fail
+from leadflow.cli.common import command_group, console, fail, whole_table
 
 app = command_group("The webhook service: serve it, subscribe it at each vendor.")
 
@@ -96,9 +95,9 @@ def register(
         results = asyncio.run(run())
     except ValueError as exc:
         raise fail("webhooks", str(exc), 2) from None
-    table = Table(title=f"Webhook subscriptions for {public_url}")
-    for column in ("vendor", "outcome", "detail"):
-        table.add_column(column)
+    table = whole_table(
+        "vendor", "outcome", "detail", title=f"Webhook subscriptions for {public_url}"
+    )
     for result in results:
         colour = "red" if result.outcome is Outcome.FAILED else None
         outcome = f"[{colour}]{result.outcome}[/{colour}]" if colour else str(result.outcome)

@@ -248,3 +248,16 @@ def test_a_fix_with_a_control_character_is_refused(quarantined: tuple[int, int])
 
     assert result.exit_code == 2
     assert "control character" in result.output
+
+
+def test_show_on_a_narrow_terminal_folds_a_value_instead_of_cutting_it_short(
+    quarantined: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leadflow.cli.common import console
+
+    monkeypatch.setattr(console, "width", 24)
+    result = _run("show", str(quarantined[1]), "--reveal")
+
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    assert "carla.dias@" in result.output.replace("│", "").replace(" ", "").replace("\n", "")
