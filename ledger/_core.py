@@ -14,7 +14,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol, TypeVar
 
@@ -357,9 +357,7 @@ class LedgerCore:
 
     def _insert(self, session: Session, model: Any) -> postgresql.Insert | sqlite.Insert:
         """INSERT for the session's dialect, which knows ON CONFLICT."""
-        if session.get_bind().dialect.name == "postgresql":
-            return postgresql.insert(model)
-        return sqlite.insert(model)
+        return dialect_insert(session.get_bind().dialect.name, model)
 
     # -- look-ups inside a session ------------------------------------------------------------
 
@@ -424,19 +422,6 @@ class LedgerCore:
         )
 
 
-#: the columns every move sets (journey_move), in the order of its prepared UPDATE
-MOVED_COLUMNS = (
-    "state",
-    "dead_lettered_from",
-    "state_since",
-    "waiting_reason",
-    "due_at",
-    "claimed_by",
-    "claimed_until",
-    "updated_at",
-)
-
-
 class JourneyRow(Protocol):
     """What a move or a release reads of a locked journey: an ORM Journey or a Core row."""
 
@@ -460,11 +445,27 @@ class JourneyRow(Protocol):
 
 @dataclass(frozen=True)
 class JourneyMove:
-    """One move along an edge of the state machine: the state left, and the journey's columns
-    after it (every column a move sets, so one prepared UPDATE serves every move)."""
+    """One move along an edge of the state machine: the state left, and every column a move
+    sets (all of them on every move, so one prepared UPDATE serves every move)."""
 
     from_state: str
-    columns: dict[str, Any]
+    state: str
+    dead_lettered_from: str | None
+    state_since: datetime
+    due_at: datetime | None
+    updated_at: datetime
+    waiting_reason: None = None
+    claimed_by: None = None
+    claimed_until: None = None
+
+    @property
+    def columns(self) -> dict[str, Any]:
+        """The journey's columns after the move, by name."""
+        return {name: getattr(self, name) for name in MOVED_COLUMNS}
+
+
+#: the journey columns a move sets: JourneyMove's fields but the state it left
+MOVED_COLUMNS = tuple(field.name for field in fields(JourneyMove) if field.name != "from_state")
 
 
 def journey_move(
@@ -486,17 +487,19 @@ def journey_move(
         dead_lettered_from = None
     return JourneyMove(
         from_state=current.value,
-        columns={
-            "state": target.value,
-            "dead_lettered_from": dead_lettered_from,
-            "state_since": now,
-            "waiting_reason": None,
-            "due_at": next_due_at(target, due_at, now),
-            "claimed_by": None,
-            "claimed_until": None,
-            "updated_at": now,
-        },
+        state=target.value,
+        dead_lettered_from=dead_lettered_from,
+        state_since=now,
+        due_at=next_due_at(target, due_at, now),
+        updated_at=now,
     )
+
+
+def dialect_insert(dialect: str, model: Any) -> postgresql.Insert | sqlite.Insert:
+    """INSERT for the dialect named `dialect`, which knows ON CONFLICT."""
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
 
 
 def _is_missing_table(exc: DBAPIError) -> bool:

@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,6 +21,7 @@ from ledger._core import (
     LedgerCore,
     check_id,
     check_identifier,
+    dialect_insert,
     effect_view,
     id_in_range,
 )
@@ -343,7 +343,6 @@ def _begin_new_effect(session: Session) -> Any:
     dialect = session.get_bind().dialect.name
     statement = _BEGIN_NEW_EFFECT.get(dialect)
     if statement is None:
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         columns = (
             "key",
             "vendor",
@@ -358,7 +357,7 @@ def _begin_new_effect(session: Session) -> Any:
             "updated_at",
         )
         statement = _BEGIN_NEW_EFFECT[dialect] = (
-            insert(EFFECTS)
+            dialect_insert(dialect, EFFECTS)
             .values({name: bindparam(name) for name in columns})
             .on_conflict_do_nothing(index_elements=["key"])
             .returning(*EFFECTS.c)

@@ -42,13 +42,7 @@ from data_quality.normalize import normalize_cnpj, normalize_cpf, normalize_emai
 from data_quality.suite import RULE_DESCRIPTIONS, RULE_NAMES, UNIQUENESS_RULES
 from leadflow.privacy import install_masking, mask_field
 from leadflow.settings import get_settings
-from ledger import (
-    IllegalTransition,
-    InvalidValue,
-    Ledger,
-    QuarantineClosed,
-    QuarantineView,
-)
+from ledger import IllegalTransition, InvalidValue, Ledger, QuarantineClosed, QuarantineView
 
 ARTIFACT_KEY = "quality-gate"
 logger = install_masking(logging.getLogger(__name__))
