@@ -24,6 +24,8 @@ os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "5
 os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE", "500")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
+import tests.respx_keepalive  # noqa: E402,F401 - registers respx's "keepalive" mocker
+
 POSTGRES_URL_VARIABLE = "LEADFLOW_TEST_DATABASE_URL"
 
 

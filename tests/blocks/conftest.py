@@ -100,7 +100,7 @@ def mock(request: pytest.FixtureRequest) -> Iterator[respx.MockRouter]:
     Not every route must be called: a test asserts on the routes it cares about.
     """
     base = getattr(request.module, "BASE", None)
-    with respx.mock(base_url=base, assert_all_called=False) as router:
+    with respx.mock(base_url=base, using="keepalive", assert_all_called=False) as router:
         yield router
 
 
@@ -232,7 +232,7 @@ def docusign_token_granted(auth_server: str) -> Iterator[respx.MockRouter]:
     """respx in front of every host, DocuSign's `auth_server` granting a token to any assertion;
     the cached tokens are forgotten going in and coming out, so no test reuses another's."""
     forget_access_tokens()
-    with respx.mock(assert_all_called=False) as router:
+    with respx.mock(using="keepalive", assert_all_called=False) as router:
         router.post(f"{auth_server}/oauth/token").respond(
             200, json={"access_token": "t", "token_type": "Bearer", "expires_in": 3600}
         )

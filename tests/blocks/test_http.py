@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -671,3 +672,44 @@ async def test_a_hanging_read_gives_up_as_transient_when_the_total_budget_is_spe
         with pytest.raises(errors.TransientError) as caught:
             await http.request("GET", "/things")
     assert not isinstance(caught.value, errors.UnknownOutcomeError)
+
+
+BUILT_REQUESTS = [
+    ("GET", "/search", {"params": {"term": "maria silva+1@exemplo.com.br", "exact": True}}),
+    ("GET", "/search", {"params": {"ids": [1, 2], "empty": None, "text": "ção ü/&="}}),
+    ("GET", "/deals/12", {"params": {}}),
+    ("GET", "/deals?start=0", {"params": {"limit": 5}}),
+    ("POST", "/persons", {"json": {"name": "João", "value": 1.5, "list": [True, None]}}),
+    ("POST", "/persons", {}),
+    ("POST", "/persons", {"json": {"a": 1}, "headers": {"Content-Type": "application/json; x=1"}}),
+    ("POST", "/oauth/token", {"data": {"grant_type": "refresh_token", "token": "a b"}}),
+    ("DELETE", "/deals/3", {}),
+    ("PATCH", "/deals/3", {"json": []}),
+    ("GET", "https://other.example.com:8443/next?page=2", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "options"), BUILT_REQUESTS)
+def test_a_request_is_built_to_the_same_url_headers_and_body_as_httpx_builds_it(
+    method: str, url: str, options: dict[str, Any]
+) -> None:
+    """VendorHTTP builds its requests itself (a third of httpx's CPU): byte for byte what
+    `httpx.Request` makes of the same arguments, header order included."""
+    http = VendorHTTP("pipedrive", "http://127.0.0.1:8080/pipedrive", headers={"x-api-token": "t"})
+    headers = options.get("headers")
+    built = http._build_request(
+        method, url, options.get("params"), options.get("json"), options.get("data"), headers
+    )
+    expected_headers = http._headers.copy()
+    expected_headers.update(headers or {})
+    expected = httpx.Request(
+        method,
+        url if "://" in url else http.base_url + url,
+        params=options.get("params"),
+        json=options.get("json"),
+        data=options.get("data"),
+        headers=expected_headers,
+    )
+    assert str(built.url) == str(expected.url)
+    assert built.headers.raw == expected.headers.raw
+    assert built.read() == expected.read()

@@ -876,7 +876,7 @@ async def test_rotated_oauth_tokens_are_saved_back_to_the_block_document(
     name = f"oauth-{uuid.uuid4().hex[:8]}"
     await oauth_credentials(expires_at=None).asave(name)
     loaded = await PipedriveCredentials.aload(name)
-    with respx.mock(assert_all_called=False) as router:
+    with respx.mock(using="keepalive", assert_all_called=False) as router:
         router.route(host="127.0.0.1").pass_through()  # the Prefect API
         refresh = token_endpoint(router)
         unauthorized = httpx.Response(401, json={"success": False, "error": "unauthorized"})

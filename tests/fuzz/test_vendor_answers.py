@@ -127,7 +127,7 @@ def _answer(method: Method, body: Any) -> None:
             await client.aclose()
 
     forget_access_tokens()
-    with respx.mock(assert_all_called=False) as router:
+    with respx.mock(using="keepalive", assert_all_called=False) as router:
         router.post(f"{AUTH}/oauth/token").respond(
             200, json={"access_token": "t", "token_type": "Bearer", "expires_in": 3600}
         )

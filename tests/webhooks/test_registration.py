@@ -156,7 +156,7 @@ def test_a_docusign_user_who_may_not_manage_connect_gets_the_console_steps() -> 
         private_key=SecretStr(new_signing_key()[0]),
     )
     forget_access_tokens()
-    with respx.mock(assert_all_called=True) as vendor:
+    with respx.mock(using="keepalive", assert_all_called=True) as vendor:
         vendor.post("https://account-d.docusign.com/oauth/token").respond(
             200, json={"access_token": "t", "token_type": "Bearer", "expires_in": 3600}
         )
