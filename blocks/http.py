@@ -991,6 +991,7 @@ class VendorHTTP:
                 headers=request_headers,
                 extensions=self._extensions,
             )
+        parsed: httpx.URL | None
         if params:
             parsed = httpx.URL(target + "?" + str(httpx.QueryParams(params)))
         else:
