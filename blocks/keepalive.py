@@ -204,7 +204,10 @@ class KeepAliveConnection(httpx.AsyncBaseTransport):
     async def _exchange_one(self, request: httpx.Request) -> httpx.Response:
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         exchange = await self._connection(request.url, timeouts.get("connect"))
-        body = await request.aread()
+        # a body given whole (every VendorHTTP request) is taken as it is; a streamed one is read
+        body = b"".join(request.stream) if isinstance(request.stream, httpx.ByteStream) else None
+        if body is None:
+            body = await request.aread()
         answered = exchange.expect_answer(head_only=request.method == "HEAD")
         try:
             self._write(exchange, request, body)
@@ -217,12 +220,14 @@ class KeepAliveConnection(httpx.AsyncBaseTransport):
         if not exchange.keep_alive:
             exchange.close()
         exchange.waiter = None
-        return httpx.Response(
+        response = httpx.Response(
             exchange.status,
             headers=exchange.headers,
             stream=httpx.ByteStream(b"".join(exchange.body)),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": exchange.reason},
         )
+        response.read()  # the answer is whole in memory: decoded now, without the async path
+        return response
 
     async def _connection(self, url: httpx.URL, within: float | None) -> _Exchange:
         origin = (url.raw_scheme, url.raw_host, url.port or (443 if url.scheme == "https" else 80))
