@@ -346,13 +346,12 @@ def png_image(seed: str, cells: int = 29, scale: int = 4) -> bytes:
     bits = hashlib.shake_256(seed.encode()).digest(cells * cells // 8 + 1)
     size = cells * scale
     rows = []
-    for y in range(size):
+    for cell_row in range(cells):  # one row of cells, drawn once, is `scale` rows of pixels
         row = bytearray([0])  # filter type 0
-        for x in range(size):
-            index = (y // scale) * cells + (x // scale)
-            dark = (bits[index // 8] >> (index % 8)) & 1
-            row.append(0 if dark else 255)
-        rows.append(bytes(row))
+        for cell in range(cell_row * cells, (cell_row + 1) * cells):
+            dark = (bits[cell // 8] >> (cell % 8)) & 1
+            row += (b"\x00" if dark else b"\xff") * scale
+        rows.extend([bytes(row)] * scale)
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return (

@@ -13,7 +13,9 @@ import base64
 import binascii
 import hmac
 import json
+import struct
 import threading
+import zlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -486,6 +488,24 @@ async def test_pix_qr_code_image_is_a_base64_png(client: httpx.AsyncClient) -> N
     assert image.startswith(b"\x89PNG\r\n\x1a\n")
     assert image[12:16] == b"IHDR"
     assert image.endswith(b"IEND\xaeB`\x82")
+
+
+def test_pix_qr_code_image_draws_each_cell_of_its_pattern_as_a_square_block() -> None:
+    """29 x 29 cells of 4 x 4 pixels, black or white by the payload's hash: the same payload
+    always draws the same image, and another payload another one."""
+    image = asaas.png_image.__wrapped__("00020101021226-payload")
+    width, height, depth, colour = struct.unpack(">IIBB", image[16:26])
+    assert (width, height, depth, colour) == (116, 116, 8, 0)
+    idat_length = struct.unpack(">I", image[33:37])[0]
+    raw = zlib.decompress(image[41 : 41 + idat_length])
+    rows = [raw[y * 117 + 1 : (y + 1) * 117] for y in range(116)]
+    assert all(raw[y * 117] == 0 for y in range(116))  # filter type 0 on every row
+    cells = [[rows[cy * 4][cx * 4] for cx in range(29)] for cy in range(29)]
+    for y, row in enumerate(rows):
+        assert list(row) == [cells[y // 4][x // 4] for x in range(116)]
+    assert {value for line in cells for value in line} == {0, 255}
+    assert image == asaas.png_image.__wrapped__("00020101021226-payload")
+    assert image != asaas.png_image.__wrapped__("00020101021226-other")
 
 
 async def test_pix_qr_code_expires_twelve_months_after_the_due_date(
