@@ -10,6 +10,10 @@ Two figures, the sandbox in its own process with 20 ms of latency on every vendo
 2. The whole journey (recorded lead → welcomed: Pipedrive, DocuSign, Asaas + WhatsApp, Hostinger,
    welcome + note), the simulated people acting between steps in both runs: leads per second,
    and the orchestration overhead per lead (leadflow's wall time minus the plain script's).
+   This baseline makes its calls with leadflow's own vendor clients (and so on leadflow's own
+   connections, blocks/keepalive.py), without Prefect or the ledger: what leadflow's run takes
+   beyond it is orchestration alone. It is a stricter baseline than a script on httpx, whose
+   calls cost about three times the CPU (the intake's figures show both).
 
 leadflow runs as in production: flows on a Prefect API (the temporary server unless
 PREFECT_API_URL names one — DESIGN.md principle 8: a PostgreSQL-backed server is faster), the
