@@ -89,7 +89,7 @@ class _Exchange(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         if self._writable is not None and not self._writable.done():
-            self._writable.set_exception(httpx.WriteError(str(exc or "connection closed")))
+            self._writable.set_result(None)  # a writer waiting to drain wakes to the failed answer
         if self.waiter is None or self.complete:
             return
         if self.headers_done and exc is None and self._body_runs_to_close():

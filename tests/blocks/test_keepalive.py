@@ -266,3 +266,22 @@ async def test_a_second_request_in_flight_on_one_connection_is_refused(serve) ->
     with pytest.raises(asyncio.CancelledError):
         await waiting
     await connection.aclose()
+
+
+async def test_a_body_the_server_never_reads_ends_in_a_write_timeout() -> None:
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)
+
+    server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    connection = KeepAliveConnection()
+    request = httpx.Request(
+        "POST",
+        f"http://127.0.0.1:{port}/upload",
+        content=b"x" * (64 * 1024 * 1024),  # far more than loopback's socket buffers hold
+        extensions={"timeout": {**TIMEOUTS, "write": 0.2}},
+    )
+    with pytest.raises(httpx.WriteTimeout):
+        await connection.handle_async_request(request)
+    assert not connection.is_open
+    server.close()
