@@ -9,12 +9,20 @@ requests and how many connections it accepted.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import gzip
+import ipaddress
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from blocks.keepalive import KeepAliveConnection
 
@@ -284,4 +292,57 @@ async def test_a_body_the_server_never_reads_ends_in_a_write_timeout() -> None:
     with pytest.raises(httpx.WriteTimeout):
         await connection.handle_async_request(request)
     assert not connection.is_open
+    server.close()
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key: (certificate, key) as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_file, key_file = folder / "server.pem", folder / "server.key"
+    certificate_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return certificate_file, key_file
+
+
+async def test_https_is_spoken_over_tls_and_the_server_certificate_is_verified(
+    tmp_path: Path,
+) -> None:
+    """Real vendors are reached over TLS: the connection verifies the server's certificate
+    against the given context and refuses one it does not trust."""
+    certificate, key = self_signed_certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(certificate, key)
+    scripted = ScriptedServer([OK])
+    server = await asyncio.start_server(scripted.handle, "127.0.0.1", 0, ssl=server_tls)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/secure"
+    trusting = ssl.create_default_context(cafile=str(certificate))
+    connection = KeepAliveConnection(ssl_context=trusting)
+    assert (await send(connection, url)).json() == {"ok": True}
+    assert scripted.requests[0].startswith(b"GET /secure HTTP/1.1")
+    await connection.aclose()
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        await send(KeepAliveConnection(ssl_context=ssl.create_default_context()), url)
     server.close()
