@@ -63,7 +63,6 @@ class JourneyOperations(LedgerCore):
         with self._session() as session:
             now = self._now()
             # Core, prepared once: every step of every journey ends in this move
-            connection = session.connection()
             journey = self._lock_journey_row(session, lead_id)
             if worker is not None:
                 _check_claim(journey, worker, now)
@@ -74,19 +73,7 @@ class JourneyOperations(LedgerCore):
                     lead_id,
                     f"expected the journey in {expected.value!r}; it moved meanwhile",
                 )
-            move = journey_move(journey, target, now, due_at)
-            connection.execute(_MOVE_JOURNEY, {"journey_id": journey.id, **move.columns})
-            connection.execute(
-                _RECORD_TRANSITION,
-                {
-                    "journey_id": journey.id,
-                    "at": now,
-                    "from_state": move.from_state,
-                    "to_state": target.value,
-                    "cause": recorded_cause.value,
-                    "reason": reason,
-                },
-            )
+            self._move_row(session, journey, target, recorded_cause, reason, now, due_at)
 
     def retry_dead_lettered(self, lead_id: int, reason: str) -> list[EffectView]:
         """Resume a dead-lettered journey at the step it failed in (cause manual), once a
@@ -295,6 +282,32 @@ class JourneyOperations(LedgerCore):
                     "updated_at": self._now(),
                 },
             )
+
+    def _move_row(
+        self,
+        session: Session,
+        journey: JourneyRow,
+        target: JourneyState,
+        cause: Cause,
+        reason: str | None,
+        now: datetime,
+        due_at: datetime | None = None,
+    ) -> None:
+        """`_move` for a journey read by `_lock_journey_row`: two prepared Core statements."""
+        move = journey_move(journey, target, now, due_at)
+        connection = session.connection()
+        connection.execute(_MOVE_JOURNEY, {"journey_id": journey.id, **move.columns})
+        connection.execute(
+            _RECORD_TRANSITION,
+            {
+                "journey_id": journey.id,
+                "at": now,
+                "from_state": move.from_state,
+                "to_state": target.value,
+                "cause": cause.value,
+                "reason": reason,
+            },
+        )
 
     def _lock_journey_row(self, session: Session, lead_id: int) -> JourneyRow:
         """The lead's journey row, locked, read by one prepared Core statement."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from data_quality.lead import NormalizedLead
@@ -103,7 +103,11 @@ class LeadOperations(LedgerCore):
 
     # -- inside a session ---------------------------------------------------------------------
 
-    def _store_normalized(self, session: Session, lead: Lead, normalized: NormalizedLead) -> None:
+    def _store_normalized_row(
+        self, session: Session, lead_id: int, normalized: NormalizedLead
+    ) -> None:
+        """Store the normalised lead and its contact columns (what later leads are compared
+        with) by one prepared Core UPDATE: every lead that passes the gate is stored so."""
         contacts = {
             "email": normalized.email,
             "phone": normalized.phone,
@@ -112,10 +116,10 @@ class LeadOperations(LedgerCore):
         for column, value in contacts.items():
             if value is not None:
                 check_identifier(column, value, CONTACT_LENGTHS[column])
-        lead.normalized = normalized.model_dump(mode="json")
-        lead.email = contacts["email"]
-        lead.phone = contacts["phone"]
-        lead.document = contacts["document"]
+        session.connection().execute(
+            _STORE_NORMALIZED,
+            {"lead": lead_id, "normalized": normalized.model_dump(mode="json"), **contacts},
+        )
 
     def _earlier_lead(
         self,
@@ -170,3 +174,16 @@ class LeadOperations(LedgerCore):
         lead.duplicate_of_lead_id = root_id
         lead.duplicate_reason = reason
         return root_id
+
+
+_LEADS: Table = Lead.__table__  # type: ignore[assignment]
+_STORE_NORMALIZED = (
+    update(_LEADS)
+    .where(_LEADS.c.id == bindparam("lead"))
+    .values(
+        normalized=bindparam("normalized"),
+        email=bindparam("email"),
+        phone=bindparam("phone"),
+        document=bindparam("document"),
+    )
+)

@@ -43,22 +43,22 @@ class QuarantineOperations(LeadOperations, JourneyOperations):
             now = self._now()
             if replay_of is not None:
                 self._replay(session, replay_of, lead_id, now)
-            journey = self._lock_journey(session, lead_id)
+                session.flush()  # the Core statements below read what the replay moved
+            # Core statements, prepared once: every lead that passes the gate takes this way
+            journey = self._lock_journey_row(session, lead_id)
             if journey.state != JourneyState.RECEIVED.value:
                 raise IllegalTransition(
                     journey.state, JourneyState.QUALIFIED.value, lead_id, "only a received lead"
                 )
-            row = self._lead(session, lead_id)
-            self._store_normalized(session, row, lead)
+            self._store_normalized_row(session, lead_id, lead)
             self._lock_contacts(session, lead)
-            session.flush()
             earlier = self._earlier_lead(session, lead.email, lead.phone, lead.document, lead_id)
             if earlier is not None:
                 root = self._attach(
                     session, lead_id, earlier, f"same e-mail, phone or CPF/CNPJ as lead {earlier}"
                 )
                 return GateDecision(lead_id, qualified=False, duplicate_of=root)
-            self._move(
+            self._move_row(
                 session, journey, JourneyState.QUALIFIED, Cause.GATE, "passed the quality gate", now
             )
             return GateDecision(lead_id, qualified=True, duplicate_of=None)
