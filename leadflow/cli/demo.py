@@ -39,6 +39,16 @@ if not console.is_terminal:
     console.width = 100  # a log or a captured run: wide enough for the tables, never wrapped
 REASON_WIDTH = 60
 
+
+def reason_label(reason: str) -> str:
+    """A dead letter's reason as the demo's summary groups it: its first REASON_WIDTH
+    characters (what follows names one lead), and '…' where it was cut, so a cut reason is
+    never read as the whole one."""
+    if len(reason) <= REASON_WIDTH:
+        return reason
+    return reason[: REASON_WIDTH - 1].rstrip() + "…"
+
+
 #: Prefect's console output is for operators; the demo shows its own picture, and says when a
 #: reconciler round failed (the runs, their logs and artifacts still go to the Prefect API and
 #: its UI). Set before Prefect is imported; a value already in the environment wins.
@@ -149,7 +159,7 @@ def accounting_tables(outcome: DemoOutcome) -> Group:
         if waiting.get(state):
             books.add_row(f"      {who}", str(waiting[state]))
     books.add_row("dead-lettered (a person must fix the cause)", str(len(acc.dead_lettered)))
-    reasons = Counter(reason[:REASON_WIDTH] for reason in acc.dead_lettered.values())
+    reasons = Counter(reason_label(reason) for reason in acc.dead_lettered.values())
     for reason, count in reasons.most_common(8):
         books.add_row(f"      {reason}", str(count))
 

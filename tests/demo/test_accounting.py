@@ -117,3 +117,15 @@ def test_the_ledger_is_read_whole(tmp_path: Path) -> None:
     assert read.reached["qualified"] == frozenset({first})
     assert read.orphans == ()
     assert read.transitions == 2
+
+
+def test_a_long_dead_letter_reason_is_grouped_by_its_start_and_shown_as_cut() -> None:
+    from leadflow.cli.demo import REASON_WIDTH, reason_label
+
+    reason = "billing needs a valid CPF/CNPJ: the contract's 'cpf' field holds 123.456.789-00"
+    label = reason_label(reason)
+    assert label.endswith("…")
+    assert len(label) <= REASON_WIDTH
+    assert reason.startswith(label[:-1])
+    assert reason_label(reason.replace("123.456.789-00", "987.654.321-00")) == label
+    assert reason_label("the vendor refused the charge") == "the vendor refused the charge"
