@@ -978,10 +978,10 @@ class VendorHTTP:
         takes httpx's own way. tests/blocks/test_http.py holds both ways to the same bytes.
         """
         target = url if "://" in url else self.base_url + url
+        request_headers = self._headers.copy()
+        if headers:
+            request_headers.update(headers)
         if data is not None or (params and "?" in target):
-            request_headers = self._headers.copy()
-            if headers:
-                request_headers.update(headers)
             return httpx.Request(
                 method,
                 target,
@@ -1000,9 +1000,6 @@ class VendorHTTP:
                 if len(self._parsed_urls) >= PARSED_URLS_KEPT:
                     self._parsed_urls.clear()
                 parsed = self._parsed_urls[target] = httpx.URL(target)
-        request_headers = self._headers.copy()
-        if headers:
-            request_headers.update(headers)
         # the headers in httpx's order: Host first, a body's length and type after the rest
         first = [] if "Host" in request_headers else [(b"Host", parsed.netloc)]
         body = b""

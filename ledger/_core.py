@@ -410,16 +410,7 @@ class LedgerCore:
         move = journey_move(journey, target, now, due_at)
         for name, value in move.columns.items():
             setattr(journey, name, value)
-        session.add(
-            JourneyTransition(
-                journey_id=journey.id,
-                at=now,
-                from_state=move.from_state,
-                to_state=target.value,
-                cause=cause.value,
-                reason=reason,
-            )
-        )
+        session.add(JourneyTransition(**move.transition(journey.id, cause, reason)))
 
 
 class JourneyRow(Protocol):
@@ -462,6 +453,17 @@ class JourneyMove:
     def columns(self) -> dict[str, Any]:
         """The journey's columns after the move, by name."""
         return {name: getattr(self, name) for name in MOVED_COLUMNS}
+
+    def transition(self, journey_id: int, cause: Cause, reason: str | None) -> dict[str, Any]:
+        """The move's row in the journey's history, by column (the ORM's and Core's alike)."""
+        return {
+            "journey_id": journey_id,
+            "at": self.state_since,
+            "from_state": self.from_state,
+            "to_state": self.state,
+            "cause": cause.value,
+            "reason": reason,
+        }
 
 
 #: the journey columns a move sets: JourneyMove's fields but the state it left

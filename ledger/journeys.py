@@ -297,17 +297,7 @@ class JourneyOperations(LedgerCore):
         move = journey_move(journey, target, now, due_at)
         connection = session.connection()
         connection.execute(_MOVE_JOURNEY, {"journey_id": journey.id, **move.columns})
-        connection.execute(
-            _RECORD_TRANSITION,
-            {
-                "journey_id": journey.id,
-                "at": now,
-                "from_state": move.from_state,
-                "to_state": target.value,
-                "cause": cause.value,
-                "reason": reason,
-            },
-        )
+        connection.execute(_RECORD_TRANSITION, move.transition(journey.id, cause, reason))
 
     def _lock_journey_row(self, session: Session, lead_id: int) -> JourneyRow:
         """The lead's journey row, locked, read by one prepared Core statement."""
