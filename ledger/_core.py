@@ -413,6 +413,27 @@ class LedgerCore:
         session.add(JourneyTransition(**move.transition(journey.id, cause, reason)))
 
 
+class LeadRow(Protocol):
+    """What a LeadView is made of: an ORM Lead or a Core row of its columns (`get_leads`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def source_id(self) -> str: ...
+    @property
+    def raw(self) -> dict[str, Any]: ...
+    @property
+    def normalized(self) -> dict[str, Any] | None: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def duplicate_of_lead_id(self) -> int | None: ...
+    @property
+    def duplicate_reason(self) -> str | None: ...
+
+
 class JourneyRow(Protocol):
     """What a move or a release reads of a locked journey: an ORM Journey or a Core row."""
 
@@ -538,7 +559,7 @@ def _describe_refusal(exc: DBAPIError) -> str:
 # -- views ------------------------------------------------------------------------------------
 
 
-def lead_view(lead: Lead) -> LeadView:
+def lead_view(lead: LeadRow) -> LeadView:
     normalized = (
         NormalizedLead.model_validate(lead.normalized) if lead.normalized is not None else None
     )

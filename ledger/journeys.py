@@ -21,7 +21,6 @@ from ledger._core import (
     aware,
     check_claim,
     check_identifier,
-    claim_rows,
     effect_view,
     ids_in_range,
     journey_move,
@@ -208,19 +207,31 @@ class JourneyOperations(LedgerCore):
         check_claim(worker, limit, lease_seconds)
         with self._session() as session:
             now = self._now()
-            query = select(Journey).where(
-                Journey.state == wanted.value,
-                or_(Journey.claimed_until.is_(None), Journey.claimed_until <= now),
+            query = select(*_CLAIMED_COLUMNS).where(
+                JOURNEYS.c.state == wanted.value,
+                or_(JOURNEYS.c.claimed_until.is_(None), JOURNEYS.c.claimed_until <= now),
             )
             if lead_ids is not None:
                 ids = ids_in_range(lead_ids)
                 if not ids:
                     return []
-                query = query.where(Journey.lead_id.in_(ids)).order_by(Journey.id)
+                query = query.where(JOURNEYS.c.lead_id.in_(ids)).order_by(JOURNEYS.c.id)
             else:
-                query = query.where(Journey.due_at <= now).order_by(Journey.due_at, Journey.id)
+                query = query.where(JOURNEYS.c.due_at <= now).order_by(
+                    JOURNEYS.c.due_at, JOURNEYS.c.id
+                )
             until = now + timedelta(seconds=lease_seconds)
-            journeys = claim_rows(session, query, limit, worker, until)
+            # Core rows, one UPDATE for the batch: every stage of every journey starts here,
+            # and loading ORM objects to flush one UPDATE each cost more than the claim itself
+            connection = session.connection()
+            journeys = connection.execute(
+                query.limit(limit).with_for_update(skip_locked=True)
+            ).all()
+            if journeys:
+                connection.execute(
+                    _CLAIM_JOURNEYS,
+                    {"ids": [journey.id for journey in journeys], "worker": worker, "until": until},
+                )
             return [
                 ClaimedJourney(
                     journey_id=journey.id,
@@ -354,6 +365,19 @@ _LOCK_JOURNEY = (
     )
     .where(JOURNEYS.c.lead_id == bindparam("wanted_lead"))
     .with_for_update()
+)
+#: what `claim` reads of each journey it takes
+_CLAIMED_COLUMNS = (
+    JOURNEYS.c.id,
+    JOURNEYS.c.lead_id,
+    JOURNEYS.c.state,
+    JOURNEYS.c.due_at,
+    JOURNEYS.c.dead_lettered_from,
+)
+_CLAIM_JOURNEYS = (
+    update(JOURNEYS)
+    .where(JOURNEYS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(claimed_by=bindparam("worker"), claimed_until=bindparam("until"))
 )
 _MOVE_JOURNEY = (
     update(JOURNEYS)

@@ -77,7 +77,8 @@ class LeadOperations(LedgerCore):
         if not wanted:
             return {}
         with self._session(write=False) as session:
-            rows = session.execute(select(Lead).where(Lead.id.in_(wanted))).scalars()
+            # Core rows (every stage reads its batch's leads here): no ORM objects to build
+            rows = session.connection().execute(_READ_LEADS, {"wanted": wanted})
             return {row.id: lead_view(row) for row in rows}
 
     def find_lead_by_contact(
@@ -187,3 +188,15 @@ _STORE_NORMALIZED = (
         document=bindparam("document"),
     )
 )
+
+#: what a LeadView shows of each lead, for a batch of ids (`get_leads`)
+_READ_LEADS = select(
+    _LEADS.c.id,
+    _LEADS.c.source,
+    _LEADS.c.source_id,
+    _LEADS.c.raw,
+    _LEADS.c.normalized,
+    _LEADS.c.received_at,
+    _LEADS.c.duplicate_of_lead_id,
+    _LEADS.c.duplicate_reason,
+).where(_LEADS.c.id.in_(bindparam("wanted", expanding=True)))

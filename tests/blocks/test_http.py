@@ -678,6 +678,8 @@ BUILT_REQUESTS = [
     ("GET", "/search", {"params": {"term": "maria silva+1@exemplo.com.br", "exact": True}}),
     ("GET", "/search", {"params": {"ids": [1, 2], "empty": None, "text": "ção ü/&="}}),
     ("GET", "/deals/12", {"params": {}}),
+    ("GET", "/search", {"params": {"none": []}}),
+    ("GET", "/search", {"params": [("term", "+55 (11) 98765-4321"), ("term", "~a_b.c-d")]}),
     ("GET", "/deals?start=0", {"params": {"limit": 5}}),
     ("POST", "/persons", {"json": {"name": "João", "value": 1.5, "list": [True, None]}}),
     ("POST", "/persons", {}),
@@ -711,5 +713,7 @@ def test_a_request_is_built_to_the_same_url_headers_and_body_as_httpx_builds_it(
         headers=expected_headers,
     )
     assert str(built.url) == str(expected.url)
+    assert built.url.raw_path == expected.url.raw_path
+    assert built.url.params == expected.url.params
     assert built.headers.raw == expected.headers.raw
     assert built.read() == expected.read()
