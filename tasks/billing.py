@@ -9,7 +9,9 @@ and the payment moves the journey.
    (Asaas allows duplicate customers, so leadflow must not make them);
 3. the PIX charge with its own `externalReference`, found before it is created again;
 4. its copy-and-paste code sent by an approved WhatsApp template (the client has not written to
-   the business in 24 hours, so free text would be refused).
+   the business in 24 hours, so free text would be refused). A charge paid before its code is
+   read (Asaas e-mails it as soon as it exists; a paid charge has no QR code) goes on to
+   charge_open without the message.
 
 WhatsApp has no idempotency key and no look-up. leadflow's decision, for every WhatsApp send: a
 send whose answer was lost is recorded `unconfirmed` and NOT resent (at most once). A second PIX
@@ -24,6 +26,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from blocks import PermanentError
 from blocks.asaas import AsaasCustomer, AsaasPayment, NewCustomer, NewPixCharge
 from blocks.whatsapp import SendResult, TemplateComponent, TemplateParameter
 from data_quality import normalize_cnpj, normalize_cpf
@@ -183,7 +186,16 @@ async def _charge_one(context: StepContext, asaas: Any, lead: LeadView) -> Move:
             JourneyState.CHARGE_OPEN,
             f"{reason}; no mobile: PIX code sent by Asaas only",
         )
-    qr = await asaas.get_pix_qr_code(charge.vendor_object_id)
+    try:
+        qr = await asaas.get_pix_qr_code(charge.vendor_object_id)
+    except PermanentError:
+        # a paid charge has no QR code: the client paid before it was read (Asaas e-mails the
+        # charge as soon as it exists), and a paid client must not be dead-lettered for that
+        payment = await asaas.get_payment(charge.vendor_object_id)
+        if payment.is_paid:
+            paid = f"{reason}; paid before the PIX code was sent"
+            return Move.advance(lead.lead_id, JourneyState.CHARGE_OPEN, paid)
+        raise
     whatsapp = await context.client("whatsapp")
     choices = context.business.whatsapp
     message = await context.perform(

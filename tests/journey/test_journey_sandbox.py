@@ -3,10 +3,12 @@ leads from the Graph API to `welcomed`, every vendor object created once and lin
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
 
+from blocks.asaas import AsaasClient, AsaasPayment, NewPixCharge
 from flows import intake, lead_to_cash
 from ledger import JourneyState
 from tests.journey.world import World
@@ -95,6 +97,33 @@ async def test_a_round_does_not_read_back_the_envelopes_and_charges_it_has_just_
     assert world.counts() == {JourneyState.CHARGE_OPEN: 2}, world.describe()
     assert _reads_of_one(world, "docusign", "envelopes") == envelopes_read + 2
     assert _reads_of_one(world, "asaas", "payments") == payments_read
+
+
+async def test_a_client_who_pays_before_the_pix_code_is_read_goes_on_without_the_code(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asaas e-mails a charge as soon as it exists, and a paid charge has no QR code (400
+    invalid_status): the journey goes on to paid, with no PIX message, instead of dead-lettering
+    a client who has paid."""
+    create_pix_charge = AsaasClient.create_pix_charge
+
+    async def paid_at_once(self: AsaasClient, charge: NewPixCharge) -> AsaasPayment:
+        made = await create_pix_charge(self, charge)
+        paid = await asyncio.to_thread(world.admin.post, f"/people/payer/accept/{made.id}")
+        paid.raise_for_status()
+        return made
+
+    monkeypatch.setattr(AsaasClient, "create_pix_charge", paid_at_once)
+    world.people(accept=1.0)
+    world.submit_leads(1)
+
+    counts = await world.reconcile_until_settled()
+
+    assert counts == {JourneyState.WELCOMED: 1}, world.describe()
+    (lead_id,) = world.lead_ids()
+    history = [t.reason or "" for t in world.ledger.journey_history(lead_id)]
+    assert any("paid before the PIX code was sent" in reason for reason in history), history
+    assert "whatsapp.send_pix_code" not in world.vendor_ids(lead_id)
 
 
 async def test_a_lost_deal_and_a_declined_contract_close_their_journeys(world: World) -> None:
