@@ -35,6 +35,7 @@ import socket
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -65,7 +66,10 @@ def _sandbox_code(port: int) -> str:
 
 def _transport() -> httpx.AsyncHTTPTransport:
     return httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT),
+        # idle connections dropped after a second, before the sandbox's server drops them (5 s)
+        limits=httpx.Limits(
+            max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT, keepalive_expiry=1.0
+        ),
         socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
     )
 
@@ -201,8 +205,9 @@ async def _setup_leadflow(url: str, folder: Path, *, recheck_seconds: float) -> 
     forget_rate_limits()  # an account's limiter is made by its first client: setup's
 
 
-def _qualified_leads(ledger: Any, prefix: str, count: int) -> None:
-    """`count` leads recorded and through the gate, as the intake finds them."""
+def _qualified_leads(ledger: Any, prefix: str, count: int, first: int) -> None:
+    """`count` leads recorded and through the gate, as the intake finds them; their phones
+    numbered from `first` (one phone in two leads would make the second a duplicate)."""
     from data_quality.lead import NormalizedLead, PhoneKind
 
     for n in range(count):
@@ -212,7 +217,7 @@ def _qualified_leads(ledger: Any, prefix: str, count: int) -> None:
             source_id=f"{prefix}-{n}",
             full_name=f"Cliente {prefix.title()} {n}",
             email=f"{prefix}{n}@exemplo.com.br",
-            phone=f"+55119{80000000 + n + (50_000 if prefix == 'warm' else 0):08d}",
+            phone=f"+55119{80000000 + first + n:08d}",
             phone_kind=PhoneKind.MOBILE,
         )
         ledger.pass_gate(recorded.lead_id, lead)
@@ -230,9 +235,9 @@ async def _leadflow_intake(url: str, folder: Path, round_: int) -> tuple[float, 
 
     ledger = shared_ledger(os.environ["LEADFLOW_DATABASE_URL"])
     if round_ == 0:
-        _qualified_leads(ledger, "warm", 5)
+        _qualified_leads(ledger, "warm", 5, first=9_000_000)
         await deals()
-    _qualified_leads(ledger, f"intake{round_}-", LEADS)
+    _qualified_leads(ledger, f"intake{round_}-", LEADS, first=round_ * LEADS)
     cpu, started = time.process_time(), time.perf_counter()
     await deals()
     elapsed = time.perf_counter() - started
@@ -310,16 +315,25 @@ class Plain:
         )
         self.field_key = made["data"]["key"]
 
+    async def _search(self, term: str, field: str) -> dict[str, Any]:
+        """A person search, asked again once if the connection was dropped under it (a read:
+        safe to repeat; a whole run once failed on one such drop)."""
+        try:
+            return await self._ok(self._get_search(term, field))
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            return await self._ok(self._get_search(term, field))
+
+    def _get_search(self, term: str, field: str) -> Awaitable[httpx.Response]:
+        return self.http.get(
+            "/pipedrive/api/v2/persons/search",
+            params={"term": term, "fields": field, "exact_match": "true"},
+            headers=self._pipedrive(),
+        )
+
     async def intake(self, n: int, name: str, email: str, phone: str) -> int:
         h = self._pipedrive()
         for term, field in ((email, "email"), (phone, "phone")):
-            await self._ok(
-                self.http.get(
-                    "/pipedrive/api/v2/persons/search",
-                    params={"term": term, "fields": field, "exact_match": "true"},
-                    headers=h,
-                )
-            )
+            await self._search(term, field)
         person = await self._ok(
             self.http.post(
                 "/pipedrive/api/v2/persons",
