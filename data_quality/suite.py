@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data_quality.offline_docs import make_data_docs_offline
+from leadflow.runtime import in_flow_run_process, settle_startup_heap
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -150,6 +151,9 @@ def gate_suite() -> GateSuite:
     with _lock:
         if _gate_suite is None:
             _gate_suite = _build()
+            if in_flow_run_process():
+                # GX's objects live as long as this process, like the imports' (leadflow/runtime.py)
+                settle_startup_heap()
         return _gate_suite
 
 

@@ -12,6 +12,11 @@ script works too: Prefect runs an async flow to completion when called outside a
 
 from flows.reconciler import handle_deliveries, lead_to_cash, replay_quarantine
 from flows.stages import activation, billing, contracts, deals, intake, welcome
+from leadflow.runtime import in_flow_run_process, settle_startup_heap
+
+if in_flow_run_process():
+    # a deployment's run: the imports above are this process's for good (leadflow/runtime.py)
+    settle_startup_heap()
 
 __all__ = [
     "activation",
