@@ -29,6 +29,7 @@ import asyncio
 import socket
 import ssl
 import time
+from collections.abc import AsyncIterator, Iterator
 
 import httptools
 import httpx
@@ -175,6 +176,20 @@ class _Exchange(asyncio.Protocol):
             self.transport.close()
 
 
+class _WholeBody(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """An answer's body already read whole. Not an httpx.ByteStream, which httpx.Response
+    would read through its decoders as it is made."""
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._content
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._content
+
+
 class KeepAliveConnection(httpx.AsyncBaseTransport):
     """A single HTTP/1.1 connection, reused while the server keeps it alive (see the module)."""
 
@@ -220,13 +235,20 @@ class KeepAliveConnection(httpx.AsyncBaseTransport):
         if not exchange.keep_alive:
             exchange.close()
         exchange.waiter = None
+        content = b"".join(exchange.body)
         response = httpx.Response(
             exchange.status,
             headers=exchange.headers,
-            stream=httpx.ByteStream(b"".join(exchange.body)),
+            stream=_WholeBody(content),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": exchange.reason},
         )
-        response.read()  # the answer is whole in memory: decoded now, without the async path
+        if "content-encoding" in response.headers:
+            response.read()  # gzip, deflate...: decoded now by httpx, without the async path
+        else:
+            # the answer is whole in memory and needs no decoding: it is the content. httpx's
+            # read() would walk its decoder and chunker generators to join the same bytes
+            # (a twentieth of a call's CPU); `_content` is where read() keeps them
+            response._content = content
         return response
 
     async def _connection(self, url: httpx.URL, within: float | None) -> _Exchange:

@@ -144,6 +144,23 @@ async def test_a_chunked_and_gzipped_answer_is_read_whole_and_decoded(serve) -> 
     await connection.aclose()
 
 
+async def test_a_plain_answer_reads_as_httpx_reads_one_whole_and_again(serve) -> None:
+    """An answer with no content-encoding is handed over as its content, already read: every
+    way httpx offers to read it gives the same bytes, and closing it is harmless."""
+    body = '{"nome": "João", "ok": true}'.encode()
+    head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}"
+    server = await serve(head.encode() + b"\r\n\r\n" + body)
+    response = await send(KeepAliveConnection(), server.url)
+
+    assert response.content == body
+    assert response.json() == {"nome": "João", "ok": True}
+    assert await response.aread() == body
+    assert b"".join(response.iter_bytes()) == body
+    assert b"".join([chunk async for chunk in response.aiter_bytes()]) == body
+    await response.aclose()
+    assert response.is_closed
+
+
 async def test_an_answer_without_length_runs_until_the_server_closes(serve) -> None:
     server = await serve(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
     connection = KeepAliveConnection()
