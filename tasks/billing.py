@@ -114,6 +114,14 @@ def _pix_components(first_name: str, code: str) -> list[TemplateComponent]:
     ]
 
 
+async def _paid_move(asaas: Any, lead_id: int, payment_id: str, reason: str) -> Move | None:
+    """charge_open with `reason` when the charge is paid already (nothing left to send the
+    client), else None."""
+    if not (await asaas.get_payment(payment_id)).is_paid:
+        return None
+    return Move.advance(lead_id, JourneyState.CHARGE_OPEN, reason)
+
+
 async def _charge_one(context: StepContext, asaas: Any, lead: LeadView) -> Move:
     normalized = lead.normalized
     if normalized is None:
@@ -177,9 +185,11 @@ async def _charge_one(context: StepContext, asaas: Any, lead: LeadView) -> Move:
     reason = f"Asaas customer {customer.vendor_object_id}, PIX charge {charge.vendor_object_id}"
     if charge.result is not EffectResult.CREATED:
         # made by an earlier attempt: the client may have paid meanwhile (no QR code then)
-        payment = await asaas.get_payment(charge.vendor_object_id)
-        if payment.is_paid:
-            return Move.advance(lead.lead_id, JourneyState.CHARGE_OPEN, f"{reason}; already paid")
+        paid = await _paid_move(
+            asaas, lead.lead_id, charge.vendor_object_id, f"{reason}; already paid"
+        )
+        if paid is not None:
+            return paid
     if not normalized.reachable_on_whatsapp:
         return Move.advance(
             lead.lead_id,
@@ -191,11 +201,11 @@ async def _charge_one(context: StepContext, asaas: Any, lead: LeadView) -> Move:
     except PermanentError:
         # a paid charge has no QR code: the client paid before it was read (Asaas e-mails the
         # charge as soon as it exists), and a paid client must not be dead-lettered for that
-        payment = await asaas.get_payment(charge.vendor_object_id)
-        if payment.is_paid:
-            paid = f"{reason}; paid before the PIX code was sent"
-            return Move.advance(lead.lead_id, JourneyState.CHARGE_OPEN, paid)
-        raise
+        early = f"{reason}; paid before the PIX code was sent"
+        paid = await _paid_move(asaas, lead.lead_id, charge.vendor_object_id, early)
+        if paid is None:
+            raise
+        return paid
     whatsapp = await context.client("whatsapp")
     choices = context.business.whatsapp
     message = await context.perform(
