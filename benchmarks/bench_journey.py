@@ -20,13 +20,13 @@ leadflow runs as in production: the objects its start-up made kept out of the ga
 collector's scans, as in a deployment's flow-run process (leadflow/runtime.py); flows on a
 Prefect API (the temporary server unless PREFECT_API_URL names one — DESIGN.md principle 8: a
 PostgreSQL-backed server is faster), the ledger on SQLite in a temporary folder, Blocks saved by
-`setup_sandbox`. Both runs use one
-connection pool per vendor. Two of leadflow's own client-side limits are raised, in both runs,
-to what the sandbox allows, so that neither run measures a vendor tier instead of itself: the
-Pipedrive Block's burst limit, and the WhatsApp number's throughput, from the default tier's 80
-messages a second to Cloud API's highest, 1,000 (at 80, the plain run sent exactly 80 a second:
-two messages per lead pinned it at 40 leads/s, and leadflow spent 25 s of its run waiting on
-that tier, since each stage sends its whole batch's messages at once).
+`setup_sandbox`. Both runs use one connection pool per vendor. Two of leadflow's own client-side
+limits are raised, in both runs, to what the sandbox allows, so that neither run measures a
+vendor tier instead of itself: the Pipedrive Block's burst limit, and the WhatsApp number's
+throughput, from the default tier's 80 messages a second to Cloud API's highest, 1,000 (at 80,
+the plain run sent exactly 80 a second: two messages per lead pinned it at 40 leads/s, and
+leadflow spent 25 s of its run waiting on that tier, since each stage sends its whole batch's
+messages at once).
 """
 
 from __future__ import annotations
@@ -239,9 +239,7 @@ async def _leadflow_intake(url: str, folder: Path, round_: int) -> tuple[float, 
     from leadflow.settings import reset_settings_cache
     from ledger import shared_ledger
 
-    if round_ > 0:
-        # a ledger of its own: the deals the rounds before opened fall due for their status
-        # check, and the measured run must do the intake and nothing else
+    if round_ > 0:  # a ledger of its own (see above)
         os.environ["LEADFLOW_DATABASE_URL"] = f"sqlite:///{folder / f'ledger-{round_}.db'}"
         reset_settings_cache()
     ledger = shared_ledger(os.environ["LEADFLOW_DATABASE_URL"])
