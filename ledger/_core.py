@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol, TypeVar
 
 from alembic.util import CommandError
-from sqlalchemy import Engine, Row, Select, select
+from sqlalchemy import Engine, Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
@@ -592,11 +592,11 @@ def journey_view(journey: Journey) -> JourneyView:
     )
 
 
-def effect_view(effect: Effect | Row[Any]) -> EffectView:
-    """An effect as callers see it, from its ORM object or a row a Core statement returned.
-    An ORM object's response is copied (the session's object must not change under the
-    caller); a row's was decoded for this call alone."""
-    response = effect.response if isinstance(effect, Row) else copy.deepcopy(effect.response)
+def effect_view(effect: Effect | Any) -> EffectView:
+    """An effect as callers see it, from its ORM object or a row of its columns a statement
+    returned. An ORM object's response is copied (the session's object must not change under
+    the caller); a row's was decoded for this call alone."""
+    response = copy.deepcopy(effect.response) if isinstance(effect, Effect) else effect.response
     return EffectView(
         key=effect.key,
         vendor=effect.vendor,

@@ -33,6 +33,7 @@ from ledger.errors import (
     UnknownLead,
 )
 from ledger.models import Effect
+from ledger.prepared import Prepared
 from ledger.states import EffectStatus
 from ledger.views import EffectView
 
@@ -84,27 +85,23 @@ class EffectOperations(LedgerCore):
             now = self._now()
             until = now + timedelta(seconds=lease_seconds)
             # the common case, a new key, is one statement: the row comes back from the INSERT
-            # (Core, prepared once per dialect: this is the journey's hottest write)
+            # (on the driver's cursor, ledger/prepared.py: this is the journey's hottest write)
             try:
-                inserted = (
-                    session.connection()
-                    .execute(
-                        _begin_new_effect(session),
-                        {
-                            "key": key,
-                            "vendor": vendor,
-                            "operation": operation,
-                            "lead_id": lead_id,
-                            "status": PENDING,
-                            "attempts": 1,
-                            "permanent": False,
-                            "lease_token": _new_lease_token(),
-                            "leased_until": until,
-                            "created_at": now,
-                            "updated_at": now,
-                        },
-                    )
-                    .first()
+                inserted = _BEGIN_NEW_EFFECT.first(
+                    session.connection(),
+                    {
+                        "key": key,
+                        "vendor": vendor,
+                        "operation": operation,
+                        "lead_id": lead_id,
+                        "status": PENDING,
+                        "attempts": 1,
+                        "permanent": False,
+                        "lease_token": _new_lease_token(),
+                        "leased_until": until,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
                 )
             except IntegrityError:
                 # the only constraint left to break is the lead's foreign key
@@ -175,20 +172,16 @@ class EffectOperations(LedgerCore):
         """
         check_identifier("vendor object id", vendor_object_id, 255)
         with self._session() as session:
-            # the common case, an effect not yet done, is one statement (prepared once)
-            completed = (
-                session.connection()
-                .execute(
-                    _COMPLETE_PENDING_EFFECT,
-                    {
-                        "wanted_key": key,
-                        "vendor_object_id": vendor_object_id,
-                        "response": response,
-                        "note": note,
-                        "updated_at": self._now(),
-                    },
-                )
-                .first()
+            # the common case, an effect not yet done, is one statement (ledger/prepared.py)
+            completed = _COMPLETE_PENDING_EFFECT.first(
+                session.connection(),
+                {
+                    "wanted_key": key,
+                    "vendor_object_id": vendor_object_id,
+                    "response": response,
+                    "note": note,
+                    "updated_at": self._now(),
+                },
             )
             if completed is not None:
                 return effect_view(completed)
@@ -245,8 +238,8 @@ class EffectOperations(LedgerCore):
     def get_effect(self, key: str) -> EffectView:
         """The effect with that idempotency key; UnknownEffect if there is none."""
         with self._session(write=False) as session:
-            # Core, prepared once: every step reads the effects of the steps before it
-            effect = session.connection().execute(_EFFECT_BY_KEY, {"wanted_key": key}).first()
+            # every step reads the effects of the steps before it (ledger/prepared.py)
+            effect = _EFFECT_BY_KEY.first(session.connection(), {"wanted_key": key})
             if effect is None:
                 raise UnknownEffect(f"no effect with key {key!r}")
             return effect_view(effect)
@@ -256,7 +249,7 @@ class EffectOperations(LedgerCore):
         if not id_in_range(lead_id):
             return []
         with self._session(write=False) as session:
-            rows = session.connection().execute(_EFFECTS_OF_LEAD, {"wanted_lead": lead_id})
+            rows = _EFFECTS_OF_LEAD.all(session.connection(), {"wanted_lead": lead_id})
             return [effect_view(row) for row in rows]
 
     def lead_for_vendor_object(self, vendor: str, vendor_object_id: str) -> int | None:
@@ -312,57 +305,55 @@ class EffectOperations(LedgerCore):
         return effect
 
 
-_EFFECT_BY_KEY = select(EFFECTS).where(EFFECTS.c.key == bindparam("wanted_key"))
-_EFFECTS_OF_LEAD = (
-    select(EFFECTS).where(EFFECTS.c.lead_id == bindparam("wanted_lead")).order_by(EFFECTS.c.id)
+_EFFECT_BY_KEY = Prepared(lambda _: select(EFFECTS).where(EFFECTS.c.key == bindparam("wanted_key")))
+_EFFECTS_OF_LEAD = Prepared(
+    lambda _: (
+        select(EFFECTS).where(EFFECTS.c.lead_id == bindparam("wanted_lead")).order_by(EFFECTS.c.id)
+    )
 )
-_BEGIN_NEW_EFFECT: dict[str, Any] = {}
 
 #: complete_effect's one statement: an effect not yet done becomes done, its lease given up
-_COMPLETE_PENDING_EFFECT = (
-    update(EFFECTS)
-    .where(EFFECTS.c.key == bindparam("wanted_key"), EFFECTS.c.status != DONE)
-    .values(
-        status=DONE,
-        vendor_object_id=bindparam("vendor_object_id"),
-        response=bindparam("response"),
-        permanent=False,
-        lease_token=None,
-        leased_until=None,
-        note=bindparam("note"),
-        updated_at=bindparam("updated_at"),
+_COMPLETE_PENDING_EFFECT = Prepared(
+    lambda _: (
+        update(EFFECTS)
+        .where(EFFECTS.c.key == bindparam("wanted_key"), EFFECTS.c.status != DONE)
+        .values(
+            status=DONE,
+            vendor_object_id=bindparam("vendor_object_id"),
+            response=bindparam("response"),
+            permanent=False,
+            lease_token=None,
+            leased_until=None,
+            note=bindparam("note"),
+            updated_at=bindparam("updated_at"),
+        )
+        .returning(*EFFECTS.c)
     )
-    .returning(*EFFECTS.c)
 )
 
+_NEW_EFFECT_COLUMNS = (
+    "key",
+    "vendor",
+    "operation",
+    "lead_id",
+    "status",
+    "attempts",
+    "permanent",
+    "lease_token",
+    "leased_until",
+    "created_at",
+    "updated_at",
+)
 
-def _begin_new_effect(session: Session) -> Any:
-    """begin_effect's one statement for a new key, built once per dialect (ON CONFLICT is
-    spelt by the dialect's insert): its values are bound at execution, so SQLAlchemy neither
-    rebuilds nor re-keys the statement on every call."""
-    dialect = session.get_bind().dialect.name
-    statement = _BEGIN_NEW_EFFECT.get(dialect)
-    if statement is None:
-        columns = (
-            "key",
-            "vendor",
-            "operation",
-            "lead_id",
-            "status",
-            "attempts",
-            "permanent",
-            "lease_token",
-            "leased_until",
-            "created_at",
-            "updated_at",
-        )
-        statement = _BEGIN_NEW_EFFECT[dialect] = (
-            dialect_insert(dialect, EFFECTS)
-            .values({name: bindparam(name) for name in columns})
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(*EFFECTS.c)
-        )
-    return statement
+#: begin_effect's one statement for a new key (ON CONFLICT is spelt by the dialect's insert)
+_BEGIN_NEW_EFFECT = Prepared(
+    lambda dialect: (
+        dialect_insert(dialect, EFFECTS)
+        .values({name: bindparam(name) for name in _NEW_EFFECT_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(*EFFECTS.c)
+    )
+)
 
 
 def _new_lease_token() -> str:

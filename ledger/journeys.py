@@ -28,6 +28,7 @@ from ledger._core import (
 )
 from ledger.errors import ClaimLost, IllegalTransition
 from ledger.models import Cursor, Effect, Journey, JourneyTransition
+from ledger.prepared import Prepared
 from ledger.states import Cause, EffectStatus, JourneyState, parse_cause, parse_state
 from ledger.views import ClaimedJourney, EffectView, JourneyView, TransitionView
 
@@ -280,12 +281,11 @@ class JourneyOperations(LedgerCore):
         or the claim released before).
         """
         with self._session() as session:
-            connection = session.connection()
             journey = self._lock_journey_row(session, lead_id)
             if journey.claimed_by != worker:
                 raise ClaimLost(_claim_lost_message(journey, worker))
-            connection.execute(
-                _RELEASE_JOURNEY,
+            _RELEASE_JOURNEY.all(
+                session.connection(),
                 {
                     "journey_id": journey.id,
                     "due_at": aware(due_at, "due_at") if due_at is not None else journey.due_at,
@@ -304,18 +304,17 @@ class JourneyOperations(LedgerCore):
         now: datetime,
         due_at: datetime | None = None,
     ) -> None:
-        """`_move` for a journey read by `_lock_journey_row`: two prepared Core statements."""
+        """`_move` for a journey read by `_lock_journey_row`: two statements on the driver's
+        cursor (ledger/prepared.py)."""
         move = journey_move(journey, target, now, due_at)
         connection = session.connection()
-        connection.execute(_MOVE_JOURNEY, {"journey_id": journey.id, **move.columns})
-        connection.execute(_RECORD_TRANSITION, move.transition(journey.id, cause, reason))
+        _MOVE_JOURNEY.all(connection, {"journey_id": journey.id, **move.columns})
+        _RECORD_TRANSITION.all(connection, move.transition(journey.id, cause, reason))
 
     def _lock_journey_row(self, session: Session, lead_id: int) -> JourneyRow:
-        """The lead's journey row, locked, read by one prepared Core statement."""
-        journey = (
-            session.connection()
-            .execute(_LOCK_JOURNEY, {"wanted_lead": _known_id("lead", lead_id)})
-            .first()
+        """The lead's journey row, locked, read on the driver's cursor (ledger/prepared.py)."""
+        journey = _LOCK_JOURNEY.first(
+            session.connection(), {"wanted_lead": _known_id("lead", lead_id)}
         )
         if journey is None:
             self._raise_no_journey(session, lead_id)
@@ -350,22 +349,6 @@ class JourneyOperations(LedgerCore):
 JOURNEYS: Table = Journey.__table__  # type: ignore[assignment]
 TRANSITIONS: Table = JourneyTransition.__table__  # type: ignore[assignment]
 
-#: the journey row a move or a release reads, locked (FOR UPDATE; SQLite's write lock is the
-#: transaction's own)
-_LOCK_JOURNEY = (
-    select(
-        JOURNEYS.c.id,
-        JOURNEYS.c.lead_id,
-        JOURNEYS.c.state,
-        JOURNEYS.c.dead_lettered_from,
-        JOURNEYS.c.claimed_by,
-        JOURNEYS.c.claimed_until,
-        JOURNEYS.c.due_at,
-        JOURNEYS.c.waiting_reason,
-    )
-    .where(JOURNEYS.c.lead_id == bindparam("wanted_lead"))
-    .with_for_update()
-)
 #: what `claim` reads of each journey it takes
 _CLAIMED_COLUMNS = (
     JOURNEYS.c.id,
@@ -379,26 +362,50 @@ _CLAIM_JOURNEYS = (
     .where(JOURNEYS.c.id.in_(bindparam("ids", expanding=True)))
     .values(claimed_by=bindparam("worker"), claimed_until=bindparam("until"))
 )
-_MOVE_JOURNEY = (
-    update(JOURNEYS)
-    .where(JOURNEYS.c.id == bindparam("journey_id"))
-    .values({name: bindparam(name) for name in MOVED_COLUMNS})
+#: the journey row a move or a release reads, locked (FOR UPDATE; SQLite's write lock is the
+#: transaction's own)
+_LOCK_JOURNEY = Prepared(
+    lambda _: (
+        select(
+            JOURNEYS.c.id,
+            JOURNEYS.c.lead_id,
+            JOURNEYS.c.state,
+            JOURNEYS.c.dead_lettered_from,
+            JOURNEYS.c.claimed_by,
+            JOURNEYS.c.claimed_until,
+            JOURNEYS.c.due_at,
+            JOURNEYS.c.waiting_reason,
+        )
+        .where(JOURNEYS.c.lead_id == bindparam("wanted_lead"))
+        .with_for_update()
+    )
 )
-_RECORD_TRANSITION = insert(TRANSITIONS).values(
-    {
-        name: bindparam(name)
-        for name in ("journey_id", "at", "from_state", "to_state", "cause", "reason")
-    }
+_MOVE_JOURNEY = Prepared(
+    lambda _: (
+        update(JOURNEYS)
+        .where(JOURNEYS.c.id == bindparam("journey_id"))
+        .values({name: bindparam(name) for name in MOVED_COLUMNS})
+    )
 )
-_RELEASE_JOURNEY = (
-    update(JOURNEYS)
-    .where(JOURNEYS.c.id == bindparam("journey_id"))
-    .values(
-        claimed_by=None,
-        claimed_until=None,
-        due_at=bindparam("due_at"),
-        waiting_reason=bindparam("waiting_reason"),
-        updated_at=bindparam("updated_at"),
+_RECORD_TRANSITION = Prepared(
+    lambda _: insert(TRANSITIONS).values(
+        {
+            name: bindparam(name)
+            for name in ("journey_id", "at", "from_state", "to_state", "cause", "reason")
+        }
+    )
+)
+_RELEASE_JOURNEY = Prepared(
+    lambda _: (
+        update(JOURNEYS)
+        .where(JOURNEYS.c.id == bindparam("journey_id"))
+        .values(
+            claimed_by=None,
+            claimed_until=None,
+            due_at=bindparam("due_at"),
+            waiting_reason=bindparam("waiting_reason"),
+            updated_at=bindparam("updated_at"),
+        )
     )
 )
 
