@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, null, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -244,12 +244,15 @@ class EffectOperations(LedgerCore):
                 raise UnknownEffect(f"no effect with key {key!r}")
             return effect_view(effect)
 
-    def effects_for_lead(self, lead_id: int) -> list[EffectView]:
-        """Every effect recorded for a lead, oldest first (what was done for this client)."""
+    def effects_for_lead(self, lead_id: int, *, responses: bool = True) -> list[EffectView]:
+        """Every effect recorded for a lead, oldest first (what was done for this client).
+        `responses=False` leaves each vendor answer out (None): a step that wants only the
+        vendor ids skips decoding a dozen JSON documents per lead."""
         if not id_in_range(lead_id):
             return []
+        statement = _EFFECTS_OF_LEAD if responses else _EFFECT_IDS_OF_LEAD
         with self._session(write=False) as session:
-            rows = _EFFECTS_OF_LEAD.all(session.connection(), {"wanted_lead": lead_id})
+            rows = statement.all(session.connection(), {"wanted_lead": lead_id})
             return [effect_view(row) for row in rows]
 
     def lead_for_vendor_object(self, vendor: str, vendor_object_id: str) -> int | None:
@@ -309,6 +312,16 @@ _EFFECT_BY_KEY = Prepared(lambda _: select(EFFECTS).where(EFFECTS.c.key == bindp
 _EFFECTS_OF_LEAD = Prepared(
     lambda _: (
         select(EFFECTS).where(EFFECTS.c.lead_id == bindparam("wanted_lead")).order_by(EFFECTS.c.id)
+    )
+)
+_EFFECT_IDS_OF_LEAD = Prepared(
+    lambda _: (
+        select(
+            *(column for column in EFFECTS.c if column.name != "response"),
+            null().label("response"),
+        )
+        .where(EFFECTS.c.lead_id == bindparam("wanted_lead"))
+        .order_by(EFFECTS.c.id)
     )
 )
 

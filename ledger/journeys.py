@@ -327,7 +327,8 @@ class JourneyOperations(LedgerCore):
         its first run."""
         check_identifier("cursor name", name, 255)
         with self._session(write=False) as session:
-            cursor = session.get(Cursor, name)
+            # the welcome reads one per lead (when the client last wrote in): ledger/prepared.py
+            cursor = _READ_CURSOR.first(session.connection(), {"wanted": name})
             return cursor.value if cursor is not None else None
 
     def set_cursor(self, name: str, value: str) -> None:
@@ -349,6 +350,10 @@ class JourneyOperations(LedgerCore):
 JOURNEYS: Table = Journey.__table__  # type: ignore[assignment]
 TRANSITIONS: Table = JourneyTransition.__table__  # type: ignore[assignment]
 
+_CURSORS: Table = Cursor.__table__  # type: ignore[assignment]
+_READ_CURSOR = Prepared(
+    lambda _: select(_CURSORS.c.value).where(_CURSORS.c.name == bindparam("wanted"))
+)
 #: what `claim` reads of each journey it takes
 _CLAIMED_COLUMNS = (
     JOURNEYS.c.id,

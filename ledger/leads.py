@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from data_quality.lead import NormalizedLead
-from ledger._core import LedgerCore, check_identifier, ids_in_range, lead_view
+from ledger._core import LedgerCore, check_identifier, dialect_insert, ids_in_range, lead_view
 from ledger.errors import IllegalTransition, LeadHasNoJourney
 from ledger.models import Journey, Lead
+from ledger.prepared import Prepared
 from ledger.states import INITIAL_STATE, JourneyState
 from ledger.views import LeadView, RecordedLead
 
@@ -39,14 +40,14 @@ class LeadOperations(LedgerCore):
         check_identifier("source_id", source_id, 255)
         now = self._now()
         with self._session() as session:
-            statement = (
-                self._insert(session, Lead)
-                .values(source=source, source_id=source_id, raw=raw, received_at=now)
-                .on_conflict_do_nothing(index_elements=["source", "source_id"])
-                .returning(Lead.id)
+            # the common case, a new lead, is two statements on the driver's cursor
+            # (ledger/prepared.py: every polled or delivered lead comes through here)
+            connection = session.connection()
+            inserted = _RECORD_NEW_LEAD.first(
+                connection,
+                {"source": source, "source_id": source_id, "raw": raw, "received_at": now},
             )
-            lead_id = session.execute(statement).scalar_one_or_none()
-            if lead_id is None:
+            if inserted is None:
                 lead = session.execute(
                     select(Lead).where(Lead.source == source, Lead.source_id == source_id)
                 ).scalar_one()
@@ -54,17 +55,18 @@ class LeadOperations(LedgerCore):
                     journey_id = self._journey(session, lead.duplicate_of_lead_id).id
                     return RecordedLead(lead.id, journey_id, False, lead.duplicate_of_lead_id)
                 return RecordedLead(lead.id, self._journey(session, lead.id).id, False)
-            journey = Journey(
-                lead_id=lead_id,
-                state=INITIAL_STATE.value,
-                due_at=now,
-                created_at=now,
-                updated_at=now,
-                state_since=now,
+            journey = _OPEN_JOURNEY.first(
+                connection,
+                {
+                    "lead_id": inserted.id,
+                    "state": INITIAL_STATE.value,
+                    "due_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                    "state_since": now,
+                },
             )
-            session.add(journey)
-            session.flush()
-            return RecordedLead(lead_id, journey.id, True)
+            return RecordedLead(inserted.id, journey.id, True)
 
     def get_lead(self, lead_id: int) -> LeadView:
         """The lead with its raw payload and normalised lead; UnknownLead if there is none."""
@@ -178,6 +180,37 @@ class LeadOperations(LedgerCore):
 
 
 _LEADS: Table = Lead.__table__  # type: ignore[assignment]
+_JOURNEYS: Table = Journey.__table__  # type: ignore[assignment]
+
+#: record_lead's statements for a new lead: the lead (ON CONFLICT spelt by the dialect's
+#: insert), then its journey
+_RECORD_NEW_LEAD = Prepared(
+    lambda dialect: (
+        dialect_insert(dialect, _LEADS)
+        .values({name: bindparam(name) for name in ("source", "source_id", "raw", "received_at")})
+        .on_conflict_do_nothing(index_elements=["source", "source_id"])
+        .returning(_LEADS.c.id)
+    )
+)
+_OPEN_JOURNEY = Prepared(
+    lambda _: (
+        insert(_JOURNEYS)
+        .values(
+            {
+                name: bindparam(name)
+                for name in (
+                    "lead_id",
+                    "state",
+                    "due_at",
+                    "created_at",
+                    "updated_at",
+                    "state_since",
+                )
+            }
+        )
+        .returning(_JOURNEYS.c.id)
+    )
+)
 _STORE_NORMALIZED = (
     update(_LEADS)
     .where(_LEADS.c.id == bindparam("lead"))

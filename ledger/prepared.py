@@ -108,6 +108,8 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     compiled: Any = statement.compile(dialect=dialect)
     if compiled.literal_execute_params or compiled.post_compile_params:
         raise ValueError("Prepared takes plainly bound parameters only")
+    if compiled.insert_prefetch or compiled.update_prefetch:
+        raise ValueError("Prepared does not compute column defaults: give every value")
     if getattr(compiled, "escaped_bind_names", None):
         raise ValueError("Prepared takes parameters whose names need no escaping only")
     binds = []

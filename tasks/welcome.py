@@ -52,7 +52,7 @@ async def _window_open(context: StepContext, phone: str) -> bool:
 
 async def _note_text(context: StepContext, lead: LeadView, domain: str | None) -> str:
     # read again, not reused from the step's start: the welcome message's effect is done now
-    effects = await in_ledger(context.ledger.effects_for_lead, lead.lead_id)
+    effects = await in_ledger(context.ledger.effects_for_lead, lead.lead_id, responses=False)
     lines = [
         f"{effect.vendor}.{effect.operation}: {effect.vendor_object_id}"
         for effect in effects
@@ -86,7 +86,7 @@ async def _welcome_one(context: StepContext, pipedrive: Any, lead: LeadView) -> 
     website = next(
         (
             e
-            for e in await in_ledger(context.ledger.effects_for_lead, lead.lead_id)
+            for e in await in_ledger(context.ledger.effects_for_lead, lead.lead_id, responses=False)
             if e.operation == "create_website" and e.is_done
         ),
         None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ledger import (
@@ -236,6 +238,20 @@ def test_a_leads_effects_are_listed_in_the_order_they_began(ledger: Ledger) -> N
         "upsert_person",
         "upsert_deal",
     ]
+
+
+def test_a_leads_effects_without_responses_are_the_same_effects_with_no_answer(
+    ledger: Ledger,
+) -> None:
+    lead_id = new_lead(ledger)
+    for effect in ("pipedrive.person", "asaas.pix_charge"):
+        ledger.begin_effect(f"lead:{lead_id}:{effect}", effect.split(".")[0], effect, lead_id)
+        ledger.complete_effect(f"lead:{lead_id}:{effect}", f"id-{effect}", {"big": "x" * 500})
+    full = ledger.effects_for_lead(lead_id)
+    light = ledger.effects_for_lead(lead_id, responses=False)
+    assert [effect.response for effect in light] == [None, None]
+    assert [effect.response for effect in full] == [{"big": "x" * 500}] * 2
+    assert [dataclasses.replace(effect, response=None) for effect in full] == light
 
 
 def test_a_late_workers_object_after_a_takeover_is_recorded_as_an_orphan_candidate(

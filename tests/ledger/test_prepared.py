@@ -6,7 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    create_engine,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from ledger import Ledger
@@ -101,3 +111,13 @@ def test_a_statement_with_an_expanding_parameter_is_refused(ledger: Ledger) -> N
     many = Prepared(lambda _: select(EFFECTS).where(EFFECTS.c.key.in_(bindparam("keys"))))
     with pytest.raises(ValueError, match="plainly bound"), ledger.engine.begin() as connection:
         many.all(connection, {"keys": ["a", "b"]})
+
+
+def test_a_statement_whose_table_computes_a_default_is_refused() -> None:
+    table = Table("counted", MetaData(), Column("id", Integer, primary_key=True))
+    table.append_column(Column("hits", Integer, default=0))
+    engine = create_engine("sqlite://")
+    table.metadata.create_all(engine)
+    counted = Prepared(lambda _: insert(table).values(id=bindparam("id")))
+    with pytest.raises(ValueError, match="defaults"), engine.begin() as connection:
+        counted.all(connection, {"id": 1})
