@@ -18,26 +18,30 @@ Two figures, the sandbox in its own process with 20 ms of latency on every vendo
 
 leadflow runs as in production: the objects its start-up made kept out of the garbage
 collector's scans, as in a deployment's flow-run process (leadflow/runtime.py); flows on a
-Prefect API (the temporary server unless PREFECT_API_URL names one — DESIGN.md principle 8: a
-PostgreSQL-backed server is faster), the ledger on SQLite in a temporary folder, Blocks saved by
-`setup_sandbox`. Both runs use one connection pool per vendor. Two of leadflow's own client-side
-limits are raised, in both runs, to what the sandbox allows, so that neither run measures a
-vendor tier instead of itself: the Pipedrive Block's burst limit, and the WhatsApp number's
-throughput, from the default tier's 80 messages a second to Cloud API's highest, 1,000 (at 80,
-the plain run sent exactly 80 a second: two messages per lead pinned it at 40 leads/s, and
-leadflow spent 25 s of its run waiting on that tier, since each stage sends its whole batch's
-messages at once).
+Prefect server backed by PostgreSQL (DESIGN.md principle 8), started for the run when
+LEADFLOW_BENCH_DATABASE_URL (or LEADFLOW_TEST_DATABASE_URL) names a PostgreSQL server, the one
+PREFECT_API_URL names if set, and otherwise Prefect's temporary server, which the figures then
+name (on its SQLite, taking a vendor's global concurrency slots met "database is locked" → 503
+three or four times a run, and Prefect's client waited 2 s each time: a quarter of the run);
+the ledger on SQLite in a temporary folder, Blocks saved by `setup_sandbox`. Both runs use one
+connection pool per vendor. Two of leadflow's own client-side limits are raised, in both runs,
+to what the sandbox allows, so that neither run measures a vendor tier instead of itself: the
+Pipedrive Block's burst limit, and the WhatsApp number's throughput, from the default tier's 80
+messages a second to Cloud API's highest, 1,000 (at 80, the plain run sent exactly 80 a second:
+two messages per lead pinned it at 40 leads/s, and leadflow spent 25 s of its run waiting on
+that tier, since each stage sends its whole batch's messages at once).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -276,8 +280,10 @@ async def _leadflow_journey(url: str) -> float:
     started = time.perf_counter()
     await intake()
     for _ in range(200):
-        await lead_to_cash()
+        # the people act between runs (after the intake too), then the reconciler reads what
+        # they did, as the plain script reads each object after its person acted
         await _act_on_everything(url)
+        await lead_to_cash()
         counts = ledger.journey_counts()
         if counts.get(JourneyState.WELCOMED, 0) >= LEADS:
             return time.perf_counter() - started
@@ -528,11 +534,49 @@ async def _clients_journey(url: str, credentials: dict[str, Any], folder: Path) 
 # ------------------------------------------------------------------------------------- main
 
 
+@contextlib.contextmanager
+def _prefect_server(folder: Path) -> Iterator[str]:
+    """The Prefect API leadflow's flows report to during the run (see the module's docstring),
+    named for the figures."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield "the Prefect server at PREFECT_API_URL"
+        return
+    database_url = os.environ.get("LEADFLOW_BENCH_DATABASE_URL") or os.environ.get(
+        "LEADFLOW_TEST_DATABASE_URL"
+    )
+    if not database_url:
+        yield "Prefect's temporary server (SQLite): set LEADFLOW_BENCH_DATABASE_URL for PostgreSQL"
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from sqlalchemy.engine import make_url
+
+    from deployments.local_cluster import Cluster, drop_database, recreate_database
+
+    name = f"{make_url(database_url).database or 'postgres'}_bench_journey_prefect"
+    cluster = Cluster(home=folder, prefect_database_url=recreate_database(database_url, name))
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: cluster.start_server()}):
+            yield "a Prefect server on PostgreSQL"
+            # the flows' logs and events still queued go out before the server stops
+            from prefect.events.worker import EventsWorker
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=10)
+            EventsWorker.drain_all(timeout=10)
+    finally:
+        cluster.stop()
+        drop_database(database_url, name)
+
+
 def main() -> list[Figure]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     figures: list[Figure] = []
-    with tempfile.TemporaryDirectory() as temp, _serve(_sandbox_code(port), url + "/__sandbox__/"):
+    with (
+        tempfile.TemporaryDirectory() as temp,
+        _prefect_server(Path(temp) / "prefect") as prefect,
+        _serve(_sandbox_code(port), url + "/__sandbox__/"),
+    ):
         folder = Path(temp)
         _prepare_sandbox(url, leads=0)
         credentials = {
@@ -552,7 +596,7 @@ def main() -> list[Figure]:
             Figure(
                 name=(
                     f"leadflow intake, {LEADS} leads, {IN_FLIGHT} in flight, median of "
-                    f"{INTAKE_ROUNDS} interleaved rounds ({rate:.0f} leads/s)"
+                    f"{INTAKE_ROUNDS} interleaved rounds ({rate:.0f} leads/s), on {prefect}"
                 ),
                 value=cpu,
                 baseline_name=f"plain asyncio + httpx ({plain_rate:.0f} leads/s)",
@@ -570,7 +614,7 @@ def main() -> list[Figure]:
         seconds = asyncio.run(_leadflow_journey(url))
         figures.append(
             Figure(
-                name=f"leadflow whole journey, {LEADS} leads, {IN_FLIGHT} in flight",
+                name=f"leadflow whole journey, {LEADS} leads, {IN_FLIGHT} in flight, on {prefect}",
                 value=LEADS / seconds,
                 baseline_name="the same vendor calls without Prefect or the ledger",
                 baseline=LEADS / plain_seconds,
