@@ -11,8 +11,8 @@ second beside it, with a fresh batch of the same size.
     LEADFLOW_BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres \\
         python -m benchmarks scaling
 
-It creates (and drops first) two databases beside the one named: <name>_bench_prefect and
-<name>_bench_ledger. The machine's other load shows in the figures: note it with them.
+It creates two databases beside the one named, <name>_bench_prefect and <name>_bench_ledger,
+and drops them when it ends. The machine's other load shows in the figures: note it with them.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ async def _measure(database_url: str, home: Path) -> tuple[float, float]:
 
     from deployments.local_cluster import (
         Cluster,
+        drop_database,
         record_sample_leads,
         recreate_database,
         trigger_reconciler,
@@ -94,6 +95,8 @@ async def _measure(database_url: str, home: Path) -> tuple[float, float]:
         return JOURNEYS / elapsed[0], JOURNEYS / elapsed[1]
     finally:
         cluster.stop()
+        for name in (f"{base}_bench_ledger", f"{base}_bench_prefect"):
+            drop_database(database_url, name)
 
 
 def main() -> list[Figure]:
