@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from data_quality.lead import NormalizedLead
 from ledger._core import LedgerCore, check_identifier, dialect_insert, ids_in_range, lead_view
 from ledger.errors import IllegalTransition, LeadHasNoJourney
+from ledger.journeys import JOURNEYS
 from ledger.models import Journey, Lead
 from ledger.prepared import Prepared
 from ledger.states import INITIAL_STATE, JourneyState
@@ -180,7 +181,6 @@ class LeadOperations(LedgerCore):
 
 
 _LEADS: Table = Lead.__table__  # type: ignore[assignment]
-_JOURNEYS: Table = Journey.__table__  # type: ignore[assignment]
 
 #: record_lead's statements for a new lead: the lead (ON CONFLICT spelt by the dialect's
 #: insert), then its journey
@@ -194,7 +194,7 @@ _RECORD_NEW_LEAD = Prepared(
 )
 _OPEN_JOURNEY = Prepared(
     lambda _: (
-        insert(_JOURNEYS)
+        insert(JOURNEYS)
         .values(
             {
                 name: bindparam(name)
@@ -208,7 +208,7 @@ _OPEN_JOURNEY = Prepared(
                 )
             }
         )
-        .returning(_JOURNEYS.c.id)
+        .returning(JOURNEYS.c.id)
     )
 )
 _STORE_NORMALIZED = (
