@@ -112,21 +112,16 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
         raise ValueError("Prepared does not compute column defaults: give every value")
     if getattr(compiled, "escaped_bind_names", None):
         raise ValueError("Prepared takes parameters whose names need no escaping only")
-    binds = []
     required = {name for bind, name in compiled.bind_names.items() if bind.required}
-    for bind, name in compiled.bind_names.items():
-        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            binds.append((name, process))
-    results = []
-    names = []
+    processors = (
+        (name, bind.type.dialect_impl(dialect).bind_processor(dialect))
+        for bind, name in compiled.bind_names.items()
+    )
     # what the database sends back, as the compiler lists it for SQLAlchemy's own results: a
     # SELECT's columns, a write's RETURNING (with any primary key SQLAlchemy adds unasked).
     # Not the statement's `exported_columns`: a copy made by `.returning()` can keep its
     # original's empty one.
-    for column in compiled._result_columns:
-        names.append(column.keyname)
-        results.append(column.type.dialect_impl(dialect).result_processor(dialect, None))
+    returned = compiled._result_columns
     positional = dialect.paramstyle in ("qmark", "numeric", "format")
     return _Compiled(
         sql=compiled.string,
@@ -137,7 +132,9 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
             if name not in required
         },
         required=frozenset(required),
-        binds=tuple(binds),
-        results=tuple(results),
-        row=namedtuple("PreparedRow", names, rename=True),
+        binds=tuple((name, process) for name, process in processors if process is not None),
+        results=tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in returned
+        ),
+        row=namedtuple("PreparedRow", [column.keyname for column in returned], rename=True),
     )
