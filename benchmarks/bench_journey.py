@@ -550,22 +550,20 @@ def _prefect_server(folder: Path) -> Iterator[str]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from sqlalchemy.engine import make_url
 
-    from deployments.local_cluster import Cluster, drop_database, recreate_database
+    from deployments.local_cluster import prefect_server_on_postgres
 
     name = f"{make_url(database_url).database or 'postgres'}_bench_journey_prefect"
-    cluster = Cluster(home=folder, prefect_database_url=recreate_database(database_url, name))
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: cluster.start_server()}):
-            yield "a Prefect server on PostgreSQL"
-            # the flows' logs and events still queued go out before the server stops
-            from prefect.events.worker import EventsWorker
-            from prefect.logging.handlers import APILogWorker
+    with (
+        prefect_server_on_postgres(database_url, name, folder) as cluster,
+        temporary_settings(updates={PREFECT_API_URL: cluster.api_url}),
+    ):
+        yield "a Prefect server on PostgreSQL"
+        # the flows' logs and events still queued go out before the server stops
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
 
-            APILogWorker.drain_all(timeout=10)
-            EventsWorker.drain_all(timeout=10)
-    finally:
-        cluster.stop()
-        drop_database(database_url, name)
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
 
 
 def main() -> list[Figure]:

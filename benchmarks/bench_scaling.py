@@ -38,8 +38,8 @@ async def _measure(database_url: str, home: Path) -> tuple[float, float]:
     from sqlalchemy.engine import make_url
 
     from deployments.local_cluster import (
-        Cluster,
         drop_database,
+        prefect_server_on_postgres,
         record_sample_leads,
         recreate_database,
         trigger_reconciler,
@@ -50,53 +50,52 @@ async def _measure(database_url: str, home: Path) -> tuple[float, float]:
     from sandbox.server import running_sandbox
 
     base = make_url(database_url).database or "postgres"
-    ledger_url = recreate_database(database_url, f"{base}_bench_ledger")
-    cluster = Cluster(
-        home=home,
-        prefect_database_url=recreate_database(database_url, f"{base}_bench_prefect"),
-        env={
-            "LEADFLOW_DATABASE_URL": ledger_url,
-            "LEADFLOW_BUSINESS_FILE": str(home / "leadflow.toml"),
-        },
-    )
+    ledger_database = f"{base}_bench_ledger"
+    ledger_url = recreate_database(database_url, ledger_database)
+    environment = {
+        "LEADFLOW_DATABASE_URL": ledger_url,
+        "LEADFLOW_BUSINESS_FILE": str(home / "leadflow.toml"),
+    }
     try:
-        cluster.start_server()
-        for args in (
-            [sys.executable, "-m", "deployments.setup"],
-            [str(Path(sys.executable).parent / "prefect"), "--no-prompt", "deploy", "--all"],
-        ):
-            done = cluster.run(*args)
-            if done.returncode:
-                raise RuntimeError(f"{args[-1]} failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
-        with running_sandbox(seed=21) as sandbox:
-            with temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
-                await setup_sandbox(
-                    sandbox.url,
-                    blocks_name="bench",
-                    business_file=home / "leadflow.toml",
-                    extra_toml=TIMING,
-                )
-            ledger = Ledger(ledger_url)
-            ledger.upgrade()
-            elapsed = []
-            for workers, batch in ((["w1"], "one"), (["w2"], "two")):
-                for name in workers:
-                    cluster.start_worker(name)
-                ids = await asyncio.to_thread(record_sample_leads, ledger, batch, JOURNEYS)
-                await trigger_reconciler(cluster, RUNS)
-                elapsed.append(await wait_until_all_in(cluster, ledger, ids, "deal_open", 1800))
-                print(
-                    f"  {len(cluster.processes) - 1} worker(s): {JOURNEYS} journeys in "
-                    f"{elapsed[-1]:.1f} s = {JOURNEYS / elapsed[-1]:.2f} journeys/s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            ledger.dispose()
-        return JOURNEYS / elapsed[0], JOURNEYS / elapsed[1]
+        with prefect_server_on_postgres(
+            database_url, f"{base}_bench_prefect", home, environment
+        ) as cluster:
+            for args in (
+                [sys.executable, "-m", "deployments.setup"],
+                [str(Path(sys.executable).parent / "prefect"), "--no-prompt", "deploy", "--all"],
+            ):
+                done = cluster.run(*args)
+                if done.returncode:
+                    raise RuntimeError(
+                        f"{args[-1]} failed: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+                    )
+            with running_sandbox(seed=21) as sandbox:
+                with temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
+                    await setup_sandbox(
+                        sandbox.url,
+                        blocks_name="bench",
+                        business_file=home / "leadflow.toml",
+                        extra_toml=TIMING,
+                    )
+                ledger = Ledger(ledger_url)
+                ledger.upgrade()
+                elapsed = []
+                for workers, batch in ((["w1"], "one"), (["w2"], "two")):
+                    for name in workers:
+                        cluster.start_worker(name)
+                    ids = await asyncio.to_thread(record_sample_leads, ledger, batch, JOURNEYS)
+                    await trigger_reconciler(cluster, RUNS)
+                    elapsed.append(await wait_until_all_in(cluster, ledger, ids, "deal_open", 1800))
+                    print(
+                        f"  {len(cluster.processes) - 1} worker(s): {JOURNEYS} journeys in "
+                        f"{elapsed[-1]:.1f} s = {JOURNEYS / elapsed[-1]:.2f} journeys/s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                ledger.dispose()
+            return JOURNEYS / elapsed[0], JOURNEYS / elapsed[1]
     finally:
-        cluster.stop()
-        for name in (f"{base}_bench_ledger", f"{base}_bench_prefect"):
-            drop_database(database_url, name)
+        drop_database(database_url, ledger_database)
 
 
 def main() -> list[Figure]:

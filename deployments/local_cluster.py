@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ __all__ = [
     "drop_database",
     "free_port",
     "pool_busy",
+    "prefect_server_on_postgres",
     "record_sample_leads",
     "recreate_database",
     "trigger_reconciler",
@@ -180,6 +181,26 @@ class Cluster:
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=15)
         self.processes.clear()
+
+
+@contextlib.contextmanager
+def prefect_server_on_postgres(
+    database_url: str, name: str, home: Path, env: Mapping[str, str] | None = None
+) -> Iterator[Cluster]:
+    """A Cluster whose Prefect server runs on a new database `name` beside `database_url`'s,
+    started; on the way out its processes are stopped and that database dropped (each run
+    names its own: none may outlive it)."""
+    cluster = Cluster(
+        home=home,
+        prefect_database_url=recreate_database(database_url, name),
+        env=dict(env or {}),
+    )
+    try:
+        cluster.start_server()
+        yield cluster
+    finally:
+        cluster.stop()
+        drop_database(database_url, name)
 
 
 # ------------------------------------------------------------------ driving the journey on it

@@ -23,6 +23,7 @@ import pytest
 from deployments.local_cluster import (
     Cluster,
     drop_database,
+    prefect_server_on_postgres,
     record_sample_leads,
     recreate_database,
     trigger_reconciler,
@@ -54,24 +55,20 @@ def cluster(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
     base = make_url(postgres_url).database or "leadflow"
     home = tmp_path_factory.mktemp("cluster")
-    ledger_database, prefect_database = f"{base}_scale_ledger", f"{base}_scale_prefect"
+    ledger_database = f"{base}_scale_ledger"
     ledger_url = recreate_database(postgres_url, ledger_database)
-    cluster = Cluster(
-        home=home,
-        prefect_database_url=recreate_database(postgres_url, prefect_database),
-        env={
-            "LEADFLOW_DATABASE_URL": ledger_url,
-            "LEADFLOW_BUSINESS_FILE": str(home / "leadflow.toml"),
-            **HTTP_POLICY,
-        },
-    )
+    environment = {
+        "LEADFLOW_DATABASE_URL": ledger_url,
+        "LEADFLOW_BUSINESS_FILE": str(home / "leadflow.toml"),
+        **HTTP_POLICY,
+    }
     try:
-        cluster.start_server()
-        yield cluster
+        with prefect_server_on_postgres(
+            postgres_url, f"{base}_scale_prefect", home, environment
+        ) as cluster:
+            yield cluster
     finally:
-        cluster.stop()
-        for name in (ledger_database, prefect_database):
-            drop_database(postgres_url, name)
+        drop_database(postgres_url, ledger_database)
 
 
 def _python() -> str:
