@@ -560,6 +560,9 @@ def _describe_refusal(exc: DBAPIError) -> str:
 
 
 def lead_view(lead: LeadRow) -> LeadView:
+    """A lead as callers see it, from its ORM object or a row of its columns. An ORM object's
+    raw payload is copied (the session's object must not change under the caller); a row's was
+    decoded for this call alone, and every stage reads its batch's leads as rows."""
     normalized = (
         NormalizedLead.model_validate(lead.normalized) if lead.normalized is not None else None
     )
@@ -567,7 +570,7 @@ def lead_view(lead: LeadRow) -> LeadView:
         lead_id=lead.id,
         source=lead.source,
         source_id=lead.source_id,
-        raw=copy.deepcopy(lead.raw),
+        raw=copy.deepcopy(lead.raw) if isinstance(lead, Lead) else lead.raw,
         normalized=normalized,
         received_at=lead.received_at,
         duplicate_of=lead.duplicate_of_lead_id,

@@ -22,6 +22,7 @@ AWKWARD = {
     "escape char": "\ue000 and \ue0000041",
     "key with \x00 NUL": ["\x00", {"deep \udcff": "\x00\ue000\udfff"}],
     "plain": "José da Conceição 🇧🇷",
+    "a backslash, then what looks like the escape": "\\ue000 \\uE000",
     "numbers": [1, 2.5, None, True],
 }
 
