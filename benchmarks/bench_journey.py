@@ -558,6 +558,24 @@ async def _clients_journey(url: str, credentials: dict[str, Any], folder: Path) 
 # ------------------------------------------------------------------------------------- main
 
 
+def _objects_made(url: str) -> dict[str, dict[str, int]]:
+    """What the run made at each vendor (the sandbox's counters), setup's own objects aside."""
+    with _admin(url) as admin:
+        counters = admin.get("/counters").raise_for_status().json()
+    setup = {("docusign", "access_token"), ("pipedrive", "deal_field")}
+    return {
+        vendor: {kind: n for kind, n in made.items() if (vendor, kind) not in setup}
+        for vendor, made in counters.items()
+    }
+
+
+def _same_work(plain: dict[str, dict[str, int]], leadflow: dict[str, dict[str, int]]) -> None:
+    """Both runs made the same objects (every PIX code and welcome sent, one of each object per
+    lead): a faster run that did less would measure nothing."""
+    if plain != leadflow:
+        raise RuntimeError(f"the runs did different work: plain {plain}, leadflow {leadflow}")
+
+
 @contextlib.contextmanager
 def _prefect_server(folder: Path) -> Iterator[str]:
     """The Prefect API leadflow's flows report to during the run (see the module's docstring),
@@ -632,11 +650,13 @@ def main() -> list[Figure]:
         for round_ in range(JOURNEY_ROUNDS):
             _prepare_sandbox(url, leads=LEADS)
             plain_runs.append(asyncio.run(_clients_journey(url, credentials, folder)))
+            plain_made = _objects_made(url)
             _prepare_sandbox(url, leads=LEADS)
             journey_folder = folder / f"journey-{round_}"  # a new ledger (the intake's is open)
             journey_folder.mkdir()
             asyncio.run(_setup_leadflow(url, journey_folder, recheck_seconds=0.01))
             leadflow_runs.append(asyncio.run(_leadflow_journey(url)))
+            _same_work(plain_made, _objects_made(url))
         plain_seconds = statistics.median(plain_runs)
         seconds = statistics.median(leadflow_runs)
         figures.append(
