@@ -54,7 +54,8 @@ class _Exchange(asyncio.Protocol):
         self.waiter = waiter
         self.status = 0
         self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        #: (name, lower-case name, value), as `httpx.Headers` keeps them (see `headers_of`)
+        self.headers: list[tuple[bytes, bytes, bytes]] = []
         self.body: list[bytes] = []
         self.received = False
         self.headers_done = False
@@ -120,7 +121,7 @@ class _Exchange(asyncio.Protocol):
         self.reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        self.headers.append((name, name.lower(), value))
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
@@ -148,7 +149,7 @@ class _Exchange(asyncio.Protocol):
     # -- the request's side
 
     def _body_runs_to_close(self) -> bool:
-        names = {name.lower() for name, _ in self.headers}
+        names = {lower for _, lower, _ in self.headers}
         return b"content-length" not in names and b"transfer-encoding" not in names
 
     def _finish(self) -> None:
@@ -174,6 +175,34 @@ class _Exchange(asyncio.Protocol):
         self.lost = True
         if self.transport is not None:
             self.transport.close()
+
+
+def headers_of(items: list[tuple[bytes, bytes, bytes]]) -> httpx.Headers:
+    """`httpx.Headers` holding `items` (name, lower-case name, value: bytes, as httpx keeps
+    them), without httpx checking and encoding every name and value again: that was a tenth of
+    a vendor call's CPU, for headers that are bytes already (read off the wire, or written by
+    leadflow). Should httpx keep its headers otherwise, they are built its own way;
+    tests/blocks/test_keepalive.py holds both ways to the same headers."""
+    if not _HEADERS_KEPT_AS_TRIPLES:
+        return httpx.Headers([(name, value) for name, _, value in items])
+    headers = httpx.Headers.__new__(httpx.Headers)
+    headers._list = items
+    headers._encoding = None
+    return headers
+
+
+def header_items(headers: httpx.Headers) -> list[tuple[bytes, bytes, bytes]]:
+    """`headers` as `headers_of` takes them (a new list)."""
+    if _HEADERS_KEPT_AS_TRIPLES:
+        return list(headers._list)
+    return [(name, name.lower(), value) for name, value in headers.raw]
+
+
+#: whether httpx.Headers keeps (name, lower-case name, value) in `_list`, as httpx 0.28 does
+_HEADERS_KEPT_AS_TRIPLES = vars(httpx.Headers([(b"A", b"b")])) == {
+    "_list": [(b"A", b"a", b"b")],
+    "_encoding": None,
+}
 
 
 class _WholeBody(httpx.SyncByteStream, httpx.AsyncByteStream):
@@ -238,7 +267,7 @@ class KeepAliveConnection(httpx.AsyncBaseTransport):
         content = b"".join(exchange.body)
         response = httpx.Response(
             exchange.status,
-            headers=exchange.headers,
+            headers=headers_of(exchange.headers),
             stream=_WholeBody(content),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": exchange.reason},
         )

@@ -688,6 +688,14 @@ BUILT_REQUESTS = [
     ("DELETE", "/deals/3", {}),
     ("PATCH", "/deals/3", {"json": []}),
     ("GET", "https://other.example.com:8443/next?page=2", {}),
+    ("GET", "/envelopes/9f0e-AB_c.d~e/form_data", {}),
+    ("GET", "/deals/a%2Fb%20c%C3%A7", {"params": {"x": "1"}}),
+    ("GET", "/deals/ção", {}),
+    ("GET", "/deals/a b", {}),
+    ("GET", "/deals/./1", {}),
+    ("GET", "/deals/x/../1", {}),
+    ("GET", "/deals/%zz", {}),
+    ("GET", "/", {}),
 ]
 
 
@@ -713,7 +721,24 @@ def test_a_request_is_built_to_the_same_url_headers_and_body_as_httpx_builds_it(
         headers=expected_headers,
     )
     assert str(built.url) == str(expected.url)
+    assert built.url == expected.url
+    assert built.url.path == expected.url.path
     assert built.url.raw_path == expected.url.raw_path
     assert built.url.params == expected.url.params
     assert built.headers.raw == expected.headers.raw
     assert built.read() == expected.read()
+
+
+@pytest.mark.parametrize(
+    "base_url", ["https://API.Example.com:443", "http://[::1]:8080/api/v2", "https://x.com/a%20b"]
+)
+def test_a_vendor_object_url_is_built_as_httpx_parses_it_whatever_the_base(base_url: str) -> None:
+    """A vendor object's URL is the parsed base with the path appended (`_with_path`): the
+    same URL httpx parses from the whole string, for a base with no path, an IPv6 host, a
+    default port or an escape of its own."""
+    http = VendorHTTP("pipedrive", base_url)
+    built = http._build_request("GET", "/deals/7-a_b", None, None, None, None)
+    expected = httpx.Request("GET", http.base_url + "/deals/7-a_b", headers=http._headers)
+    assert built.url == expected.url
+    assert str(built.url) == str(expected.url)
+    assert built.headers.raw == expected.headers.raw

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from blocks.keepalive import KeepAliveConnection
+from blocks.keepalive import KeepAliveConnection, header_items, headers_of
 
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
 CLOSE = "close"  # a step: close the connection without answering
@@ -159,6 +159,32 @@ async def test_a_plain_answer_reads_as_httpx_reads_one_whole_and_again(serve) ->
     assert b"".join([chunk async for chunk in response.aiter_bytes()]) == body
     await response.aclose()
     assert response.is_closed
+
+
+async def test_an_answers_headers_are_what_httpx_makes_of_the_same_lines(serve) -> None:
+    """The answer's headers are built without httpx's checks (`headers_of`): the same names,
+    values, order, case-insensitive look-ups and encoding as httpx.Headers of those lines."""
+    lines = [(b"Content-Type", b"application/json"), (b"X-Trace", b"a"), (b"x-trace", b"b")]
+    head = b"HTTP/1.1 200 OK\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in lines)
+    server = await serve(head + b"content-length: 2\r\n\r\n{}")
+    response = await send(KeepAliveConnection(), server.url)
+
+    expected = httpx.Headers([*lines, (b"content-length", b"2")])
+    assert response.headers.raw == expected.raw
+    assert response.headers.multi_items() == expected.multi_items()
+    assert response.headers.get_list("X-TRACE") == ["a", "b"]
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers.encoding == expected.encoding
+
+
+def test_headers_built_from_items_equal_httpxs_own() -> None:
+    made = httpx.Headers({"Host": "x", "Content-Type": "application/json", "Accept": "*/*"})
+    rebuilt = headers_of(header_items(made))
+    assert rebuilt == made
+    assert rebuilt.raw == made.raw
+    assert dict(rebuilt) == dict(made)
+    rebuilt["accept"] = "text/plain"  # a copy: changing it leaves the original alone
+    assert made["Accept"] == "*/*"
 
 
 async def test_an_answer_without_length_runs_until_the_server_closes(serve) -> None:
