@@ -5,19 +5,22 @@ Two figures, the sandbox in its own process with 20 ms of latency on every vendo
 
 1. Intake (a qualified lead → Pipedrive person search, person, deal) at 50 in flight: leads per
    second and CPU milliseconds per lead of leadflow's process (Prefect client + ledger + vendor
-   clients) beside the plain script's, the median of three rounds taken in turn. A dedicated
-   automation tool measured on this machine spends 22-36 ms of CPU per lead on this work
-   (../shared/LIBRARIES.md).
+   clients) beside the plain script's, the median of three rounds taken in turn. The plain
+   script gives each lead in flight an httpx client with one connection of its own, the way
+   ../shared/LIBRARIES.md measured httpx fastest: until 2026-12-04 it shared one pool of 50
+   connections, whose bookkeeping (encode/httpx#3215) made it spend 16-19 ms of CPU per lead
+   instead of about 6. A dedicated automation tool measured on this machine spends 22-36 ms of
+   CPU per lead on this work (../shared/LIBRARIES.md).
 2. The whole journey (recorded lead → welcomed: Pipedrive, DocuSign, Asaas + WhatsApp, Hostinger,
    welcome + note), the simulated people acting on what waits for them in both runs (the plain
-   script's at once, inside its concurrency; leadflow's a moment after it appears, while its
-   reconciler runs again and again): leads per second, the median of three rounds taken in
-   turn, and the orchestration overhead per lead (leadflow's wall time minus the plain
-   script's).
+   script's at once, inside its concurrency; leadflow's a moment after it appears, in a process
+   of their own, while its reconciler runs again and again): leads per second, the median of
+   three rounds taken in turn, and the orchestration overhead per lead (leadflow's wall time
+   minus the plain script's).
    This baseline makes its calls with leadflow's own vendor clients (and so on leadflow's own
    connections, blocks/keepalive.py), without Prefect or the ledger: what leadflow's run takes
    beyond it is orchestration alone. It is a stricter baseline than a script on httpx, whose
-   calls cost about three times the CPU (the intake's figures show both).
+   calls cost several times the CPU (the intake's figures show both).
 
 leadflow runs as in production: the objects its start-up made kept out of the garbage
 collector's scans, as in a deployment's flow-run process (leadflow/runtime.py); flows on a
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import socket
 import statistics
@@ -76,11 +80,12 @@ def _sandbox_code(port: int) -> str:
 
 
 def _transport() -> httpx.AsyncHTTPTransport:
+    """One connection: the plain script gives each lead in flight a client of its own, as
+    ../shared/LIBRARIES.md measured httpx fastest (one shared pool of 50 connections spent
+    most of its CPU in the pool's bookkeeping, encode/httpx#3215)."""
     return httpx.AsyncHTTPTransport(
         # idle connections dropped after a second, before the sandbox's server drops them (5 s)
-        limits=httpx.Limits(
-            max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT, keepalive_expiry=1.0
-        ),
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=1.0),
         socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
     )
 
@@ -285,6 +290,40 @@ async def _people_acting(url: str, done: asyncio.Event) -> None:
         await people.aclose()
 
 
+def _people_process(url: str, ready: Any, stop: Any) -> None:
+    """`_people_acting` in a process of its own, until `stop` is set: people are not part of
+    leadflow's process (in it, their polling and their 3,000 actions took about a tenth of
+    the CPU that bounds leadflow's run)."""
+
+    async def act() -> None:
+        done = asyncio.Event()
+        acting = asyncio.create_task(_people_acting(url, done))
+        ready.set()
+        await asyncio.to_thread(stop.wait)
+        done.set()
+        await acting
+
+    asyncio.run(act())
+
+
+@contextlib.contextmanager
+def _people_at_work(url: str) -> Iterator[None]:
+    """The simulated people acting, in their own process, while the block runs."""
+    context = multiprocessing.get_context("spawn")  # never fork a process with threads
+    ready, stop = context.Event(), context.Event()
+    process = context.Process(target=_people_process, args=(url, ready, stop), daemon=True)
+    process.start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("the simulated people did not start")
+        yield
+    finally:
+        stop.set()
+        process.join(30)
+        if process.exitcode != 0:
+            raise RuntimeError(f"the simulated people's process ended with {process.exitcode}")
+
+
 async def _leadflow_journey(url: str) -> float:
     """Seconds for every recorded lead to reach `welcomed`, the reconciler run again and again
     while the people act."""
@@ -298,10 +337,8 @@ async def _leadflow_journey(url: str) -> float:
     # process, not per lead: a long-running worker has it before its first lead, as here
     await asyncio.to_thread(gate_suite)
     settle_startup_heap()  # as a flow-run process does once it has them (leadflow/runtime.py)
-    done = asyncio.Event()
-    started = time.perf_counter()
-    people = asyncio.create_task(_people_acting(url, done))
-    try:
+    with _people_at_work(url):
+        started = time.perf_counter()
         await intake()
         for _ in range(200):
             await lead_to_cash()
@@ -311,9 +348,6 @@ async def _leadflow_journey(url: str) -> float:
             stuck = {str(k): v for k, v in counts.items() if v and k is JourneyState.DEAD_LETTERED}
             if stuck:
                 raise RuntimeError(f"leadflow journey dead-lettered: {stuck}")
-    finally:
-        done.set()
-        await people
     raise RuntimeError(f"leadflow journey did not finish: {ledger.journey_counts()}")
 
 
@@ -327,9 +361,20 @@ class Plain:
         self.url = url
         self.c = credentials
         self.docusign_token = token
-        self.http = httpx.AsyncClient(base_url=url, transport=_transport(), timeout=60)
         self.gate = asyncio.Semaphore(IN_FLIGHT)
         self.field_key = ""
+        #: one client (one connection) per lead in flight, taken and given back (see _transport)
+        self._idle: list[httpx.AsyncClient] = []
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._idle:
+            return self._idle.pop()
+        return httpx.AsyncClient(base_url=self.url, transport=_transport(), timeout=60)
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for client in idle:
+            await client.aclose()
 
     def _pipedrive(self) -> dict[str, str]:
         return {"x-api-token": self.c["pipedrive"]["api_token"]}
@@ -343,15 +388,20 @@ class Plain:
         return r.json() if r.content else {}
 
     async def field(self) -> None:
-        fields = await self._ok(
-            self.http.get("/pipedrive/api/v1/dealFields", headers=self._pipedrive())
-        )
+        http = self._client()
+        try:
+            await self._field(http)
+        finally:
+            self._idle.append(http)
+
+    async def _field(self, http: httpx.AsyncClient) -> None:
+        fields = await self._ok(http.get("/pipedrive/api/v1/dealFields", headers=self._pipedrive()))
         for field in fields.get("data") or []:
             if field["name"] == "leadflow lead id":
                 self.field_key = field["key"]
                 return
         made = await self._ok(
-            self.http.post(
+            http.post(
                 "/pipedrive/api/v1/dealFields",
                 json={"name": "leadflow lead id", "field_type": "varchar"},
                 headers=self._pipedrive(),
@@ -359,27 +409,38 @@ class Plain:
         )
         self.field_key = made["data"]["key"]
 
-    async def _search(self, term: str, field: str) -> dict[str, Any]:
+    async def _search(self, http: httpx.AsyncClient, term: str, field: str) -> dict[str, Any]:
         """A person search, asked again once if the connection was dropped under it (a read:
         safe to repeat; a whole run once failed on one such drop)."""
         try:
-            return await self._ok(self._get_search(term, field))
+            return await self._ok(self._get_search(http, term, field))
         except (httpx.RemoteProtocolError, httpx.ReadError):
-            return await self._ok(self._get_search(term, field))
+            return await self._ok(self._get_search(http, term, field))
 
-    def _get_search(self, term: str, field: str) -> Awaitable[httpx.Response]:
-        return self.http.get(
+    def _get_search(
+        self, http: httpx.AsyncClient, term: str, field: str
+    ) -> Awaitable[httpx.Response]:
+        return http.get(
             "/pipedrive/api/v2/persons/search",
             params={"term": term, "fields": field, "exact_match": "true"},
             headers=self._pipedrive(),
         )
 
     async def intake(self, n: int, name: str, email: str, phone: str) -> int:
+        http = self._client()
+        try:
+            return await self._intake(http, n, name, email, phone)
+        finally:
+            self._idle.append(http)
+
+    async def _intake(
+        self, http: httpx.AsyncClient, n: int, name: str, email: str, phone: str
+    ) -> int:
         h = self._pipedrive()
         for term, field in ((email, "email"), (phone, "phone")):
-            await self._search(term, field)
+            await self._search(http, term, field)
         person = await self._ok(
-            self.http.post(
+            http.post(
                 "/pipedrive/api/v2/persons",
                 json={
                     "name": name,
@@ -390,7 +451,7 @@ class Plain:
             )
         )
         deal = await self._ok(
-            self.http.post(
+            http.post(
                 "/pipedrive/api/v2/deals",
                 json={
                     "title": f"{name} — Site",
@@ -424,7 +485,7 @@ async def _plain_intake(
     cpu, started = time.process_time(), time.perf_counter()
     await asyncio.gather(*(one(n) for n in range(LEADS)))
     elapsed = time.perf_counter() - started
-    await plain.http.aclose()
+    await plain.aclose()
     return LEADS / elapsed, (time.process_time() - cpu) * 1000 / LEADS
 
 
