@@ -5,9 +5,12 @@ demo without faults, in the same run (issue 14).
 (ledger, leadflow.toml, sandbox snapshot), working directory and PREFECT_HOME, so neither run
 sees the other's ledger, Blocks or Prefect database and the user's .leadflow/ is never touched:
 once without faults and once with 20% of vendor calls and webhooks failing transiently, the same
-seed (the same people, answers and decisions) and LEADFLOW_BENCH_DEMO_LEADS leads (200 unless
-set). Each run starts its own temporary Prefect server (PREFECT_API_URL, if set, is used
-instead: the same for both runs), so both pay the same start-up.
+seed (the same people and form answers) and LEADFLOW_BENCH_DEMO_LEADS leads (200 unless set).
+The people's decisions come from that seed too, but each is drawn as its deal, envelope or
+charge appears (sandbox/people.py), and faults change that order: so the runs welcome different
+numbers of clients, and the second figure is per client welcomed. Each run starts its own
+temporary Prefect server (PREFECT_API_URL, if set, is used instead: the same for both runs), so
+both pay the same start-up.
 
 Two figures, the faulty run's beside the clean run's:
 
