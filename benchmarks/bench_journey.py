@@ -95,9 +95,16 @@ def _admin(url: str) -> httpx.Client:
 
 
 def _prepare_sandbox(url: str, *, leads: int) -> list[dict[str, Any]]:
-    """Latency on every vendor, instant activation, no invalid CPFs; `leads` form answers."""
+    """Latency on every vendor, instant activation, no invalid CPFs; `leads` form answers.
+
+    The reset revokes every access token the sandbox issued, so this process's cached DocuSign
+    token is dropped too: kept, it made the next run's first 50 envelopes meet a 401 and be
+    sent again."""
+    from blocks.docusign import forget_access_tokens
+
     with _admin(url) as admin:
         admin.post("/reset").raise_for_status()
+        forget_access_tokens()
         for vendor in VENDORS:
             admin.put(f"/faults/{vendor}", json={"latency_ms": LATENCY_MS}).raise_for_status()
         admin.put("/hostinger/settings", json={"activation_delay_seconds": 0}).raise_for_status()
