@@ -51,7 +51,7 @@ import socket
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -91,6 +91,10 @@ def _transport() -> httpx.AsyncHTTPTransport:
         limits=httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=1.0),
         socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
     )
+
+
+def _client(url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=url, transport=_transport(), timeout=60)
 
 
 def _admin(url: str) -> httpx.Client:
@@ -376,10 +380,14 @@ class Plain:
         #: one client (one connection) per lead in flight, taken and given back (see _transport)
         self._idle: list[httpx.AsyncClient] = []
 
-    def _client(self) -> httpx.AsyncClient:
-        if self._idle:
-            return self._idle.pop()
-        return httpx.AsyncClient(base_url=self.url, transport=_transport(), timeout=60)
+    @contextlib.asynccontextmanager
+    async def lent(self) -> AsyncIterator[httpx.AsyncClient]:
+        """An idle client (one connection) for one lead's calls, given back after them."""
+        http = self._idle.pop() if self._idle else _client(self.url)
+        try:
+            yield http
+        finally:
+            self._idle.append(http)
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
@@ -389,7 +397,8 @@ class Plain:
     def _pipedrive(self) -> dict[str, str]:
         return {"x-api-token": self.c["pipedrive"]["api_token"]}
 
-    async def _ok(self, response: Any) -> dict[str, Any]:
+    async def _ok(self, response: Any) -> Any:
+        """The answer's JSON (an object or a list), or an error naming the call."""
         r = await response
         if r.status_code >= 400:
             raise RuntimeError(
@@ -398,11 +407,8 @@ class Plain:
         return r.json() if r.content else {}
 
     async def field(self) -> None:
-        http = self._client()
-        try:
+        async with self.lent() as http:
             await self._field(http)
-        finally:
-            self._idle.append(http)
 
     async def _field(self, http: httpx.AsyncClient) -> None:
         fields = await self._ok(http.get("/pipedrive/api/v1/dealFields", headers=self._pipedrive()))
@@ -437,11 +443,8 @@ class Plain:
         )
 
     async def intake(self, n: int, name: str, email: str, phone: str) -> int:
-        http = self._client()
-        try:
+        async with self.lent() as http:
             return await self._intake(http, n, name, email, phone)
-        finally:
-            self._idle.append(http)
 
     async def _intake(
         self, http: httpx.AsyncClient, n: int, name: str, email: str, phone: str
@@ -626,16 +629,14 @@ async def _clients_journey(url: str, credentials: dict[str, Any], folder: Path) 
     return elapsed
 
 
-# ------------------------------------------------------------------------------------- main
-
-
-async def _httpx_journey(url: str, credentials: dict[str, Any], folder: Path) -> float:
+async def _httpx_journey(url: str, credentials: dict[str, Any]) -> float:
     """Seconds for the same vendor calls as leadflow's journey, written by hand on asyncio +
     httpx (the baseline issue 10 names), each lead in flight on an httpx client of its own (one
     connection: how httpx runs fastest, see `_transport`). The requests are the ones leadflow's
     clients send, field for field; the DocuSign access token is taken once before the clock
     starts, as the deal field is, and is not per-lead work."""
     from blocks.pipedrive import PipedriveCredentials
+    from blocks.pipedrive_models import DealFieldCreate
     from leadflow.business import get_business
     from leadflow.sandbox_blocks import sandbox_credentials
 
@@ -644,12 +645,11 @@ async def _httpx_journey(url: str, credentials: dict[str, Any], folder: Path) ->
     blocks = sandbox_credentials(url)
     async with blocks["docusign"].get_client() as docusign:
         token = await docusign.tokens.access_token()
-    pipedrive_block = cast(PipedriveCredentials, blocks["pipedrive"])
-    async with pipedrive_block.get_client() as pipedrive:
-        field_key = (
-            await pipedrive.ensure_deal_field(_lead_id_field(business.pipedrive.lead_id_field))
-        ).key
-    c = credentials
+    lead_id_field = DealFieldCreate(name=business.pipedrive.lead_id_field, field_type="varchar")
+    async with cast(PipedriveCredentials, blocks["pipedrive"]).get_client() as pipedrive:
+        field_key = (await pipedrive.ensure_deal_field(lead_id_field)).key
+    plain = Plain(url, credentials, token)
+    ok, c = plain._ok, credentials
     agent = {"User-Agent": "plain-httpx"}
     pd = {**agent, "x-api-token": c["pipedrive"]["api_token"]}
     ds = {**agent, "Authorization": f"Bearer {token}"}
@@ -660,23 +660,7 @@ async def _httpx_journey(url: str, credentials: dict[str, Any], folder: Path) ->
     envelopes = f"/docusign/restapi/v2.1/accounts/{c['docusign']['account_id']}/envelopes"
     messages = f"/whatsapp/v23.0/{c['whatsapp']['phone_number_id']}/messages"
     value = float(form.value or 0)
-    idle: list[httpx.AsyncClient] = []
     people = People(url)
-    gate = asyncio.Semaphore(IN_FLIGHT)
-
-    def client() -> httpx.AsyncClient:
-        if idle:
-            return idle.pop()
-        return httpx.AsyncClient(base_url=url, transport=_transport(), timeout=60)
-
-    async def ok(call: Awaitable[httpx.Response]) -> Any:
-        response = await call
-        if response.status_code >= 400:
-            request = response.request
-            raise RuntimeError(
-                f"{request.method} {request.url.path}: {response.status_code} {response.text[:200]}"
-            )
-        return response.json()
 
     def template(to: str, name: str, *texts: str) -> dict[str, Any]:
         parameters = [{"type": "text", "text": text} for text in texts]
@@ -696,172 +680,164 @@ async def _httpx_journey(url: str, credentials: dict[str, Any], folder: Path) ->
         name, email = answers["full_name"], answers["email"].strip().lower()
         digits = "".join(ch for ch in answers.get("phone_number", "") if ch.isdigit())
         first, reference = name.split()[0], f"plain-{n}"
-        async with gate:
-            http = client()
-            try:
-                for term, kind in ((email, "email"), ("+" + digits, "phone")):
-                    await ok(
-                        http.get(
-                            "/pipedrive/api/v2/persons/search",
-                            params={
-                                "term": term,
-                                "fields": kind,
-                                "exact_match": "true",
-                                "limit": 1,
-                            },
-                            headers=pd,
-                        )
-                    )
-                emails = [{"value": email, "primary": True, "label": "work"}]
-                person = await ok(
-                    http.post(
-                        "/pipedrive/api/v2/persons",
-                        json={"name": name, "emails": emails},
-                        headers=pd,
-                    )
-                )
-                deal = await ok(
-                    http.post(
-                        "/pipedrive/api/v2/deals",
-                        json={
-                            "title": name,
-                            "person_id": person["data"]["id"],
-                            "value": value,
-                            "currency": "BRL",
-                            "custom_fields": {field_key: reference},
-                        },
-                        headers=pd,
-                    )
-                )
-                deal_id = deal["data"]["id"]
-                await people.call("POST", f"/people/salesperson/accept/{deal_id}")
-                await ok(http.get(f"/pipedrive/api/v2/deals/{deal_id}", headers=pd))
-                role = {"roleName": "Cliente", "name": name, "email": email}
-                lead_field = {"name": "leadflow_lead_id", "value": f"p{n}"}
-                envelope = await ok(
-                    http.post(
-                        envelopes,
-                        json={
-                            "templateId": business.docusign.template_id,
-                            "templateRoles": [role],
-                            "status": "sent",
-                            "customFields": {
-                                "textCustomFields": [
-                                    {**lead_field, "show": "false", "required": "false"}
-                                ]
-                            },
-                            "transactionId": reference,
-                        },
-                        headers=ds,
-                    )
-                )
-                envelope_id = envelope["envelopeId"]
-                await people.call("POST", f"/people/signer/accept/{envelope_id}")
+        async with plain.gate, plain.lent() as http:
+            for term, kind in ((email, "email"), ("+" + digits, "phone")):
                 await ok(
                     http.get(
-                        f"{envelopes}/{envelope_id}",
-                        params={"include": "custom_fields"},
-                        headers=ds,
+                        "/pipedrive/api/v2/persons/search",
+                        params={
+                            "term": term,
+                            "fields": kind,
+                            "exact_match": "true",
+                            "limit": 1,
+                        },
+                        headers=pd,
                     )
                 )
-                data = await ok(http.get(f"{envelopes}/{envelope_id}/form_data", headers=ds))
-                filled = {item["name"]: item.get("value") or "" for item in data["formData"]}
-                cpf = "".join(ch for ch in filled["cpf"] if ch.isdigit())
-                for query in ({"externalReference": reference}, {"cpfCnpj": cpf}):
-                    await ok(
-                        http.get(
-                            "/asaas/v3/customers",
-                            params={"offset": 0, "limit": 100, **query},
-                            headers=asaas,
-                        )
-                    )
-                customer = await ok(
-                    http.post(
+            emails = [{"value": email, "primary": True, "label": "work"}]
+            person = await ok(
+                http.post(
+                    "/pipedrive/api/v2/persons",
+                    json={"name": name, "emails": emails},
+                    headers=pd,
+                )
+            )
+            deal = await ok(
+                http.post(
+                    "/pipedrive/api/v2/deals",
+                    json={
+                        "title": name,
+                        "person_id": person["data"]["id"],
+                        "value": value,
+                        "currency": "BRL",
+                        "custom_fields": {field_key: reference},
+                    },
+                    headers=pd,
+                )
+            )
+            deal_id = deal["data"]["id"]
+            await people.call("POST", f"/people/salesperson/accept/{deal_id}")
+            await ok(http.get(f"/pipedrive/api/v2/deals/{deal_id}", headers=pd))
+            role = {"roleName": "Cliente", "name": name, "email": email}
+            lead_field = {"name": "leadflow_lead_id", "value": f"p{n}"}
+            envelope = await ok(
+                http.post(
+                    envelopes,
+                    json={
+                        "templateId": business.docusign.template_id,
+                        "templateRoles": [role],
+                        "status": "sent",
+                        "customFields": {
+                            "textCustomFields": [
+                                {**lead_field, "show": "false", "required": "false"}
+                            ]
+                        },
+                        "transactionId": reference,
+                    },
+                    headers=ds,
+                )
+            )
+            envelope_id = envelope["envelopeId"]
+            await people.call("POST", f"/people/signer/accept/{envelope_id}")
+            await ok(
+                http.get(
+                    f"{envelopes}/{envelope_id}",
+                    params={"include": "custom_fields"},
+                    headers=ds,
+                )
+            )
+            data = await ok(http.get(f"{envelopes}/{envelope_id}/form_data", headers=ds))
+            filled = {item["name"]: item.get("value") or "" for item in data["formData"]}
+            cpf = "".join(ch for ch in filled["cpf"] if ch.isdigit())
+            for query in ({"externalReference": reference}, {"cpfCnpj": cpf}):
+                await ok(
+                    http.get(
                         "/asaas/v3/customers",
-                        json={
-                            "name": name,
-                            "cpfCnpj": cpf,
-                            "email": email,
-                            "externalReference": reference,
-                        },
+                        params={"offset": 0, "limit": 100, **query},
                         headers=asaas,
                     )
                 )
-                charge = await ok(
-                    http.post(
-                        "/asaas/v3/payments",
-                        json={
-                            "billingType": "PIX",
-                            "customer": customer["id"],
-                            "value": value,
-                            "dueDate": "2027-01-10",
-                            "externalReference": f"{reference}-pix",
-                        },
-                        headers=asaas,
-                    )
+            customer = await ok(
+                http.post(
+                    "/asaas/v3/customers",
+                    json={
+                        "name": name,
+                        "cpfCnpj": cpf,
+                        "email": email,
+                        "externalReference": reference,
+                    },
+                    headers=asaas,
                 )
-                code = await ok(
-                    http.get(f"/asaas/v3/payments/{charge['id']}/pixQrCode", headers=asaas)
+            )
+            charge = await ok(
+                http.post(
+                    "/asaas/v3/payments",
+                    json={
+                        "billingType": "PIX",
+                        "customer": customer["id"],
+                        "value": value,
+                        "dueDate": "2027-01-10",
+                        "externalReference": f"{reference}-pix",
+                    },
+                    headers=asaas,
                 )
-                pix = template(digits, "pix_cobranca", first, code["payload"])
-                await ok(http.post(messages, json=pix, headers=whatsapp))
-                await people.call("POST", f"/people/payer/accept/{charge['id']}")
-                await ok(http.get(f"/asaas/v3/payments/{charge['id']}", headers=asaas))
-                datacenters = await ok(
-                    http.get(
-                        "/hostinger/api/hosting/v1/datacenters",
-                        params={"order_id": product.order_id},
-                        headers=hostinger,
-                    )
+            )
+            code = await ok(http.get(f"/asaas/v3/payments/{charge['id']}/pixQrCode", headers=asaas))
+            pix = template(digits, "pix_cobranca", first, code["payload"])
+            await ok(http.post(messages, json=pix, headers=whatsapp))
+            await people.call("POST", f"/people/payer/accept/{charge['id']}")
+            await ok(http.get(f"/asaas/v3/payments/{charge['id']}", headers=asaas))
+            datacenters = await ok(
+                http.get(
+                    "/hostinger/api/hosting/v1/datacenters",
+                    params={"order_id": product.order_id},
+                    headers=hostinger,
                 )
-                domain = f"{reference}.clientes.exemplo.com.br"
-                await ok(
-                    http.post(
-                        "/hostinger/api/hosting/v1/websites",
-                        json={
-                            "domain": domain,
-                            "order_id": product.order_id,
-                            "datacenter_code": datacenters[0]["code"],
-                        },
-                        headers=hostinger,
-                    )
+            )
+            domain = f"{reference}.clientes.exemplo.com.br"
+            await ok(
+                http.post(
+                    "/hostinger/api/hosting/v1/websites",
+                    json={
+                        "domain": domain,
+                        "order_id": product.order_id,
+                        "datacenter_code": datacenters[0]["code"],
+                    },
+                    headers=hostinger,
                 )
-                await ok(
-                    http.get(
-                        "/hostinger/api/hosting/v1/websites",
-                        params={"page": 1, "per_page": 100, "domain": domain},
-                        headers=hostinger,
-                    )
+            )
+            await ok(
+                http.get(
+                    "/hostinger/api/hosting/v1/websites",
+                    params={"page": 1, "per_page": 100, "domain": domain},
+                    headers=hostinger,
                 )
-                welcome = template(digits, "boas_vindas", first)
-                await ok(http.post(messages, json=welcome, headers=whatsapp))
-                await ok(
-                    http.post(
-                        "/pipedrive/api/v1/notes",
-                        json={"content": f"welcomed {n}", "deal_id": deal_id},
-                        headers=pd,
-                    )
+            )
+            welcome = template(digits, "boas_vindas", first)
+            await ok(http.post(messages, json=welcome, headers=whatsapp))
+            await ok(
+                http.post(
+                    "/pipedrive/api/v1/notes",
+                    json={"content": f"welcomed {n}", "deal_id": deal_id},
+                    headers=pd,
                 )
-            finally:
-                idle.append(http)
+            )
 
     started = time.perf_counter()
     leads: list[dict[str, str]] = []
-    http = client()
     page: str | None = f"/facebook/v23.0/{form.id}/leads"
     params: dict[str, Any] | None = {"fields": _LEAD_FIELDS, "limit": 100}
-    while page:
-        body = await ok(http.get(page, params=params, headers=fb))
-        leads += [
-            {f["name"]: f["values"][0] for f in lead["field_data"] if f["values"]}
-            for lead in body["data"]
-        ]
-        page, params = (body.get("paging") or {}).get("next"), None
-    idle.append(http)
+    async with plain.lent() as http:
+        while page:
+            body = await ok(http.get(page, params=params, headers=fb))
+            leads += [
+                {f["name"]: f["values"][0] for f in lead["field_data"] if f["values"]}
+                for lead in body["data"]
+            ]
+            page, params = (body.get("paging") or {}).get("next"), None
     await asyncio.gather(*(one(n, answers) for n, answers in enumerate(leads)))
     elapsed = time.perf_counter() - started
-    for http in idle:
-        await http.aclose()
+    await plain.aclose()
     await people.aclose()
     if len(leads) < LEADS:
         raise RuntimeError(f"the plain httpx journey saw {len(leads)} leads, not {LEADS}")
@@ -871,10 +847,7 @@ async def _httpx_journey(url: str, credentials: dict[str, Any], folder: Path) ->
 _LEAD_FIELDS = "id,created_time,field_data,form_id,ad_id,campaign_id,is_organic,platform"
 
 
-def _lead_id_field(name: str) -> Any:
-    from blocks.pipedrive_models import DealFieldCreate
-
-    return DealFieldCreate(name=name, field_type="varchar")
+# ------------------------------------------------------------------------------------- main
 
 
 def _objects_made(url: str) -> dict[str, dict[str, int]]:
@@ -971,7 +944,7 @@ def main() -> list[Figure]:
             plain_runs.append(asyncio.run(_clients_journey(url, credentials, folder)))
             plain_made = _objects_made(url)
             _prepare_sandbox(url, leads=LEADS)
-            httpx_runs.append(asyncio.run(_httpx_journey(url, credentials, folder)))
+            httpx_runs.append(asyncio.run(_httpx_journey(url, credentials)))
             _same_work(plain_made, _objects_made(url))
             _prepare_sandbox(url, leads=LEADS)
             journey_folder = folder / f"journey-{round_}"  # a new ledger (the intake's is open)

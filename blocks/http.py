@@ -1054,9 +1054,10 @@ class VendorHTTP:
             )
         parsed = self._parsed_urls.get(target)
         if parsed is None:
-            if self._parsed_base is None:
-                self._parsed_base = httpx.URL(self.base_url)
-            parsed = None if target is url else _with_path(self._parsed_base, url)
+            if "://" not in url:  # a path under the base URL
+                if self._parsed_base is None:
+                    self._parsed_base = httpx.URL(self.base_url)
+                parsed = _with_path(self._parsed_base, url)
             if len(self._parsed_urls) >= PARSED_URLS_KEPT:
                 self._parsed_urls.clear()
             parsed = self._parsed_urls[target] = parsed or httpx.URL(target)
