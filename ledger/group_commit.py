@@ -8,6 +8,14 @@ starts one, and every call queued meanwhile goes into the next batch: one thread
 transaction (`Ledger.batch`) for all of them. With nothing else in flight a call is written
 alone, at once, as before.
 
+While other calls keep coming (the batch before held more than one), a batch first waits a
+moment (`gather_seconds`, 4 ms) for the calls of the other leads in flight, as PostgreSQL's
+`commit_delay` waits for `commit_siblings`. Why: at 50 leads in flight on a 20 ms vendor, the
+writes arrive a few at a time, and a batch of four to six cost a thread hop, a transaction and
+two thread wake-ups each. Gathered, a batch holds about fifteen: in bench_journey's intake the
+ledger's thread spent about a quarter less CPU and the whole process about a seventh less, for
+about 7% fewer leads a second. A lone call (the CLI, one lead) never waits.
+
 A call's result (or its error) is handed back only after its batch is committed: nothing is
 acknowledged before it is stored. If a call raises (an effect in flight, a lease lost: the batch
 has no savepoint per call to undo it alone) or the commit fails, the batch stores nothing and
@@ -19,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -48,8 +56,12 @@ class GroupCommit:
 
     ledger: Ledger
     max_batch: int = 200
+    #: how long a batch waits for more calls when the one before had company (see above)
+    gather_seconds: float = 0.004
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _queued: list[_Queued] = field(default_factory=list)
     _writer: asyncio.Task[None] | None = None
+    _last_batch: int = 0
 
     async def call(self, method: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """`method(*args, **kwargs)` (a method of this Ledger), written with the calls queued
@@ -63,7 +75,10 @@ class GroupCommit:
 
     async def _write_queued(self) -> None:
         while self._queued:
+            if self._last_batch > 1 and len(self._queued) < self.max_batch and self.gather_seconds:
+                await self.sleep(self.gather_seconds)
             batch, self._queued = self._queued[: self.max_batch], self._queued[self.max_batch :]
+            self._last_batch = len(batch)
             outcomes = await asyncio.to_thread(self._write, [queued.call for queued in batch])
             for queued, outcome in zip(batch, outcomes, strict=True):
                 if queued.done.done():  # its caller was cancelled; the write stands

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -183,4 +184,75 @@ def test_calls_are_redone_alone_when_their_batch_cannot_be_committed(
     outcomes = asyncio.run(begin_all())
     assert failed == [True]
     assert [o.key for o in outcomes] == keys  # type: ignore[attr-defined]
+    assert {e.key for e in ledger.effects_for_lead(lead)} == set(keys)
+
+
+class _Pauses:
+    """The queue's `sleep`: records each wait, and runs `during` (other leads' calls arriving)
+    while the batch waits."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.during: list[Callable[[], object]] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        for arrive in self.during:
+            arrive()
+        await asyncio.sleep(0)
+
+
+def _counting_batches(queue: GroupCommit) -> list[int]:
+    """The size of every batch `queue` writes, in order."""
+    sizes: list[int] = []
+    write = queue._write
+
+    def counted(calls: list[Callable[[], object]]) -> object:
+        sizes.append(len(calls))
+        return write(calls)
+
+    queue._write = counted  # type: ignore[method-assign]
+    return sizes
+
+
+def test_a_lone_call_is_written_at_once(ledger: Ledger) -> None:
+    lead = new_lead(ledger)
+    pauses = _Pauses()
+
+    async def begin_one() -> object:
+        queue = GroupCommit(ledger, gather_seconds=60, sleep=pauses)
+        first = await queue.call(ledger.begin_effect, _key(), "asaas", "create", lead)
+        await queue.call(ledger.begin_effect, _key(), "asaas", "create", lead)
+        return first
+
+    asyncio.run(begin_one())
+    assert pauses.waits == []
+
+
+def test_after_a_shared_batch_the_next_waits_for_the_calls_still_coming(ledger: Ledger) -> None:
+    lead = new_lead(ledger)
+    keys = [_key() for _ in range(4)]
+    pauses = _Pauses()
+
+    async def begin_all() -> list[int]:
+        queue = GroupCommit(ledger, gather_seconds=0.25, sleep=pauses)
+        sizes = _counting_batches(queue)
+        await asyncio.gather(
+            *(queue.call(ledger.begin_effect, k, "asaas", "create", lead) for k in keys[:2])
+        )
+        late: list[asyncio.Task[object]] = []
+        pauses.during.append(
+            lambda: late.append(
+                asyncio.ensure_future(
+                    queue.call(ledger.begin_effect, keys[3], "asaas", "create", lead)
+                )
+            )
+        )
+        await queue.call(ledger.begin_effect, keys[2], "asaas", "create", lead)
+        await asyncio.gather(*late)
+        return sizes
+
+    sizes = asyncio.run(begin_all())
+    assert pauses.waits == [0.25]  # the first batch did not wait; the second did, once
+    assert sizes == [2, 2]  # the call that arrived while it waited went into it
     assert {e.key for e in ledger.effects_for_lead(lead)} == set(keys)
