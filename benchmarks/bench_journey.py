@@ -5,7 +5,7 @@ Two figures, the sandbox in its own process with 20 ms of latency on every vendo
 
 1. Intake (a qualified lead → Pipedrive person search, person, deal) at 50 in flight: leads per
    second and CPU milliseconds per lead of leadflow's process (Prefect client + ledger + vendor
-   clients) beside the plain script's, the median of three rounds taken in turn. The plain
+   clients) beside the plain script's, the median of five rounds taken in turn. The plain
    script gives each lead in flight an httpx client with one connection of its own, the way
    ../shared/LIBRARIES.md measured httpx fastest: until 2026-12-04 it shared one pool of 50
    connections, whose bookkeeping (encode/httpx#3215) made it spend 16-19 ms of CPU per lead
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 LEADS = int(os.environ.get("LEADFLOW_BENCH_LEADS", "1000"))
 IN_FLIGHT = 50
 #: the intake is measured this many times, leadflow and the plain script in turn (see main)
-INTAKE_ROUNDS = 3
+INTAKE_ROUNDS = 5
 #: the whole journey likewise
 JOURNEY_ROUNDS = 3
 LATENCY_MS = 20
