@@ -107,3 +107,22 @@ async def test_paths_outside_every_vendor_keep_the_plain_not_found(
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Not Found"}
+
+
+@pytest.mark.parametrize("vendor", ["pipedrive", "docusign"])
+async def test_a_vendors_bare_base_url_is_that_vendors_not_found_not_a_redirect(
+    app_client: httpx.AsyncClient, vendor: str
+) -> None:
+    bare, slashed = await app_client.get(f"/{vendor}"), await app_client.get(f"/{vendor}/")
+
+    assert bare.status_code == 404
+    assert (bare.status_code, bare.content) == (slashed.status_code, slashed.content)
+
+
+async def test_a_path_of_another_vendors_layout_is_unknown_under_this_vendor(
+    app_client: httpx.AsyncClient,
+) -> None:
+    response = await app_client.get("/pipedrive/v3/customers")  # Asaas's path, Pipedrive's prefix
+
+    assert response.status_code == 404
+    assert_matches(response.json(), "pipedrive", "error_response")
