@@ -29,10 +29,11 @@ class Figure:
         return self.value / self.baseline if self.baseline else float("inf")
 
     def line(self) -> str:
+        # three decimals: a ratio printed as 0.80x was 0.796, under a 0.8x target
         target = f"  target: {self.target}" if self.target else ""
         return (
             f"{self.name}: {self.value:,.3f} {self.unit}  |  {self.baseline_name}: "
-            f"{self.baseline:,.3f} {self.unit}  |  ratio {self.ratio:.2f}x{target}"
+            f"{self.baseline:,.3f} {self.unit}  |  ratio {self.ratio:.3f}x{target}"
         )
 
 

@@ -76,7 +76,7 @@ def result_rows(rows: list[tuple[str, Figure | None, str]], started: datetime) -
         lines.append(
             f"| {name} | {_cell(figure.name)} | {figure.value:,.3f} {figure.unit} | "
             f"{_cell(figure.baseline_name)} | {figure.baseline:,.3f} {figure.unit} | "
-            f"{figure.ratio:.2f}x | {_cell(figure.target)} | {when} |"
+            f"{figure.ratio:.3f}x | {_cell(figure.target)} | {when} |"
         )
     return lines
 
