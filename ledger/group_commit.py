@@ -14,7 +14,8 @@ moment (`gather_seconds`, 4 ms) for the calls of the other leads in flight, as P
 writes arrive a few at a time, and a batch of four to six cost a thread hop, a transaction and
 two thread wake-ups each. Gathered, a batch holds about fifteen: in bench_journey's intake the
 ledger's thread spent about a quarter less CPU and the whole process about a seventh less, for
-about 7% fewer leads a second. A lone call (the CLI, one lead) never waits.
+about 7% fewer leads a second. Calls that never have company (the CLI, a run of one lead) never
+wait; the first call after a busy spell may wait once.
 
 A call's result (or its error) is handed back only after its batch is committed: nothing is
 acknowledged before it is stored. If a call raises (an effect in flight, a lease lost: the batch
