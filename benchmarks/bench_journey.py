@@ -408,22 +408,21 @@ class Plain:
 
     async def field(self) -> None:
         async with self.lent() as http:
-            await self._field(http)
-
-    async def _field(self, http: httpx.AsyncClient) -> None:
-        fields = await self._ok(http.get("/pipedrive/api/v1/dealFields", headers=self._pipedrive()))
-        for field in fields.get("data") or []:
-            if field["name"] == "leadflow lead id":
-                self.field_key = field["key"]
-                return
-        made = await self._ok(
-            http.post(
-                "/pipedrive/api/v1/dealFields",
-                json={"name": "leadflow lead id", "field_type": "varchar"},
-                headers=self._pipedrive(),
+            fields = await self._ok(
+                http.get("/pipedrive/api/v1/dealFields", headers=self._pipedrive())
             )
-        )
-        self.field_key = made["data"]["key"]
+            for field in fields.get("data") or []:
+                if field["name"] == "leadflow lead id":
+                    self.field_key = field["key"]
+                    return
+            made = await self._ok(
+                http.post(
+                    "/pipedrive/api/v1/dealFields",
+                    json={"name": "leadflow lead id", "field_type": "varchar"},
+                    headers=self._pipedrive(),
+                )
+            )
+            self.field_key = made["data"]["key"]
 
     async def _search(self, http: httpx.AsyncClient, term: str, field: str) -> dict[str, Any]:
         """A person search, asked again once if the connection was dropped under it (a read:
@@ -444,39 +443,34 @@ class Plain:
 
     async def intake(self, n: int, name: str, email: str, phone: str) -> int:
         async with self.lent() as http:
-            return await self._intake(http, n, name, email, phone)
-
-    async def _intake(
-        self, http: httpx.AsyncClient, n: int, name: str, email: str, phone: str
-    ) -> int:
-        h = self._pipedrive()
-        for term, field in ((email, "email"), (phone, "phone")):
-            await self._search(http, term, field)
-        person = await self._ok(
-            http.post(
-                "/pipedrive/api/v2/persons",
-                json={
-                    "name": name,
-                    "emails": [{"value": email, "primary": True}],
-                    "phones": [{"value": phone, "primary": True}],
-                },
-                headers=h,
+            h = self._pipedrive()
+            for term, field in ((email, "email"), (phone, "phone")):
+                await self._search(http, term, field)
+            person = await self._ok(
+                http.post(
+                    "/pipedrive/api/v2/persons",
+                    json={
+                        "name": name,
+                        "emails": [{"value": email, "primary": True}],
+                        "phones": [{"value": phone, "primary": True}],
+                    },
+                    headers=h,
+                )
             )
-        )
-        deal = await self._ok(
-            http.post(
-                "/pipedrive/api/v2/deals",
-                json={
-                    "title": f"{name} — Site",
-                    "person_id": person["data"]["id"],
-                    "value": 1490,
-                    "currency": "BRL",
-                    "custom_fields": {self.field_key: str(n)},
-                },
-                headers=h,
+            deal = await self._ok(
+                http.post(
+                    "/pipedrive/api/v2/deals",
+                    json={
+                        "title": f"{name} — Site",
+                        "person_id": person["data"]["id"],
+                        "value": 1490,
+                        "currency": "BRL",
+                        "custom_fields": {self.field_key: str(n)},
+                    },
+                    headers=h,
+                )
             )
-        )
-        return int(deal["data"]["id"])
+            return int(deal["data"]["id"])
 
 
 async def _plain_intake(
