@@ -9,6 +9,7 @@ Asaas: `begin_effect` (an exclusive lease on the attempt) → look up if `needs_
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from ledger._core import (
     dialect_insert,
     effect_view,
     id_in_range,
+    ids_in_range,
 )
 from ledger.errors import (
     EffectInFlight,
@@ -255,6 +257,21 @@ class EffectOperations(LedgerCore):
             rows = statement.all(session.connection(), {"wanted_lead": lead_id})
             return [effect_view(row) for row in rows]
 
+    def effects_for_leads(self, lead_ids: Iterable[int]) -> dict[int, list[EffectView]]:
+        """Every effect recorded for each of these leads, oldest first, without the vendors'
+        answers (as `effects_for_lead(..., responses=False)`), in one query: a journey step reads
+        its whole batch's effects at its start, not one lead's at a time (tasks/journey.py).
+        Leads with no effect, and ids naming no lead, map to an empty list."""
+        wanted = ids_in_range(lead_ids)
+        found: dict[int, list[EffectView]] = {lead_id: [] for lead_id in wanted}
+        if not wanted:
+            return found
+        with self._session(write=False) as session:
+            rows = session.connection().execute(_EFFECT_IDS_OF_LEADS, {"wanted": wanted})
+            for row in rows:
+                found[row.lead_id].append(effect_view(row))
+        return found
+
     def lead_for_vendor_object(self, vendor: str, vendor_object_id: str) -> int | None:
         """The lead whose effect created this vendor object (a webhook names the object, not
         the lead), or None for an object leadflow did not make."""
@@ -323,6 +340,15 @@ _EFFECT_IDS_OF_LEAD = Prepared(
         .where(EFFECTS.c.lead_id == bindparam("wanted_lead"))
         .order_by(EFFECTS.c.id)
     )
+)
+#: the same for a batch of leads (an expanding IN, which `Prepared` does not take)
+_EFFECT_IDS_OF_LEADS = (
+    select(
+        *(column for column in EFFECTS.c if column.name != "response"),
+        null().label("response"),
+    )
+    .where(EFFECTS.c.lead_id.in_(bindparam("wanted", expanding=True)))
+    .order_by(EFFECTS.c.id)
 )
 
 #: complete_effect's one statement: an effect not yet done becomes done, its lease given up

@@ -17,9 +17,9 @@ from typing import Any
 from blocks.hostinger import CreatedWebsite, NewWebsite, Website
 from leadflow.business import slugify
 from leadflow.settings import ConfigError
-from ledger import ClaimedJourney, JourneyState, LeadView, UnknownEffect
+from ledger import ClaimedJourney, JourneyState, LeadView
 from tasks.deals import form_of
-from tasks.effects import VendorWrite, effect_key, in_ledger
+from tasks.effects import Recorded, VendorWrite, effect_key
 from tasks.journey import (
     Move,
     StepContext,
@@ -91,17 +91,19 @@ async def activate_service(context: StepContext, journeys: list[ClaimedJourney])
     """paid → activating, for a batch: the client's website asked of Hostinger."""
     hostinger = await context.client("hostinger")
     return await each_lead(
-        context, journeys, lambda lead: _activate_one(context, hostinger, lead), "hostinger"
+        context,
+        journeys,
+        lambda lead, _recorded: _activate_one(context, hostinger, lead),
+        "hostinger",
     )
 
 
-async def _check_one(context: StepContext, hostinger: Any, journey: ClaimedJourney) -> Move:
-    try:
-        effect = await in_ledger(context.ledger.get_effect, website_key(journey.lead_id))
-    except UnknownEffect:
-        return Move.dead_letter(journey.lead_id, "activating without a requested website")
-    domain = effect.vendor_object_id
-    if not effect.is_done or not domain:
+async def _check_one(
+    context: StepContext, hostinger: Any, journey: ClaimedJourney, recorded: Recorded
+) -> Move:
+    effect = recorded.effect(WEBSITE)
+    domain = effect.vendor_object_id if effect is not None and effect.is_done else None
+    if effect is None or not domain:
         return Move.dead_letter(journey.lead_id, "activating without a requested website")
     website = await hostinger.find_by_reference(domain)
     if website is not None and website.is_enabled:
@@ -118,5 +120,8 @@ async def check_activation(context: StepContext, journeys: list[ClaimedJourney])
     """activating → activated once Hostinger lists the site as enabled; else due later."""
     hostinger = await context.client("hostinger")
     return await each_journey(
-        context, journeys, lambda journey: _check_one(context, hostinger, journey), "hostinger"
+        context,
+        journeys,
+        lambda journey, recorded: _check_one(context, hostinger, journey, recorded),
+        "hostinger",
     )

@@ -31,10 +31,10 @@ from blocks.asaas import AsaasCustomer, AsaasPayment, NewCustomer, NewPixCharge
 from blocks.whatsapp import SendResult, TemplateComponent, TemplateParameter
 from data_quality import normalize_cnpj, normalize_cpf
 from leadflow.privacy import mask_document
-from ledger import ClaimedJourney, JourneyState, LeadView, UnknownEffect
+from ledger import ClaimedJourney, JourneyState, LeadView
 from tasks.contracts import envelope_id_of
 from tasks.deals import form_of
-from tasks.effects import EffectResult, UnknownOutcome, VendorWrite, effect_key, in_ledger
+from tasks.effects import EffectResult, Recorded, UnknownOutcome, VendorWrite
 from tasks.journey import (
     Move,
     StepContext,
@@ -79,9 +79,11 @@ def valid_document(text: str | None) -> str | None:
     return None
 
 
-async def _document_from_contract(context: StepContext, lead: LeadView) -> tuple[str | None, str]:
+async def _document_from_contract(
+    context: StepContext, recorded: Recorded
+) -> tuple[str | None, str]:
     """The CPF/CNPJ the client typed into the signed contract, and what was found."""
-    envelope_id = await envelope_id_of(context, lead.lead_id)
+    envelope_id = envelope_id_of(recorded)
     if envelope_id is None:
         return None, "no signed envelope is recorded"
     docusign = await context.client("docusign")
@@ -122,7 +124,7 @@ async def _paid_move(asaas: Any, lead_id: int, payment_id: str, reason: str) -> 
     return Move.advance(lead_id, JourneyState.CHARGE_OPEN, reason)
 
 
-async def _charge_one(context: StepContext, asaas: Any, lead: LeadView) -> Move:
+async def _charge_one(context: StepContext, asaas: Any, lead: LeadView, recorded: Recorded) -> Move:
     normalized = lead.normalized
     if normalized is None:
         return Move.dead_letter(lead.lead_id, "the lead has no normalised data")
@@ -134,7 +136,7 @@ async def _charge_one(context: StepContext, asaas: Any, lead: LeadView) -> Move:
     document = valid_document(normalized.document)
     origin = "from the lead form"
     if document is None:
-        document, origin = await _document_from_contract(context, lead)
+        document, origin = await _document_from_contract(context, recorded)
     if document is None:
         return Move.dead_letter(lead.lead_id, f"billing needs a valid CPF/CNPJ: {origin}")
 
@@ -237,16 +239,17 @@ async def charge_by_pix(context: StepContext, journeys: list[ClaimedJourney]) ->
     """contract_signed → charge_open, for a batch: customer, PIX charge, code on WhatsApp."""
     asaas = await context.client("asaas")
     return await each_lead(
-        context, journeys, lambda lead: _charge_one(context, asaas, lead), "asaas", "whatsapp"
+        context,
+        journeys,
+        lambda lead, recorded: _charge_one(context, asaas, lead, recorded),
+        "asaas",
+        "whatsapp",
     )
 
 
-async def payment_id_of(context: StepContext, lead_id: int) -> str | None:
-    try:
-        effect = await in_ledger(context.ledger.get_effect, effect_key(lead_id, CHARGE))
-    except UnknownEffect:
-        return None
-    return effect.vendor_object_id if effect.is_done else None
+def payment_id_of(recorded: Recorded) -> str | None:
+    """The lead's Asaas charge id, as the ledger recorded it."""
+    return recorded.vendor_id(CHARGE)
 
 
 def payment_move(lead_id: int, payment: AsaasPayment, recheck: float) -> Move:
@@ -263,8 +266,10 @@ def payment_move(lead_id: int, payment: AsaasPayment, recheck: float) -> Move:
     )
 
 
-async def _check_one(context: StepContext, asaas: Any, journey: ClaimedJourney) -> Move:
-    payment_id = await payment_id_of(context, journey.lead_id)
+async def _check_one(
+    context: StepContext, asaas: Any, journey: ClaimedJourney, recorded: Recorded
+) -> Move:
+    payment_id = payment_id_of(recorded)
     if payment_id is None:
         return Move.dead_letter(journey.lead_id, "charge_open without a recorded PIX charge")
     payment = await asaas.get_payment(payment_id)
@@ -276,5 +281,8 @@ async def check_payments(context: StepContext, journeys: list[ClaimedJourney]) -
     """charge_open → paid, reading each charge at Asaas (CONFIRMED or RECEIVED is paid)."""
     asaas = await context.client("asaas")
     return await each_journey(
-        context, journeys, lambda journey: _check_one(context, asaas, journey), "asaas"
+        context,
+        journeys,
+        lambda journey, recorded: _check_one(context, asaas, journey, recorded),
+        "asaas",
     )

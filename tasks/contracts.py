@@ -19,9 +19,9 @@ from blocks.docusign import (
     TemplateRole,
     TextCustomField,
 )
-from ledger import ClaimedJourney, JourneyState, LeadView, UnknownEffect
+from ledger import ClaimedJourney, JourneyState, LeadView
 from tasks.deals import deal_id_of
-from tasks.effects import VendorWrite, effect_key, in_ledger
+from tasks.effects import Recorded, VendorWrite, effect_key
 from tasks.journey import (
     Move,
     StepContext,
@@ -83,7 +83,9 @@ async def _find_envelope(docusign: Any, lead: LeadView) -> Envelope | None:
     return found
 
 
-async def _send_one(context: StepContext, docusign: Any, lead: LeadView) -> Move:
+async def _send_one(
+    context: StepContext, docusign: Any, lead: LeadView, recorded: Recorded
+) -> Move:
     template_id = context.business.docusign.template_id
     if not template_id:
         return Move.dead_letter(
@@ -91,7 +93,7 @@ async def _send_one(context: StepContext, docusign: Any, lead: LeadView) -> Move
         )
     if lead.normalized is None or not lead.normalized.email:
         return Move.dead_letter(lead.lead_id, "the lead has no e-mail to send the contract to")
-    deal_id = await deal_id_of(context, lead.lead_id)
+    deal_id = deal_id_of(recorded)
     if deal_id is None:
         return Move.dead_letter(lead.lead_id, "deal_won without a recorded Pipedrive deal")
     body = _envelope(context, lead, deal_id, template_id)
@@ -117,16 +119,16 @@ async def send_contract(context: StepContext, journeys: list[ClaimedJourney]) ->
     """deal_won → contract_sent, for a batch: one envelope per won deal."""
     docusign = await context.client("docusign")
     return await each_lead(
-        context, journeys, lambda lead: _send_one(context, docusign, lead), "docusign"
+        context,
+        journeys,
+        lambda lead, recorded: _send_one(context, docusign, lead, recorded),
+        "docusign",
     )
 
 
-async def envelope_id_of(context: StepContext, lead_id: int) -> str | None:
-    try:
-        effect = await in_ledger(context.ledger.get_effect, envelope_key(lead_id))
-    except UnknownEffect:
-        return None
-    return effect.vendor_object_id if effect.is_done else None
+def envelope_id_of(recorded: Recorded) -> str | None:
+    """The lead's DocuSign envelope id, as the ledger recorded it."""
+    return recorded.vendor_id(ENVELOPE)
 
 
 def contract_move(lead_id: int, envelope_id: str, status: str, recheck: float) -> Move:
@@ -142,8 +144,10 @@ def contract_move(lead_id: int, envelope_id: str, status: str, recheck: float) -
     )
 
 
-async def _check_one(context: StepContext, docusign: Any, journey: ClaimedJourney) -> Move:
-    envelope_id = await envelope_id_of(context, journey.lead_id)
+async def _check_one(
+    context: StepContext, docusign: Any, journey: ClaimedJourney, recorded: Recorded
+) -> Move:
+    envelope_id = envelope_id_of(recorded)
     if envelope_id is None:
         return Move.dead_letter(journey.lead_id, "contract_sent without a recorded envelope")
     envelope = await docusign.get_envelope(envelope_id)
@@ -156,5 +160,8 @@ async def check_contracts(context: StepContext, journeys: list[ClaimedJourney]) 
     """contract_sent → contract_signed | contract_declined, reading each envelope at DocuSign."""
     docusign = await context.client("docusign")
     return await each_journey(
-        context, journeys, lambda journey: _check_one(context, docusign, journey), "docusign"
+        context,
+        journeys,
+        lambda journey, recorded: _check_one(context, docusign, journey, recorded),
+        "docusign",
     )

@@ -26,7 +26,7 @@ from blocks.pipedrive_models import (
     PersonMatch,
 )
 from ledger import ClaimedJourney, JourneyState, LeadView
-from tasks.effects import EffectResult, UnknownOutcome, VendorWrite, effect_key, in_ledger
+from tasks.effects import EffectResult, Recorded, UnknownOutcome, VendorWrite, effect_key
 from tasks.journey import (
     Move,
     StepContext,
@@ -192,25 +192,22 @@ async def upsert_person_and_deal(
     return await each_lead(
         context,
         journeys,
-        lambda lead: _upsert_one(context, pipedrive, field_key, lead),
+        lambda lead, _recorded: _upsert_one(context, pipedrive, field_key, lead),
         "pipedrive",
     )
 
 
-async def deal_id_of(context: StepContext, lead_id: int) -> int | None:
+def deal_id_of(recorded: Recorded) -> int | None:
     """The lead's Pipedrive deal id, as the ledger recorded it."""
-    from ledger import UnknownEffect
-
-    try:
-        effect = await in_ledger(context.ledger.get_effect, deal_key(lead_id))
-    except UnknownEffect:
-        return None
-    return int(effect.vendor_object_id) if effect.is_done and effect.vendor_object_id else None
+    deal_id = recorded.vendor_id(DEAL)
+    return int(deal_id) if deal_id else None
 
 
-async def _check_one(context: StepContext, pipedrive: Any, journey: ClaimedJourney) -> Move:
+async def _check_one(
+    context: StepContext, pipedrive: Any, journey: ClaimedJourney, recorded: Recorded
+) -> Move:
     recheck = context.business.timing.waiting_recheck_seconds
-    deal_id = await deal_id_of(context, journey.lead_id)
+    deal_id = deal_id_of(recorded)
     if deal_id is None:
         return Move.dead_letter(journey.lead_id, "deal_open without a recorded Pipedrive deal")
     deal = await pipedrive.get_deal(deal_id)
@@ -228,5 +225,8 @@ async def check_deals(context: StepContext, journeys: list[ClaimedJourney]) -> l
     for a lost webhook); an open deal stays waiting and is read again later."""
     pipedrive = await context.client("pipedrive")
     return await each_journey(
-        context, journeys, lambda journey: _check_one(context, pipedrive, journey), "pipedrive"
+        context,
+        journeys,
+        lambda journey, recorded: _check_one(context, pipedrive, journey, recorded),
+        "pipedrive",
     )

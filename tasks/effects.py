@@ -48,6 +48,7 @@ __all__ = [
     "UNCONFIRMED",
     "EffectResult",
     "Effected",
+    "Recorded",
     "UnknownOutcome",
     "VendorWrite",
     "effect_key",
@@ -150,6 +151,34 @@ class VendorWrite(Generic[T]):
     def __post_init__(self) -> None:
         if self.unknown_outcome is UnknownOutcome.LOOK_UP and self.find is None:
             raise ValueError(f"{self.key}: a look-up write needs `find`")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A lead's effects as the ledger held them when the step began: what the steps before it
+    made at each vendor, read for the whole batch in one query (`Ledger.effects_for_leads`).
+
+    Why not a read per lead: in the welcome step such reads (the deal's id, the website, every
+    id for the note) were half of the ledger's calls, and the ledger's one thread was what
+    bounded the step (bench_journey). What the current step writes is not here: its outcome is
+    the `Effected` that `perform` returns."""
+
+    lead_id: int
+    effects: tuple[EffectView, ...] = ()
+
+    def effect(self, name: str) -> EffectView | None:
+        """The lead's effect `name` (`pipedrive.deal`), or None when none was recorded."""
+        key = effect_key(self.lead_id, name)
+        return next((effect for effect in self.effects if effect.key == key), None)
+
+    def vendor_id(self, name: str) -> str | None:
+        """The vendor's id for the lead's effect `name` once done; None before."""
+        effect = self.effect(name)
+        return effect.vendor_object_id if effect is not None and effect.is_done else None
+
+    def done(self) -> list[EffectView]:
+        """The lead's effects that are done, oldest first."""
+        return [effect for effect in self.effects if effect.is_done]
 
 
 def effect_key(lead_id: int, effect: str) -> str:

@@ -18,8 +18,9 @@ from typing import Any
 from blocks.pipedrive_models import DealUpdate, Note, NoteCreate
 from blocks.whatsapp import SendResult, TemplateComponent, TemplateParameter
 from ledger import ClaimedJourney, JourneyState, LeadView
+from tasks.activation import WEBSITE
 from tasks.deals import deal_id_of
-from tasks.effects import UnknownOutcome, VendorWrite, in_ledger
+from tasks.effects import Effected, Recorded, UnknownOutcome, VendorWrite, in_ledger
 from tasks.journey import (
     Move,
     StepContext,
@@ -31,6 +32,8 @@ from tasks.journey import (
 __all__ = ["last_inbound_cursor", "note_marker", "welcome"]
 
 WINDOW = timedelta(hours=24)
+WELCOME_MESSAGE = "whatsapp.welcome"
+SEND_WELCOME = "send_welcome"
 
 
 def note_marker(lead_id: int) -> str:
@@ -50,14 +53,17 @@ async def _window_open(context: StepContext, phone: str) -> bool:
     return datetime.now(UTC) - datetime.fromisoformat(last) < WINDOW
 
 
-async def _note_text(context: StepContext, lead: LeadView, domain: str | None) -> str:
-    # read again, not reused from the step's start: the welcome message's effect is done now
-    effects = await in_ledger(context.ledger.effects_for_lead, lead.lead_id, responses=False)
+def _note_text(
+    lead: LeadView, domain: str | None, recorded: Recorded, welcome_message: Effected | None
+) -> str:
+    """Every vendor id of the journey: what earlier steps made, then the welcome message this
+    step sent, unless an earlier attempt of the step recorded it already."""
     lines = [
         f"{effect.vendor}.{effect.operation}: {effect.vendor_object_id}"
-        for effect in effects
-        if effect.is_done
+        for effect in recorded.done()
     ]
+    if welcome_message is not None and recorded.vendor_id(WELCOME_MESSAGE) is None:
+        lines.append(f"whatsapp.{SEND_WELCOME}: {welcome_message.vendor_object_id}")
     return "\n".join(
         [
             f"Cliente ativo: {domain or 'serviço'} no ar, boas-vindas enviadas.",
@@ -79,20 +85,15 @@ async def _find_note(pipedrive: Any, deal_id: int, marker: str) -> Note | None:
     return None
 
 
-async def _welcome_one(context: StepContext, pipedrive: Any, lead: LeadView) -> Move:
+async def _welcome_one(
+    context: StepContext, pipedrive: Any, lead: LeadView, recorded: Recorded
+) -> Move:
     normalized = lead.normalized
     if normalized is None:
         return Move.dead_letter(lead.lead_id, "the lead has no normalised data")
-    website = next(
-        (
-            e
-            for e in await in_ledger(context.ledger.effects_for_lead, lead.lead_id, responses=False)
-            if e.operation == "create_website" and e.is_done
-        ),
-        None,
-    )
-    domain = website.vendor_object_id if website else None
+    domain = recorded.vendor_id(WEBSITE)
     said = "no mobile: no WhatsApp welcome"
+    welcome_message: Effected | None = None
     if normalized.reachable_on_whatsapp:
         assert normalized.phone is not None
         whatsapp = await context.client("whatsapp")
@@ -120,8 +121,8 @@ async def _welcome_one(context: StepContext, pipedrive: Any, lead: LeadView) -> 
         sent = await context.perform(
             VendorWrite[SendResult].for_lead(
                 lead,
-                "whatsapp.welcome",
-                "send_welcome",
+                WELCOME_MESSAGE,
+                SEND_WELCOME,
                 create=send,
                 object_id=lambda result: result.wamid,
                 unknown_outcome=UnknownOutcome.HOLD,
@@ -132,10 +133,11 @@ async def _welcome_one(context: StepContext, pipedrive: Any, lead: LeadView) -> 
         ) is not None:
             return failed
         said = f"WhatsApp welcome {sent.result}"
-    deal_id = await deal_id_of(context, lead.lead_id)
+        welcome_message = sent
+    deal_id = deal_id_of(recorded)
     if deal_id is None:
         return Move.dead_letter(lead.lead_id, "activated without a recorded Pipedrive deal")
-    content = await _note_text(context, lead, domain)
+    content = _note_text(lead, domain, recorded, welcome_message)
     marker = note_marker(lead.lead_id)
     noted = await context.perform(
         VendorWrite[Note].for_lead(
@@ -166,7 +168,7 @@ async def welcome(context: StepContext, journeys: list[ClaimedJourney]) -> list[
     return await each_lead(
         context,
         journeys,
-        lambda lead: _welcome_one(context, pipedrive, lead),
+        lambda lead, recorded: _welcome_one(context, pipedrive, lead, recorded),
         "whatsapp",
         "pipedrive",
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 import pytest
 
 from blocks.asaas import AsaasClient, AsaasPayment, NewPixCharge
 from flows import intake, lead_to_cash
-from ledger import JourneyState
+from ledger import JourneyState, Ledger
 from tests.journey.world import World
 
 pytestmark = pytest.mark.integration
@@ -64,6 +65,62 @@ async def test_each_vendor_object_carries_the_references_that_link_it_to_the_jou
             for key, vendor_id in ids.items():
                 if key != "pipedrive.add_note":
                     assert vendor_id in note, key
+
+
+async def test_a_step_reads_what_earlier_steps_recorded_once_per_batch_never_per_lead(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each step gets its batch's recorded effects from one query (`Recorded`): a ledger read
+    per lead (the deal's id, the envelope's, the website) made the ledger's thread the bound."""
+    reads: list[str] = []
+    for name in ("get_effect", "effects_for_lead", "effects_for_leads"):
+        original = getattr(Ledger, name)
+
+        def counted(
+            self: Ledger, *args: Any, _name: str = name, _read: Any = original, **kwargs: Any
+        ) -> Any:
+            reads.append(_name)
+            return _read(self, *args, **kwargs)
+
+        monkeypatch.setattr(Ledger, name, counted)
+    world.people(accept=1.0)
+    world.submit_leads(4)
+
+    counts = await world.reconcile_until_settled()
+
+    assert counts == {JourneyState.WELCOMED: 4}, world.describe()
+    assert reads.count("get_effect") == reads.count("effects_for_lead") == 0, reads
+    assert "effects_for_leads" in reads
+
+
+async def test_a_welcome_resumed_after_its_message_was_sent_lists_the_message_once_in_the_note(
+    world: World,
+) -> None:
+    """The note is written from what the step found recorded at its start plus the message it
+    sent: when an earlier attempt sent the message (the note failed), it is listed once."""
+    notes_fail = {"route": "POST /api/v1/notes", "faults": {"error_rate": 1.0}}
+    world.admin.put("/faults/pipedrive/routes", json=notes_fail).raise_for_status()
+    world.people(accept=1.0)
+    world.submit_leads(1)
+    await intake()
+    (lead_id,) = world.lead_ids()
+    for _ in range(8):
+        await lead_to_cash()
+        world.act()
+        if "whatsapp.send_welcome" in world.vendor_ids(lead_id):
+            break
+    assert world.counts() == {JourneyState.ACTIVATED: 1}, world.describe()
+    world.admin.delete("/faults/pipedrive").raise_for_status()
+
+    counts = await world.reconcile_until_settled()
+
+    assert counts == {JourneyState.WELCOMED: 1}, world.describe()
+    ids = world.vendor_ids(lead_id)
+    async with world.blocks["pipedrive"].get_client() as pipedrive:
+        notes = await pipedrive.list_notes(deal_id=int(ids["pipedrive.create_deal"]))
+    (note,) = [n.content for n in notes.items]
+    assert note.count(ids["whatsapp.send_welcome"]) == 1, note
+    assert world.created_twice() == []
 
 
 def _reads_of_one(world: World, vendor: str, collection: str) -> int:

@@ -254,6 +254,27 @@ def test_a_leads_effects_without_responses_are_the_same_effects_with_no_answer(
     assert [dataclasses.replace(effect, response=None) for effect in full] == light
 
 
+def test_a_batchs_effects_are_read_in_one_call_each_leads_as_its_own_read_gives_them(
+    ledger: Ledger,
+) -> None:
+    first, second, none_yet = new_lead(ledger), new_lead(ledger), new_lead(ledger)
+    made = [(first, "pipedrive.person"), (second, "pipedrive.person"), (first, "pipedrive.deal")]
+    for lead_id, effect in made:
+        key = f"lead:{lead_id}:{effect}"
+        ledger.begin_effect(key, "pipedrive", effect, lead_id)
+        ledger.complete_effect(key, f"id-{lead_id}", {"big": "x"})
+
+    batch = ledger.effects_for_leads([second, first, none_yet, 999_999, 2**70])
+
+    assert batch == {
+        lead_id: ledger.effects_for_lead(lead_id, responses=False)
+        for lead_id in (first, second, none_yet, 999_999)
+    }
+    assert [effect.operation for effect in batch[first]] == ["pipedrive.person", "pipedrive.deal"]
+    assert batch[none_yet] == batch[999_999] == []
+    assert ledger.effects_for_leads([]) == {}
+
+
 def test_a_late_workers_object_after_a_takeover_is_recorded_as_an_orphan_candidate(
     ledger: Ledger, clock: Clock
 ) -> None:
