@@ -17,8 +17,10 @@ for at most LEADFLOW_HTTP_MAX_RATE_LIMIT_PAUSE (120 s by default, whatever the v
 only the route it was seen on, unless the vendor counts one budget per credential
 (`rate_limit_scope="vendor"`: Graph, Pipedrive, DocuSign). Limits come in the shapes vendors
 publish them: a token bucket (`RateLimit`), a count per rolling window (`RollingWindow`), a cap
-on requests in flight (`ConcurrencyCap`). A 2xx whose body cannot be read is an error of the
-tree too (`read_answer`): TransientError for a read, UnknownOutcomeError for a write.
+on requests in flight (`ConcurrencyCap`); a caller caps its own calls in flight, to every vendor
+at once, with `calls_in_flight` (a journey step's concurrency). A 2xx whose body cannot be read
+is an error of the tree too (`read_answer`): TransientError for a read, UnknownOutcomeError for a
+write.
 
 One logical call never takes longer than the policy's total timeout, waits included: a
 `Retry-After`, a backoff or a rate-limit wait that would overrun it is not slept but raised
@@ -61,7 +63,8 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -97,6 +100,7 @@ __all__ = [
     "SharedObjects",
     "VendorClient",
     "VendorHTTP",
+    "calls_in_flight",
     "credential_fingerprint",
     "default_error_parser",
     "forget_rate_limits",
@@ -439,6 +443,29 @@ class RollingWindow(RateLimit):
 
     def __repr__(self) -> str:
         return f"RollingWindow(limit={self.limit}, window={self.window})"
+
+
+#: the slots of the innermost `calls_in_flight` block the running code was started in, if any
+_CALL_SLOTS: ContextVar[asyncio.Semaphore | None] = ContextVar("leadflow_call_slots", default=None)
+
+
+@contextlib.contextmanager
+def calls_in_flight(limit: int) -> Iterator[None]:
+    """At most `limit` vendor calls in flight at once, to any vendor, among the coroutines and
+    tasks started inside the block: each attempt holds a slot while it is sent and its answer
+    read, never while it waits to retry.
+
+    Why a caller's cap beside the vendors' own (`ConcurrencyCap`, the lanes): a journey step's
+    concurrency is the calls it keeps in flight, not the leads it works on. A lead spends part
+    of its step writing to the ledger; while it does, another lead can use its slot
+    (tasks/journey.py)."""
+    if limit < 1:
+        raise ValueError("calls_in_flight needs limit >= 1")
+    token = _CALL_SLOTS.set(asyncio.Semaphore(limit))
+    try:
+        yield
+    finally:
+        _CALL_SLOTS.reset(token)
 
 
 class ConcurrencyCap:
@@ -941,15 +968,10 @@ class VendorHTTP:
                 )
             started = policy.clock()
             try:
-                async with asyncio.timeout(remaining), self._slot(method):
-                    lanes = self._lanes()
-                    lane = await lanes.take()
-                    try:
-                        response = await self._send(
-                            lane, method, url, params=params, json=json, data=data, headers=headers
-                        )
-                    finally:
-                        lanes.give_back(lane)
+                async with asyncio.timeout(remaining):
+                    response = await self._attempt(
+                        method, url, params=params, json=json, data=data, headers=headers
+                    )
             except (httpx.TransportError, TimeoutError) as exc:
                 self._log(method, path, None, attempt, started, outcome=type(exc).__name__)
                 error: VendorError = self._network_error(exc, method, path, idempotent)
@@ -984,6 +1006,36 @@ class VendorHTTP:
             if policy.clock() + delay >= deadline:
                 raise error  # the vendor asks for longer than this call may take: let Prefect wait
             await policy.sleep(delay)
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any,
+        json: Any,
+        data: Any,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        """One attempt on a lane of its own, holding one of the caller's slots
+        (`calls_in_flight`), then the vendor's (`ConcurrencyCap`), while it is sent and its
+        answer read."""
+        call_slots = _CALL_SLOTS.get()
+        if call_slots is not None:
+            await call_slots.acquire()
+        try:
+            async with self._slot(method):
+                lanes = self._lanes()
+                lane = await lanes.take()
+                try:
+                    return await self._send(
+                        lane, method, url, params=params, json=json, data=data, headers=headers
+                    )
+                finally:
+                    lanes.give_back(lane)
+        finally:
+            if call_slots is not None:
+                call_slots.release()
 
     async def _send(
         self,

@@ -155,7 +155,12 @@ class BusinessConfig(_Section):
     """The whole of `leadflow.toml`."""
 
     blocks: str = Field("default", description="Name of every vendor's Block document.")
-    concurrency: int = Field(10, ge=1, le=200, description="Vendor calls in flight per step.")
+    concurrency: int = Field(
+        10,
+        ge=1,
+        le=200,
+        description="Vendor calls in flight per step (on up to twice as many leads at once).",
+    )
     batch_size: int = Field(100, ge=1, le=5000, description="Journeys a stage claims at once.")
     forms: tuple[FormChoices, ...] = ()
     products: dict[str, ProductChoices] = Field(default_factory=dict)

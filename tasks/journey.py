@@ -31,6 +31,7 @@ from enum import StrEnum
 from typing import Any, TypeVar, cast
 from uuid import uuid4
 
+from blocks.http import calls_in_flight
 from leadflow.business import BusinessConfig, get_business
 from leadflow.privacy import mask_text
 from leadflow.settings import get_settings
@@ -47,6 +48,7 @@ from ledger import (
 from tasks.effects import Effected, EffectResult, Recorded, VendorWrite, perform
 
 __all__ = [
+    "LEADS_PER_CALL",
     "VENDOR_CREDENTIALS",
     "Move",
     "MoveKind",
@@ -196,6 +198,10 @@ async def open_step_context(
         await context.aclose()
 
 
+#: leads a step works on at once per vendor call it keeps in flight (see `for_each`)
+LEADS_PER_CALL = 2
+
+
 async def for_each(
     items: Iterable[T],
     step: Callable[[T], Awaitable[Move]],
@@ -204,8 +210,14 @@ async def for_each(
     vendors: tuple[str, ...] = (),
     retry_in: float = 30.0,
 ) -> list[Move]:
-    """Run `step` over the batch, `concurrency` at a time. A step that raises is turned into a
-    retry for its lead alone (the rest of the batch goes on); the error is masked.
+    """Run `step` over the batch with at most `concurrency` vendor calls in flight, on up to
+    `LEADS_PER_CALL` times as many items at once. A step that raises is turned into a retry for
+    its lead alone (the rest of the batch goes on); the error is masked.
+
+    Why more items than calls: each lead's step also writes to the ledger (begin and complete
+    every effect), and a call slot held by a lead waiting on the ledger is a slot the vendor
+    does not use. With one lead per slot, a 1,000-lead journey against a 20 ms sandbox spent a
+    fifth of its time so (bench_journey); the vendors still see `concurrency` calls at most.
 
     While the batch runs it holds `concurrency` of each vendor's global slots (Prefect global
     concurrency limits made by `leadflow setup`), so all workers together stay under the vendor's
@@ -225,7 +237,7 @@ async def for_each(
 async def _run_bounded(
     items: list[T], step: Callable[[T], Awaitable[Move]], concurrency: int, retry_in: float
 ) -> list[Move]:
-    gate = asyncio.Semaphore(concurrency)
+    gate = asyncio.Semaphore(concurrency * LEADS_PER_CALL)
 
     async def one(item: T) -> Move:
         async with gate:
@@ -237,7 +249,8 @@ async def _run_bounded(
                     raise
                 return _move_for_error(lead_id, error, retry_in)
 
-    return list(await asyncio.gather(*(one(item) for item in items)))
+    with calls_in_flight(concurrency):  # the tasks gather makes inherit the cap
+        return list(await asyncio.gather(*(one(item) for item in items)))
 
 
 def _move_for_error(lead_id: int, error: Exception, retry_in: float) -> Move:

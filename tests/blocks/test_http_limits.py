@@ -23,6 +23,7 @@ from blocks.http import (
     RateLimitWaitTooLong,
     RollingWindow,
     VendorHTTP,
+    calls_in_flight,
 )
 from leadflow.settings import get_settings, reset_settings_cache
 from tests.blocks.conftest import RecordedSleeps
@@ -255,3 +256,73 @@ async def test_a_cancelled_waiter_gives_its_slot_to_the_next_one() -> None:
     with pytest.raises(asyncio.CancelledError):
         await cancelled
     assert cap.in_flight == 0
+
+
+# ------------------------------------------------------------- a caller's calls in flight
+
+
+class HeldAnswers(httpx.AsyncBaseTransport):
+    """A vendor that holds every request until released, counting those it holds."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.peak = 0
+        self.released = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.held += 1
+        self.peak = max(self.peak, self.held)
+        try:
+            await self.released.wait()
+        finally:
+            self.held -= 1
+        return httpx.Response(200, json={})
+
+
+async def until_quiet() -> None:
+    """Every task started so far has gone as far as it can without the vendor answering."""
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+async def test_calls_in_flight_caps_the_calls_of_the_tasks_started_inside_it(
+    policy: HttpPolicy,
+) -> None:
+    transport = HeldAnswers()
+    http = VendorHTTP("acme", "https://api.acme.test", transport=transport, policy=policy)
+    with calls_in_flight(3):
+        capped = [asyncio.create_task(http.request("GET", "/things")) for _ in range(10)]
+    free = [asyncio.create_task(http.request("GET", "/things")) for _ in range(2)]
+
+    await until_quiet()
+    assert transport.held == 3 + 2  # three of the capped calls, and both calls started outside
+    transport.released.set()
+    await asyncio.gather(*capped, *free)
+    assert transport.peak == 5
+    await http.aclose()
+
+
+async def test_a_call_waiting_to_retry_leaves_its_slot_to_another_call(
+    policy: HttpPolicy,
+) -> None:
+    other_answered = asyncio.Event()
+
+    async def backoff_until_the_other_is_answered(seconds: float) -> None:
+        await other_answered.wait()
+
+    transport, seen = answering(
+        httpx.Response(503), httpx.Response(200, json={}), httpx.Response(200, json={})
+    )
+    waiting = replace(policy, sleep=backoff_until_the_other_is_answered)
+    http = vendor(transport, waiting)
+
+    async def other() -> None:
+        await http.request("GET", "/other")
+        other_answered.set()
+
+    with calls_in_flight(1):
+        retried = asyncio.create_task(http.request("GET", "/retried"))
+        await until_quiet()
+        await asyncio.wait_for(asyncio.gather(retried, asyncio.create_task(other())), 5)
+    assert [request.url.path for request in seen] == ["/retried", "/other", "/retried"]
+    await http.aclose()
