@@ -19,7 +19,7 @@ from leadflow.business import slugify
 from leadflow.settings import ConfigError
 from ledger import ClaimedJourney, JourneyState, LeadView
 from tasks.deals import form_of
-from tasks.effects import Recorded, VendorWrite, effect_key
+from tasks.effects import Recorded, VendorWrite
 from tasks.journey import (
     Move,
     StepContext,
@@ -32,10 +32,6 @@ from tasks.journey import (
 __all__ = ["activate_service", "check_activation", "website_domain"]
 
 WEBSITE = "hostinger.website"
-
-
-def website_key(lead_id: int) -> str:
-    return effect_key(lead_id, WEBSITE)
 
 
 def website_domain(pattern: str, lead: LeadView) -> str:

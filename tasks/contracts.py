@@ -21,7 +21,7 @@ from blocks.docusign import (
 )
 from ledger import ClaimedJourney, JourneyState, LeadView
 from tasks.deals import deal_id_of
-from tasks.effects import Recorded, VendorWrite, effect_key
+from tasks.effects import Recorded, VendorWrite
 from tasks.journey import (
     Move,
     StepContext,
@@ -38,10 +38,6 @@ LEAD_ID_FIELD = "leadflow_lead_id"
 DEAL_ID_FIELD = "pipedrive_deal_id"
 SIGNED = {"completed"}
 REFUSED = {"declined", "voided"}
-
-
-def envelope_key(lead_id: int) -> str:
-    return effect_key(lead_id, ENVELOPE)
 
 
 def transaction_id(lead_id: int) -> str:

@@ -47,10 +47,6 @@ def person_key(lead_id: int) -> str:
     return effect_key(lead_id, PERSON)
 
 
-def deal_key(lead_id: int) -> str:
-    return effect_key(lead_id, DEAL)
-
-
 class FieldUnavailable(Exception):  # noqa: N818 - reads as the business fact
     """The lead-id deal field could not be found or made; `permanent` if the vendor refused."""
 

@@ -216,8 +216,8 @@ async def for_each(
 
     Why more items than calls: each lead's step also writes to the ledger (begin and complete
     every effect), and a call slot held by a lead waiting on the ledger is a slot the vendor
-    does not use. With one lead per slot, a 1,000-lead journey against a 20 ms sandbox spent a
-    fifth of its time so (bench_journey); the vendors still see `concurrency` calls at most.
+    does not use. With one lead per slot, a 1,000-lead journey against a 20 ms sandbox took
+    about a tenth longer (bench_journey); the vendors still see `concurrency` calls at most.
 
     While the batch runs it holds `concurrency` of each vendor's global slots (Prefect global
     concurrency limits made by `leadflow setup`), so all workers together stay under the vendor's
