@@ -159,9 +159,9 @@ class Recorded:
     made at each vendor, read for the whole batch in one query (`Ledger.effects_for_leads`).
 
     Why not a read per lead: in the welcome step such reads (the deal's id, the website, every
-    id for the note) were half of the ledger's calls, and the ledger's one thread was what
-    bounded the step (bench_journey). What the current step writes is not here: its outcome is
-    the `Effected` that `perform` returns."""
+    id for the note) were half of the ledger's calls, each a round trip through the ledger's
+    thread that the lead waited for (bench_journey). What the current step writes is not here:
+    its outcome is the `Effected` that `perform` returns."""
 
     lead_id: int
     effects: tuple[EffectView, ...] = ()
