@@ -98,9 +98,9 @@ async def _check_one(
     context: StepContext, hostinger: Any, journey: ClaimedJourney, recorded: Recorded
 ) -> Move:
     effect = recorded.effect(WEBSITE)
-    domain = effect.vendor_object_id if effect is not None and effect.is_done else None
-    if effect is None or not domain:
+    if effect is None or not effect.is_done or not effect.vendor_object_id:
         return Move.dead_letter(journey.lead_id, "activating without a requested website")
+    domain = effect.vendor_object_id
     website = await hostinger.find_by_reference(domain)
     if website is not None and website.is_enabled:
         return Move.advance(journey.lead_id, JourneyState.ACTIVATED, f"website {domain} is live")

@@ -403,19 +403,17 @@ async def each_lead(
     step: Callable[[LeadView, Recorded], Awaitable[Move]],
     *vendors: str,
 ) -> list[Move]:
-    """Run `step` on each claimed journey's lead and what earlier steps recorded for it (both
-    read for the whole batch at once), holding the vendors' slots, and record every move."""
+    """`each_journey`, the step given each journey's lead (the batch's leads read in one
+    query) instead of the journey."""
     if not journeys:
         return []
-    leads, recorded = await asyncio.to_thread(_read_batch, context.ledger, journeys, leads=True)
-    moves = await for_each(
+    leads = await asyncio.to_thread(context.ledger.get_leads, [j.lead_id for j in journeys])
+    return await each_journey(
+        context,
         journeys,
-        lambda journey: step(leads[journey.lead_id], recorded[journey.lead_id]),
-        context.business.concurrency,
-        vendors=vendors,
-        retry_in=context.backoff(1),
+        lambda journey, recorded: step(leads[journey.lead_id], recorded),
+        *vendors,
     )
-    return await apply_moves(context, journeys, moves)
 
 
 async def each_journey(
@@ -424,28 +422,19 @@ async def each_journey(
     step: Callable[[ClaimedJourney, Recorded], Awaitable[Move]],
     *vendors: str,
 ) -> list[Move]:
-    """Run `step` on each claimed journey and what earlier steps recorded for it (read for the
-    whole batch at once), holding the vendors' slots, and record every move."""
+    """Run `step` on each claimed journey and what earlier steps recorded for it (the batch's
+    effects read in one query, not a ledger call per lead: see `Recorded`), holding the vendors'
+    slots, and record every move."""
     if not journeys:
         return []
-    _, recorded = await asyncio.to_thread(_read_batch, context.ledger, journeys, leads=False)
+    effects = await asyncio.to_thread(
+        context.ledger.effects_for_leads, [j.lead_id for j in journeys]
+    )
+
+    def run(journey: ClaimedJourney) -> Awaitable[Move]:
+        return step(journey, Recorded(journey.lead_id, tuple(effects.get(journey.lead_id, ()))))
+
     moves = await for_each(
-        journeys,
-        lambda journey: step(journey, recorded[journey.lead_id]),
-        context.business.concurrency,
-        vendors=vendors,
-        retry_in=context.backoff(1),
+        journeys, run, context.business.concurrency, vendors=vendors, retry_in=context.backoff(1)
     )
     return await apply_moves(context, journeys, moves)
-
-
-def _read_batch(
-    ledger: Ledger, journeys: list[ClaimedJourney], *, leads: bool
-) -> tuple[dict[int, LeadView], dict[int, Recorded]]:
-    """The batch's leads (when asked) and each journey's recorded effects: a query each, in
-    one thread hop, instead of a ledger call per lead (see `Recorded`)."""
-    lead_ids = [journey.lead_id for journey in journeys]
-    views = ledger.get_leads(lead_ids) if leads else {}
-    effects = ledger.effects_for_leads(lead_ids)
-    recorded = {lead_id: Recorded(lead_id, tuple(effects.get(lead_id, ()))) for lead_id in lead_ids}
-    return views, recorded
